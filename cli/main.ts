@@ -1,0 +1,179 @@
+// The syncguard command line. A thin adapter: it parses options, opens connections, calls the
+// core and db modules, and prints for humans. Exit codes: 0 success, 2 any error (one line on
+// stderr, never a stack trace for a user error, never a password).
+
+import { Command, CommanderError, Option } from 'commander';
+import { BUCKET_SCHEMES, type BucketScheme } from '../functions/core/buckets.js';
+import { SyncGuardError } from '../functions/core/errors.js';
+import { parseColumnList, parseTableName } from '../functions/core/identifiers.js';
+import { type Client, connect } from '../functions/db/connect.js';
+import { type InstallResult, installPair, installSchema } from '../functions/db/install.js';
+import { registerTable, unregisterTable } from '../functions/db/register.js';
+import { pairDsns, positiveInt, singleDsn } from './options.js';
+
+export const EXIT_OK = 0;
+export const EXIT_ERROR = 2;
+
+type Out = (line: string) => void;
+
+async function withClients<T>(dsns: Array<[string, string]>, fn: (clients: Client[]) => Promise<T>): Promise<T> {
+  const clients: Client[] = [];
+  try {
+    for (const [dsn, label] of dsns) clients.push(await connect(dsn, label));
+    return await fn(clients);
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => {})));
+  }
+}
+
+function describeInstall(label: string, r: InstallResult, out: Out, warn: Out): void {
+  out(
+    r.applied.length === 0
+      ? `${label}: syncguard schema is up to date (version ${r.toVersion})`
+      : `${label}: syncguard schema ${r.fromVersion === 0 ? 'installed' : `upgraded from version ${r.fromVersion}`} to version ${r.toVersion}`,
+  );
+  for (const pub of r.allTablesPublications) {
+    warn(
+      `warning: publication ${pub} on the ${label} is FOR ALL TABLES, so it also publishes syncguard's configuration tables ` +
+        '(syncguard.migration, syncguard.registration). Their rows are keyed by node, so copies on a subscriber are ignored and never ' +
+        'overwrite its own; but install syncguard on every subscriber of it first, or their apply worker stops on a missing table. ' +
+        'To avoid the traffic, publish only your tables (FOR TABLE ... or FOR TABLES IN SCHEMA ...).',
+    );
+  }
+}
+
+export function buildProgram(out: Out, warn: Out): Command {
+  const program = new Command('syncguard')
+    .description("Prove a logical-replication subscriber holds exactly its publisher's data.")
+    .showHelpAfterError(false)
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => out(s.trimEnd()), writeErr: (s) => warn(s.trimEnd()) });
+
+  program
+    .command('install')
+    .description('create or upgrade the syncguard schema on one node (--dsn) or on a pair')
+    .option('--dsn <url>', 'one database')
+    .option('--publisher-dsn <url>', 'publisher database (or SYNCGUARD_PUBLISHER_DSN)')
+    .option('--subscriber-dsn <url>', 'subscriber database (or SYNCGUARD_SUBSCRIBER_DSN)')
+    .action(async (o: { dsn?: string; publisherDsn?: string; subscriberDsn?: string }) => {
+      if (o.dsn !== undefined) {
+        const dsn = singleDsn(o.dsn);
+        await withClients([[dsn, 'database']], async ([c]) => describeInstall('database', await installSchema(c as Client), out, warn));
+        return;
+      }
+      const { publisher, subscriber } = pairDsns(o);
+      await withClients(
+        [
+          [publisher, 'publisher'],
+          [subscriber, 'subscriber'],
+        ],
+        async ([p, s]) => {
+          const r = await installPair(p as Client, s as Client);
+          describeInstall('subscriber', r.subscriber, out, warn);
+          describeInstall('publisher', r.publisher, out, warn);
+          if (r.reidentified) out("subscriber: it had the publisher's node id (a physical clone?); it was given a new one");
+        },
+      );
+    });
+
+  program
+    .command('register')
+    .description('monitor a table on a pair: choose key, buckets and columns, install the dirty-tracking triggers')
+    .requiredOption('--table <schema.table>', 'the table (schema defaults to public)')
+    .option('--publisher-dsn <url>', 'publisher database (or SYNCGUARD_PUBLISHER_DSN)')
+    .option('--subscriber-dsn <url>', 'subscriber database (or SYNCGUARD_SUBSCRIBER_DSN)')
+    .option('--bucket-size <n>', 'rows per bucket (keys per bucket for integer keys)', positiveInt('--bucket-size'))
+    .option('--columns <a,b,...>', 'hash only these columns (the key is always included)')
+    .addOption(new Option('--bucket-scheme <scheme>', 'override the bucket scheme').choices([...BUCKET_SCHEMES]))
+    .action(
+      async (o: {
+        table: string;
+        publisherDsn?: string;
+        subscriberDsn?: string;
+        bucketSize?: number;
+        columns?: string;
+        bucketScheme?: BucketScheme;
+      }) => {
+        const table = parseTableName(o.table);
+        const columns = o.columns === undefined ? undefined : parseColumnList(o.columns);
+        const { publisher, subscriber } = pairDsns(o);
+        await withClients(
+          [
+            [publisher, 'publisher'],
+            [subscriber, 'subscriber'],
+          ],
+          async ([p, s]) => {
+            const r = await registerTable(p as Client, s as Client, {
+              table,
+              ...(o.bucketSize !== undefined ? { bucketSize: o.bucketSize } : {}),
+              ...(columns !== undefined ? { columns } : {}),
+              ...(o.bucketScheme !== undefined ? { scheme: o.bucketScheme } : {}),
+            });
+            const c = r.config;
+            const layout =
+              c.scheme === 'int' ? `${c.bucketWidth} keys per bucket` : `${c.bucketCount} bucket${c.bucketCount === 1 ? '' : 's'}`;
+            out(`registered ${c.schema}.${c.table}: key (${c.keyColumns.join(', ')}), ${c.scheme} buckets, ${layout}`);
+            out(`  hashed columns (${c.columns.length}): ${c.columns.join(', ')}`);
+            out(`  fingerprint ${c.fingerprint}, publications ${c.publications.join(', ')}`);
+            for (const n of r.notes) out(`  note: ${n}`);
+            out('  run `syncguard drain` on both nodes to compute the initial hashes');
+          },
+        );
+      },
+    );
+
+  program
+    .command('unregister')
+    .description('stop monitoring a table on a pair: remove its triggers and state')
+    .requiredOption('--table <schema.table>', 'the table (schema defaults to public)')
+    .option('--publisher-dsn <url>', 'publisher database (or SYNCGUARD_PUBLISHER_DSN)')
+    .option('--subscriber-dsn <url>', 'subscriber database (or SYNCGUARD_SUBSCRIBER_DSN)')
+    .action(async (o: { table: string; publisherDsn?: string; subscriberDsn?: string }) => {
+      const table = parseTableName(o.table);
+      const { publisher, subscriber } = pairDsns(o);
+      await withClients(
+        [
+          [publisher, 'publisher'],
+          [subscriber, 'subscriber'],
+        ],
+        async ([p, s]) => {
+          const r = await unregisterTable(p as Client, s as Client, table);
+          out(
+            `unregistered ${table.schema}.${table.table} (publisher: ${r.publisher ? 'removed' : 'was not registered'}, subscriber: ${r.subscriber ? 'removed' : 'was not registered'})`,
+          );
+        },
+      );
+    });
+
+  return program;
+}
+
+/** Runs the CLI; returns the exit code. */
+export async function run(
+  argv: readonly string[],
+  out: Out = (l) => process.stdout.write(`${l}\n`),
+  warn: Out = (l) => process.stderr.write(`${l}\n`),
+): Promise<number> {
+  const program = buildProgram(out, warn);
+  try {
+    await program.parseAsync([...argv]);
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; commander has already printed its one-line error otherwise.
+      return err.exitCode === 0 ? EXIT_OK : EXIT_ERROR;
+    }
+    if (err instanceof SyncGuardError) {
+      warn(`syncguard: ${err.message}`);
+      return EXIT_ERROR;
+    }
+    const pgErr = err as { code?: string; message?: string };
+    if (typeof pgErr.code === 'string' && typeof pgErr.message === 'string') {
+      // A PostgreSQL error (our SQL functions raise specific messages): one line, no stack.
+      warn(`syncguard: ${pgErr.message}`);
+      return EXIT_ERROR;
+    }
+    warn(`syncguard: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    return EXIT_ERROR;
+  }
+}

@@ -1,0 +1,28 @@
+// Option parsing shared by the CLI commands.
+
+import { InvalidArgumentError } from 'commander';
+import { InputError } from '../functions/core/errors.js';
+import { checkDsn } from '../functions/db/connect.js';
+
+export function positiveInt(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
+      throw new InvalidArgumentError(`${flag} must be a positive integer, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+}
+
+export function singleDsn(dsn: string): string {
+  return checkDsn(dsn, 'database');
+}
+
+/** Publisher and subscriber DSNs from flags, else SYNCGUARD_PUBLISHER_DSN / SYNCGUARD_SUBSCRIBER_DSN. */
+export function pairDsns(o: { publisherDsn?: string; subscriberDsn?: string }): { publisher: string; subscriber: string } {
+  const publisher = o.publisherDsn ?? process.env.SYNCGUARD_PUBLISHER_DSN;
+  const subscriber = o.subscriberDsn ?? process.env.SYNCGUARD_SUBSCRIBER_DSN;
+  if (publisher === undefined) throw new InputError('no publisher DSN: pass --publisher-dsn or set SYNCGUARD_PUBLISHER_DSN');
+  if (subscriber === undefined) throw new InputError('no subscriber DSN: pass --subscriber-dsn or set SYNCGUARD_SUBSCRIBER_DSN');
+  return { publisher: checkDsn(publisher, 'publisher'), subscriber: checkDsn(subscriber, 'subscriber') };
+}

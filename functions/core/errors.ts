@@ -1,0 +1,34 @@
+// Named errors. Their `name` is an interface: the CLI maps every SyncGuardError to exit code 2
+// with its message on one line, and Step Functions Retry/Catch (infra/) match on these names.
+// Keep the set small and stable.
+
+export class SyncGuardError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'SyncGuardError';
+  }
+}
+
+/** Bad input from the user: a malformed name, option or configuration. Nothing was changed. */
+export class InputError extends SyncGuardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'InputError';
+  }
+}
+
+/** A database could not be reached or refused the login. */
+export class ConnectionError extends SyncGuardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ConnectionError';
+  }
+}
+
+/** The databases do not allow the operation: a server too old, a missing table or key, schema drift. */
+export class IncompatibleError extends SyncGuardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'IncompatibleError';
+  }
+}

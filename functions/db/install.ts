@@ -1,0 +1,111 @@
+// Installing and upgrading the syncguard schema from the numbered migrations compiled into
+// generated/migrations.ts. Idempotent, and safe when installers race (parallel Lambda cold
+// starts): a transaction-scoped advisory lock serialises them, and the loser finds the work done.
+
+import { IncompatibleError } from '../core/errors.js';
+import { type Client, inTransaction } from './connect.js';
+import { type Migration, nodeMigrations } from './generated/migrations.js';
+
+export const MIN_SERVER_VERSION_NUM = 130000;
+/** pg_advisory_xact_lock key for schema installs ('SGIN'). */
+const INSTALL_LOCK = 0x5347494e;
+
+export interface InstallResult {
+  readonly fromVersion: number;
+  readonly toVersion: number;
+  readonly applied: readonly number[];
+  /** FOR ALL TABLES publications on this node (they also publish syncguard's logged tables). */
+  readonly allTablesPublications: readonly string[];
+  readonly nodeId: string;
+}
+
+export async function serverVersionNum(client: Client): Promise<number> {
+  const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
+  return Number(rows[0]?.v);
+}
+
+export async function requireSupportedServer(client: Client, label: string): Promise<number> {
+  const v = await serverVersionNum(client);
+  if (v < MIN_SERVER_VERSION_NUM) {
+    throw new IncompatibleError(`syncguard requires PostgreSQL 13 or later on the ${label} (detected server_version_num = ${v})`);
+  }
+  return v;
+}
+
+/** Applied migration versions of this node; empty when the schema is not installed. */
+export async function installedVersions(client: Client): Promise<number[]> {
+  const { rows: present } = await client.query<{ ok: boolean }>("SELECT to_regclass('syncguard.migration') IS NOT NULL AS ok");
+  if (!present[0]?.ok) return [];
+  const { rows } = await client.query<{ version: number }>(
+    'SELECT version FROM syncguard.migration WHERE node_id = syncguard.node_id() ORDER BY version',
+  );
+  return rows.map((r) => r.version);
+}
+
+/** Creates or upgrades the node schema; `upTo` stops early (tests of upgrades use it). */
+export async function installSchema(client: Client, label = 'database', upTo?: number): Promise<InstallResult> {
+  await requireSupportedServer(client, label);
+  const migrations: readonly Migration[] = nodeMigrations.filter((m) => upTo === undefined || m.version <= upTo);
+  const latest = nodeMigrations.at(-1)?.version ?? 0;
+  const { applied, fromVersion } = await inTransaction(client, async () => {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [INSTALL_LOCK]);
+    const done = await installedVersions(client);
+    const from = done.at(-1) ?? 0;
+    if (from > latest) {
+      throw new IncompatibleError(
+        `the syncguard schema on the ${label} is at version ${from}, newer than this syncguard (${latest}); upgrade syncguard`,
+      );
+    }
+    const todo = migrations.filter((m) => !done.includes(m.version));
+    for (const m of todo) {
+      await client.query(m.sql);
+      await client.query('INSERT INTO syncguard.migration (version, name) VALUES ($1, $2)', [m.version, m.name]);
+    }
+    return { applied: todo.map((m) => m.version), fromVersion: from };
+  });
+  const { rows: pubs } = await client.query<{ pubname: string }>('SELECT pubname FROM pg_publication WHERE puballtables ORDER BY 1');
+  return {
+    fromVersion,
+    toVersion: Math.max(fromVersion, ...applied),
+    applied,
+    allTablesPublications: pubs.map((p) => p.pubname),
+    nodeId: await nodeId(client),
+  };
+}
+
+export async function nodeId(client: Client): Promise<string> {
+  const { rows } = await client.query<{ id: string }>('SELECT syncguard.node_id()::text AS id');
+  return rows[0]?.id ?? '';
+}
+
+/** Fails with the command to run when the schema is missing or behind this syncguard. */
+export async function requireInstalled(client: Client, label: string): Promise<void> {
+  const done = await installedVersions(client);
+  const latest = nodeMigrations.at(-1)?.version ?? 0;
+  if (done.length === 0) {
+    throw new IncompatibleError(`syncguard is not installed on the ${label}; run: syncguard install --dsn <${label} DSN>`);
+  }
+  if ((done.at(-1) ?? 0) < latest) {
+    throw new IncompatibleError(
+      `the syncguard schema on the ${label} is at version ${done.at(-1)}, this syncguard needs ${latest}; run: syncguard install --dsn <${label} DSN>`,
+    );
+  }
+}
+
+/**
+ * Installs on a pair: subscriber first, so that a FOR ALL TABLES publication never sends rows of a
+ * syncguard table the subscriber lacks. A subscriber cloned from its publisher (same node id) is
+ * given a new identity, so the node-keyed rows of the two can never be confused.
+ */
+export async function installPair(
+  publisher: Client,
+  subscriber: Client,
+): Promise<{ publisher: InstallResult; subscriber: InstallResult; reidentified: boolean }> {
+  const sub = await installSchema(subscriber, 'subscriber');
+  const pub = await installSchema(publisher, 'publisher');
+  if (sub.nodeId === pub.nodeId) {
+    const { rows } = await subscriber.query<{ id: string }>('SELECT syncguard.reidentify()::text AS id');
+    return { publisher: pub, subscriber: { ...sub, nodeId: rows[0]?.id ?? '' }, reidentified: true };
+  }
+  return { publisher: pub, subscriber: sub, reidentified: false };
+}

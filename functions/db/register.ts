@@ -1,0 +1,131 @@
+// Registering a table on a pair: read both descriptions, decide in the core, sample what the
+// layout needs on the publisher, then write the identical registration to both nodes in two
+// transactions that commit only when both succeeded.
+
+import type { BucketScheme } from '../core/buckets.js';
+import { IncompatibleError, InputError } from '../core/errors.js';
+import type { QualifiedName } from '../core/identifiers.js';
+import { buildConfig, DEFAULT_BUCKET_SIZE, layoutFor, planRegistration, type RegistrationConfig } from '../core/registration.js';
+import type { TableInfo } from '../core/table-info.js';
+import type { Client } from './connect.js';
+import { requireInstalled } from './install.js';
+
+export interface RegisterOptions {
+  readonly table: QualifiedName;
+  readonly bucketSize?: number;
+  readonly columns?: readonly string[];
+  readonly scheme?: BucketScheme;
+}
+
+export interface RegisterResult {
+  readonly config: RegistrationConfig;
+  readonly notes: readonly string[];
+}
+
+export async function describeTable(client: Client, t: QualifiedName, publications: readonly string[], label: string): Promise<TableInfo> {
+  const { rows } = await client.query<{ d: TableInfo | null }>('SELECT syncguard.describe_table($1, $2, $3) AS d', [
+    t.schema,
+    t.table,
+    publications,
+  ]);
+  const d = rows[0]?.d ?? null;
+  if (d === null) throw new InputError(`table ${t.schema}.${t.table} does not exist on the ${label}`);
+  return d;
+}
+
+/**
+ * The publications this subscriber receives from this publisher: those named by the subscriber
+ * database's subscriptions that exist on the publisher.
+ */
+export async function subscribedPublications(publisher: Client, subscriber: Client): Promise<string[]> {
+  const { rows: subs } = await subscriber.query<{ subname: string; pubs: string[] }>(
+    'SELECT subname, subpublications AS pubs FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())',
+  );
+  if (subs.length === 0) {
+    throw new IncompatibleError('the subscriber database has no subscription; create the subscription to the publisher first');
+  }
+  const named = [...new Set(subs.flatMap((s) => s.pubs))];
+  const { rows } = await publisher.query<{ pubname: string }>('SELECT pubname FROM pg_publication WHERE pubname = ANY($1) ORDER BY 1', [
+    named,
+  ]);
+  if (rows.length === 0) {
+    throw new IncompatibleError(
+      `the subscriber's subscriptions (${subs.map((s) => s.subname).join(', ')}) name publications ${named.join(', ')}, none of which exists on the publisher; is this the right publisher?`,
+    );
+  }
+  return rows.map((r) => r.pubname);
+}
+
+export async function registerTable(publisher: Client, subscriber: Client, opts: RegisterOptions): Promise<RegisterResult> {
+  await requireInstalled(publisher, 'publisher');
+  await requireInstalled(subscriber, 'subscriber');
+  const publications = await subscribedPublications(publisher, subscriber);
+  const input = {
+    publisher: await describeTable(publisher, opts.table, publications, 'publisher'),
+    subscriber: await describeTable(subscriber, opts.table, [], 'subscriber'),
+    publications,
+    ...(opts.columns !== undefined ? { requestedColumns: opts.columns } : {}),
+    ...(opts.scheme !== undefined ? { requestedScheme: opts.scheme } : {}),
+  };
+  const plan = planRegistration(input);
+  const size = opts.bucketSize ?? DEFAULT_BUCKET_SIZE;
+  let rowCount = 0;
+  let bounds: string[][] = [];
+  if (plan.scheme === 'hash') {
+    const { rows } = await publisher.query<{ n: string }>('SELECT syncguard.row_count($1, $2) AS n', [opts.table.schema, opts.table.table]);
+    rowCount = Number(rows[0]?.n ?? 0);
+  } else if (plan.scheme === 'range') {
+    const { rows } = await publisher.query<{ b: string[][] }>('SELECT syncguard.sample_bounds($1, $2, $3, $4) AS b', [
+      opts.table.schema,
+      opts.table.table,
+      plan.key.map((k) => k.name),
+      size,
+    ]);
+    bounds = rows[0]?.b ?? [];
+  }
+  const config = buildConfig(input, plan, layoutFor(plan.scheme, size, rowCount, bounds));
+  const notes = [...plan.choice.notes];
+  if (plan.scheme === 'range' && bounds.length === 0) {
+    notes.push('the publisher table is empty, so it has a single range bucket; re-register once it holds data');
+  }
+
+  await publisher.query('BEGIN');
+  await subscriber.query('BEGIN');
+  try {
+    for (const [client, role] of [
+      [subscriber, 'subscriber'],
+      [publisher, 'publisher'],
+    ] as const) {
+      await client.query('SELECT syncguard.register_table($1, $2)', [JSON.stringify(config), role]);
+    }
+    await subscriber.query('COMMIT');
+    await publisher.query('COMMIT');
+  } catch (err) {
+    await subscriber.query('ROLLBACK').catch(() => {});
+    await publisher.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+  return { config, notes };
+}
+
+/** Removes the registration (triggers, generated objects, state) from both nodes. */
+export async function unregisterTable(
+  publisher: Client,
+  subscriber: Client,
+  table: QualifiedName,
+): Promise<{ publisher: boolean; subscriber: boolean }> {
+  await requireInstalled(publisher, 'publisher');
+  await requireInstalled(subscriber, 'subscriber');
+  const result = { publisher: false, subscriber: false };
+  for (const [client, role] of [
+    [subscriber, 'subscriber'],
+    [publisher, 'publisher'],
+  ] as const) {
+    const { rows } = await client.query<{ ok: boolean }>('SELECT syncguard.unregister_table($1, $2) AS ok', [table.schema, table.table]);
+    result[role] = rows[0]?.ok ?? false;
+  }
+  if (!result.publisher && !result.subscriber) {
+    throw new InputError(`table ${table.schema}.${table.table} is not registered on either node`);
+  }
+  return result;
+}

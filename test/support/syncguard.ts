@@ -1,0 +1,93 @@
+// Test helpers that drive syncguard on a pair the way the CLI does, plus catalogue readers.
+
+import type pg from 'pg';
+import { parseTableName } from '../../functions/core/identifiers.js';
+import { connect } from '../../functions/db/connect.js';
+import { installPair } from '../../functions/db/install.js';
+import { type RegisterOptions, type RegisterResult, registerTable } from '../../functions/db/register.js';
+import type { Pair } from './pair.js';
+
+export interface BucketRow {
+  bucket: string;
+  row_count: string;
+  hash_sum: string;
+}
+
+/** Owner connections to both sides with the schema installed. */
+export async function installed(pair: Pair): Promise<{ pub: pg.Client; sub: pg.Client; close: () => Promise<void> }> {
+  const pub = await connect(pair.publisherDsn, 'publisher');
+  const sub = await connect(pair.subscriberDsn, 'subscriber');
+  await installPair(pub, sub);
+  return { pub, sub, close: async () => void (await Promise.all([pub.end(), sub.end()])) };
+}
+
+export async function register(
+  pub: pg.Client,
+  sub: pg.Client,
+  table: string,
+  opts: Omit<RegisterOptions, 'table'> = {},
+): Promise<RegisterResult> {
+  return registerTable(pub, sub, { table: parseTableName(table), ...opts });
+}
+
+export async function regId(c: pg.Client, table: string): Promise<number> {
+  const t = parseTableName(table);
+  const { rows } = await c.query<{ reg_id: number }>(
+    'SELECT reg_id FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
+    [t.schema, t.table],
+  );
+  if (rows[0] === undefined) throw new Error(`${table} is not registered`);
+  return rows[0].reg_id;
+}
+
+/** Finishes the initial sweep of every registration and drains every dirty mark. */
+export async function settle(c: pg.Client): Promise<void> {
+  const { rows } = await c.query<{ reg_id: number }>('SELECT reg_id FROM syncguard.registrations ORDER BY reg_id');
+  for (const { reg_id } of rows) {
+    for (;;) {
+      const r = await c.query<{ s: { done: boolean; busy?: boolean } }>('SELECT syncguard.sweep_step($1, 500) AS s', [reg_id]);
+      if (r.rows[0]?.s.done) break;
+    }
+  }
+  for (;;) {
+    const r = await c.query<{ n: number }>('SELECT syncguard.drain_step(1000) AS n');
+    if (r.rows[0]?.n === 0) {
+      const left = await c.query<{ n: string }>('SELECT count(*) AS n FROM syncguard.dirty');
+      if (Number(left.rows[0]?.n) === 0) return;
+    }
+  }
+}
+
+/** The stored catalogue of a table, non-empty buckets only, by bucket. */
+export async function catalogue(c: pg.Client, table: string): Promise<Map<string, string>> {
+  const id = await regId(c, table);
+  const { rows } = await c.query<BucketRow>(
+    'SELECT bucket::text, row_count::text, hash_sum::text FROM syncguard.bucket WHERE reg_id = $1 AND row_count > 0 ORDER BY bucket',
+    [id],
+  );
+  return new Map(rows.map((r) => [r.bucket, `${r.row_count}:${r.hash_sum}`]));
+}
+
+/** A from-scratch recompute of a table's buckets, by bucket. */
+export async function fromScratch(c: pg.Client, table: string): Promise<Map<string, string>> {
+  const id = await regId(c, table);
+  const { rows } = await c.query<BucketRow>(
+    'SELECT bucket::text, row_count::text, hash_sum::text FROM syncguard.compute_all($1) ORDER BY bucket',
+    [id],
+  );
+  return new Map(rows.map((r) => [r.bucket, `${r.row_count}:${r.hash_sum}`]));
+}
+
+/** Buckets whose values differ between two catalogues (absent = empty). */
+export function differingBuckets(a: Map<string, string>, b: Map<string, string>): string[] {
+  const keys = new Set([...a.keys(), ...b.keys()]);
+  return [...keys].filter((k) => (a.get(k) ?? '0:0') !== (b.get(k) ?? '0:0')).sort((x, y) => Number(x) - Number(y));
+}
+
+export async function dirtyBuckets(c: pg.Client, table: string): Promise<string[]> {
+  const id = await regId(c, table);
+  const { rows } = await c.query<{ bucket: string }>('SELECT DISTINCT bucket::text FROM syncguard.dirty WHERE reg_id = $1 ORDER BY 1', [
+    id,
+  ]);
+  return rows.map((r) => r.bucket).sort((x, y) => Number(x) - Number(y));
+}
