@@ -62,7 +62,7 @@ export async function settle(c: pg.Client): Promise<void> {
 export async function catalogue(c: pg.Client, table: string): Promise<Map<string, string>> {
   const id = await regId(c, table);
   const { rows } = await c.query<BucketRow>(
-    'SELECT bucket::text, row_count::text, hash_sum::text FROM syncguard.bucket WHERE reg_id = $1 AND row_count > 0 ORDER BY bucket',
+    'SELECT bucket::text, row_count::text, hash_sum::text FROM syncguard.bucket b WHERE reg_id = $1 AND row_count > 0 ORDER BY b.bucket',
     [id],
   );
   return new Map(rows.map((r) => [r.bucket, `${r.row_count}:${r.hash_sum}`]));
