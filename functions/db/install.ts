@@ -24,12 +24,16 @@ export async function serverVersionNum(client: Client): Promise<number> {
   return Number(rows[0]?.v);
 }
 
-export async function requireSupportedServer(client: Client, label: string): Promise<number> {
-  const v = await serverVersionNum(client);
-  if (v < MIN_SERVER_VERSION_NUM) {
-    throw new IncompatibleError(`syncguard requires PostgreSQL 13 or later on the ${label} (detected server_version_num = ${v})`);
+/** syncguard needs PostgreSQL 13 (xid8, pg_current_xact_id, transition tables with ENABLE ALWAYS). */
+export function checkServerVersion(versionNum: number, label: string): number {
+  if (!(versionNum >= MIN_SERVER_VERSION_NUM)) {
+    throw new IncompatibleError(`syncguard requires PostgreSQL 13 or later on the ${label} (detected server_version_num = ${versionNum})`);
   }
-  return v;
+  return versionNum;
+}
+
+export async function requireSupportedServer(client: Client, label: string): Promise<number> {
+  return checkServerVersion(await serverVersionNum(client), label);
 }
 
 /** Applied migration versions of this node; empty when the schema is not installed. */

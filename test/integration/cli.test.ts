@@ -1,0 +1,132 @@
+// The CLI against real databases: install, register and unregister work; every kind of bad
+// input gives exit code 2, one specific line on stderr without the password, and changes nothing.
+
+import { spawnSync } from 'node:child_process';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { run } from '../../cli/main.js';
+import { createPair, type Pair } from '../support/pair.js';
+
+let pair: Pair;
+
+async function cli(...args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await run(['node', 'syncguard', ...args], (l) => out.push(l), (l) => err.push(l));
+  return { code, out, err };
+}
+
+const pairArgs = () => ['--publisher-dsn', pair.publisherDsn, '--subscriber-dsn', pair.subscriberDsn];
+
+async function state(c: pg.Client): Promise<{ registrations: number; triggers: number }> {
+  const { rows } = await c.query<{ r: number; t: number }>(
+    `SELECT (SELECT count(*)::int FROM syncguard.registrations) AS r,
+            (SELECT count(*)::int FROM pg_trigger WHERE tgname LIKE 'syncguard%') AS t`,
+  );
+  return { registrations: rows[0]?.r ?? -1, triggers: rows[0]?.t ?? -1 };
+}
+
+beforeAll(async () => {
+  pair = await createPair(inject('publisherCluster'), inject('subscriberCluster'), 'cli');
+  await pair.both(`CREATE TABLE public.good (id int PRIMARY KEY, v text);
+                   CREATE TABLE public.nokey (v int);
+                   CREATE TABLE public.floaty (k float8 PRIMARY KEY, v int);`);
+  await pair.pub.query("INSERT INTO public.good SELECT i, 'v' || i FROM generate_series(1, 50) i");
+  await pair.subscribe(['public.good', 'public.nokey', 'public.floaty']);
+});
+
+afterAll(async () => {
+  await pair?.dispose();
+});
+
+describe('syncguard CLI', () => {
+  it('prints help through the installed bin entry', () => {
+    const r = spawnSync(process.execPath, ['bin/syncguard.js', '--help'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/install/);
+    expect(r.stdout).toMatch(/register/);
+  });
+
+  it('installs on a pair', async () => {
+    const r = await cli('install', ...pairArgs());
+    expect(r.code).toBe(0);
+    expect(r.out[0]).toMatch(/^subscriber: syncguard schema installed to version \d+/);
+    expect(r.out[1]).toMatch(/^publisher: syncguard schema installed to version \d+/);
+    expect((await cli('install', '--dsn', pair.publisherDsn)).out[0]).toMatch(/up to date/);
+  });
+
+  const bad: Array<[string, string[], RegExp]> = [
+    ['a table name with a semicolon', ['--table', 'public.good;drop table good'], /table name "good;drop table good" is not allowed/],
+    ['a table name with quotes', ['--table', 'public."good"'], /table name "\\"good\\"" is not allowed/],
+    ['a table name with two dots', ['--table', 'a.b.c'], /more than one dot/],
+    ['an unknown table', ['--table', 'public.missing'], /table public\.missing does not exist on the publisher/],
+    ['a column list naming a missing column', ['--table', 'public.good', '--columns', 'v,nope'], /column nope does not exist in the publisher table public\.good/],
+    ['a table without a key', ['--table', 'public.nokey'], /has no primary key or unique NOT NULL key/],
+    ['a key type that cannot be bucketed', ['--table', 'public.floaty'], /key column k has type double precision, which syncguard cannot bucket/],
+    ['a zero bucket size', ['--table', 'public.good', '--bucket-size', '0'], /--bucket-size must be a positive integer/],
+    ['a column name with a semicolon', ['--table', 'public.good', '--columns', 'v;'], /column name "v;" is not allowed/],
+    ['an unknown bucket scheme', ['--table', 'public.good', '--bucket-scheme', 'zigzag'], /argument 'zigzag' is invalid. Allowed choices are int, range, hash/],
+  ];
+
+  it.each(bad)('refuses %s with exit 2 and changes nothing', async (_what, args, message) => {
+    const r = await cli('register', ...pairArgs(), ...args);
+    expect(r.code).toBe(2);
+    expect(r.err).toHaveLength(1);
+    expect(r.err[0]).toMatch(message);
+    expect(await state(pair.pub)).toEqual({ registrations: 0, triggers: 0 });
+    expect(await state(pair.sub)).toEqual({ registrations: 0, triggers: 0 });
+  });
+
+  it('refuses a wrong password without printing it', async () => {
+    const wrong = pair.publisherDsn.replace(/:[^:@/]+@/, ':Sup3rSecretWrong@');
+    const r = await cli('register', '--publisher-dsn', wrong, '--subscriber-dsn', pair.subscriberDsn, '--table', 'public.good');
+    expect(r.code).toBe(2);
+    expect(r.err[0]).toMatch(/could not connect to the publisher at postgres:\/\/sg_owner:\*\*\*@127\.0\.0\.1.*password authentication failed/);
+    expect(r.err.join('\n')).not.toContain('Sup3rSecretWrong');
+  });
+
+  it('refuses a DSN that is not a URL, and missing DSNs', async () => {
+    const r = await cli('install', '--dsn', 'host=localhost user=x password=hunter2');
+    expect(r.code).toBe(2);
+    expect(r.err[0]).toMatch(/the database DSN is not a URL/);
+    expect(r.err[0]).not.toContain('hunter2');
+    const saved = [process.env.SYNCGUARD_PUBLISHER_DSN, process.env.SYNCGUARD_SUBSCRIBER_DSN];
+    delete process.env.SYNCGUARD_PUBLISHER_DSN;
+    const m = await cli('register', '--table', 'public.good');
+    expect(m.code).toBe(2);
+    expect(m.err[0]).toMatch(/no publisher DSN: pass --publisher-dsn or set SYNCGUARD_PUBLISHER_DSN/);
+    [process.env.SYNCGUARD_PUBLISHER_DSN, process.env.SYNCGUARD_SUBSCRIBER_DSN] = saved;
+  });
+
+  it('refuses an unknown option with exit 2', async () => {
+    const r = await cli('register', '--table', 'public.good', '--tabel', 'x');
+    expect(r.code).toBe(2);
+    expect(r.err.join(' ')).toMatch(/unknown option '--tabel'/);
+  });
+
+  it('registers (DSNs from the environment) and unregisters', async () => {
+    process.env.SYNCGUARD_PUBLISHER_DSN = pair.publisherDsn;
+    process.env.SYNCGUARD_SUBSCRIBER_DSN = pair.subscriberDsn;
+    try {
+      const r = await cli('register', '--table', 'good', '--bucket-size', '10');
+      expect(r.code).toBe(0);
+      expect(r.out[0]).toBe('registered public.good: key (id), int buckets, 10 keys per bucket');
+      expect(await state(pair.pub)).toEqual({ registrations: 1, triggers: 4 });
+      expect(await state(pair.sub)).toEqual({ registrations: 1, triggers: 2 });
+      expect((await cli('register', '--table', 'good', '--bucket-size', '10')).code).toBe(0); // same fingerprint: no-op
+      const clash = await cli('register', '--table', 'good', '--bucket-size', '20');
+      expect(clash.code).toBe(2);
+      expect(clash.err[0]).toMatch(/already registered with fingerprint .*unregister it first/);
+      const u = await cli('unregister', '--table', 'public.good');
+      expect(u.code).toBe(0);
+      expect(await state(pair.pub)).toEqual({ registrations: 0, triggers: 0 });
+      expect(await state(pair.sub)).toEqual({ registrations: 0, triggers: 0 });
+      const again = await cli('unregister', '--table', 'public.good');
+      expect(again.code).toBe(2);
+      expect(again.err[0]).toMatch(/not registered on either node/);
+    } finally {
+      delete process.env.SYNCGUARD_PUBLISHER_DSN;
+      delete process.env.SYNCGUARD_SUBSCRIBER_DSN;
+    }
+  });
+});
