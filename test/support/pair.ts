@@ -23,7 +23,7 @@ export interface Pair {
   /** Runs SQL on both databases (as the owner role: schema setup). */
   both(sql: string): Promise<void>;
   /** Creates the publication (a table list, or null for FOR ALL TABLES) and the subscription, and waits for the initial sync. */
-  subscribe(tables: readonly string[] | null, options?: { publicationSql?: string }): Promise<void>;
+  subscribe(tables: readonly string[] | null, options?: { publicationSql?: string }): Promise<void>; // an existing publication named like the pair is kept
   /** Waits until the subscriber has applied everything the publisher has written so far. */
   catchUp(timeoutMs?: number): Promise<void>;
   /** Waits until every table of the subscription is in state r (ready). */
@@ -115,7 +115,8 @@ export async function createPair(publisher: ClusterInfo, subscriber: ClusterInfo
     },
     async subscribe(tables, options = {}) {
       const what = tables === null ? 'FOR ALL TABLES' : `FOR TABLE ${tables.join(', ')}`;
-      await pub.query(options.publicationSql ?? `CREATE PUBLICATION ${name} ${what}`);
+      const exists = await pub.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [name]);
+      if (exists.rowCount === 0) await pub.query(options.publicationSql ?? `CREATE PUBLICATION ${name} ${what}`);
       const conn = `host=${publisher.host} port=${publisher.port} dbname=${name} user=postgres password=${SUPERUSER_PASSWORD}`;
       await sub.query(`CREATE SUBSCRIPTION ${name} CONNECTION '${conn}' PUBLICATION ${name} WITH (slot_name = '${name}')`);
       subscribed = true;
