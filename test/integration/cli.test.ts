@@ -12,7 +12,11 @@ let pair: Pair;
 async function cli(...args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await run(['node', 'syncguard', ...args], (l) => out.push(l), (l) => err.push(l));
+  const code = await run(
+    ['node', 'syncguard', ...args],
+    (l) => out.push(l),
+    (l) => err.push(l),
+  );
   return { code, out, err };
 }
 
@@ -60,12 +64,24 @@ describe('syncguard CLI', () => {
     ['a table name with quotes', ['--table', 'public."good"'], /table name "\\"good\\"" is not allowed/],
     ['a table name with two dots', ['--table', 'a.b.c'], /more than one dot/],
     ['an unknown table', ['--table', 'public.missing'], /table public\.missing does not exist on the publisher/],
-    ['a column list naming a missing column', ['--table', 'public.good', '--columns', 'v,nope'], /column nope does not exist in the publisher table public\.good/],
+    [
+      'a column list naming a missing column',
+      ['--table', 'public.good', '--columns', 'v,nope'],
+      /column nope does not exist in the publisher table public\.good/,
+    ],
     ['a table without a key', ['--table', 'public.nokey'], /has no primary key or unique NOT NULL key/],
-    ['a key type that cannot be bucketed', ['--table', 'public.floaty'], /key column k has type double precision, which syncguard cannot bucket/],
+    [
+      'a key type that cannot be bucketed',
+      ['--table', 'public.floaty'],
+      /key column k has type double precision, which syncguard cannot bucket/,
+    ],
     ['a zero bucket size', ['--table', 'public.good', '--bucket-size', '0'], /--bucket-size must be a positive integer/],
     ['a column name with a semicolon', ['--table', 'public.good', '--columns', 'v;'], /column name "v;" is not allowed/],
-    ['an unknown bucket scheme', ['--table', 'public.good', '--bucket-scheme', 'zigzag'], /argument 'zigzag' is invalid. Allowed choices are int, range, hash/],
+    [
+      'an unknown bucket scheme',
+      ['--table', 'public.good', '--bucket-scheme', 'zigzag'],
+      /argument 'zigzag' is invalid. Allowed choices are int, range, hash/,
+    ],
   ];
 
   it.each(bad)('refuses %s with exit 2 and changes nothing', async (_what, args, message) => {
@@ -81,7 +97,9 @@ describe('syncguard CLI', () => {
     const wrong = pair.publisherDsn.replace(/:[^:@/]+@/, ':Sup3rSecretWrong@');
     const r = await cli('register', '--publisher-dsn', wrong, '--subscriber-dsn', pair.subscriberDsn, '--table', 'public.good');
     expect(r.code).toBe(2);
-    expect(r.err[0]).toMatch(/could not connect to the publisher at postgres:\/\/sg_owner:\*\*\*@127\.0\.0\.1.*password authentication failed/);
+    expect(r.err[0]).toMatch(
+      /could not connect to the publisher at postgres:\/\/sg_owner:\*\*\*@127\.0\.0\.1.*password authentication failed/,
+    );
     expect(r.err.join('\n')).not.toContain('Sup3rSecretWrong');
   });
 

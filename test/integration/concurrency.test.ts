@@ -55,7 +55,10 @@ it(
         await c.query(`UPDATE ${T} SET n = n + 1, t = md5(t) WHERE id BETWEEN $1 AND $1 + 3`, [rnd(2000)]);
         if (i % 5 === 0) await c.query(`DELETE FROM ${T} WHERE id = $1`, [rnd(2000)]);
         if (i % 5 === 1) await c.query(`INSERT INTO ${T} VALUES ($1, 0, 'new') ON CONFLICT (id) DO UPDATE SET t = 'again'`, [rnd(2000)]);
-        if (i % 7 === 2) await c.query(`UPDATE ${T} SET id = id + 5000 WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ${T} WHERE id = $1 + 5000)`, [rnd(2000)]);
+        if (i % 7 === 2)
+          await c.query(`UPDATE ${T} SET id = id + 5000 WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ${T} WHERE id = $1 + 5000)`, [
+            rnd(2000),
+          ]);
         await c.query(w % 2 === 0 ? 'COMMIT' : i % 9 === 0 ? 'ROLLBACK' : 'COMMIT');
       }),
     );

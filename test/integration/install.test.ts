@@ -1,7 +1,7 @@
 // Installing the node schema: idempotent, safe under racing installers, as a non-superuser, and an
 // upgrade from any earlier version ends with the same catalogue as a fresh install.
 
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect } from '../../functions/db/connect.js';
 import { nodeMigrations } from '../../functions/db/generated/migrations.js';
