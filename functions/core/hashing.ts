@@ -6,17 +6,6 @@ import { createHash } from 'node:crypto';
 /** Bumped whenever the canonical text or the hash changes; part of every fingerprint. */
 export const HASH_VERSION = 1;
 
-/** The settings every rendering of row text runs under. */
-export const PINNED_SETTINGS: Readonly<Record<string, string>> = Object.freeze({
-  timezone: 'UTC',
-  datestyle: 'ISO, YMD',
-  intervalstyle: 'postgres',
-  extra_float_digits: '1',
-  bytea_output: 'hex',
-  lc_monetary: 'C',
-  search_path: 'pg_catalog, pg_temp',
-});
-
 /** Row hash: the first 8 bytes of sha256 over the UTF-8 canonical text, as a signed 64-bit integer. */
 export function rowHash(canonicalText: string): bigint {
   const digest = createHash('sha256').update(canonicalText, 'utf8').digest();

@@ -48,5 +48,3 @@ export function parseColumnList(input: string): string[] {
   }
   return names;
 }
-
-export const formatTableName = (n: QualifiedName): string => `${n.schema}.${n.table}`;
