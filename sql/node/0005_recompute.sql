@@ -21,8 +21,9 @@ DECLARE
   r syncguard.registration := syncguard._reg(p_reg);
   v_claimed bigint[];
 BEGIN
+  -- In key order, so that two sessions adding rows for overlapping sets cannot deadlock.
   INSERT INTO syncguard.bucket AS b (reg_id, bucket)
-  SELECT p_reg, u.b FROM unnest(p_buckets) u(b) ON CONFLICT DO NOTHING;
+  SELECT p_reg, u.b FROM unnest(p_buckets) u(b) ORDER BY u.b ON CONFLICT DO NOTHING;
 
   SELECT array_agg(c.bucket) INTO v_claimed
     FROM (SELECT b.bucket FROM syncguard.bucket b
