@@ -3,31 +3,26 @@
 // session); after a final drain every stored hash equals a from-scratch recompute.
 
 import pg from 'pg';
-import { afterAll, beforeAll, expect, inject, it } from 'vitest';
-import { createPair, type Pair } from '../support/pair.js';
-import { catalogue, differingBuckets, fromScratch, installed, register, settle } from '../support/syncguard.js';
+import { expect, it } from 'vitest';
+import { catalogue, differingBuckets, fromScratch, register, settle } from '../support/syncguard.js';
+import { usePair } from '../support/use-pair.js';
 
 const T = 'public.hot';
 const RACE_MS = 20_000;
-let pair: Pair;
-let pub: pg.Client;
-let sub: pg.Client;
-let close: () => Promise<void>;
-
-beforeAll(async () => {
-  pair = await createPair(inject('publisherCluster'), inject('subscriberCluster'), 'race');
-  await pair.both(`CREATE TABLE ${T} (id int PRIMARY KEY, n int NOT NULL, t text)`);
-  await pair.pub.query(`INSERT INTO ${T} SELECT i, 0, 'r' || i FROM generate_series(1, 2000) i`);
-  await pair.subscribe([T]);
-  ({ pub, sub, close } = await installed(pair));
-  await register(pub, sub, T, { bucketSize: 20 }); // 100 buckets
-  await settle(pub);
-  await settle(sub);
-});
-
-afterAll(async () => {
-  await close?.();
-  await pair?.dispose();
+/** deadlock_detected, unique_violation: conflicts between the writers themselves. */
+const WRITER_CONFLICTS = new Set(['40P01', '23505']);
+const ctx = usePair({
+  label: 'race',
+  tables: [T],
+  async prepare(pair) {
+    await pair.both(`CREATE TABLE ${T} (id int PRIMARY KEY, n int NOT NULL, t text)`);
+    await pair.pub.query(`INSERT INTO ${T} SELECT i, 0, 'r' || i FROM generate_series(1, 2000) i`);
+  },
+  async ready({ pub, sub }) {
+    await register(pub, sub, T, { bucketSize: 20 }); // 100 buckets
+    await settle(pub);
+    await settle(sub);
+  },
 });
 
 async function loop(dsn: string, until: number, body: (c: pg.Client, i: number) => Promise<void>): Promise<number> {
@@ -48,21 +43,28 @@ it(
     const until = Date.now() + RACE_MS;
     const rnd = (n: number) => 1 + Math.floor(Math.random() * n);
     const writers = [0, 1, 2, 3].map((w) =>
-      loop(pair.publisherDsn, until, async (c, i) => {
-        // multi-statement transactions touching several buckets, with inserts, deletes and key moves
-        await c.query('BEGIN');
-        await c.query(`UPDATE ${T} SET n = n + 1 WHERE id = $1`, [rnd(2000)]);
-        await c.query(`UPDATE ${T} SET n = n + 1, t = md5(t) WHERE id BETWEEN $1 AND $1 + 3`, [rnd(2000)]);
-        if (i % 5 === 0) await c.query(`DELETE FROM ${T} WHERE id = $1`, [rnd(2000)]);
-        if (i % 5 === 1) await c.query(`INSERT INTO ${T} VALUES ($1, 0, 'new') ON CONFLICT (id) DO UPDATE SET t = 'again'`, [rnd(2000)]);
-        if (i % 7 === 2)
-          await c.query(`UPDATE ${T} SET id = id + 5000 WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ${T} WHERE id = $1 + 5000)`, [
-            rnd(2000),
-          ]);
-        await c.query(w % 2 === 0 ? 'COMMIT' : i % 9 === 0 ? 'ROLLBACK' : 'COMMIT');
+      loop(ctx.pair.publisherDsn, until, async (c, i) => {
+        // Multi-statement transactions touching several buckets, with inserts, deletes and key
+        // moves. Writers may deadlock with each other or collide on a moved key; such a
+        // transaction rolls back, as an application's would, and the race goes on.
+        try {
+          await c.query('BEGIN');
+          await c.query(`UPDATE ${T} SET n = n + 1 WHERE id = $1`, [rnd(2000)]);
+          await c.query(`UPDATE ${T} SET n = n + 1, t = md5(t) WHERE id BETWEEN $1 AND $1 + 3`, [rnd(2000)]);
+          if (i % 5 === 0) await c.query(`DELETE FROM ${T} WHERE id = $1`, [rnd(2000)]);
+          if (i % 5 === 1) await c.query(`INSERT INTO ${T} VALUES ($1, 0, 'new') ON CONFLICT (id) DO UPDATE SET t = 'again'`, [rnd(2000)]);
+          if (i % 7 === 2)
+            await c.query(`UPDATE ${T} SET id = id + 5000 WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ${T} WHERE id = $1 + 5000)`, [
+              rnd(2000),
+            ]);
+          await c.query(w % 2 === 0 ? 'COMMIT' : i % 9 === 0 ? 'ROLLBACK' : 'COMMIT');
+        } catch (err) {
+          await c.query('ROLLBACK');
+          if (!WRITER_CONFLICTS.has((err as { code?: string }).code ?? '')) throw err;
+        }
       }),
     );
-    const drainers = [pair.publisherDsn, pair.publisherDsn, pair.subscriberDsn].map((dsn) =>
+    const drainers = [ctx.pair.publisherDsn, ctx.pair.publisherDsn, ctx.pair.subscriberDsn].map((dsn) =>
       loop(dsn, until, async (c) => {
         await c.query('SELECT syncguard.drain_step(7)');
       }),
@@ -71,13 +73,13 @@ it(
     expect(writes.reduce((a, b) => a + b)).toBeGreaterThan(500);
     expect(drains.every((n) => n > 50)).toBe(true);
 
-    await pair.catchUp();
-    await settle(pub);
-    await settle(sub);
-    const stored = await catalogue(pub, T);
-    expect(differingBuckets(stored, await fromScratch(pub, T))).toEqual([]);
-    expect(differingBuckets(await catalogue(sub, T), await fromScratch(sub, T))).toEqual([]);
-    expect(differingBuckets(stored, await catalogue(sub, T))).toEqual([]);
+    await ctx.pair.catchUp();
+    await settle(ctx.pub);
+    await settle(ctx.sub);
+    const stored = await catalogue(ctx.pub, T);
+    expect(differingBuckets(stored, await fromScratch(ctx.pub, T))).toEqual([]);
+    expect(differingBuckets(await catalogue(ctx.sub, T), await fromScratch(ctx.sub, T))).toEqual([]);
+    expect(differingBuckets(stored, await catalogue(ctx.sub, T))).toEqual([]);
   },
   RACE_MS + 60_000,
 );

@@ -2,74 +2,61 @@
 // hashes equal, and a publication column list and row filter are honoured on the publisher side.
 
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type Cluster, startCluster } from '../support/cluster.js';
+import { describe, expect, it } from 'vitest';
+import { startCluster } from '../support/cluster.js';
 import { TYPE_SETUP, typesInsert, typesTableDdl } from '../support/fixtures.js';
-import { createPair, type Pair } from '../support/pair.js';
-import { catalogue, differingBuckets, fromScratch, installed, register, settle } from '../support/syncguard.js';
+import { catalogue, differingBuckets, fromScratch, register, settle } from '../support/syncguard.js';
+import { usePair } from '../support/use-pair.js';
 
 const T = 'public.types';
 const F = 'public.filtered';
-let pg15: Cluster;
-let pair: Pair;
-let pub: pg.Client;
-let sub: pg.Client;
-let close: () => Promise<void>;
-
-beforeAll(async () => {
-  pg15 = await startCluster('publisher15', 15);
-  pair = await createPair(pg15, inject('subscriberCluster'), 'v15');
-  const o = await pair.ownerClient('publisher');
-  await o.query(`${TYPE_SETUP}${typesTableDdl(T, 'publisher')} CREATE TABLE ${F} (id int PRIMARY KEY, a text, secret text);`);
-  await o.query(typesInsert(T, 300));
-  await o.query(`INSERT INTO ${F} SELECT i, 'a' || i, 'hidden' || i FROM generate_series(1, 400) i`);
-  await o.end();
-  const s = await pair.ownerClient('subscriber');
-  await s.query(`${TYPE_SETUP}${typesTableDdl(T, 'subscriber')} CREATE TABLE ${F} (id int PRIMARY KEY, a text, secret text);`);
-  await s.end();
-  await pair.subscribe([T, F], {
-    publicationSql: `CREATE PUBLICATION ${pair.name} FOR TABLE ${T}, ${F} (id, a) WHERE (id % 2 = 0)`,
-  });
-  ({ pub, sub, close } = await installed(pair));
-});
-
-afterAll(async () => {
-  await close?.();
-  await pair?.dispose();
-  await pg15?.stop();
+const ctx = usePair({
+  label: 'v15',
+  publisher: () => startCluster('publisher15', 15),
+  tables: [T, F],
+  publicationSql: (pair) => `CREATE PUBLICATION ${pair.name} FOR TABLE ${T}, ${F} (id, a) WHERE (id % 2 = 0)`,
+  async prepare(pair) {
+    const filtered = `CREATE TABLE ${F} (id int PRIMARY KEY, a text, secret text);`;
+    await pair.asOwner(
+      'publisher',
+      `${TYPE_SETUP}${typesTableDdl(T, 'publisher')}${filtered}${typesInsert(T, 300)}
+       INSERT INTO ${F} SELECT i, 'a' || i, 'hidden' || i FROM generate_series(1, 400) i;`,
+    );
+    await pair.asOwner('subscriber', `${TYPE_SETUP}${typesTableDdl(T, 'subscriber')}${filtered}`);
+  },
 });
 
 describe('publisher 15 -> subscriber 18', () => {
   it('runs the versions it claims to', async () => {
     const v = async (c: pg.Client) => Number((await c.query("SELECT current_setting('server_version_num') AS v")).rows[0]?.v);
-    expect(Math.floor((await v(pub)) / 10000)).toBe(15);
-    expect(Math.floor((await v(sub)) / 10000)).toBe(18);
+    expect(Math.floor((await v(ctx.pub)) / 10000)).toBe(15);
+    expect(Math.floor((await v(ctx.sub)) / 10000)).toBe(18);
   });
 
   it('hashes 36 awkward types equally, before and after replicated changes', async () => {
-    await register(pub, sub, T, { bucketSize: 25 });
-    await settle(pub);
-    await settle(sub);
-    const p = await catalogue(pub, T);
+    await register(ctx.pub, ctx.sub, T, { bucketSize: 25 });
+    await settle(ctx.pub);
+    await settle(ctx.sub);
+    const p = await catalogue(ctx.pub, T);
     expect(p.size).toBe(13);
-    expect(differingBuckets(p, await catalogue(sub, T))).toEqual([]);
+    expect(differingBuckets(p, await catalogue(ctx.sub, T))).toEqual([]);
 
-    await pair.pub.query(`UPDATE ${T} SET c_jsonb = c_jsonb || '{"z": 1}', c_double = 'NaN' WHERE id % 5 = 0`);
-    await pair.pub.query(`DELETE FROM ${T} WHERE id % 31 = 0`);
-    await pair.catchUp();
-    await settle(pub);
-    await settle(sub);
-    expect(differingBuckets(await catalogue(pub, T), await catalogue(sub, T))).toEqual([]);
+    await ctx.pair.pub.query(`UPDATE ${T} SET c_jsonb = c_jsonb || '{"z": 1}', c_double = 'NaN' WHERE id % 5 = 0`);
+    await ctx.pair.pub.query(`DELETE FROM ${T} WHERE id % 31 = 0`);
+    await ctx.pair.catchUp();
+    await settle(ctx.pub);
+    await settle(ctx.sub);
+    expect(differingBuckets(await catalogue(ctx.pub, T), await catalogue(ctx.sub, T))).toEqual([]);
   });
 
   it('hashes only published columns, and only rows that pass the row filter on the publisher', async () => {
-    const r = await register(pub, sub, F, { bucketSize: 50 });
+    const r = await register(ctx.pub, ctx.sub, F, { bucketSize: 50 });
     expect(r.config.columns).toEqual(['a', 'id']);
-    await settle(pub);
-    await settle(sub);
-    const p = await catalogue(pub, F);
+    await settle(ctx.pub);
+    await settle(ctx.sub);
+    const p = await catalogue(ctx.pub, F);
     expect([...p.values()].reduce((n, v) => n + Number(v.split(':')[0]), 0)).toBe(200);
-    expect(differingBuckets(p, await catalogue(sub, F))).toEqual([]);
-    expect(differingBuckets(p, await fromScratch(pub, F))).toEqual([]);
+    expect(differingBuckets(p, await catalogue(ctx.sub, F))).toEqual([]);
+    expect(differingBuckets(p, await fromScratch(ctx.pub, F))).toEqual([]);
   });
 });

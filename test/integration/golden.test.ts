@@ -2,44 +2,34 @@
 // to the reference implementation in functions/core/hashing.ts. A change of encoding fails here
 // and must come with a new hash_version.
 
-import type pg from 'pg';
-import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { rowHash } from '../../functions/core/hashing.js';
-import { createPair, type Pair } from '../support/pair.js';
-import { installed, regId, register } from '../support/syncguard.js';
+import { regId, register } from '../support/syncguard.js';
+import { usePair } from '../support/use-pair.js';
 
 const T = 'public.golden';
-let pair: Pair;
-let pub: pg.Client;
-let sub: pg.Client;
-let close: () => Promise<void>;
-
 /** Columns are hashed sorted by name: arr, b, bo, f, id, j, n, num, s, ts. */
 const GOLDEN: ReadonlyArray<readonly [string, string]> = [
   [String.raw`("{1,NULL,3}","\\x00ff",t,NaN,1,"{""a"": [1, 2]}",,1.50,"","2024-02-29 23:30:00+00")`, '383075593594906278'],
   [String.raw`({},"\\x",f,-Infinity,2,{},"a ""quoted"", (text)",0.000,ünï,"1999-12-31 00:00:00+00")`, '-8414586720053408820'],
 ];
 
-beforeAll(async () => {
-  pair = await createPair(inject('publisherCluster'), inject('subscriberCluster'), 'golden');
-  await pair.both(
-    `CREATE TABLE ${T} (id int PRIMARY KEY, n text, s text, num numeric, f float8, ts timestamptz, b bytea, bo boolean, arr int[], j jsonb)`,
-  );
-  await pair.pub.query(`INSERT INTO ${T} VALUES
-    (1, NULL, '', 1.50, 'NaN', '2024-03-01 01:30:00+02', '\\x00ff', true, '{1,NULL,3}', '{"a": [1, 2]}'),
-    (2, 'a "quoted", (text)', 'ünï', -0.000, '-Infinity', '1999-12-31 00:00:00+00', '', false, '{}', '{}')`);
-  await pair.subscribe([T]);
-  ({ pub, sub, close } = await installed(pair));
-  await register(pub, sub, T);
-});
-
-afterAll(async () => {
-  await close?.();
-  await pair?.dispose();
+const ctx = usePair({
+  label: 'golden',
+  tables: [T],
+  async prepare(pair) {
+    await pair.both(
+      `CREATE TABLE ${T} (id int PRIMARY KEY, n text, s text, num numeric, f float8, ts timestamptz, b bytea, bo boolean, arr int[], j jsonb)`,
+    );
+    await pair.pub.query(`INSERT INTO ${T} VALUES
+      (1, NULL, '', 1.50, 'NaN', '2024-03-01 01:30:00+02', '\\x00ff', true, '{1,NULL,3}', '{"a": [1, 2]}'),
+      (2, 'a "quoted", (text)', 'ünï', -0.000, '-Infinity', '1999-12-31 00:00:00+00', '', false, '{}', '{}')`);
+  },
+  ready: ({ pub, sub }) => register(pub, sub, T).then(() => {}),
 });
 
 it('renders fixed rows to fixed canonical text and row hashes', async () => {
-  for (const c of [pub, sub]) {
+  for (const c of [ctx.pub, ctx.sub]) {
     await c.query("SET TimeZone = 'America/St_Johns'; SET DateStyle = 'German'; SET extra_float_digits = 3; SET bytea_output = 'escape'");
     const { rows } = await c.query<{ canonical: string; row_hash: string }>(
       'SELECT canonical, row_hash::text FROM syncguard.canonical_rows($1, ARRAY[0]::bigint[]) ORDER BY key_text',

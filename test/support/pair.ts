@@ -22,6 +22,8 @@ export interface Pair {
   readonly sub: pg.Client;
   /** Runs SQL on both databases (as the owner role: schema setup). */
   both(sql: string): Promise<void>;
+  /** Runs SQL on one database as the owner role. */
+  asOwner(side: 'publisher' | 'subscriber', sql: string): Promise<void>;
   /** Creates the publication (a table list, or null for FOR ALL TABLES) and the subscription, and waits for the initial sync. */
   subscribe(tables: readonly string[] | null, options?: { publicationSql?: string }): Promise<void>; // an existing publication named like the pair is kept
   /** Waits until the subscriber has applied everything the publisher has written so far. */
@@ -56,6 +58,7 @@ export async function createPair(publisher: ClusterInfo, subscriber: ClusterInfo
   for (const c of [publisher, subscriber]) {
     const admin = await client(superuserDsn(c));
     try {
+      // two test files may create the role at once; the loser of that race simply tries again
       await ensureOwnerRole(admin, c.majorVersion).catch(async () => ensureOwnerRole(admin, c.majorVersion));
       await admin.query(`CREATE DATABASE ${name} OWNER ${OWNER}`);
     } finally {
@@ -66,6 +69,14 @@ export async function createPair(publisher: ClusterInfo, subscriber: ClusterInfo
   const [pub, sub] = clients as [pg.Client, pg.Client];
   const ownerDsn = (c: ClusterInfo) => `postgres://${OWNER}:${OWNER_PASSWORD}@${c.host}:${c.port}/${name}`;
   let subscribed = false;
+  const asOwner = async (c: ClusterInfo, sql: string) => {
+    const o = await client(ownerDsn(c));
+    try {
+      await o.query(sql);
+    } finally {
+      await o.end();
+    }
+  };
 
   const waitForSync = async (timeoutMs = 60_000) => {
     const deadline = Date.now() + timeoutMs;
@@ -104,15 +115,9 @@ export async function createPair(publisher: ClusterInfo, subscriber: ClusterInfo
     pub,
     sub,
     async both(sql) {
-      for (const c of [publisher, subscriber]) {
-        const o = await client(ownerDsn(c));
-        try {
-          await o.query(sql);
-        } finally {
-          await o.end();
-        }
-      }
+      for (const c of [publisher, subscriber]) await asOwner(c, sql);
     },
+    asOwner: (side, sql) => asOwner(side === 'publisher' ? publisher : subscriber, sql),
     async subscribe(tables, options = {}) {
       const what = tables === null ? 'FOR ALL TABLES' : `FOR TABLE ${tables.join(', ')}`;
       const exists = await pub.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [name]);

@@ -14,11 +14,11 @@ export interface BucketRow {
 }
 
 /** Owner connections to both sides with the schema installed. */
-export async function installed(pair: Pair): Promise<{ pub: pg.Client; sub: pg.Client; close: () => Promise<void> }> {
+export async function installed(pair: Pair): Promise<{ pub: pg.Client; sub: pg.Client }> {
   const pub = await connect(pair.publisherDsn, 'publisher');
   const sub = await connect(pair.subscriberDsn, 'subscriber');
   await installPair(pub, sub);
-  return { pub, sub, close: async () => void (await Promise.all([pub.end(), sub.end()])) };
+  return { pub, sub };
 }
 
 export async function register(
