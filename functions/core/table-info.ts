@@ -6,7 +6,6 @@ export interface ColumnInfo {
   readonly type: string;
   /** format_type() of the base type (domains resolved, no typmod), e.g. `numeric`. */
   readonly baseType: string;
-  readonly typeCategory: string;
   readonly collation: string | null;
   readonly generated: boolean;
   readonly notNull: boolean;
@@ -26,6 +25,4 @@ export interface TableInfo {
   readonly key: { readonly kind: 'primary' | 'unique'; readonly columns: readonly string[] } | null;
   readonly columns: readonly ColumnInfo[];
   readonly publication: PublicationInfo | null;
-  readonly estimatedRows: number;
-  readonly serverVersionNum: number;
 }

@@ -41,7 +41,6 @@ BEGIN
   SELECT jsonb_agg(jsonb_build_object(
            'name', a.attname,
            'type', format_type(a.atttypid, a.atttypmod),
-           'typeCategory', t.typcategory,
            'baseType', format_type(coalesce(nullif(t.typbasetype, 0), a.atttypid), NULL),
            'collation', CASE WHEN a.attcollation <> 0 THEN (SELECT co.collname FROM pg_collation co WHERE co.oid = a.attcollation) END,
            'generated', a.attgenerated <> '',
@@ -61,9 +60,7 @@ BEGIN
     'relkind', v_kind,
     'key', v_key,
     'columns', coalesce(v_cols, '[]'::jsonb),
-    'publication', v_pub,
-    'estimatedRows', (SELECT greatest(c.reltuples, 0)::bigint FROM pg_class c WHERE c.oid = v_relid),
-    'serverVersionNum', current_setting('server_version_num')::integer);
+    'publication', v_pub);
 END
 $$;
 

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect } from '../../functions/db/connect.js';
 import { nodeMigrations } from '../../functions/db/generated/migrations.js';
-import { installedVersions, installSchema } from '../../functions/db/install.js';
+import { installedVersions, installPair, installSchema, nodeId } from '../../functions/db/install.js';
 import { createPair, OWNER, type Pair } from '../support/pair.js';
 
 let pair: Pair;
@@ -110,6 +110,33 @@ describe('installSchema', () => {
       await expect(installSchema(c)).rejects.toThrow(/version 999, newer than this syncguard/);
     } finally {
       await c.end();
+    }
+  });
+
+  it('gives a subscriber cloned from its publisher (same node id) a new identity, keeping its rows', async () => {
+    const publisher = await connect(await freshDatabase(`${pair.name}_origin`), 'publisher');
+    const clone = await connect(await freshDatabase(`${pair.name}_clone`), 'subscriber');
+    try {
+      await installSchema(publisher);
+      await installSchema(clone);
+      // what a physical copy of the publisher looks like: the same node_id body and rows keyed by it
+      const origin = await nodeId(publisher);
+      const own = await nodeId(clone);
+      await clone.query(
+        `CREATE OR REPLACE FUNCTION syncguard.node_id() RETURNS uuid LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$SELECT '${origin}'::uuid$$`,
+      );
+      await clone.query('UPDATE syncguard.migration SET node_id = $1 WHERE node_id = $2', [origin, own]);
+      expect(await nodeId(clone)).toBe(origin);
+
+      const r = await installPair(publisher, clone);
+      expect(r.reidentified).toBe(true);
+      expect(r.subscriber.nodeId).not.toBe(origin);
+      expect(await nodeId(clone)).toBe(r.subscriber.nodeId);
+      expect(await installedVersions(clone)).toEqual(nodeMigrations.map((m) => m.version));
+      expect((await installPair(publisher, clone)).reidentified).toBe(false);
+    } finally {
+      await publisher.end();
+      await clone.end();
     }
   });
 });

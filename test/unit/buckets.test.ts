@@ -7,7 +7,6 @@ const col = (name: string, baseType: string, collation: string | null = null): C
   name,
   type: baseType,
   baseType,
-  typeCategory: 'X',
   collation,
   generated: false,
   notNull: true,

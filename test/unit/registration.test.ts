@@ -7,7 +7,6 @@ const col = (name: string, type = 'text', generated = false): ColumnInfo => ({
   name,
   type,
   baseType: type,
-  typeCategory: 'S',
   collation: null,
   generated,
   notNull: false,
@@ -20,8 +19,6 @@ const table = (columns: ColumnInfo[], published: string[] | null = null): TableI
   key: { kind: 'primary', columns: ['id'] },
   columns,
   publication: { published: true, columns: published, rowFilter: null },
-  estimatedRows: 0,
-  serverVersionNum: 180000,
 });
 
 const base = {
