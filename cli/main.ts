@@ -6,25 +6,15 @@ import { Command, CommanderError, Option } from 'commander';
 import { BUCKET_SCHEMES, type BucketScheme } from '../functions/core/buckets.js';
 import { SyncGuardError } from '../functions/core/errors.js';
 import { parseColumnList, parseTableName } from '../functions/core/identifiers.js';
-import { type Client, connect } from '../functions/db/connect.js';
+import type { Client } from '../functions/db/connect.js';
 import { type InstallResult, installPair, installSchema } from '../functions/db/install.js';
 import { registerTable, unregisterTable } from '../functions/db/register.js';
+import { type Out, withClients } from './clients.js';
+import { drainCommand, statusCommand } from './drain-commands.js';
 import { pairDsns, positiveInt, singleDsn } from './options.js';
 
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 2;
-
-type Out = (line: string) => void;
-
-async function withClients<T>(dsns: Array<[string, string]>, fn: (clients: Client[]) => Promise<T>): Promise<T> {
-  const clients: Client[] = [];
-  try {
-    for (const [dsn, label] of dsns) clients.push(await connect(dsn, label));
-    return await fn(clients);
-  } finally {
-    await Promise.all(clients.map((c) => c.end().catch(() => {})));
-  }
-}
 
 function describeInstall(label: string, r: InstallResult, out: Out, warn: Out): void {
   out(
@@ -35,7 +25,7 @@ function describeInstall(label: string, r: InstallResult, out: Out, warn: Out): 
   for (const pub of r.allTablesPublications) {
     warn(
       `warning: publication ${pub} on the ${label} is FOR ALL TABLES, so it also publishes syncguard's configuration tables ` +
-        '(syncguard.migration, syncguard.registration). Their rows are keyed by node, so copies on a subscriber are ignored and never ' +
+        '(syncguard.migration, syncguard.registration, syncguard.node_state). Their rows are keyed by node, so copies on a subscriber are ignored and never ' +
         'overwrite its own; but install syncguard on every subscriber of it first, or their apply worker stops on a missing table. ' +
         'To avoid the traffic, publish only your tables (FOR TABLE ... or FOR TABLES IN SCHEMA ...).',
     );
@@ -145,6 +135,8 @@ export function buildProgram(out: Out, warn: Out): Command {
       );
     });
 
+  drainCommand(program, out, warn);
+  statusCommand(program, out);
   return program;
 }
 

@@ -14,8 +14,25 @@ export function positiveInt(flag: string): (value: string) => number {
   };
 }
 
+export function positiveNumber(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0)) {
+      throw new InvalidArgumentError(`${flag} must be a positive number, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+}
+
 export function singleDsn(dsn: string): string {
   return checkDsn(dsn, 'database');
+}
+
+/** One node's DSN from --dsn, else SYNCGUARD_DSN. */
+export function nodeDsn(dsn: string | undefined): string {
+  const value = dsn ?? process.env.SYNCGUARD_DSN;
+  if (value === undefined) throw new InputError('no DSN: pass --dsn or set SYNCGUARD_DSN');
+  return checkDsn(value, 'database');
 }
 
 /** Publisher and subscriber DSNs from flags, else SYNCGUARD_PUBLISHER_DSN / SYNCGUARD_SUBSCRIBER_DSN. */

@@ -79,12 +79,16 @@ CREATE UNLOGGED TABLE syncguard.dirty (
   PRIMARY KEY (reg_id, bucket, xid)
 );
 
--- Initial-sweep cursor per registration; a missing row means "sweep from the start".
+-- Sweep cursor per registration; a missing row means "sweep from the start". The first pass makes
+-- the catalogue complete; later passes (periodic or requested) catch changes that bypassed the
+-- triggers. first_finished_at stays set across passes.
 CREATE UNLOGGED TABLE syncguard.sweep (
-  reg_id      integer PRIMARY KEY,
-  next_bucket bigint NOT NULL,
-  started_at  timestamptz NOT NULL DEFAULT now(),
-  finished_at timestamptz
+  reg_id            integer PRIMARY KEY,
+  next_bucket       bigint NOT NULL,
+  pass              integer NOT NULL DEFAULT 1,
+  started_at        timestamptz NOT NULL DEFAULT now(),
+  finished_at       timestamptz,
+  first_finished_at timestamptz
 );
 
 -- A row that only vanishes when the unlogged tables were emptied (crash recovery, promotion).

@@ -48,9 +48,9 @@ CREATE FUNCTION syncguard._sweep_start(r syncguard.registration) RETURNS bigint
 LANGUAGE sql IMMUTABLE
 AS $$ SELECT CASE WHEN r.scheme = 'int' THEN syncguard.int_bucket(-9223372036854775808, r.bucket_width) ELSE 0 END $$;
 
--- Advances the initial sweep of one table by up to p_max_buckets non-empty buckets (a hash
--- registration does all its buckets in one pass, since each pass reads the whole table). Resumes
--- where the previous step stopped; returns {done, recomputed, nextBucket}, or {busy} when another
+-- Advances the sweep of one table by up to p_max_buckets non-empty buckets (a hash registration
+-- does all its buckets in one pass, since each pass reads the whole table). Resumes where the
+-- previous step stopped; returns {done, recomputed, rows, nextBucket}, or {busy} when another
 -- session is sweeping this table right now.
 CREATE FUNCTION syncguard.sweep_step(p_reg integer, p_max_buckets integer DEFAULT 100)
 RETURNS jsonb
@@ -65,6 +65,7 @@ DECLARE
   v_buckets bigint[];
   v_next bigint;
   v_done integer;
+  v_rows bigint;
 BEGIN
   IF p_max_buckets < 1 THEN
     RAISE EXCEPTION 'p_max_buckets must be at least 1, got %', p_max_buckets USING ERRCODE = 'invalid_parameter_value';
@@ -72,10 +73,10 @@ BEGIN
   INSERT INTO syncguard.sweep (reg_id, next_bucket) VALUES (p_reg, syncguard._sweep_start(r)) ON CONFLICT DO NOTHING;
   SELECT * INTO s FROM syncguard.sweep WHERE reg_id = p_reg FOR UPDATE SKIP LOCKED;
   IF NOT FOUND THEN
-    RETURN jsonb_build_object('busy', true, 'done', false, 'recomputed', 0);
+    RETURN jsonb_build_object('busy', true, 'done', false, 'recomputed', 0, 'rows', 0);
   END IF;
   IF s.finished_at IS NOT NULL THEN
-    RETURN jsonb_build_object('done', true, 'recomputed', 0, 'nextBucket', s.next_bucket);
+    RETURN jsonb_build_object('done', true, 'recomputed', 0, 'rows', 0, 'nextBucket', s.next_bucket);
   END IF;
 
   IF r.scheme = 'int' THEN
@@ -104,36 +105,11 @@ BEGIN
     END IF;
   END IF;
 
-  SELECT count(*) INTO v_done FROM syncguard.recompute(p_reg, coalesce(v_buckets, '{}'));
+  SELECT count(*), coalesce(sum(x.row_count), 0) INTO v_done, v_rows FROM syncguard.recompute(p_reg, coalesce(v_buckets, '{}')) x;
   UPDATE syncguard.sweep SET next_bucket = coalesce(v_next, next_bucket),
-         finished_at = CASE WHEN v_next IS NULL THEN clock_timestamp() END
+         finished_at = CASE WHEN v_next IS NULL THEN clock_timestamp() END,
+         first_finished_at = coalesce(first_finished_at, CASE WHEN v_next IS NULL THEN clock_timestamp() END)
    WHERE reg_id = p_reg;
-  RETURN jsonb_build_object('done', v_next IS NULL, 'recomputed', v_done, 'nextBucket', v_next);
-END
-$$;
-
--- Recomputes up to p_max_buckets dirty buckets of any registration; returns how many it
--- recomputed. Several sessions may call it at once: each claims different buckets.
-CREATE FUNCTION syncguard.drain_step(p_max_buckets integer DEFAULT 100)
-RETURNS integer
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  v_reg integer;
-  v_buckets bigint[];
-  v_total integer := 0;
-  v_n integer;
-BEGIN
-  FOR v_reg, v_buckets IN
-    SELECT d.reg_id, array_agg(d.bucket ORDER BY d.bucket)
-      FROM (SELECT DISTINCT dd.reg_id, dd.bucket FROM syncguard.dirty dd
-             JOIN syncguard.registration rr ON rr.node_id = syncguard.node_id() AND rr.reg_id = dd.reg_id
-             LIMIT p_max_buckets) d
-     GROUP BY d.reg_id
-  LOOP
-    SELECT count(*) INTO v_n FROM syncguard.recompute(v_reg, v_buckets);
-    v_total := v_total + v_n;
-  END LOOP;
-  RETURN v_total;
+  RETURN jsonb_build_object('done', v_next IS NULL, 'recomputed', v_done, 'rows', v_rows, 'nextBucket', v_next);
 END
 $$;

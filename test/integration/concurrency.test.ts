@@ -1,9 +1,10 @@
-// The dirty queue loses no mark: writers and two recomputing sessions race for 20 s on the
+// The dirty queue loses no mark: writers and two drainers race for 20 s on the
 // publisher (and replication applies the same changes on the subscriber, drained by its own
 // session); after a final drain every stored hash equals a from-scratch recompute.
 
 import pg from 'pg';
 import { expect, it } from 'vitest';
+import { drain } from '../../functions/db/drain.js';
 import { catalogue, differingBuckets, fromScratch, register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
 
@@ -64,14 +65,21 @@ it(
         }
       }),
     );
-    const drainers = [ctx.pair.publisherDsn, ctx.pair.publisherDsn, ctx.pair.subscriberDsn].map((dsn) =>
-      loop(dsn, until, async (c) => {
-        await c.query('SELECT syncguard.drain_step(7)');
+    // two drain runs of the real drainer (half-second boxes) on the publisher, and raw tiny
+    // batches on the subscriber, where the apply worker is the writer
+    const drainRuns = [0, 1].map(() =>
+      loop(ctx.pair.publisherDsn, until, async (c) => {
+        const s = await drain(c, { deadlineMs: Math.min(until, Date.now() + 500), resweepIntervalMs: null });
+        if (s.stoppedBecause === 'error') throw new Error(s.error);
       }),
     );
-    const [writes, drains] = await Promise.all([Promise.all(writers), Promise.all(drainers)]);
+    const tiny = loop(ctx.pair.subscriberDsn, until, async (c) => {
+      await c.query('SELECT syncguard.drain_batch(7)');
+    });
+    const [writes, runs, tinyBatches] = await Promise.all([Promise.all(writers), Promise.all(drainRuns), tiny]);
     expect(writes.reduce((a, b) => a + b)).toBeGreaterThan(500);
-    expect(drains.every((n) => n > 50)).toBe(true);
+    expect(runs.every((n) => n > 10)).toBe(true);
+    expect(tinyBatches).toBeGreaterThan(50);
 
     await ctx.pair.catchUp();
     await settle(ctx.pub);

@@ -50,8 +50,8 @@ export async function settle(c: pg.Client): Promise<void> {
     }
   }
   for (;;) {
-    const r = await c.query<{ n: number }>('SELECT syncguard.drain_step(1000) AS n');
-    if (r.rows[0]?.n === 0) {
+    const r = await c.query<{ b: { buckets: number } }>('SELECT syncguard.drain_batch(1000) AS b');
+    if (r.rows[0]?.b.buckets === 0) {
       const left = await c.query<{ n: string }>('SELECT count(*) AS n FROM syncguard.dirty');
       if (Number(left.rows[0]?.n) === 0) return;
     }

@@ -1,0 +1,113 @@
+// `syncguard drain` and `syncguard status`: one node at a time.
+
+import type { Command } from 'commander';
+import type { DrainSummary } from '../functions/core/drain.js';
+import { SyncGuardError } from '../functions/core/errors.js';
+import type { Client } from '../functions/db/connect.js';
+import { drain } from '../functions/db/drain.js';
+import { requireStatus } from '../functions/db/status.js';
+import { type Out, withClients } from './clients.js';
+import { nodeDsn, positiveNumber } from './options.js';
+import { drainReporter } from './progress.js';
+
+/** Raised after printing a summary of a drain that stopped on an error: exit code 2. */
+class DrainFailed extends SyncGuardError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DrainFailed';
+  }
+}
+
+const age = (ms: number | null): string => (ms === null ? '-' : ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`);
+
+function describe(s: DrainSummary): string[] {
+  const verdict =
+    s.stoppedBecause === 'empty'
+      ? 'caught up: no dirty bucket left and every table swept'
+      : s.stoppedBecause === 'time'
+        ? `stopped at the time limit, NOT caught up: ${s.remainingDirty} dirty buckets left, sweep ${(s.sweepProgress * 100).toFixed(1)} %`
+        : `stopped on an error: ${s.error}`;
+  const lines = [
+    `drain ${verdict}`,
+    `  recomputed ${s.bucketsRecomputed} buckets (${s.rowsHashed} rows) in ${(s.durationMs / 1000).toFixed(1)} s; oldest dirty mark ${age(s.oldestDirtyAgeMs)}`,
+  ];
+  if (s.stateLost) lines.push('  the node had lost its unlogged state (crash recovery or failover): a full sweep was started');
+  else if (s.fullResweepStarted) lines.push('  a full re-sweep of every table was started');
+  return lines;
+}
+
+export function drainCommand(program: Command, out: Out, warn: Out): void {
+  program
+    .command('drain')
+    .description('recompute dirty buckets and advance the sweep on one node, within a time box')
+    .option('--dsn <url>', 'the database (or SYNCGUARD_DSN)')
+    .option('--max-seconds <n>', 'time box in seconds', positiveNumber('--max-seconds'), 60)
+    .option('--full-resweep', 'start a full re-sweep of every registered table now')
+    .option('--json', 'print only the summary, as one JSON object')
+    .action(async (o: { dsn?: string; maxSeconds: number; fullResweep?: boolean; json?: boolean }) => {
+      const dsn = nodeDsn(o.dsn);
+      const boxMs = Math.round(o.maxSeconds * 1000);
+      await withClients([[dsn, 'database']], async ([c]) => {
+        const mode = o.json ? 'none' : process.stdout.isTTY ? 'tty' : 'lines';
+        const reporter = drainReporter(mode, boxMs, out);
+        let summary: DrainSummary;
+        try {
+          summary = await drain(c as Client, {
+            deadlineMs: Date.now() + boxMs,
+            fullResweep: o.fullResweep === true,
+            onProgress: (p) => reporter.update(p),
+          });
+        } finally {
+          reporter.stop();
+        }
+        if (o.json) out(JSON.stringify(summary));
+        else for (const l of describe(summary)) out(l);
+        if (summary.stoppedBecause === 'error') {
+          if (o.json) warn(`syncguard: drain stopped on an error: ${summary.error}`);
+          throw new DrainFailed(`drain stopped on an error: ${summary.error}`);
+        }
+      });
+    });
+}
+
+export function statusCommand(program: Command, out: Out): void {
+  program
+    .command('status')
+    .description("show one node's catalogue and drain state per monitored table")
+    .option('--dsn <url>', 'the database (or SYNCGUARD_DSN)')
+    .option('--json', 'print one JSON object')
+    .action(async (o: { dsn?: string; json?: boolean }) => {
+      const dsn = nodeDsn(o.dsn);
+      await withClients([[dsn, 'database']], async ([c]) => {
+        const s = await requireStatus(c as Client, 'database');
+        if (o.json) {
+          out(JSON.stringify(s));
+          return;
+        }
+        out(`node ${s.nodeId}: ${s.remainingDirty} dirty buckets, oldest mark ${age(s.oldestDirtyAgeMs)}`);
+        out(`  last full sweep started ${s.lastFullSweepAt ?? 'never'}`);
+        if (s.stateLostCount > 0) out(`  unlogged state lost ${s.stateLostCount} time(s), last at ${s.stateLostAt}; re-swept since`);
+        if (!s.stateIntact) out('  unlogged state is missing now (crash recovery or failover): the next drain re-sweeps');
+        const rows = s.tables.map((t) => [
+          t.table,
+          t.role,
+          t.scheme,
+          String(t.buckets),
+          String(t.dirtyBuckets),
+          age(t.oldestDirtyAgeMs),
+          `${(t.sweepProgress * 100).toFixed(1)} %${t.sweepPass !== null && t.sweepPass > 1 ? ` (pass ${t.sweepPass})` : ''}`,
+          t.lastSweepFinishedAt ?? '-',
+          t.fingerprint,
+        ]);
+        const head = ['table', 'role', 'scheme', 'buckets', 'dirty', 'oldest dirty', 'sweep', 'last sweep finished', 'fingerprint'];
+        const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+        for (const r of [head, ...rows])
+          out(
+            r
+              .map((v, i) => v.padEnd(widths[i] ?? 0))
+              .join('  ')
+              .trimEnd(),
+          );
+      });
+    });
+}

@@ -1,0 +1,37 @@
+// The pure parts of a drain run: the stop decision and the summary it returns.
+
+export type StopReason = 'empty' | 'time' | 'error';
+
+export interface DrainSummary {
+  readonly bucketsRecomputed: number;
+  readonly rowsHashed: number;
+  /** Mean sweep progress of the registered tables, 0..1 (1 when there are none). */
+  readonly sweepProgress: number;
+  /** Dirty buckets left (committed marks only). */
+  readonly remainingDirty: number;
+  readonly oldestDirtyAgeMs: number | null;
+  /** 'empty' only when no dirty bucket and no unswept table was left: never after a time stop. */
+  readonly stoppedBecause: StopReason;
+  /** The node's unlogged state had been emptied (crash recovery, failover): a full sweep restarted. */
+  readonly stateLost: boolean;
+  /** A full re-sweep (periodic or requested) was started by this run. */
+  readonly fullResweepStarted: boolean;
+  readonly durationMs: number;
+  readonly error?: string;
+}
+
+/** The time box split into its parts; the margin is kept free for the summary and the return. */
+export interface TimeBox {
+  readonly deadlineMs: number;
+  readonly marginMs: number;
+}
+
+/** A safety margin for a box of the given length: 10 %, between 50 ms and 2 s. */
+export function defaultMarginMs(boxMs: number): number {
+  return Math.min(2000, Math.max(50, Math.floor(boxMs * 0.1)));
+}
+
+/** Milliseconds a batch may still use; 0 means stop now. */
+export function batchBudgetMs(box: TimeBox, nowMs: number): number {
+  return Math.max(0, box.deadlineMs - box.marginMs - nowMs);
+}

@@ -1,0 +1,160 @@
+// A drain run on one node: recompute dirty buckets in short batches, then advance the sweep,
+// until nothing is left or the time box is used up. Each batch is one statement (one short
+// transaction) under a statement_timeout that ends inside the box, so a drain never overruns it,
+// and a drain that dies mid-batch rolls back: its marks come back, no catalogue row is half written.
+// The drainer only reads user tables (ACCESS SHARE), so application writers never wait for it.
+
+import { BatchSizer } from '../core/batch-sizer.js';
+import { batchBudgetMs, type DrainSummary, defaultMarginMs, type StopReason, type TimeBox } from '../core/drain.js';
+import { InputError } from '../core/errors.js';
+import type { Client } from './connect.js';
+import { requireInstalled } from './install.js';
+import { nodeStatus } from './status.js';
+
+export const DEFAULT_RESWEEP_INTERVAL_MS = 24 * 3600 * 1000;
+
+export interface DrainProgress {
+  readonly phase: 'dirty' | 'sweep';
+  readonly bucketsRecomputed: number;
+  readonly rowsHashed: number;
+  readonly elapsedMs: number;
+  readonly boxMs: number;
+  readonly batchSize: number;
+  /** The table being swept (sweep phase). */
+  readonly table?: string;
+}
+
+export interface DrainOptions {
+  /** Absolute deadline (epoch ms). */
+  readonly deadlineMs: number;
+  readonly marginMs?: number;
+  /** Start a full re-sweep of every table now. */
+  readonly fullResweep?: boolean;
+  /** Start a full re-sweep when the last began longer ago than this; null: never. */
+  readonly resweepIntervalMs?: number | null;
+  readonly onProgress?: (p: DrainProgress) => void;
+  readonly now?: () => number;
+}
+
+const STATEMENT_TIMEOUT = '57014'; // query_canceled, which statement_timeout raises
+const LOCK_TIMEOUT = '55P03';
+
+const code = (err: unknown): string | undefined => (err as { code?: string }).code;
+
+export async function drain(client: Client, opts: DrainOptions): Promise<DrainSummary> {
+  const now = opts.now ?? Date.now;
+  const start = now();
+  const boxMs = opts.deadlineMs - start;
+  if (!(boxMs > 0)) throw new InputError(`the drain time box must be positive, got ${boxMs} ms`);
+  const box: TimeBox = { deadlineMs: opts.deadlineMs, marginMs: opts.marginMs ?? defaultMarginMs(boxMs) };
+  await requireInstalled(client, 'database');
+
+  // The session's own settings come back at the end: the connection may be shared.
+  const saved = await client.query<{ st: string; lt: string; it: string }>(
+    "SELECT current_setting('statement_timeout') AS st, current_setting('lock_timeout') AS lt, current_setting('idle_in_transaction_session_timeout') AS it",
+  );
+  const restore = async () => {
+    const r = saved.rows[0];
+    if (r === undefined) return;
+    await client
+      .query('SELECT set_config($1, $2, false), set_config($3, $4, false), set_config($5, $6, false)', [
+        'statement_timeout',
+        r.st,
+        'lock_timeout',
+        r.lt,
+        'idle_in_transaction_session_timeout',
+        r.it,
+      ])
+      .catch(() => {});
+  };
+  await client.query('SELECT set_config($1, $2, false), set_config($3, $4, false)', [
+    'lock_timeout',
+    `${Math.max(50, Math.min(2000, Math.floor(boxMs / 4)))}ms`,
+    'idle_in_transaction_session_timeout',
+    `${Math.max(1000, boxMs)}ms`,
+  ]);
+  const setup = await client.query<{ lost: boolean; resweep: boolean }>(
+    `SELECT syncguard.check_state() AS lost,
+            CASE WHEN $1 THEN syncguard.request_full_sweep() >= 0
+                 WHEN $2::bigint IS NULL THEN false
+                 ELSE syncguard.maybe_full_sweep(make_interval(secs => $2::bigint / 1000.0)) END AS resweep`,
+    [opts.fullResweep === true, opts.resweepIntervalMs === undefined ? DEFAULT_RESWEEP_INTERVAL_MS : opts.resweepIntervalMs],
+  );
+  const stateLost = setup.rows[0]?.lost ?? false;
+  const fullResweepStarted = (setup.rows[0]?.resweep ?? false) || stateLost;
+
+  let buckets = 0;
+  let rows = 0;
+  let stopped: StopReason = 'empty';
+  let error: string | undefined;
+  const sizer = new BatchSizer();
+
+  const runPhase = async (phase: 'dirty' | 'sweep'): Promise<boolean> => {
+    for (;;) {
+      const budget = batchBudgetMs(box, now());
+      const size = sizer.nextWithin(budget);
+      if (size < 1) {
+        stopped = 'time';
+        return false;
+      }
+      const t0 = now();
+      let result: { buckets: number; rows: number; table?: string } | null;
+      try {
+        await client.query('SELECT set_config($1, $2, false)', ['statement_timeout', `${Math.max(1, budget)}ms`]);
+        const sql = phase === 'dirty' ? 'SELECT syncguard.drain_batch($1) AS r' : 'SELECT syncguard.sweep_batch($1) AS r';
+        const { rows: out } = await client.query<{ r: { buckets: number; rows: number; table?: string } | null }>(sql, [size]);
+        result = out[0]?.r ?? null;
+      } catch (err) {
+        if (code(err) === STATEMENT_TIMEOUT) {
+          stopped = 'time';
+          return false;
+        }
+        if (code(err) === LOCK_TIMEOUT) continue; // another drainer held a row briefly: try again
+        throw err;
+      }
+      const elapsed = now() - t0;
+      if (result === null || Number(result.buckets) === 0) {
+        if (phase === 'dirty' || result === null) return true;
+        continue; // a sweep step that only found its table finished
+      }
+      sizer.record(Number(result.buckets), elapsed);
+      buckets += Number(result.buckets);
+      rows += Number(result.rows);
+      opts.onProgress?.({
+        phase,
+        bucketsRecomputed: buckets,
+        rowsHashed: rows,
+        elapsedMs: now() - start,
+        boxMs,
+        batchSize: size,
+        ...(result.table !== undefined ? { table: result.table } : {}),
+      });
+    }
+  };
+
+  try {
+    if (await runPhase('dirty')) await runPhase('sweep');
+  } catch (err) {
+    stopped = 'error';
+    error = err instanceof Error ? err.message : String(err);
+  }
+  await client.query('SELECT set_config($1, $2, false)', ['statement_timeout', `${Math.max(250, box.marginMs)}ms`]).catch(() => {});
+  const status = await nodeStatus(client).catch(() => null);
+  await restore();
+  const tables = status?.tables ?? [];
+  const sweepProgress = tables.length === 0 ? 1 : tables.reduce((a, t) => a + Number(t.sweepProgress), 0) / tables.length;
+  // 'empty' is only claimed when the final look confirms it: writers may have added work.
+  if (stopped === 'empty' && status !== null && (status.remainingDirty > 0 || sweepProgress < 1)) stopped = 'time';
+  return {
+    bucketsRecomputed: buckets,
+    rowsHashed: rows,
+    sweepProgress,
+    remainingDirty: status?.remainingDirty ?? -1,
+    oldestDirtyAgeMs: status?.oldestDirtyAgeMs ?? null,
+    stoppedBecause: stopped,
+    stateLost,
+    fullResweepStarted,
+    durationMs: now() - start,
+    ...(error !== undefined ? { error } : {}),
+  };
+}

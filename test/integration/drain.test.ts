@@ -1,0 +1,180 @@
+// The time-boxed drain against real replication: it empties a backlog and says so, stops on
+// time and says so, survives being killed mid-batch without losing a mark, notices lost state,
+// and a periodic full re-sweep catches changes that bypassed the triggers.
+
+import { spawn } from 'node:child_process';
+import type pg from 'pg';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { drain } from '../../functions/db/drain.js';
+import { nodeStatus } from '../../functions/db/status.js';
+import { catalogue, differingBuckets, fromScratch, regId, register, settle } from '../support/syncguard.js';
+import { usePair } from '../support/use-pair.js';
+
+const T = 'public.orders';
+const BIG = 'public.big';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const ctx = usePair({
+  label: 'drain',
+  tables: [T, BIG],
+  async prepare(pair) {
+    await pair.both(`CREATE TABLE ${T} (id int PRIMARY KEY, customer text, total numeric, placed timestamptz, meta jsonb);
+                     CREATE TABLE ${BIG} (id int PRIMARY KEY, a text, b text, c timestamptz, d jsonb);`);
+    await pair.pub.query(`INSERT INTO ${T} SELECT i, 'c' || (i % 97), i * 1.25, timestamptz '2024-01-01' + i * interval '1 min',
+                            jsonb_build_object('n', i) FROM generate_series(1, 20000) i`);
+    // enough rows that a full sweep takes well over a second
+    await pair.pub.query(`INSERT INTO ${BIG} SELECT i, md5(i::text), md5(i::text), now() - i * interval '1 s',
+                            jsonb_build_object('i', i, 'x', md5(i::text)) FROM generate_series(1, 500000) i`);
+  },
+  async ready({ pub, sub }) {
+    await register(pub, sub, T, { bucketSize: 100 });
+    await register(pub, sub, BIG, { bucketSize: 1000 });
+  },
+});
+
+/** Buckets whose stored value is stale although nothing says so (no dirty mark, already swept). */
+async function silentlyStale(c: pg.Client, table: string): Promise<string[]> {
+  const id = await regId(c, table);
+  const { rows } = await c.query<{ bucket: string }>(
+    `SELECT b.bucket::text FROM syncguard.bucket b
+       LEFT JOIN syncguard.compute_all($1) f ON f.bucket = b.bucket
+      WHERE b.reg_id = $1 AND b.row_count IS NOT NULL
+        AND (b.row_count, b.hash_sum) IS DISTINCT FROM (coalesce(f.row_count, 0), coalesce(f.hash_sum, 0))
+        AND NOT EXISTS (SELECT 1 FROM syncguard.dirty d WHERE d.reg_id = $1 AND d.bucket = b.bucket)`,
+    [id],
+  );
+  return rows.map((r) => r.bucket);
+}
+
+describe('drain', () => {
+  beforeEach(async () => {
+    await settle(ctx.pub);
+    await settle(ctx.sub);
+  });
+
+  it('empties a backlog on both sides and reports it caught up', async () => {
+    await ctx.pair.pub.query(`UPDATE ${T} SET total = total + 1 WHERE id % 3 = 0`);
+    await ctx.pair.catchUp();
+    for (const c of [ctx.pub, ctx.sub]) {
+      const s = await drain(c, { deadlineMs: Date.now() + 30_000 });
+      expect(s).toMatchObject({ stoppedBecause: 'empty', remainingDirty: 0, sweepProgress: 1, oldestDirtyAgeMs: null });
+      // multiples of 3 fall in buckets 0..199; bucket 200 holds only id 20000
+      expect(s.bucketsRecomputed).toBe(200);
+      expect(s.rowsHashed).toBe(19_999);
+    }
+    expect(differingBuckets(await catalogue(ctx.pub, T), await fromScratch(ctx.pub, T))).toEqual([]);
+    expect(differingBuckets(await catalogue(ctx.pub, T), await catalogue(ctx.sub, T))).toEqual([]);
+  });
+
+  it('refuses a zero or negative time box and changes nothing', async () => {
+    await expect(drain(ctx.pub, { deadlineMs: Date.now() })).rejects.toThrow(/time box must be positive/);
+    await expect(drain(ctx.pub, { deadlineMs: Date.now() - 5000 })).rejects.toThrow(/time box must be positive/);
+  });
+
+  it('returns within 1.5 s of a 1 s box on a large backlog, saying it stopped on time', async () => {
+    await ctx.pub.query('SELECT syncguard.request_full_sweep()'); // 520k rows to hash again
+    const t0 = Date.now();
+    const s = await drain(ctx.pub, { deadlineMs: t0 + 1000 });
+    const took = Date.now() - t0;
+    expect(took).toBeLessThan(1500);
+    expect(s.stoppedBecause).toBe('time');
+    expect(s.sweepProgress).toBeLessThan(1);
+    expect(s.bucketsRecomputed).toBeGreaterThan(0);
+  });
+});
+
+describe('drain robustness', () => {
+  beforeEach(async () => {
+    await settle(ctx.pub);
+    await settle(ctx.sub);
+  });
+
+  it('loses no mark and writes no half row when the drain process is killed mid-batch', async () => {
+    await ctx.pair.pub.query(`UPDATE ${T} SET meta = meta || '{"k": 1}' WHERE id % 2 = 0`);
+    await ctx.pub.query('SELECT syncguard.request_full_sweep()');
+    const drainerPid = async (): Promise<number | null> => {
+      for (let i = 0; i < 500; i++) {
+        const { rows } = await ctx.pair.pub.query<{ pid: number }>(
+          "SELECT pid FROM pg_stat_activity WHERE application_name = 'syncguard' AND state = 'active' AND query LIKE '%_batch(%' AND pid <> pg_backend_pid()",
+        );
+        if (rows[0] !== undefined) return rows[0].pid;
+        await sleep(10);
+      }
+      return null;
+    };
+    const gone = async (pid: number) => {
+      for (let i = 0; i < 500; i++) {
+        const { rows } = await ctx.pair.pub.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid]);
+        if (rows[0]?.n === 0) return;
+        await sleep(20);
+      }
+      throw new Error(`backend ${pid} did not end`);
+    };
+    const startDrain = () =>
+      spawn(process.execPath, ['bin/syncguard.js', 'drain', '--dsn', ctx.pair.publisherDsn, '--max-seconds', '60', '--json'], {
+        stdio: 'ignore',
+      });
+
+    // 1. the drain process is killed outright while a batch statement runs
+    const first = startDrain();
+    const pid1 = await drainerPid();
+    expect(pid1).not.toBeNull();
+    await sleep(100);
+    first.kill('SIGKILL');
+    await new Promise((r) => first.once('exit', r));
+    expect(first.signalCode).toBe('SIGKILL');
+    await gone(pid1 as number);
+
+    // 2. its server session is terminated in the middle of a batch (the transaction rolls back)
+    const second = startDrain();
+    const pid2 = await drainerPid();
+    expect(pid2).not.toBeNull();
+    await sleep(100);
+    const { rows: killed } = await ctx.pair.pub.query<{ ok: boolean }>('SELECT pg_terminate_backend($1) AS ok', [pid2]);
+    expect(killed[0]?.ok).toBe(true);
+    const code = await new Promise((r) => second.once('exit', r));
+    expect(code).toBe(2); // the CLI reports the lost connection as an error
+    await gone(pid2 as number);
+
+    expect(await silentlyStale(ctx.pub, T)).toEqual([]);
+    expect(await silentlyStale(ctx.pub, BIG)).toEqual([]);
+    const { rows: half } = await ctx.pub.query(
+      'SELECT count(*)::int AS n FROM syncguard.bucket WHERE (row_count IS NULL) <> (hash_sum IS NULL)',
+    );
+    expect(half[0]?.n).toBe(0);
+    await settle(ctx.pub);
+    expect(differingBuckets(await catalogue(ctx.pub, T), await fromScratch(ctx.pub, T))).toEqual([]);
+  });
+
+  it('notices lost unlogged state, re-sweeps, and status shows it', async () => {
+    await ctx.pub.query('TRUNCATE syncguard.bucket, syncguard.dirty, syncguard.sweep, syncguard.sentinel'); // what crash recovery does
+    const before = await nodeStatus(ctx.pub);
+    expect(before.stateIntact).toBe(false);
+    const s = await drain(ctx.pub, { deadlineMs: Date.now() + 60_000 });
+    expect(s).toMatchObject({ stateLost: true, fullResweepStarted: true, stoppedBecause: 'empty' });
+    const after = await nodeStatus(ctx.pub);
+    expect(after).toMatchObject({ stateIntact: true, stateLostCount: 1 });
+    expect(after.stateLostAt).not.toBeNull();
+    expect(differingBuckets(await catalogue(ctx.pub, T), await fromScratch(ctx.pub, T))).toEqual([]);
+    expect(differingBuckets(await catalogue(ctx.pub, T), await catalogue(ctx.sub, T))).toEqual([]);
+  });
+
+  it('catches changes made with the triggers disabled in the periodic full re-sweep', async () => {
+    await ctx.pair.sub.query(`ALTER TABLE ${T} DISABLE TRIGGER syncguard_row`);
+    await ctx.pair.sub.query(`UPDATE ${T} SET customer = 'sneaky' WHERE id = 4242`);
+    await ctx.pair.sub.query(`ALTER TABLE ${T} ENABLE ALWAYS TRIGGER syncguard_row`);
+    expect(await silentlyStale(ctx.sub, T)).toEqual(['42']);
+    const quiet = await drain(ctx.sub, { deadlineMs: Date.now() + 30_000 });
+    expect(quiet.fullResweepStarted).toBe(false);
+    expect(await silentlyStale(ctx.sub, T)).toEqual(['42']);
+
+    await ctx.pair.sub.query("UPDATE syncguard.node_state SET full_sweep_at = now() - interval '25 hours'");
+    const s = await drain(ctx.sub, { deadlineMs: Date.now() + 60_000 });
+    expect(s).toMatchObject({ fullResweepStarted: true, stoppedBecause: 'empty' });
+    expect(await silentlyStale(ctx.sub, T)).toEqual([]);
+    expect(differingBuckets(await catalogue(ctx.pub, T), await catalogue(ctx.sub, T))).toEqual(['42']);
+    const status = await nodeStatus(ctx.sub);
+    expect(status.tables.find((t) => t.table === T)?.sweepPass).toBeGreaterThan(1);
+    await ctx.pair.sub.query(`UPDATE ${T} SET customer = 'c' || (4242 % 97) WHERE id = 4242`);
+  });
+});
