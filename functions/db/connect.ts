@@ -34,6 +34,8 @@ export function checkDsn(dsn: string | undefined, label: string): string {
 }
 
 export interface ConnectOptions {
+  /** Shown in pg_stat_activity; default `syncguard`. */
+  readonly applicationName?: string;
   readonly statementTimeoutMs?: number;
   readonly lockTimeoutMs?: number;
 }
@@ -43,7 +45,7 @@ export async function connect(dsn: string, label: string, opts: ConnectOptions =
   checkDsn(dsn, label);
   const client = new pg.Client({
     connectionString: dsn,
-    application_name: APPLICATION_NAME,
+    application_name: opts.applicationName ?? APPLICATION_NAME,
     connectionTimeoutMillis: 10_000,
     statement_timeout: opts.statementTimeoutMs ?? 0,
     lock_timeout: opts.lockTimeoutMs ?? 10_000,

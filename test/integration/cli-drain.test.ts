@@ -14,7 +14,7 @@ const ctx = usePair({
     await pair.both(`CREATE TABLE ${T} (id bigint PRIMARY KEY, kind text, at timestamptz)`);
     await pair.pub.query(`INSERT INTO ${T} SELECT i, 'k' || (i % 5), now() FROM generate_series(1, 5000) i`);
   },
-  ready: ({ pub, sub }) => register(pub, sub, T, { bucketSize: 250 }), // ids 1..5000: buckets 0..20.then(() => {}),
+  ready: ({ pub, sub }) => register(pub, sub, T, { bucketSize: 250 }), // ids 1..5000: buckets 0..20
 });
 
 async function cli(...args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {

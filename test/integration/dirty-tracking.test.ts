@@ -13,7 +13,7 @@ const ctx = usePair({
     await pair.both(`CREATE TABLE ${T} (id bigint PRIMARY KEY, v text)`);
     await pair.pub.query(`INSERT INTO ${T} SELECT i, 'v' || i FROM generate_series(1, 100) i`);
   },
-  ready: ({ pub, sub }) => register(pub, sub, T, { bucketSize: 10 }).then(() => {}),
+  ready: ({ pub, sub }) => register(pub, sub, T, { bucketSize: 10 }),
 });
 
 beforeEach(async () => {

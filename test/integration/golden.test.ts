@@ -25,7 +25,7 @@ const ctx = usePair({
       (1, NULL, '', 1.50, 'NaN', '2024-03-01 01:30:00+02', '\\x00ff', true, '{1,NULL,3}', '{"a": [1, 2]}'),
       (2, 'a "quoted", (text)', 'ünï', -0.000, '-Infinity', '1999-12-31 00:00:00+00', '', false, '{}', '{}')`);
   },
-  ready: ({ pub, sub }) => register(pub, sub, T).then(() => {}),
+  ready: ({ pub, sub }) => register(pub, sub, T),
 });
 
 it('renders fixed rows to fixed canonical text and row hashes', async () => {

@@ -22,7 +22,7 @@ export interface PairSetup {
   /** Creates schema and data before the subscription starts. */
   readonly prepare: (pair: Pair) => Promise<void>;
   /** Runs once syncguard is installed (registrations, initial sweep). */
-  readonly ready?: (ctx: PairContext) => Promise<void>;
+  readonly ready?: (ctx: PairContext) => Promise<unknown>;
   readonly publicationSql?: (pair: Pair) => string;
   /** A publisher server of the file's own (stopped afterwards); default: the shared PG18 one. */
   readonly publisher?: () => Promise<Cluster>;

@@ -1,0 +1,67 @@
+// The Lambdas' configuration, from the environment, validated once at the edge. Unknown keys are
+// refused (a typo must not silently fall back to a default).
+//   SYNCGUARD_DATABASES   JSON: {"<name>": {"secretId": "<Secrets Manager id or ARN>"}, ...}
+//   SYNCGUARD_DATABASE    the database a drain event without "database" uses (optional when
+//                         exactly one is configured)
+//   SYNCGUARD_RESWEEP_HOURS   full re-sweep interval, default 24; 0 disables
+//   SYNCGUARD_DRAIN_MARGIN_MS time kept free at the end of an invocation, default 10 % (50 ms..2 s)
+
+import { z } from 'zod';
+import { InputError } from '../core/errors.js';
+
+const DatabaseSchema = z.strictObject({ secretId: z.string().min(1) });
+
+const ConfigSchema = z.strictObject({
+  databases: z.record(z.string().min(1), DatabaseSchema).refine((d) => Object.keys(d).length > 0, 'at least one database is required'),
+  defaultDatabase: z.string().min(1).optional(),
+  resweepIntervalMs: z.number().int().min(0).nullable(),
+  drainMarginMs: z.number().int().positive().optional(),
+});
+
+export type Config = Readonly<z.infer<typeof ConfigSchema>>;
+
+function parseJson(name: string, value: string | undefined): unknown {
+  if (value === undefined || value.trim() === '') throw new InputError(`environment variable ${name} is required`);
+  try {
+    return JSON.parse(value);
+  } catch {
+    throw new InputError(`environment variable ${name} is not valid JSON`);
+  }
+}
+
+function number(name: string, value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new InputError(`environment variable ${name} must be a number, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const hours = number('SYNCGUARD_RESWEEP_HOURS', env.SYNCGUARD_RESWEEP_HOURS) ?? 24;
+  const margin = number('SYNCGUARD_DRAIN_MARGIN_MS', env.SYNCGUARD_DRAIN_MARGIN_MS);
+  const parsed = ConfigSchema.safeParse({
+    databases: parseJson('SYNCGUARD_DATABASES', env.SYNCGUARD_DATABASES),
+    ...(env.SYNCGUARD_DATABASE ? { defaultDatabase: env.SYNCGUARD_DATABASE } : {}),
+    resweepIntervalMs: hours === 0 ? null : Math.round(hours * 3600 * 1000),
+    ...(margin !== undefined ? { drainMarginMs: margin } : {}),
+  });
+  if (!parsed.success) throw new InputError(`invalid configuration: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+  const c = parsed.data;
+  if (c.defaultDatabase !== undefined && !(c.defaultDatabase in c.databases)) {
+    throw new InputError(
+      `SYNCGUARD_DATABASE names ${c.defaultDatabase}, which is not in SYNCGUARD_DATABASES (${Object.keys(c.databases).join(', ')})`,
+    );
+  }
+  return Object.freeze(c);
+}
+
+/** The configured database an event names, or the default one. */
+export function pickDatabase(config: Config, requested: string | undefined): string {
+  const names = Object.keys(config.databases);
+  const name = requested ?? config.defaultDatabase ?? (names.length === 1 ? names[0] : undefined);
+  if (name === undefined) {
+    throw new InputError(`the event names no database and none is the default; configured: ${names.join(', ')}`);
+  }
+  if (!(name in config.databases)) throw new InputError(`unknown database ${JSON.stringify(name)}; configured: ${names.join(', ')}`);
+  return name;
+}

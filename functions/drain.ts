@@ -1,0 +1,45 @@
+// Lambda: drain one configured database within the invocation's remaining time.
+// Event: { "database": "<name>" } or {} for the configured default.
+
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { z } from 'zod';
+import { loadConfig, pickDatabase } from './commons/config.js';
+import { connectionFor } from './commons/connections.js';
+import { logger, metrics } from './commons/observability.js';
+import type { DrainSummary } from './core/drain.js';
+import { InputError, SyncGuardError } from './core/errors.js';
+import { drain } from './db/drain.js';
+
+const DrainEventSchema = z.strictObject({ database: z.string().min(1).optional() });
+
+export async function drainHandler(event: unknown, context: Context): Promise<DrainSummary & { database: string }> {
+  const parsed = DrainEventSchema.safeParse(event ?? {});
+  if (!parsed.success) throw new InputError(`invalid drain event: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+  const config = loadConfig();
+  const database = pickDatabase(config, parsed.data.database);
+  const remaining = context.getRemainingTimeInMillis();
+  if (!(remaining > 0)) throw new InputError(`no time left to drain (remaining ${remaining} ms)`);
+  const client = await connectionFor(database, config.databases[database]?.secretId as string);
+  const summary = await drain(client, {
+    deadlineMs: Date.now() + remaining,
+    resweepIntervalMs: config.resweepIntervalMs,
+    ...(config.drainMarginMs !== undefined ? { marginMs: config.drainMarginMs } : {}),
+  });
+
+  metrics.addDimension('Database', database);
+  metrics.addMetric('DirtyBuckets', MetricUnit.Count, Math.max(0, summary.remainingDirty));
+  metrics.addMetric('OldestDirtyAgeSeconds', MetricUnit.Seconds, (summary.oldestDirtyAgeMs ?? 0) / 1000);
+  metrics.addMetric('BucketsRecomputed', MetricUnit.Count, summary.bucketsRecomputed);
+  metrics.addMetric('RowsHashed', MetricUnit.Count, summary.rowsHashed);
+  metrics.addMetric('DrainStoppedOnTime', MetricUnit.Count, summary.stoppedBecause === 'time' ? 1 : 0);
+  logger.info('drain finished', { database, ...summary });
+
+  if (summary.stoppedBecause === 'error') throw new SyncGuardError(`drain of ${database} stopped on an error: ${summary.error}`);
+  return { database, ...summary };
+}
+
+export const handler = middy(drainHandler).use(injectLambdaContext(logger)).use(logMetrics(metrics));
