@@ -23,7 +23,7 @@ export const tableDdl = (name: string) => `CREATE TABLE ${name} (
   flags int NOT NULL DEFAULT 0, payload jsonb)`;
 
 export const fillSql = (name: string, rows: number) => `INSERT INTO ${name}
-  SELECT i, (i * 7919) % 100000, (ARRAY['new','paid','shipped','returned'])[1 + i % 4], (i % 100000) / 7.0,
+  SELECT i, ((i::bigint * 7919) % 100000)::int, (ARRAY['new','paid','shipped','returned'])[1 + i % 4], (i % 100000) / 7.0,
          'EUR', timestamptz '2024-01-01' + i * interval '1 second', NULL, 'order note number ' || i || ' for the customer',
          i % 16, jsonb_build_object('source', 'web', 'items', i % 9, 'coupon', CASE WHEN i % 5 = 0 THEN 'SPRING' END)
     FROM generate_series(1, ${rows}) i`;

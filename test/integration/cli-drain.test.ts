@@ -1,7 +1,7 @@
 // `syncguard drain` and `syncguard status` through the CLI entry point.
 
 import { describe, expect, it } from 'vitest';
-import { run } from '../../cli/main.js';
+import { cli } from '../support/cli.js';
 import { register } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
 
@@ -16,17 +16,6 @@ const ctx = usePair({
   },
   ready: ({ pub, sub }) => register(pub, sub, T, { bucketSize: 250 }), // ids 1..5000: buckets 0..20
 });
-
-async function cli(...args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await run(
-    ['node', 'syncguard', ...args],
-    (l) => out.push(l),
-    (l) => err.push(l),
-  );
-  return { code, out, err };
-}
 
 describe('syncguard drain / status', () => {
   it('drains, prints one JSON summary with --json, and says caught up in text', async () => {

@@ -4,21 +4,10 @@
 import { spawnSync } from 'node:child_process';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { run } from '../../cli/main.js';
+import { cli } from '../support/cli.js';
 import { createPair, type Pair } from '../support/pair.js';
 
 let pair: Pair;
-
-async function cli(...args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await run(
-    ['node', 'syncguard', ...args],
-    (l) => out.push(l),
-    (l) => err.push(l),
-  );
-  return { code, out, err };
-}
 
 const pairArgs = () => ['--publisher-dsn', pair.publisherDsn, '--subscriber-dsn', pair.subscriberDsn];
 
