@@ -16,7 +16,7 @@ AS $$ SELECT ('x' || pg_catalog.encode(pg_catalog.substr(pg_catalog.sha256(pg_ca
 -- CASE, GREATEST and LEAST are not strict, and a STRICT SQL function with them is never inlined.
 CREATE FUNCTION syncguard.int_bucket(k bigint, width bigint) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT CASE WHEN k >= 0 THEN k / width ELSE -((-(k + 1)) / width) - 1 END $$;
+AS $$ SELECT CASE WHEN k >= 0 THEN k / width ELSE (k + 1) / width - 1 END $$;
 
 CREATE FUNCTION syncguard.int_lo(bucket bigint, width bigint) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -88,25 +88,34 @@ CREATE FUNCTION syncguard._bucket_fn(p_reg integer) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT format('syncguard.%I', 'bucket_of_' || p_reg) $$;
 CREATE FUNCTION syncguard._mark_fn(p_reg integer) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT format('syncguard.%I', 'mark_' || p_reg) $$;
+CREATE FUNCTION syncguard._truncate_fn(p_reg integer) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT format('syncguard.%I', 'mark_truncate_' || p_reg) $$;
 
 -- The bucket expression of a registration over a row alias.
---   int:   floor(key / width)
---   range: number of sampled lower bounds <= key (width_bucket over a typed array)
+--   int:   floor(key / width), as inline arithmetic
+--   range: number of sampled lower bounds <= key (width_bucket over a typed array, in the
+--          generated bucket_of_<id>() function)
 --   hash:  row_hash of the key's row text, modulo bucket_count
 CREATE FUNCTION syncguard._bucket_expr(p_reg syncguard.registration, p_alias text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  v_key text := format('%s.%I::pg_catalog.int8', p_alias, p_reg.key_columns[1]);
+  v_keys text := (SELECT string_agg(format('%s.%I', p_alias, k), ', ' ORDER BY o)
+                    FROM unnest(p_reg.key_columns) WITH ORDINALITY u(k, o));
 BEGIN
   CASE p_reg.scheme
     WHEN 'int' THEN
-      RETURN format('syncguard.int_bucket(%s.%I::bigint, %s)', p_alias, p_reg.key_columns[1], p_reg.bucket_width);
+      -- the formula of int_bucket(), with operators qualified: the subscriber's row trigger runs
+      -- with the writer's search_path
+      RETURN format('CASE WHEN %1$s OPERATOR(pg_catalog.>=) 0 THEN %1$s OPERATOR(pg_catalog./) %2$s '
+                    'ELSE (%1$s OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog./) %2$s OPERATOR(pg_catalog.-) 1 END',
+                    v_key, p_reg.bucket_width);
     WHEN 'range' THEN
       IF p_reg.bucket_count = 1 THEN
-        RETURN '0::bigint';
+        RETURN '0::pg_catalog.int8';
       END IF;
-      RETURN format('%s(%s)', syncguard._bucket_fn(p_reg.reg_id),
-                    (SELECT string_agg(format('%s.%I', p_alias, k), ', ' ORDER BY o)
-                       FROM unnest(p_reg.key_columns) WITH ORDINALITY u(k, o)));
+      RETURN format('%s(%s)', syncguard._bucket_fn(p_reg.reg_id), v_keys);
     WHEN 'hash' THEN
       RETURN format('((syncguard.row_hash(%s::text) %% %s) + %s) %% %s',
                     syncguard._key_row(p_reg.key_columns, p_alias),

@@ -127,10 +127,11 @@ $$;
 -- dirty-marking trigger function, then attaches the triggers ENABLE ALWAYS, so they fire for the
 -- subscription's apply worker and under session_replication_role = replica as well.
 --   publisher:  statement triggers with transition tables (one per event) plus TRUNCATE;
---   subscriber: a row trigger (statement triggers never fire for applied changes) plus TRUNCATE.
--- The trigger function is SECURITY DEFINER with a pinned search_path and only qualified names; it
--- only computes a bucket number and inserts into an unlogged table with ON CONFLICT DO NOTHING,
--- so it has nothing that can raise: an error there would stop replication on a subscriber.
+--   subscriber: row triggers (statement triggers never fire for applied changes) plus TRUNCATE.
+-- Trigger functions only compute a bucket number and insert into an unlogged table with ON CONFLICT
+-- DO NOTHING, naming everything fully qualified, so they have nothing that can raise: an error
+-- there would stop replication on a subscriber. See the subscriber branch for why its row trigger
+-- is not SECURITY DEFINER.
 CREATE FUNCTION syncguard._install_triggers(r syncguard.registration) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
@@ -142,6 +143,7 @@ DECLARE
     'INSERT INTO syncguard.dirty (reg_id, bucket, xid) SELECT b.reg_id, b.bucket, pg_catalog.pg_current_xact_id() '
     'FROM syncguard.bucket b WHERE b.reg_id = %s ON CONFLICT DO NOTHING', r.reg_id);
   v_body text;
+  v_definer boolean := true;
 BEGIN
   IF r.scheme = 'range' THEN
     EXECUTE format('CREATE TYPE %s AS (%s)', syncguard._key_type(r.reg_id),
@@ -160,6 +162,8 @@ BEGIN
         format('SELECT pg_catalog.width_bucket(ROW(%s)::%s, %s)::bigint',
                (SELECT string_agg('$' || o, ', ' ORDER BY o) FROM unnest(r.key_types) WITH ORDINALITY u(ty, o)),
                syncguard._key_type(r.reg_id), syncguard._bounds_literal(r)));
+      EXECUTE format('GRANT EXECUTE ON FUNCTION %s(%s) TO PUBLIC', syncguard._bucket_fn(r.reg_id),
+        (SELECT string_agg(ty, ', ' ORDER BY o) FROM unnest(r.key_types) WITH ORDINALITY u(ty, o)));
     END IF;
   END IF;
 
@@ -182,38 +186,66 @@ BEGIN
   RETURN NULL;
 END$f$, r.reg_id, syncguard._bucket_expr(r, 'sg_new'), syncguard._bucket_expr(r, 'sg_old'), v_truncate);
   ELSE
-    -- One mark per (transaction, bucket): consecutive rows of one transaction in the same bucket
-    -- (a replicated bulk insert) skip the insert through a memo of the last bucket marked, kept in
-    -- a transaction-local setting (set_config(..., true) reverts at commit or rollback, so the memo
-    -- never outlives the transaction whose mark it remembers).
-    v_body := format($f$
-DECLARE
-  sg_m text;
+    -- The subscriber's row trigger runs for every applied row, and a PL/pgSQL call there costs
+    -- more than applying the row; SECURITY DEFINER with a SET clause doubles that (measured:
+    -- docs/performance.md). So for integer and range buckets it is a plain invoker function with
+    -- no SET clause and only qualified names; anyone may insert dirty marks (at worst, extra
+    -- recompute work) and nothing else. Without a SET clause it can also keep a memo of the last
+    -- bucket it marked in a transaction-local setting (a function with SET clauses reverts every
+    -- setting changed inside it), so consecutive rows of one transaction in the same bucket (a
+    -- replicated bulk change) skip the insert. Hash buckets render the key as text, which depends
+    -- on session settings, so they keep the pinned SECURITY DEFINER function and no memo.
+    IF r.scheme = 'hash' THEN
+      v_body := format($f$
 BEGIN
   IF TG_OP = 'TRUNCATE' THEN
     %4$s;
     RETURN NULL;
   END IF;
   IF TG_OP <> 'INSERT' THEN
-    sg_m := (%3$s)::text;
-    IF pg_catalog.current_setting(%5$L, true) IS DISTINCT FROM sg_m THEN
-      INSERT INTO syncguard.dirty (reg_id, bucket, xid) VALUES (%1$s, sg_m::bigint, pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING;
-      PERFORM pg_catalog.set_config(%5$L, sg_m, true);
-    END IF;
+    INSERT INTO syncguard.dirty (reg_id, bucket, xid) VALUES (%1$s, %3$s, pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING;
   END IF;
   IF TG_OP <> 'DELETE' THEN
-    sg_m := (%2$s)::text;
-    IF pg_catalog.current_setting(%5$L, true) IS DISTINCT FROM sg_m THEN
-      INSERT INTO syncguard.dirty (reg_id, bucket, xid) VALUES (%1$s, sg_m::bigint, pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING;
-      PERFORM pg_catalog.set_config(%5$L, sg_m, true);
+    INSERT INTO syncguard.dirty (reg_id, bucket, xid) VALUES (%1$s, %2$s, pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING;
+  END IF;
+  RETURN NULL;
+END$f$, r.reg_id, syncguard._bucket_expr(r, 'NEW'), syncguard._bucket_expr(r, 'OLD'), v_truncate);
+    ELSE
+      v_definer := false;
+      v_body := format($f$
+DECLARE
+  sg_m pg_catalog.text;
+BEGIN
+  IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+    sg_m := (%3$s)::pg_catalog.text;
+    IF pg_catalog.current_setting(%4$L, true) IS DISTINCT FROM sg_m THEN
+      INSERT INTO syncguard.dirty (reg_id, bucket, xid) VALUES (%1$s, sg_m::pg_catalog.int8, pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING;
+      PERFORM pg_catalog.set_config(%4$L, sg_m, true);
+    END IF;
+  END IF;
+  IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
+    sg_m := (%2$s)::pg_catalog.text;
+    IF pg_catalog.current_setting(%4$L, true) IS DISTINCT FROM sg_m THEN
+      INSERT INTO syncguard.dirty (reg_id, bucket, xid) VALUES (%1$s, sg_m::pg_catalog.int8, pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING;
+      PERFORM pg_catalog.set_config(%4$L, sg_m, true);
     END IF;
   END IF;
   RETURN NULL;
-END$f$, r.reg_id, syncguard._bucket_expr(r, 'NEW'), syncguard._bucket_expr(r, 'OLD'), v_truncate, v_memo);
+END$f$, r.reg_id, syncguard._bucket_expr(r, 'NEW'), syncguard._bucket_expr(r, 'OLD'), v_memo);
+    END IF;
   END IF;
 
-  EXECUTE format('CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER %s AS %L',
-                 v_fn, syncguard._pinned_settings(), v_body);
+  IF v_definer THEN
+    EXECUTE format('CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER %s AS %L',
+                   v_fn, syncguard._pinned_settings(), v_body);
+  ELSE
+    EXECUTE format('CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS %L', v_fn, v_body);
+    -- TRUNCATE reads the catalogue, which only the owner may: a separate definer function.
+    EXECUTE format('CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER %s AS %L',
+                   syncguard._truncate_fn(r.reg_id), syncguard._pinned_settings(),
+                   format('BEGIN %s; RETURN NULL; END', v_truncate));
+    EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', syncguard._truncate_fn(r.reg_id));
+  END IF;
   EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', v_fn);
 
   IF r.node_role = 'publisher' THEN
@@ -222,10 +254,13 @@ END$f$, r.reg_id, syncguard._bucket_expr(r, 'NEW'), syncguard._bucket_expr(r, 'O
     EXECUTE format('CREATE TRIGGER syncguard_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS sg_old FOR EACH STATEMENT EXECUTE FUNCTION %s()', v_tbl, v_fn);
     EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER syncguard_insert, ENABLE ALWAYS TRIGGER syncguard_update, ENABLE ALWAYS TRIGGER syncguard_delete', v_tbl);
   ELSE
-    EXECUTE format('CREATE TRIGGER syncguard_row AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()', v_tbl, v_fn);
-    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER syncguard_row', v_tbl);
+    EXECUTE format('CREATE TRIGGER syncguard_insert AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION %s()', v_tbl, v_fn);
+    EXECUTE format('CREATE TRIGGER syncguard_update AFTER UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s()', v_tbl, v_fn);
+    EXECUTE format('CREATE TRIGGER syncguard_delete AFTER DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()', v_tbl, v_fn);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER syncguard_insert, ENABLE ALWAYS TRIGGER syncguard_update, ENABLE ALWAYS TRIGGER syncguard_delete', v_tbl);
   END IF;
-  EXECUTE format('CREATE TRIGGER syncguard_truncate AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()', v_tbl, v_fn);
+  EXECUTE format('CREATE TRIGGER syncguard_truncate AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+                 v_tbl, CASE WHEN v_definer THEN v_fn ELSE syncguard._truncate_fn(r.reg_id) END);
   EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER syncguard_truncate', v_tbl);
 END
 $$;
@@ -345,11 +380,12 @@ BEGIN
   END IF;
   v_tbl := format('%I.%I', r.schema_name, r.table_name);
   IF EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid) THEN
-    FOREACH v_trigger IN ARRAY ARRAY['syncguard_insert', 'syncguard_update', 'syncguard_delete', 'syncguard_row', 'syncguard_truncate'] LOOP
+    FOREACH v_trigger IN ARRAY ARRAY['syncguard_insert', 'syncguard_update', 'syncguard_delete', 'syncguard_truncate'] LOOP
       EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', v_trigger, v_tbl);
     END LOOP;
   END IF;
   EXECUTE format('DROP FUNCTION IF EXISTS %s()', syncguard._mark_fn(r.reg_id));
+  EXECUTE format('DROP FUNCTION IF EXISTS %s()', syncguard._truncate_fn(r.reg_id));
   IF r.scheme = 'range' THEN
     EXECUTE format('DROP TYPE IF EXISTS %s CASCADE', syncguard._key_type(r.reg_id));
   END IF;

@@ -119,7 +119,7 @@ describe('syncguard CLI', () => {
       expect(r.code).toBe(0);
       expect(r.out[0]).toBe('registered public.good: key (id), int buckets, 10 keys per bucket');
       expect(await state(pair.pub)).toEqual({ registrations: 1, triggers: 4 });
-      expect(await state(pair.sub)).toEqual({ registrations: 1, triggers: 2 });
+      expect(await state(pair.sub)).toEqual({ registrations: 1, triggers: 4 });
       expect((await cli('register', '--table', 'good', '--bucket-size', '10')).code).toBe(0); // same fingerprint: no-op
       const clash = await cli('register', '--table', 'good', '--bucket-size', '20');
       expect(clash.code).toBe(2);

@@ -160,9 +160,9 @@ describe('drain robustness', () => {
   });
 
   it('catches changes made with the triggers disabled in the periodic full re-sweep', async () => {
-    await ctx.pair.sub.query(`ALTER TABLE ${T} DISABLE TRIGGER syncguard_row`);
+    await ctx.pair.sub.query(`ALTER TABLE ${T} DISABLE TRIGGER syncguard_update`);
     await ctx.pair.sub.query(`UPDATE ${T} SET customer = 'sneaky' WHERE id = 4242`);
-    await ctx.pair.sub.query(`ALTER TABLE ${T} ENABLE ALWAYS TRIGGER syncguard_row`);
+    await ctx.pair.sub.query(`ALTER TABLE ${T} ENABLE ALWAYS TRIGGER syncguard_update`);
     expect(await silentlyStale(ctx.sub, T)).toEqual(['42']);
     const quiet = await drain(ctx.sub, { deadlineMs: Date.now() + 30_000 });
     expect(quiet.fullResweepStarted).toBe(false);

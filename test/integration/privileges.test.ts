@@ -1,0 +1,72 @@
+// The RDS-like privilege setup: tables owned by an application role, syncguard installed and run
+// by a separate non-superuser that is a member of it, replication applying as the table owner
+// (PG16+), and an application writer on the subscriber with no syncguard rights at all.
+
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { catalogue, differingBuckets, dirtyBuckets, register, settle } from '../support/syncguard.js';
+import { usePair } from '../support/use-pair.js';
+
+const T = 'public.accounts';
+const WRITER_PASSWORD = 'app-writer-pw';
+
+async function asSuperuser(c: pg.Client, sql: string): Promise<void> {
+  await c.query(sql);
+}
+
+const ctx = usePair({
+  label: 'privs',
+  tables: [T],
+  async prepare(pair) {
+    for (const c of [pair.pub, pair.sub]) {
+      // roles are cluster-wide: create them once, tolerating a parallel file doing the same
+      await asSuperuser(
+        c,
+        `DO $$ BEGIN
+          IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'app_owner') THEN CREATE ROLE app_owner NOLOGIN; END IF;
+          IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'app_writer') THEN CREATE ROLE app_writer LOGIN PASSWORD '${WRITER_PASSWORD}'; END IF;
+        END $$`,
+      ).catch(() => {});
+      await asSuperuser(
+        c,
+        `CREATE TABLE ${T} (id int PRIMARY KEY, balance numeric NOT NULL);
+        ALTER TABLE ${T} OWNER TO app_owner;
+        GRANT app_owner TO sg_owner;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON ${T} TO app_writer;`,
+      );
+    }
+    await pair.pub.query(`INSERT INTO ${T} SELECT i, i * 10 FROM generate_series(1, 500) i`);
+  },
+  ready: ({ pub, sub }) => register(pub, sub, T, { bucketSize: 50 }),
+});
+
+describe('privileges', () => {
+  it('tracks changes applied as the table owner and written by an application role without syncguard rights', async () => {
+    await settle(ctx.pub);
+    await settle(ctx.sub);
+    await ctx.pair.pub.query(`UPDATE ${T} SET balance = balance + 1 WHERE id IN (7, 420)`);
+    await ctx.pair.catchUp();
+    expect(await dirtyBuckets(ctx.sub, T)).toEqual(['0', '8']);
+    const { rows: errs } = await ctx.pair.sub.query<{ n: string }>(
+      'SELECT apply_error_count + sync_error_count AS n FROM pg_stat_subscription_stats WHERE subname = $1',
+      [ctx.pair.name],
+    );
+    expect(Number(errs[0]?.n)).toBe(0);
+
+    const writerDsn = ctx.pair.subscriberDsn.replace(/\/\/[^@]+@/, `//app_writer:${WRITER_PASSWORD}@`);
+    const writer = new pg.Client({ connectionString: writerDsn });
+    await writer.connect();
+    try {
+      await writer.query(`UPDATE ${T} SET balance = 0 WHERE id = 123`);
+      await expect(writer.query('SELECT * FROM syncguard.bucket')).rejects.toThrow(/permission denied/);
+      await expect(writer.query('SELECT syncguard.drain_batch(1)')).rejects.toThrow(/permission denied/);
+      await expect(writer.query('DELETE FROM syncguard.dirty')).rejects.toThrow(/permission denied/);
+    } finally {
+      await writer.end();
+    }
+    expect(await dirtyBuckets(ctx.sub, T)).toEqual(['0', '2', '8']);
+    await settle(ctx.pub);
+    await settle(ctx.sub);
+    expect(differingBuckets(await catalogue(ctx.pub, T), await catalogue(ctx.sub, T))).toEqual(['2']);
+  });
+});
