@@ -143,6 +143,7 @@ DECLARE
     'INSERT INTO syncguard.dirty (reg_id, bucket, xid) SELECT b.reg_id, b.bucket, pg_catalog.pg_current_xact_id() '
     'FROM syncguard.bucket b WHERE b.reg_id = %s ON CONFLICT DO NOTHING', r.reg_id);
   v_body text;
+  v_mark text;
   v_definer boolean := true;
 BEGIN
   IF r.scheme = 'range' THEN
@@ -212,26 +213,23 @@ BEGIN
 END$f$, r.reg_id, syncguard._bucket_expr(r, 'NEW'), syncguard._bucket_expr(r, 'OLD'), v_truncate);
     ELSE
       v_definer := false;
+      v_mark := $f$
+    sg_m := (%s)::pg_catalog.text;
+    IF pg_catalog.current_setting(%L, true) IS DISTINCT FROM sg_m THEN
+      INSERT INTO syncguard.dirty (reg_id, bucket, xid) VALUES (%s, sg_m::pg_catalog.int8, pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING;
+      PERFORM pg_catalog.set_config(%L, sg_m, true);
+    END IF;$f$;
       v_body := format($f$
 DECLARE
   sg_m pg_catalog.text;
 BEGIN
-  IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
-    sg_m := (%3$s)::pg_catalog.text;
-    IF pg_catalog.current_setting(%4$L, true) IS DISTINCT FROM sg_m THEN
-      INSERT INTO syncguard.dirty (reg_id, bucket, xid) VALUES (%1$s, sg_m::pg_catalog.int8, pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING;
-      PERFORM pg_catalog.set_config(%4$L, sg_m, true);
-    END IF;
+  IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN%s
   END IF;
-  IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
-    sg_m := (%2$s)::pg_catalog.text;
-    IF pg_catalog.current_setting(%4$L, true) IS DISTINCT FROM sg_m THEN
-      INSERT INTO syncguard.dirty (reg_id, bucket, xid) VALUES (%1$s, sg_m::pg_catalog.int8, pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING;
-      PERFORM pg_catalog.set_config(%4$L, sg_m, true);
-    END IF;
+  IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN%s
   END IF;
   RETURN NULL;
-END$f$, r.reg_id, syncguard._bucket_expr(r, 'NEW'), syncguard._bucket_expr(r, 'OLD'), v_memo);
+END$f$, format(v_mark, syncguard._bucket_expr(r, 'OLD'), v_memo, r.reg_id, v_memo),
+        format(v_mark, syncguard._bucket_expr(r, 'NEW'), v_memo, r.reg_id, v_memo));
     END IF;
   END IF;
 
