@@ -18,7 +18,9 @@ const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
 async function report(rows: readonly Row[], ...clients: Array<{ end(): Promise<void> }>): Promise<void> {
   for (const c of clients) await c.end();
-  process.stdout.write(`\n${markdown(rows)}\n\nrows: ${ROWS}; single-row tps over ${TPS_SECONDS} s x 2 per side; PostgreSQL 18, fsync on, 2 cores\n`);
+  process.stdout.write(
+    `\n${markdown(rows)}\n\nrows: ${ROWS}; single-row tps over ${TPS_SECONDS} s x 2 per side; PostgreSQL 18, fsync on, 2 cores\n`,
+  );
 }
 
 async function main(): Promise<void> {
