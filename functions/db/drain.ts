@@ -67,94 +67,97 @@ export async function drain(client: Client, opts: DrainOptions): Promise<DrainSu
       ])
       .catch(() => {});
   };
-  await client.query('SELECT set_config($1, $2, false), set_config($3, $4, false)', [
-    'lock_timeout',
-    `${Math.max(50, Math.min(2000, Math.floor(boxMs / 4)))}ms`,
-    'idle_in_transaction_session_timeout',
-    `${Math.max(1000, boxMs)}ms`,
-  ]);
-  const setup = await client.query<{ lost: boolean; resweep: boolean }>(
-    `SELECT syncguard.check_state() AS lost,
-            CASE WHEN $1 THEN syncguard.request_full_sweep() >= 0
-                 WHEN $2::bigint IS NULL THEN false
-                 ELSE syncguard.maybe_full_sweep(make_interval(secs => $2::bigint / 1000.0)) END AS resweep`,
-    [opts.fullResweep === true, opts.resweepIntervalMs === undefined ? DEFAULT_RESWEEP_INTERVAL_MS : opts.resweepIntervalMs],
-  );
-  const stateLost = setup.rows[0]?.lost ?? false;
-  const fullResweepStarted = (setup.rows[0]?.resweep ?? false) || stateLost;
+  try {
+    await client.query('SELECT set_config($1, $2, false), set_config($3, $4, false)', [
+      'lock_timeout',
+      `${Math.max(50, Math.min(2000, Math.floor(boxMs / 4)))}ms`,
+      'idle_in_transaction_session_timeout',
+      `${Math.max(1000, boxMs)}ms`,
+    ]);
+    const setup = await client.query<{ lost: boolean; resweep: boolean }>(
+      `SELECT syncguard.check_state() AS lost,
+              CASE WHEN $1 THEN syncguard.request_full_sweep() >= 0
+                   WHEN $2::bigint IS NULL THEN false
+                   ELSE syncguard.maybe_full_sweep(make_interval(secs => $2::bigint / 1000.0)) END AS resweep`,
+      [opts.fullResweep === true, opts.resweepIntervalMs === undefined ? DEFAULT_RESWEEP_INTERVAL_MS : opts.resweepIntervalMs],
+    );
+    const stateLost = setup.rows[0]?.lost ?? false;
+    const fullResweepStarted = (setup.rows[0]?.resweep ?? false) || stateLost;
 
-  let buckets = 0;
-  let rows = 0;
-  let stopped: StopReason = 'empty';
-  let error: string | undefined;
-  const sizer = new BatchSizer();
+    let buckets = 0;
+    let rows = 0;
+    let stopped: StopReason = 'empty';
+    let error: string | undefined;
+    const sizer = new BatchSizer();
 
-  const runPhase = async (phase: 'dirty' | 'sweep'): Promise<boolean> => {
-    for (;;) {
-      const budget = batchBudgetMs(box, now());
-      const size = sizer.nextWithin(budget);
-      if (size < 1) {
-        stopped = 'time';
-        return false;
-      }
-      const t0 = now();
-      let result: { buckets: number; rows: number; table?: string } | null;
-      try {
-        await client.query('SELECT set_config($1, $2, false)', ['statement_timeout', `${Math.max(1, budget)}ms`]);
-        const sql = phase === 'dirty' ? 'SELECT syncguard.drain_batch($1) AS r' : 'SELECT syncguard.sweep_batch($1) AS r';
-        const { rows: out } = await client.query<{ r: { buckets: number; rows: number; table?: string } | null }>(sql, [size]);
-        result = out[0]?.r ?? null;
-      } catch (err) {
-        if (code(err) === STATEMENT_TIMEOUT) {
+    const runPhase = async (phase: 'dirty' | 'sweep'): Promise<boolean> => {
+      for (;;) {
+        const budget = batchBudgetMs(box, now());
+        const size = sizer.nextWithin(budget);
+        if (size < 1) {
           stopped = 'time';
           return false;
         }
-        if (code(err) === LOCK_TIMEOUT) continue; // another drainer held a row briefly: try again
-        throw err;
+        const t0 = now();
+        let result: { buckets: number; rows: number; table?: string } | null;
+        try {
+          await client.query('SELECT set_config($1, $2, false)', ['statement_timeout', `${Math.max(1, budget)}ms`]);
+          const sql = phase === 'dirty' ? 'SELECT syncguard.drain_batch($1) AS r' : 'SELECT syncguard.sweep_batch($1) AS r';
+          const { rows: out } = await client.query<{ r: { buckets: number; rows: number; table?: string } | null }>(sql, [size]);
+          result = out[0]?.r ?? null;
+        } catch (err) {
+          if (code(err) === STATEMENT_TIMEOUT) {
+            stopped = 'time';
+            return false;
+          }
+          if (code(err) === LOCK_TIMEOUT) continue; // another drainer held a row briefly: try again
+          throw err;
+        }
+        const elapsed = now() - t0;
+        if (result === null || Number(result.buckets) === 0) {
+          if (phase === 'dirty' || result === null) return true;
+          continue; // a sweep step that only found its table finished
+        }
+        sizer.record(Number(result.buckets), elapsed);
+        buckets += Number(result.buckets);
+        rows += Number(result.rows);
+        opts.onProgress?.({
+          phase,
+          bucketsRecomputed: buckets,
+          rowsHashed: rows,
+          elapsedMs: now() - start,
+          boxMs,
+          batchSize: size,
+          ...(result.table !== undefined ? { table: result.table } : {}),
+        });
       }
-      const elapsed = now() - t0;
-      if (result === null || Number(result.buckets) === 0) {
-        if (phase === 'dirty' || result === null) return true;
-        continue; // a sweep step that only found its table finished
-      }
-      sizer.record(Number(result.buckets), elapsed);
-      buckets += Number(result.buckets);
-      rows += Number(result.rows);
-      opts.onProgress?.({
-        phase,
-        bucketsRecomputed: buckets,
-        rowsHashed: rows,
-        elapsedMs: now() - start,
-        boxMs,
-        batchSize: size,
-        ...(result.table !== undefined ? { table: result.table } : {}),
-      });
-    }
-  };
+    };
 
-  try {
-    if (await runPhase('dirty')) await runPhase('sweep');
-  } catch (err) {
-    stopped = 'error';
-    error = err instanceof Error ? err.message : String(err);
+    try {
+      if (await runPhase('dirty')) await runPhase('sweep');
+    } catch (err) {
+      stopped = 'error';
+      error = err instanceof Error ? err.message : String(err);
+    }
+    await client.query('SELECT set_config($1, $2, false)', ['statement_timeout', `${Math.max(250, box.marginMs)}ms`]).catch(() => {});
+    const status = await nodeStatus(client).catch(() => null);
+    const tables = status?.tables ?? [];
+    const sweepProgress = tables.length === 0 ? 1 : tables.reduce((a, t) => a + Number(t.sweepProgress), 0) / tables.length;
+    // 'empty' is only claimed when the final look confirms it: writers may have added work.
+    if (stopped === 'empty' && status !== null && (status.remainingDirty > 0 || sweepProgress < 1)) stopped = 'time';
+    return {
+      bucketsRecomputed: buckets,
+      rowsHashed: rows,
+      sweepProgress,
+      remainingDirty: status?.remainingDirty ?? -1,
+      oldestDirtyAgeMs: status?.oldestDirtyAgeMs ?? null,
+      stoppedBecause: stopped,
+      stateLost,
+      fullResweepStarted,
+      durationMs: now() - start,
+      ...(error !== undefined ? { error } : {}),
+    };
+  } finally {
+    await restore();
   }
-  await client.query('SELECT set_config($1, $2, false)', ['statement_timeout', `${Math.max(250, box.marginMs)}ms`]).catch(() => {});
-  const status = await nodeStatus(client).catch(() => null);
-  await restore();
-  const tables = status?.tables ?? [];
-  const sweepProgress = tables.length === 0 ? 1 : tables.reduce((a, t) => a + Number(t.sweepProgress), 0) / tables.length;
-  // 'empty' is only claimed when the final look confirms it: writers may have added work.
-  if (stopped === 'empty' && status !== null && (status.remainingDirty > 0 || sweepProgress < 1)) stopped = 'time';
-  return {
-    bucketsRecomputed: buckets,
-    rowsHashed: rows,
-    sweepProgress,
-    remainingDirty: status?.remainingDirty ?? -1,
-    oldestDirtyAgeMs: status?.oldestDirtyAgeMs ?? null,
-    stoppedBecause: stopped,
-    stateLost,
-    fullResweepStarted,
-    durationMs: now() - start,
-    ...(error !== undefined ? { error } : {}),
-  };
 }
