@@ -1,0 +1,76 @@
+// The consistency decision (pure): turning compared rounds into a verdict that never cries wolf
+// while replication is only behind, and never calls a diverged pair clean (DESIGN.md "A verdict
+// that does not cry wolf").
+//   - A mismatch in one round is a candidate. It is confirmed only when the next round, after a
+//     fresh barrier, finds it again, clean on both sides, with the publisher's value unchanged
+//     (an in-flight change would have moved it).
+//   - No barrier (subscription disabled, tables not ready, apply errors rising, timeout) means no
+//     data verdict at all: incomplete, with the reason.
+//   - Coverage below the minimum, or candidates left unconfirmed, is incomplete, never "in sync".
+
+import { type BucketValue, type Mismatch, sameValue } from './compare.js';
+
+export type Status = 'in_sync' | 'diverged' | 'incomplete';
+
+/** One table's mismatches in the two rounds of a verification. */
+export interface TableRounds {
+  readonly table: string;
+  readonly first: readonly Mismatch[];
+  /** Second round, only for the first round's candidates; absent when a bucket was skipped then. */
+  readonly second: ReadonlyMap<string, { readonly publisher: BucketValue; readonly subscriber: BucketValue; readonly clean: boolean }>;
+}
+
+export interface Confirmation {
+  readonly confirmed: readonly (Mismatch & { readonly table: string })[];
+  /** Mismatched once but not confirmed: still moving, skipped in round two, or equal by then. */
+  readonly candidates: readonly (Mismatch & { readonly table: string; readonly why: string })[];
+}
+
+export function confirm(tables: readonly TableRounds[]): Confirmation {
+  const confirmed: (Mismatch & { table: string })[] = [];
+  const candidates: (Mismatch & { table: string; why: string })[] = [];
+  for (const t of tables) {
+    for (const m of t.first) {
+      const again = t.second.get(m.bucket);
+      if (again === undefined || !again.clean) {
+        candidates.push({ ...m, table: t.table, why: 'not clean on both sides in the second round' });
+      } else if (sameValue(again.publisher, again.subscriber)) {
+      } else if (!sameValue(again.publisher, m.publisher)) {
+        candidates.push({ ...m, table: t.table, why: 'the publisher bucket changed between the rounds' });
+      } else {
+        confirmed.push({ table: t.table, bucket: m.bucket, publisher: again.publisher, subscriber: again.subscriber });
+      }
+    }
+  }
+  return { confirmed, candidates };
+}
+
+export interface VerdictInput {
+  /** Set when no replication barrier could be established: the reason. */
+  readonly barrierFailure?: string;
+  readonly coveragePct: number;
+  readonly minCoveragePct: number;
+  readonly confirmation: Confirmation;
+  /** Tables that could not be compared at all (fingerprint mismatch, missing on a side). */
+  readonly uncomparableTables: readonly string[];
+}
+
+export interface Verdict {
+  readonly status: Status;
+  readonly reasons: readonly string[];
+}
+
+export function decide(v: VerdictInput): Verdict {
+  if (v.barrierFailure !== undefined) return { status: 'incomplete', reasons: [`no replication barrier: ${v.barrierFailure}`] };
+  if (v.confirmation.confirmed.length > 0) {
+    const n = v.confirmation.confirmed.length;
+    return { status: 'diverged', reasons: [`${n} bucket${n === 1 ? '' : 's'} differ in two rounds with the publisher unchanged`] };
+  }
+  const reasons: string[] = [];
+  if (v.uncomparableTables.length > 0) reasons.push(`tables not compared: ${v.uncomparableTables.join(', ')}`);
+  if (v.confirmation.candidates.length > 0) reasons.push(`${v.confirmation.candidates.length} candidate mismatches not confirmed yet`);
+  if (v.coveragePct < v.minCoveragePct) {
+    reasons.push(`coverage ${v.coveragePct.toFixed(1)} % is below the minimum ${v.minCoveragePct} %`);
+  }
+  return reasons.length > 0 ? { status: 'incomplete', reasons } : { status: 'in_sync', reasons: [] };
+}
