@@ -12,6 +12,7 @@ import { registerTable, unregisterTable } from '../functions/db/register.js';
 import { type Out, withClients } from './clients.js';
 import { drainCommand, statusCommand } from './drain-commands.js';
 import { pairDsns, positiveInt, singleDsn } from './options.js';
+import { verifyCommand } from './verify-command.js';
 
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 2;
@@ -32,7 +33,7 @@ function describeInstall(label: string, r: InstallResult, out: Out, warn: Out): 
   }
 }
 
-export function buildProgram(out: Out, warn: Out): Command {
+export function buildProgram(out: Out, warn: Out, setExit: (code: number) => void = () => {}): Command {
   const program = new Command('syncguard')
     .description("Prove a logical-replication subscriber holds exactly its publisher's data.")
     .showHelpAfterError(false)
@@ -137,6 +138,7 @@ export function buildProgram(out: Out, warn: Out): Command {
 
   drainCommand(program, out, warn);
   statusCommand(program, out);
+  verifyCommand(program, out, setExit);
   return program;
 }
 
@@ -146,10 +148,13 @@ export async function run(
   out: Out = (l) => process.stdout.write(`${l}\n`),
   warn: Out = (l) => process.stderr.write(`${l}\n`),
 ): Promise<number> {
-  const program = buildProgram(out, warn);
+  let exit = EXIT_OK;
+  const program = buildProgram(out, warn, (code) => {
+    exit = code;
+  });
   try {
     await program.parseAsync([...argv]);
-    return EXIT_OK;
+    return exit;
   } catch (err) {
     if (err instanceof CommanderError) {
       // Help and version exit 0; commander has already printed its one-line error otherwise.

@@ -41,7 +41,7 @@ export interface TableComparison {
 }
 
 /** A side's value of a bucket, or why it cannot be compared. */
-function valueOf(side: SideCatalogue, bucket: string): BucketValue | SkipReason {
+function sideValue(side: SideCatalogue, bucket: string): BucketValue | SkipReason {
   if (side.dirty.has(bucket)) return 'dirty';
   const v = side.buckets.get(bucket);
   if (v === undefined) return side.swept ? EMPTY : 'not_swept';
@@ -61,8 +61,8 @@ export function compareTable(pub: SideCatalogue, sub: SideCatalogue): TableCompa
   const mismatches: Mismatch[] = [];
   let compared = 0;
   for (const bucket of [...all].sort(byBucket)) {
-    const p = valueOf(pub, bucket);
-    const s = valueOf(sub, bucket);
+    const p = sideValue(pub, bucket);
+    const s = sideValue(sub, bucket);
     if (typeof p === 'string' || typeof s === 'string') {
       // dirty wins over the other reasons: it is the one a drain resolves
       const reason: SkipReason = p === 'dirty' || s === 'dirty' ? 'dirty' : typeof p === 'string' ? p : (s as SkipReason);

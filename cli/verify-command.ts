@@ -1,0 +1,88 @@
+// `syncguard verify`: the verdict for a pair. Exit codes: 0 in sync, 1 diverged, 3 incomplete,
+// 2 error.
+
+import type { Command } from 'commander';
+import { parseTableName } from '../functions/core/identifiers.js';
+import type { VerifyReport } from '../functions/core/report.js';
+import type { Client } from '../functions/db/connect.js';
+import { verifyPair } from '../functions/db/verify.js';
+import { type Out, withClients } from './clients.js';
+import { pairDsns, positiveNumber } from './options.js';
+
+export const VERIFY_EXIT = { in_sync: 0, diverged: 1, incomplete: 3 } as const;
+
+function describe(r: VerifyReport): string[] {
+  const head =
+    r.status === 'in_sync'
+      ? `IN SYNC as of publisher LSN ${r.verifiedLsn}`
+      : r.status === 'diverged'
+        ? `DIVERGED (confirmed in two rounds; publisher LSN ${r.verifiedLsn})`
+        : `INCOMPLETE: no verdict (${r.reasons.join('; ')})`;
+  const lines = [`verify: ${head}; coverage ${r.coveragePct.toFixed(1)} % in ${(r.durationMs / 1000).toFixed(1)} s`];
+  if (r.status === 'diverged' && r.reasons.length > 0) lines.push(`  ${r.reasons.join('; ')}`);
+  const rows = r.tables.map((t) => [
+    t.table,
+    String(t.bucketsCompared),
+    String(t.bucketsSkipped),
+    `${t.coveragePct.toFixed(1)} %`,
+    t.reason ?? '',
+  ]);
+  const header = ['table', 'compared', 'skipped', 'coverage', 'note'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((x) => (x[i] ?? '').length)));
+  for (const x of [header, ...rows])
+    lines.push(
+      `  ${x
+        .map((v, i) => v.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd()}`,
+    );
+  for (const m of r.mismatches) {
+    lines.push(
+      `  mismatch ${m.table} bucket ${m.bucket}: publisher ${m.publisher.rows} rows, subscriber ${m.subscriber.rows} rows (hash sums differ)`,
+    );
+  }
+  for (const c of r.candidates) lines.push(`  candidate ${c.table} bucket ${c.bucket}: ${c.why}`);
+  for (const w of r.warnings) lines.push(`  warning: ${w}`);
+  return lines;
+}
+
+export function verifyCommand(program: Command, out: Out, setExit: (code: number) => void): void {
+  program
+    .command('verify')
+    .description('compare the catalogues of a pair behind a replication barrier: in sync, diverged or incomplete')
+    .option('--publisher-dsn <url>', 'publisher database (or SYNCGUARD_PUBLISHER_DSN)')
+    .option('--subscriber-dsn <url>', 'subscriber database (or SYNCGUARD_SUBSCRIBER_DSN)')
+    .option('--table <schema.table>', 'verify only this table')
+    .option('--min-coverage <pct>', 'below this coverage the result is incomplete', positiveNumber('--min-coverage'), 95)
+    .option('--barrier-timeout <seconds>', 'how long to wait for the subscriber to catch up', positiveNumber('--barrier-timeout'), 30)
+    .option('--json', 'print one JSON object')
+    .action(
+      async (o: {
+        publisherDsn?: string;
+        subscriberDsn?: string;
+        table?: string;
+        minCoverage: number;
+        barrierTimeout: number;
+        json?: boolean;
+      }) => {
+        const table = o.table === undefined ? undefined : parseTableName(o.table);
+        const { publisher, subscriber } = pairDsns(o);
+        await withClients(
+          [
+            [publisher, 'publisher'],
+            [subscriber, 'subscriber'],
+          ],
+          async ([p, s]) => {
+            const report = await verifyPair(p as Client, s as Client, {
+              ...(table !== undefined ? { table } : {}),
+              minCoveragePct: o.minCoverage,
+              barrierTimeoutMs: Math.round(o.barrierTimeout * 1000),
+            });
+            if (o.json) out(JSON.stringify(report));
+            else for (const l of describe(report)) out(l);
+            setExit(VERIFY_EXIT[report.status]);
+          },
+        );
+      },
+    );
+}

@@ -1,0 +1,98 @@
+// The verification report (what `syncguard verify --json` prints and the verify Lambda returns).
+// Built from the pure comparison results; bigint values become decimal strings for JSON.
+
+import type { BucketValue, Mismatch, SkipReason, TableComparison } from './compare.js';
+import type { Status } from './verdict.js';
+
+export interface JsonValue {
+  readonly rows: string;
+  readonly hash: string;
+}
+
+export interface TableReport {
+  readonly table: string;
+  /** 'uncomparable': fingerprints differ, not registered on one side, or a first sweep unfinished. */
+  readonly state: 'compared' | 'uncomparable';
+  readonly reason?: string;
+  readonly bucketsCompared: number;
+  readonly bucketsSkipped: number;
+  readonly skipped: Readonly<Record<SkipReason, number>>;
+  readonly coveragePct: number;
+  readonly fingerprints: { readonly publisher: string | null; readonly subscriber: string | null };
+}
+
+export interface MismatchReport {
+  readonly table: string;
+  readonly bucket: string;
+  readonly publisher: JsonValue;
+  readonly subscriber: JsonValue;
+}
+
+export interface VerifyReport {
+  readonly status: Status;
+  readonly reasons: readonly string[];
+  /** The publisher LSN the verdict holds at (the last barrier); null without a barrier. */
+  readonly verifiedLsn: string | null;
+  readonly coveragePct: number;
+  readonly tables: readonly TableReport[];
+  readonly mismatches: readonly MismatchReport[];
+  readonly candidates: readonly (MismatchReport & { readonly why: string })[];
+  readonly warnings: readonly string[];
+  readonly durationMs: number;
+  readonly barrierMs: number;
+}
+
+export const jsonValue = (v: BucketValue): JsonValue => ({ rows: v.rows.toString(), hash: v.sum.toString() });
+
+export const mismatchReport = (table: string, m: Mismatch): MismatchReport => ({
+  table,
+  bucket: m.bucket,
+  publisher: jsonValue(m.publisher),
+  subscriber: jsonValue(m.subscriber),
+});
+
+/** A table's report from the comparisons of its ranges and details. */
+export function tableReport(
+  table: string,
+  fingerprints: TableReport['fingerprints'],
+  parts: readonly TableComparison[],
+  equalBuckets: number,
+): TableReport {
+  const skipped: Record<SkipReason, number> = { dirty: 0, not_swept: 0, never_computed: 0 };
+  let compared = equalBuckets;
+  for (const p of parts) {
+    compared += p.bucketsCompared;
+    for (const k of Object.keys(skipped) as SkipReason[]) skipped[k] += p.bucketsSkipped[k];
+  }
+  const skippedTotal = skipped.dirty + skipped.not_swept + skipped.never_computed;
+  const total = compared + skippedTotal;
+  return {
+    table,
+    state: 'compared',
+    bucketsCompared: compared,
+    bucketsSkipped: skippedTotal,
+    skipped,
+    coveragePct: total === 0 ? 100 : (compared * 100) / total,
+    fingerprints,
+  };
+}
+
+export function uncomparable(table: string, reason: string, fingerprints: TableReport['fingerprints'], knownBuckets: number): TableReport {
+  return {
+    table,
+    state: 'uncomparable',
+    reason,
+    bucketsCompared: 0,
+    bucketsSkipped: knownBuckets,
+    skipped: { dirty: 0, not_swept: 0, never_computed: 0 },
+    coveragePct: 0,
+    fingerprints,
+  };
+}
+
+/** Coverage over all tables: compared buckets as a share of all buckets known. */
+export function overallCoverage(tables: readonly TableReport[]): number {
+  const compared = tables.reduce((a, t) => a + t.bucketsCompared, 0);
+  const total = tables.reduce((a, t) => a + t.bucketsCompared + t.bucketsSkipped, 0);
+  return total === 0 ? 100 : (compared * 100) / total;
+}

@@ -1,0 +1,72 @@
+// Reading catalogues for verification (syncguard.verify_ranges / verify_buckets), parsed into
+// the shapes the pure comparison core takes. Sums are numeric in SQL and bigint here: exact.
+
+import type { BucketValue, SideCatalogue } from '../core/compare.js';
+import type { QualifiedName } from '../core/identifiers.js';
+import type { Client } from './connect.js';
+
+export interface RangeSum extends BucketValue {
+  readonly buckets: number;
+}
+
+export interface TableSnapshot {
+  readonly table: string;
+  readonly fingerprint: string;
+  readonly swept: boolean;
+  readonly dirty: ReadonlySet<string>;
+  readonly uncomputed: ReadonlySet<string>;
+  readonly ranges: ReadonlyMap<string, RangeSum>;
+}
+
+interface RawSnapshot {
+  table: string;
+  fingerprint: string;
+  swept: boolean;
+  dirty: string[];
+  uncomputed: string[];
+  ranges: Record<string, [string, string, string]>;
+}
+
+export async function readRanges(client: Client, width: bigint): Promise<TableSnapshot[]> {
+  const { rows } = await client.query<{ s: RawSnapshot[] }>('SELECT syncguard.verify_ranges($1) AS s', [width.toString()]);
+  return (rows[0]?.s ?? []).map((t) => ({
+    table: t.table,
+    fingerprint: t.fingerprint,
+    swept: t.swept,
+    dirty: new Set(t.dirty),
+    uncomputed: new Set(t.uncomputed),
+    ranges: new Map(Object.entries(t.ranges).map(([k, [n, r, s]]) => [k, { buckets: Number(n), rows: BigInt(r), sum: BigInt(s) }])),
+  }));
+}
+
+interface RawDetail {
+  swept: boolean;
+  values: Record<string, [string, string]>;
+  dirty: string[];
+  uncomputed: string[];
+}
+
+/** Bucket detail as a SideCatalogue restricted to the given ranges (or buckets). */
+export async function readDetail(
+  client: Client,
+  t: QualifiedName,
+  width: bigint,
+  where: { ranges: readonly string[] } | { buckets: readonly string[] },
+  fingerprint: string,
+): Promise<SideCatalogue> {
+  const ranges = 'ranges' in where ? where.ranges : null;
+  const buckets = 'buckets' in where ? where.buckets : null;
+  const { rows } = await client.query<{ d: RawDetail }>('SELECT syncguard.verify_buckets($1, $2, $3, $4, $5) AS d', [
+    t.schema,
+    t.table,
+    width.toString(),
+    ranges,
+    buckets,
+  ]);
+  const d = rows[0]?.d as RawDetail;
+  const values = new Map<string, BucketValue | null>(
+    Object.entries(d.values).map(([k, [r, s]]) => [k, { rows: BigInt(r), sum: BigInt(s) }]),
+  );
+  for (const u of d.uncomputed) values.set(u, null);
+  return { fingerprint, swept: d.swept, buckets: values, dirty: new Set(d.dirty) };
+}

@@ -1,0 +1,57 @@
+-- syncguard node schema 0008: what a verification reads from each node.
+-- Both functions are STABLE, so each reads one snapshot; the verifier calls them inside a
+-- REPEATABLE READ transaction so that the detail it asks for later matches the sums it compared.
+
+-- Per registration of this node: fingerprint, whether the first sweep finished, the dirty and
+-- never-computed buckets, and sums over ranges of p_width consecutive bucket ids of the buckets
+-- that are clean and computed: {range: [buckets, rows, hash_sum]}, numbers as text.
+CREATE FUNCTION syncguard.verify_ranges(p_width bigint) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce(jsonb_agg(jsonb_build_object(
+      'table', format('%s.%s', r.schema_name, r.table_name),
+      'fingerprint', r.fingerprint,
+      'swept', s.first_finished_at IS NOT NULL,
+      'dirty', (SELECT coalesce(jsonb_agg(DISTINCT d.bucket::text), '[]') FROM syncguard.dirty d WHERE d.reg_id = r.reg_id),
+      'uncomputed', (SELECT coalesce(jsonb_agg(b.bucket::text), '[]') FROM syncguard.bucket b
+                      WHERE b.reg_id = r.reg_id AND b.row_count IS NULL),
+      'ranges', (SELECT coalesce(jsonb_object_agg(x.rg, jsonb_build_array(x.n::text, x.rows::text, x.s::text)), '{}')
+                   FROM (SELECT syncguard.int_bucket(b.bucket, p_width) AS rg, count(*) AS n, sum(b.row_count) AS rows, sum(b.hash_sum) AS s
+                           FROM syncguard.bucket b
+                          WHERE b.reg_id = r.reg_id AND b.row_count IS NOT NULL
+                            AND NOT EXISTS (SELECT 1 FROM syncguard.dirty d WHERE d.reg_id = b.reg_id AND d.bucket = b.bucket)
+                          GROUP BY 1) x))
+    ORDER BY r.schema_name, r.table_name), '[]')
+  FROM syncguard.registration r LEFT JOIN syncguard.sweep s ON s.reg_id = r.reg_id
+  WHERE r.node_id = syncguard.node_id()
+$$;
+
+-- Bucket detail of one table: the buckets in the given ranges (p_width as for verify_ranges), or
+-- the given buckets when p_ranges is NULL, as {swept, values: {bucket: [rows, hash_sum]} for the
+-- clean computed ones, dirty: [...], uncomputed: [...]}. A bucket in none of them is empty (once
+-- the first sweep finished).
+CREATE FUNCTION syncguard.verify_buckets(p_schema text, p_table text, p_width bigint, p_ranges bigint[], p_buckets bigint[] DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  WITH r AS (
+    SELECT g.reg_id FROM syncguard.registration g
+     WHERE g.node_id = syncguard.node_id() AND g.schema_name = p_schema AND g.table_name = p_table
+  ), wanted AS (
+    SELECT b.bucket, b.row_count, b.hash_sum,
+           EXISTS (SELECT 1 FROM syncguard.dirty d WHERE d.reg_id = b.reg_id AND d.bucket = b.bucket) AS dirty
+      FROM syncguard.bucket b JOIN r ON r.reg_id = b.reg_id
+     WHERE CASE WHEN p_ranges IS NULL THEN b.bucket = ANY(p_buckets)
+                ELSE syncguard.int_bucket(b.bucket, p_width) = ANY(p_ranges) END
+  ), marks AS (
+    SELECT DISTINCT d.bucket FROM syncguard.dirty d JOIN r ON r.reg_id = d.reg_id
+     WHERE CASE WHEN p_ranges IS NULL THEN d.bucket = ANY(p_buckets)
+                ELSE syncguard.int_bucket(d.bucket, p_width) = ANY(p_ranges) END
+  )
+  SELECT jsonb_build_object(
+    'swept', EXISTS (SELECT 1 FROM syncguard.sweep s JOIN r ON r.reg_id = s.reg_id WHERE s.first_finished_at IS NOT NULL),
+    'values', (SELECT coalesce(jsonb_object_agg(w.bucket::text, jsonb_build_array(w.row_count::text, w.hash_sum::text)), '{}')
+                 FROM wanted w WHERE w.row_count IS NOT NULL AND NOT w.dirty),
+    'dirty', (SELECT coalesce(jsonb_agg(m.bucket::text), '[]') FROM marks m),
+    'uncomputed', (SELECT coalesce(jsonb_agg(w.bucket::text), '[]') FROM wanted w WHERE w.row_count IS NULL AND NOT w.dirty))
+$$;

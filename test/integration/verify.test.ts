@@ -1,0 +1,151 @@
+// Verification against real replication: in sync, exactly the injected divergences, no verdict
+// without a barrier, refusal to compare across different registrations, and no false alarm while
+// the publisher keeps writing and the subscription pauses.
+
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { verifyPair } from '../../functions/db/verify.js';
+import { cli } from '../support/cli.js';
+import { regId, register, settle } from '../support/syncguard.js';
+import { usePair } from '../support/use-pair.js';
+
+const ORDERS = 'public.orders';
+const TOKENS = 'public.tokens';
+const LINES = 'public.lines';
+
+const ctx = usePair({
+  label: 'verify',
+  tables: [ORDERS, TOKENS, LINES],
+  async prepare(pair) {
+    await pair.both(`CREATE TABLE ${ORDERS} (id int PRIMARY KEY, total numeric, note text);
+                     CREATE TABLE ${TOKENS} (id uuid PRIMARY KEY, owner int);
+                     CREATE TABLE ${LINES} (order_id int, line int, qty int, PRIMARY KEY (order_id, line));`);
+    await pair.pub.query(`INSERT INTO ${ORDERS} SELECT i, i * 1.5, 'n' || i FROM generate_series(1, 3000) i;
+                          INSERT INTO ${TOKENS} SELECT md5(i::text)::uuid, i FROM generate_series(1, 2000) i;
+                          INSERT INTO ${LINES} SELECT i / 4, i % 4, i FROM generate_series(1, 4000) i;`);
+  },
+  async ready({ pub, sub }) {
+    for (const t of [ORDERS, TOKENS, LINES]) await register(pub, sub, t, { bucketSize: 100 });
+    await settle(pub);
+    await settle(sub);
+  },
+});
+
+const pairArgs = () => ['--publisher-dsn', ctx.pair.publisherDsn, '--subscriber-dsn', ctx.pair.subscriberDsn];
+
+describe('verify', () => {
+  it('says in sync, with full coverage and the LSN it holds at', async () => {
+    const r = await cli('verify', ...pairArgs(), '--json');
+    expect(r.code).toBe(0);
+    expect(r.out).toHaveLength(1);
+    const report = JSON.parse(r.out[0] as string);
+    expect(report).toMatchObject({ status: 'in_sync', coveragePct: 100, mismatches: [], candidates: [] });
+    expect(report.verifiedLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    expect(report.tables.map((t: { table: string; bucketsCompared: number }) => [t.table, t.bucketsCompared])).toEqual([
+      ['public.lines', 40],
+      ['public.orders', 31],
+      ['public.tokens', 20],
+    ]);
+    const text = await cli('verify', ...pairArgs());
+    expect(text.out[0]).toMatch(/^verify: IN SYNC as of publisher LSN \S+; coverage 100\.0 %/);
+  });
+
+  it('reports exactly the injected divergences, confirmed in two rounds', async () => {
+    const tokensReg = await regId(ctx.sub, TOKENS);
+    const linesReg = await regId(ctx.sub, LINES);
+    const { rows: tok } = await ctx.pair.sub.query(
+      `SELECT id::text, owner, syncguard."bucket_of_${tokensReg}"(id)::text AS b FROM ${TOKENS} ORDER BY id LIMIT 1 OFFSET 777`,
+    );
+    const { rows: line } = await ctx.pair.sub.query(`SELECT syncguard."bucket_of_${linesReg}"(500, 9)::text AS b`);
+    await ctx.pair.sub.query(`UPDATE ${ORDERS} SET note = NULL WHERE id = 1234`); // bucket 12
+    await ctx.pair.sub.query(`DELETE FROM ${TOKENS} WHERE id = $1`, [tok[0]?.id]);
+    await ctx.pair.sub.query(`INSERT INTO ${LINES} VALUES (500, 9, 1)`);
+
+    const r = await cli('verify', ...pairArgs(), '--json');
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.out[0] as string);
+    expect(report.status).toBe('diverged');
+    expect(report.mismatches.map((m: { table: string; bucket: string }) => `${m.table}:${m.bucket}`).sort()).toEqual(
+      [`public.lines:${line[0]?.b}`, 'public.orders:12', `public.tokens:${tok[0]?.b}`].sort(),
+    );
+    const orders = report.mismatches.find((m: { table: string }) => m.table === ORDERS);
+    expect(orders.publisher.rows).toBe('100');
+    expect(orders.subscriber.rows).toBe('100');
+    expect(orders.publisher.hash).not.toBe(orders.subscriber.hash);
+    const tokens = report.mismatches.find((m: { table: string }) => m.table === TOKENS);
+    expect(Number(tokens.publisher.rows) - Number(tokens.subscriber.rows)).toBe(1);
+
+    // undo the drift by hand: the pair is in sync again
+    await ctx.pair.sub.query(`UPDATE ${ORDERS} SET note = 'n1234' WHERE id = 1234; DELETE FROM ${LINES} WHERE order_id = 500 AND line = 9`);
+    await ctx.pair.sub.query(`INSERT INTO ${TOKENS} VALUES ($1, $2)`, [tok[0]?.id, tok[0]?.owner]);
+    expect((await cli('verify', ...pairArgs())).code).toBe(0);
+  });
+
+  it('gives no verdict without a barrier: a disabled subscription is incomplete, exit 3', async () => {
+    await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} DISABLE`);
+    try {
+      const r = await cli('verify', ...pairArgs(), '--json', '--barrier-timeout', '2');
+      expect(r.code).toBe(3);
+      const report = JSON.parse(r.out[0] as string);
+      expect(report).toMatchObject({ status: 'incomplete', verifiedLsn: null, mismatches: [] });
+      expect(report.reasons).toEqual([`no replication barrier: subscription ${ctx.pair.name} is disabled`]);
+    } finally {
+      await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} ENABLE`);
+    }
+  });
+
+  it('refuses to compare a table whose registrations differ, naming both fingerprints', async () => {
+    const { rows: fp } = await ctx.pair.sub.query("SELECT fingerprint FROM syncguard.registration WHERE table_name = 'orders'");
+    await ctx.pair.sub.query("UPDATE syncguard.registration SET fingerprint = 'sg1-tampered' WHERE table_name = 'orders'");
+    try {
+      const report = await verifyPair(ctx.pub, ctx.sub, { table: { schema: 'public', table: 'orders' } });
+      expect(report.status).toBe('incomplete');
+      expect(report.tables[0]).toMatchObject({ state: 'uncomparable', bucketsCompared: 0 });
+      expect(report.tables[0]?.reason).toMatch(/registration fingerprints differ: publisher sg1-[0-9a-f]{16}, subscriber sg1-tampered/);
+    } finally {
+      await ctx.pair.sub.query("UPDATE syncguard.registration SET fingerprint = $1 WHERE table_name = 'orders'", [fp[0]?.fingerprint]);
+    }
+  });
+
+  it('never reports diverged while the publisher writes and the subscription pauses', async () => {
+    const until = Date.now() + 15_000;
+    const writer = (async () => {
+      const c = new pg.Client({ connectionString: ctx.pair.publisherDsn });
+      await c.connect();
+      let n = 0;
+      try {
+        while (Date.now() < until) {
+          const id = 1 + Math.floor(Math.random() * 3000);
+          await c.query(`UPDATE ${ORDERS} SET total = total + 1 WHERE id = $1`, [id]);
+          await c.query(`INSERT INTO ${LINES} VALUES ($1, $2, 1) ON CONFLICT (order_id, line) DO UPDATE SET qty = ${LINES}.qty + 1`, [
+            id,
+            4 + (n % 50),
+          ]);
+          n++;
+          await new Promise((r) => setTimeout(r, 4));
+        }
+      } finally {
+        await c.end();
+      }
+      return n;
+    })();
+    const pauser = (async () => {
+      await new Promise((r) => setTimeout(r, 5000));
+      await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} DISABLE`);
+      await new Promise((r) => setTimeout(r, 4000));
+      await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} ENABLE`);
+    })();
+    const statuses: string[] = [];
+    while (Date.now() < until) {
+      const r = await verifyPair(ctx.pub, ctx.sub, { barrierTimeoutMs: 2000, drainMs: 2000 });
+      statuses.push(r.status);
+      if (r.status === 'diverged') throw new Error(`false alarm: ${JSON.stringify(r.mismatches)}`);
+    }
+    const [changes] = await Promise.all([writer, pauser]);
+    expect(changes).toBeGreaterThan(500);
+    expect(statuses.length).toBeGreaterThan(2);
+    expect(statuses).toContain('incomplete'); // while paused: no barrier, no verdict
+    const final = await verifyPair(ctx.pub, ctx.sub, { barrierTimeoutMs: 30_000 });
+    expect(final.status).toBe('in_sync');
+  });
+});
