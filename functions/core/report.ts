@@ -28,6 +28,14 @@ export interface MismatchReport {
   readonly subscriber: JsonValue;
 }
 
+export interface LocalWrite {
+  readonly table: string;
+  readonly bucket: string;
+  readonly at: string;
+  readonly role: string;
+  readonly applicationName: string;
+}
+
 export interface VerifyReport {
   readonly status: Status;
   readonly reasons: readonly string[];
@@ -38,6 +46,8 @@ export interface VerifyReport {
   readonly mismatches: readonly MismatchReport[];
   readonly candidates: readonly (MismatchReport & { readonly why: string })[];
   readonly warnings: readonly string[];
+  /** Non-replicated writes on the subscriber's monitored tables (the most recent 100). */
+  readonly localWrites: readonly LocalWrite[];
   readonly durationMs: number;
   readonly barrierMs: number;
 }

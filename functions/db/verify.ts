@@ -9,7 +9,15 @@
 import { compareTable, EMPTY, rangeOf, sameValue, type TableComparison } from '../core/compare.js';
 import { InputError } from '../core/errors.js';
 import { parseTableName, type QualifiedName } from '../core/identifiers.js';
-import { mismatchReport, overallCoverage, type TableReport, tableReport, uncomparable, type VerifyReport } from '../core/report.js';
+import {
+  type LocalWrite,
+  mismatchReport,
+  overallCoverage,
+  type TableReport,
+  tableReport,
+  uncomparable,
+  type VerifyReport,
+} from '../core/report.js';
 import { confirm, decide, type TableRounds } from '../core/verdict.js';
 import { waitForBarrier } from './barrier.js';
 import { readDetail, readRanges, type TableSnapshot } from './catalogue.js';
@@ -68,8 +76,14 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   await requireInstalled(pub, 'publisher');
   await requireInstalled(sub, 'subscriber');
 
+  const local = await localWrites(sub, opts.table);
+  const warnings =
+    local.count > 0
+      ? [`${local.count} local (non-replicated) write(s) to monitored tables on the subscriber: the usual cause of drift`]
+      : [];
   const incomplete = (failure: string, tables: readonly TableReport[] = []): VerifyReport => ({
-    ...decideReport(tables, [], [], opts, failure),
+    ...decideReport(tables, [], warnings, opts, failure),
+    localWrites: local.recent,
     verifiedLsn: null,
     durationMs: Date.now() - started,
     barrierMs: 0,
@@ -169,12 +183,20 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
         second.push({ ...r, second: again });
       }
     }
-    const report = decideReport(reports, second, [], opts);
-    return { ...report, verifiedLsn: lsn, durationMs: Date.now() - started, barrierMs };
+    const report = decideReport(reports, second, warnings, opts);
+    return { ...report, localWrites: local.recent, verifiedLsn: lsn, durationMs: Date.now() - started, barrierMs };
   } finally {
     if (pubOpen) await pub.query('ROLLBACK').catch(() => {});
     if (subOpen) await sub.query('ROLLBACK').catch(() => {});
   }
+}
+
+async function localWrites(sub: Client, table: QualifiedName | undefined): Promise<{ count: number; recent: LocalWrite[] }> {
+  const { rows } = await sub.query<{ w: { count: number; recent: LocalWrite[] } }>('SELECT syncguard.local_writes(100) AS w');
+  const w = rows[0]?.w ?? { count: 0, recent: [] };
+  if (table === undefined) return { count: Number(w.count), recent: w.recent };
+  const recent = w.recent.filter((x) => x.table === name(table));
+  return { count: recent.length, recent };
 }
 
 function decideReport(
@@ -183,7 +205,7 @@ function decideReport(
   warnings: readonly string[],
   opts: VerifyOptions,
   barrierFailure?: string,
-): Omit<VerifyReport, 'verifiedLsn' | 'durationMs' | 'barrierMs'> {
+): Omit<VerifyReport, 'verifiedLsn' | 'durationMs' | 'barrierMs' | 'localWrites'> {
   const confirmation = confirm(rounds);
   const coveragePct = overallCoverage(tables);
   const verdict = decide({

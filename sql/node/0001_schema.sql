@@ -79,6 +79,19 @@ CREATE UNLOGGED TABLE syncguard.dirty (
   PRIMARY KEY (reg_id, bucket, xid)
 );
 
+-- Writes to a monitored table on a subscriber that did not come from replication (the apply
+-- worker runs with session_replication_role = replica; other sessions do not). The usual cause
+-- of drift, so verification reports them. One row per (bucket, transaction).
+CREATE UNLOGGED TABLE syncguard.local_write (
+  reg_id           integer NOT NULL,
+  bucket           bigint NOT NULL,
+  xid              xid8 NOT NULL,
+  written_at       timestamptz NOT NULL DEFAULT now(),
+  role             name NOT NULL,
+  application_name text NOT NULL,
+  PRIMARY KEY (reg_id, bucket, xid)
+);
+
 -- Sweep cursor per registration; a missing row means "sweep from the start". The first pass makes
 -- the catalogue complete; later passes (periodic or requested) catch changes that bypassed the
 -- triggers. first_finished_at stays set across passes.

@@ -209,15 +209,27 @@ BEGIN
   IF TG_OP <> 'DELETE' THEN
     INSERT INTO syncguard.dirty (reg_id, bucket, xid) VALUES (%1$s, %2$s, pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING;
   END IF;
+  IF pg_catalog.current_setting('session_replication_role') <> 'replica' THEN
+    INSERT INTO syncguard.local_write (reg_id, bucket, xid, role, application_name)
+    SELECT %1$s, b, pg_catalog.pg_current_xact_id(), session_user, pg_catalog.current_setting('application_name')
+      FROM (SELECT CASE WHEN TG_OP <> 'INSERT' THEN %3$s END UNION SELECT CASE WHEN TG_OP <> 'DELETE' THEN %2$s END) u(b)
+     WHERE b IS NOT NULL
+    ON CONFLICT DO NOTHING;
+  END IF;
   RETURN NULL;
 END$f$, r.reg_id, syncguard._bucket_expr(r, 'NEW'), syncguard._bucket_expr(r, 'OLD'), v_truncate);
     ELSE
       v_definer := false;
       v_mark := $f$
-    sg_m := (%s)::pg_catalog.text;
-    IF pg_catalog.current_setting(%L, true) IS DISTINCT FROM sg_m THEN
-      INSERT INTO syncguard.dirty (reg_id, bucket, xid) VALUES (%s, sg_m::pg_catalog.int8, pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING;
-      PERFORM pg_catalog.set_config(%L, sg_m, true);
+    sg_m := (%1$s)::pg_catalog.text;
+    IF pg_catalog.current_setting(%2$L, true) IS DISTINCT FROM sg_m THEN
+      INSERT INTO syncguard.dirty (reg_id, bucket, xid) VALUES (%3$s, sg_m::pg_catalog.int8, pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING;
+      IF pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica' THEN
+        INSERT INTO syncguard.local_write (reg_id, bucket, xid, role, application_name)
+        VALUES (%3$s, sg_m::pg_catalog.int8, pg_catalog.pg_current_xact_id(), session_user, pg_catalog.current_setting('application_name'))
+        ON CONFLICT DO NOTHING;
+      END IF;
+      PERFORM pg_catalog.set_config(%2$L, sg_m, true);
     END IF;$f$;
       v_body := format($f$
 DECLARE
@@ -228,8 +240,8 @@ BEGIN
   IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN%s
   END IF;
   RETURN NULL;
-END$f$, format(v_mark, syncguard._bucket_expr(r, 'OLD'), v_memo, r.reg_id, v_memo),
-        format(v_mark, syncguard._bucket_expr(r, 'NEW'), v_memo, r.reg_id, v_memo));
+END$f$, format(v_mark, syncguard._bucket_expr(r, 'OLD'), v_memo, r.reg_id),
+        format(v_mark, syncguard._bucket_expr(r, 'NEW'), v_memo, r.reg_id));
     END IF;
   END IF;
 
@@ -388,6 +400,7 @@ BEGIN
     EXECUTE format('DROP TYPE IF EXISTS %s CASCADE', syncguard._key_type(r.reg_id));
   END IF;
   DELETE FROM syncguard.dirty WHERE reg_id = r.reg_id;
+  DELETE FROM syncguard.local_write WHERE reg_id = r.reg_id;
   DELETE FROM syncguard.bucket WHERE reg_id = r.reg_id;
   DELETE FROM syncguard.sweep WHERE reg_id = r.reg_id;
   DELETE FROM syncguard.registration WHERE node_id = r.node_id AND reg_id = r.reg_id;

@@ -55,3 +55,20 @@ AS $$
     'dirty', (SELECT coalesce(jsonb_agg(m.bucket::text), '[]') FROM marks m),
     'uncomputed', (SELECT coalesce(jsonb_agg(w.bucket::text), '[]') FROM wanted w WHERE w.row_count IS NULL AND NOT w.dirty))
 $$;
+
+-- Local (non-replicated) writes recorded on this node's monitored tables: how many, and the most
+-- recent p_limit as {table, bucket, at, role, applicationName}.
+CREATE FUNCTION syncguard.local_writes(p_limit integer) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT jsonb_build_object(
+    'count', (SELECT count(*) FROM syncguard.local_write w JOIN syncguard.registration r
+               ON r.reg_id = w.reg_id AND r.node_id = syncguard.node_id()),
+    'recent', (SELECT coalesce(jsonb_agg(x.o ORDER BY x.at DESC), '[]') FROM (
+                 SELECT w.written_at AS at, jsonb_build_object(
+                          'table', format('%s.%s', r.schema_name, r.table_name), 'bucket', w.bucket::text,
+                          'at', w.written_at, 'role', w.role, 'applicationName', w.application_name) AS o
+                   FROM syncguard.local_write w JOIN syncguard.registration r
+                     ON r.reg_id = w.reg_id AND r.node_id = syncguard.node_id()
+                  ORDER BY w.written_at DESC LIMIT p_limit) x))
+$$;

@@ -39,7 +39,7 @@ describe('verify', () => {
     expect(r.code).toBe(0);
     expect(r.out).toHaveLength(1);
     const report = JSON.parse(r.out[0] as string);
-    expect(report).toMatchObject({ status: 'in_sync', coveragePct: 100, mismatches: [], candidates: [] });
+    expect(report).toMatchObject({ status: 'in_sync', coveragePct: 100, mismatches: [], candidates: [], localWrites: [], warnings: [] });
     expect(report.verifiedLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
     expect(report.tables.map((t: { table: string; bucketsCompared: number }) => [t.table, t.bucketsCompared])).toEqual([
       ['public.lines', 40],
@@ -72,6 +72,10 @@ describe('verify', () => {
     expect(orders.publisher.rows).toBe('100');
     expect(orders.subscriber.rows).toBe('100');
     expect(orders.publisher.hash).not.toBe(orders.subscriber.hash);
+    // the subscriber tells its own writes from replicated ones, and says who made them
+    expect(report.localWrites.map((l: { table: string }) => l.table).sort()).toEqual([LINES, ORDERS, TOKENS]);
+    expect(report.localWrites.every((l: { role: string }) => l.role === 'postgres')).toBe(true);
+    expect(report.warnings).toEqual(['3 local (non-replicated) write(s) to monitored tables on the subscriber: the usual cause of drift']);
     const tokens = report.mismatches.find((m: { table: string }) => m.table === TOKENS);
     expect(Number(tokens.publisher.rows) - Number(tokens.subscriber.rows)).toBe(1);
 
