@@ -3,6 +3,7 @@
 
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { verifyPair } from '../../functions/db/verify.js';
 import { startCluster } from '../support/cluster.js';
 import { TYPE_SETUP, typesInsert, typesTableDdl } from '../support/fixtures.js';
 import { catalogue, differingBuckets, fromScratch, register, settle } from '../support/syncguard.js';
@@ -58,5 +59,14 @@ describe('publisher 15 -> subscriber 18', () => {
     expect([...p.values()].reduce((n, v) => n + Number(v.split(':')[0]), 0)).toBe(200);
     expect(differingBuckets(p, await catalogue(ctx.sub, F))).toEqual([]);
     expect(differingBuckets(p, await fromScratch(ctx.pub, F))).toEqual([]);
+  });
+
+  it('verifies the 15 -> 18 pair: in sync, then exactly an injected divergence', async () => {
+    const inSync = await verifyPair(ctx.pub, ctx.sub);
+    expect(inSync).toMatchObject({ status: 'in_sync', coveragePct: 100 });
+    await ctx.pair.sub.query(`UPDATE ${T} SET c_interval = c_interval + interval '1 second' WHERE id = 60`);
+    const diverged = await verifyPair(ctx.pub, ctx.sub);
+    expect(diverged.status).toBe('diverged');
+    expect(diverged.mismatches.map((m) => `${m.table}:${m.bucket}`)).toEqual(['public.types:2']);
   });
 });
