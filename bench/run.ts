@@ -4,9 +4,9 @@
 // is stopped and removed at the end. Takes about 6 minutes; BENCH_LAG_SECONDS (default 120) sets
 // the length of the drain-lag run.
 
+import { type Cluster, startCluster } from '../dev/cluster.js';
+import { createPair, type Pair } from '../dev/pair.js';
 import { drain } from '../functions/db/drain.js';
-import { type Cluster, startCluster } from '../test/support/cluster.js';
-import { createPair, type Pair } from '../test/support/pair.js';
 import { installed, register } from '../test/support/syncguard.js';
 import { markdown, type Row } from './report.js';
 import { catchUpSeconds, fillSql, singleRowTps, sleep, steadyWriter, tableDdl, timed, updateSql } from './workloads.js';

@@ -5,8 +5,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import type { Pair } from '../test/support/pair.js';
-import { OWNER, OWNER_PASSWORD } from '../test/support/pair.js';
+import type { Pair } from '../dev/pair.js';
+import { OWNER, OWNER_PASSWORD } from '../dev/pair.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -4,9 +4,9 @@
 
 import type pg from 'pg';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { createPair, type Pair } from '../../dev/pair.js';
 import { connect } from '../../functions/db/connect.js';
 import { installPair } from '../../functions/db/install.js';
-import { createPair, type Pair } from '../support/pair.js';
 import { catalogue, differingBuckets, register, settle } from '../support/syncguard.js';
 
 const T = 'public.orders';

@@ -4,8 +4,8 @@
 import { spawnSync } from 'node:child_process';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createPair, type Pair } from '../../dev/pair.js';
 import { cli } from '../support/cli.js';
-import { createPair, type Pair } from '../support/pair.js';
 
 let pair: Pair;
 

@@ -3,8 +3,8 @@
 
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { startCluster } from '../../dev/cluster.js';
 import { verifyPair } from '../../functions/db/verify.js';
-import { startCluster } from '../support/cluster.js';
 import { TYPE_SETUP, typesInsert, typesTableDdl } from '../support/fixtures.js';
 import { catalogue, differingBuckets, fromScratch, register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';

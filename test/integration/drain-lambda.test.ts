@@ -5,10 +5,10 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { OWNER, OWNER_PASSWORD } from '../../dev/pair.js';
 import { closeConnections, LAMBDA_APPLICATION_NAME } from '../../functions/commons/connections.js';
 import { clearSecretCache } from '../../functions/commons/secrets.js';
 import { handler } from '../../functions/drain.js';
-import { OWNER, OWNER_PASSWORD } from '../support/pair.js';
 import { register } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
 

