@@ -6,8 +6,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { BUCKET_SCHEMES, type BucketScheme } from '../functions/core/buckets.js';
 import { SyncGuardError } from '../functions/core/errors.js';
 import { parseColumnList, parseTableName } from '../functions/core/identifiers.js';
-import type { Client } from '../functions/db/connect.js';
-import { type InstallResult, installPair, installSchema } from '../functions/db/install.js';
+import { type Client, checkDsn } from '../functions/db/connect.js';
+import { type InstallResult, installControl, installPair, installSchema } from '../functions/db/install.js';
 import { registerTable, unregisterTable } from '../functions/db/register.js';
 import { type Out, withClients } from './clients.js';
 import { drainCommand, statusCommand } from './drain-commands.js';
@@ -46,7 +46,20 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
     .option('--dsn <url>', 'one database')
     .option('--publisher-dsn <url>', 'publisher database (or SYNCGUARD_PUBLISHER_DSN)')
     .option('--subscriber-dsn <url>', 'subscriber database (or SYNCGUARD_SUBSCRIBER_DSN)')
-    .action(async (o: { dsn?: string; publisherDsn?: string; subscriberDsn?: string }) => {
+    .option('--control-dsn <url>', 'the control-plane database (its own database, not a node)')
+    .action(async (o: { dsn?: string; publisherDsn?: string; subscriberDsn?: string; controlDsn?: string }) => {
+      if (o.controlDsn !== undefined) {
+        const dsn = checkDsn(o.controlDsn, 'control-plane');
+        await withClients([[dsn, 'control-plane database']], async ([c]) => {
+          const r = await installControl(c as Client);
+          out(
+            r.applied.length === 0
+              ? `control plane: schema is up to date (version ${r.toVersion})`
+              : `control plane: schema ${r.fromVersion === 0 ? 'installed' : `upgraded from version ${r.fromVersion}`} to version ${r.toVersion}`,
+          );
+        });
+        if (o.dsn === undefined && o.publisherDsn === undefined && o.subscriberDsn === undefined) return;
+      }
       if (o.dsn !== undefined) {
         const dsn = singleDsn(o.dsn);
         await withClients([[dsn, 'database']], async ([c]) => describeInstall('database', await installSchema(c as Client), out, warn));
@@ -138,7 +151,7 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
 
   drainCommand(program, out, warn);
   statusCommand(program, out);
-  verifyCommand(program, out, setExit);
+  verifyCommand(program, out, warn, setExit);
   return program;
 }
 

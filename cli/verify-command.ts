@@ -1,10 +1,12 @@
 // `syncguard verify`: the verdict for a pair. Exit codes: 0 in sync, 1 diverged, 3 incomplete,
 // 2 error.
 
+import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { parseTableName } from '../functions/core/identifiers.js';
 import type { VerifyReport } from '../functions/core/report.js';
-import type { Client } from '../functions/db/connect.js';
+import { type Client, checkDsn } from '../functions/db/connect.js';
+import { endpointOf, type RunMeta, recordRun } from '../functions/db/control.js';
 import { verifyPair } from '../functions/db/verify.js';
 import { type Out, withClients } from './clients.js';
 import { pairDsns, positiveNumber } from './options.js';
@@ -49,7 +51,7 @@ function describe(r: VerifyReport): string[] {
   return lines;
 }
 
-export function verifyCommand(program: Command, out: Out, setExit: (code: number) => void): void {
+export function verifyCommand(program: Command, out: Out, warn: Out, setExit: (code: number) => void): void {
   program
     .command('verify')
     .description('compare the catalogues of a pair behind a replication barrier: in sync, diverged or incomplete')
@@ -58,34 +60,62 @@ export function verifyCommand(program: Command, out: Out, setExit: (code: number
     .option('--table <schema.table>', 'verify only this table')
     .option('--min-coverage <pct>', 'below this coverage the result is incomplete', positiveNumber('--min-coverage'), 95)
     .option('--barrier-timeout <seconds>', 'how long to wait for the subscriber to catch up', positiveNumber('--barrier-timeout'), 30)
+    .option('--control-dsn <url>', 'record the run in this control-plane database (or SYNCGUARD_CONTROL_DSN)')
+    .option('--pair <name>', "the pair's name in the control plane (default: the two endpoints)")
     .option('--json', 'print one JSON object')
-    .action(
-      async (o: {
-        publisherDsn?: string;
-        subscriberDsn?: string;
-        table?: string;
-        minCoverage: number;
-        barrierTimeout: number;
-        json?: boolean;
-      }) => {
-        const table = o.table === undefined ? undefined : parseTableName(o.table);
-        const { publisher, subscriber } = pairDsns(o);
-        await withClients(
-          [
-            [publisher, 'publisher'],
-            [subscriber, 'subscriber'],
-          ],
-          async ([p, s]) => {
-            const report = await verifyPair(p as Client, s as Client, {
-              ...(table !== undefined ? { table } : {}),
-              minCoveragePct: o.minCoverage,
-              barrierTimeoutMs: Math.round(o.barrierTimeout * 1000),
+    .action(async (o: VerifyFlags) => {
+      const table = o.table === undefined ? undefined : parseTableName(o.table);
+      const { publisher, subscriber } = pairDsns(o);
+      await withClients(
+        [
+          [publisher, 'publisher'],
+          [subscriber, 'subscriber'],
+        ],
+        async ([p, s]) => {
+          const startedAt = new Date();
+          const report = await verifyPair(p as Client, s as Client, {
+            ...(table !== undefined ? { table } : {}),
+            minCoveragePct: o.minCoverage,
+            barrierTimeoutMs: Math.round(o.barrierTimeout * 1000),
+          });
+          if (o.json) out(JSON.stringify(report));
+          else for (const l of describe(report)) out(l);
+          setExit(VERIFY_EXIT[report.status]);
+          const controlDsn = o.controlDsn ?? process.env.SYNCGUARD_CONTROL_DSN;
+          if (controlDsn === undefined) return;
+          const meta: RunMeta = {
+            pair: o.pair ?? `${endpointOf(publisher)} -> ${endpointOf(subscriber)}`,
+            publisher: endpointOf(publisher),
+            subscriber: endpointOf(subscriber),
+            requestedBy: userInfo().username,
+            via: 'cli',
+            ...(o.table !== undefined ? { table: o.table } : {}),
+            startedAt,
+            finishedAt: new Date(),
+          };
+          // the verdict stands even when it cannot be recorded: warn and keep the exit code
+          try {
+            await withClients([[checkDsn(controlDsn, 'control-plane'), 'control-plane database']], async ([c]) => {
+              const run = await recordRun(c as Client, meta, report);
+              if (!o.json) out(`  recorded as run ${run.runId} in the control plane`);
             });
-            if (o.json) out(JSON.stringify(report));
-            else for (const l of describe(report)) out(l);
-            setExit(VERIFY_EXIT[report.status]);
-          },
-        );
-      },
-    );
+          } catch (err) {
+            warn(
+              `syncguard: warning: the verdict was not recorded in the control plane: ${err instanceof Error ? err.message : String(err)}`,
+            );
+          }
+        },
+      );
+    });
+}
+
+interface VerifyFlags {
+  publisherDsn?: string;
+  subscriberDsn?: string;
+  table?: string;
+  minCoverage: number;
+  barrierTimeout: number;
+  controlDsn?: string;
+  pair?: string;
+  json?: boolean;
 }

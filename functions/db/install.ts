@@ -4,7 +4,7 @@
 
 import { IncompatibleError } from '../core/errors.js';
 import { type Client, inTransaction } from './connect.js';
-import { type Migration, nodeMigrations } from './generated/migrations.js';
+import { controlMigrations, type Migration, nodeMigrations } from './generated/migrations.js';
 
 export const MIN_SERVER_VERSION_NUM = 130000;
 /** pg_advisory_xact_lock key for schema installs ('SGIN'). */
@@ -46,35 +46,77 @@ export async function installedVersions(client: Client): Promise<number[]> {
   return rows.map((r) => r.version);
 }
 
-/** Creates or upgrades the node schema; `upTo` stops early (tests of upgrades use it). */
-export async function installSchema(client: Client, label = 'database', upTo?: number): Promise<InstallResult> {
+/** A numbered migration set and how it records what it applied. */
+interface MigrationSet {
+  readonly what: string;
+  readonly migrations: readonly Migration[];
+  readonly lockKey: number;
+  readonly applied: (client: Client) => Promise<number[]>;
+  readonly record: (client: Client, m: Migration) => Promise<unknown>;
+}
+
+const NODE: MigrationSet = {
+  what: 'syncguard schema',
+  migrations: nodeMigrations,
+  lockKey: INSTALL_LOCK,
+  applied: installedVersions,
+  record: (c, m) => c.query('INSERT INTO syncguard.migration (version, name) VALUES ($1, $2)', [m.version, m.name]),
+};
+
+const CONTROL: MigrationSet = {
+  what: 'syncguard control-plane schema',
+  migrations: controlMigrations,
+  lockKey: INSTALL_LOCK + 1,
+  applied: async (c) => {
+    const { rows: present } = await c.query<{ ok: boolean }>("SELECT to_regclass('syncguard_control.migration') IS NOT NULL AS ok");
+    if (!present[0]?.ok) return [];
+    const { rows } = await c.query<{ version: number }>('SELECT version FROM syncguard_control.migration ORDER BY version');
+    return rows.map((r) => r.version);
+  },
+  record: (c, m) => c.query('INSERT INTO syncguard_control.migration (version, name) VALUES ($1, $2)', [m.version, m.name]),
+};
+
+/**
+ * Applies the pending migrations of a set in one transaction under an advisory lock: racing
+ * installers (parallel Lambda cold starts) serialise, and the loser finds the work done.
+ */
+async function migrate(
+  client: Client,
+  set: MigrationSet,
+  label: string,
+  upTo?: number,
+): Promise<{ fromVersion: number; toVersion: number; applied: number[] }> {
   await requireSupportedServer(client, label);
-  const migrations: readonly Migration[] = nodeMigrations.filter((m) => upTo === undefined || m.version <= upTo);
-  const latest = nodeMigrations.at(-1)?.version ?? 0;
-  const { applied, fromVersion } = await inTransaction(client, async () => {
-    await client.query('SELECT pg_advisory_xact_lock($1)', [INSTALL_LOCK]);
-    const done = await installedVersions(client);
+  const latest = set.migrations.at(-1)?.version ?? 0;
+  return inTransaction(client, async () => {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [set.lockKey]);
+    const done = await set.applied(client);
     const from = done.at(-1) ?? 0;
     if (from > latest) {
       throw new IncompatibleError(
-        `the syncguard schema on the ${label} is at version ${from}, newer than this syncguard (${latest}); upgrade syncguard`,
+        `the ${set.what} on the ${label} is at version ${from}, newer than this syncguard (${latest}); upgrade syncguard`,
       );
     }
-    const todo = migrations.filter((m) => !done.includes(m.version));
+    const todo = set.migrations.filter((m) => !done.includes(m.version) && (upTo === undefined || m.version <= upTo));
     for (const m of todo) {
       await client.query(m.sql);
-      await client.query('INSERT INTO syncguard.migration (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      await set.record(client, m);
     }
-    return { applied: todo.map((m) => m.version), fromVersion: from };
+    const applied = todo.map((m) => m.version);
+    return { fromVersion: from, toVersion: Math.max(from, ...applied), applied };
   });
+}
+
+/** Creates or upgrades the node schema; `upTo` stops early (tests of upgrades use it). */
+export async function installSchema(client: Client, label = 'database', upTo?: number): Promise<InstallResult> {
+  const r = await migrate(client, NODE, label, upTo);
   const { rows: pubs } = await client.query<{ pubname: string }>('SELECT pubname FROM pg_publication WHERE puballtables ORDER BY 1');
-  return {
-    fromVersion,
-    toVersion: Math.max(fromVersion, ...applied),
-    applied,
-    allTablesPublications: pubs.map((p) => p.pubname),
-    nodeId: await nodeId(client),
-  };
+  return { ...r, allTablesPublications: pubs.map((p) => p.pubname), nodeId: await nodeId(client) };
+}
+
+/** Creates or upgrades the control-plane schema in its own database. */
+export async function installControl(client: Client): Promise<{ fromVersion: number; toVersion: number; applied: number[] }> {
+  return migrate(client, CONTROL, 'control-plane database');
 }
 
 export async function nodeId(client: Client): Promise<string> {
