@@ -1,10 +1,15 @@
 // The Lambdas' configuration, from the environment, validated once at the edge. Unknown keys are
 // refused (a typo must not silently fall back to a default).
+// Drain:
 //   SYNCGUARD_DATABASES   JSON: {"<name>": {"secretId": "<Secrets Manager id or ARN>"}, ...}
 //   SYNCGUARD_DATABASE    the database a drain event without "database" uses (optional when
 //                         exactly one is configured)
 //   SYNCGUARD_RESWEEP_HOURS   full re-sweep interval, default 24; 0 disables
 //   SYNCGUARD_DRAIN_MARGIN_MS time kept free at the end of an invocation, default 10 % (50 ms..2 s)
+// Verify:
+//   SYNCGUARD_PAIRS       JSON: {"<name>": {"publisherSecretId": "...", "subscriberSecretId": "..."}}
+//   SYNCGUARD_CONTROL_SECRET_ID   the control-plane database's secret (every run is recorded)
+//   SYNCGUARD_MIN_COVERAGE        default 95
 
 import { z } from 'zod';
 import { InputError } from '../core/errors.js';
@@ -64,4 +69,26 @@ export function pickDatabase(config: Config, requested: string | undefined): str
   }
   if (!(name in config.databases)) throw new InputError(`unknown database ${JSON.stringify(name)}; configured: ${names.join(', ')}`);
   return name;
+}
+
+const PairSchema = z.strictObject({ publisherSecretId: z.string().min(1), subscriberSecretId: z.string().min(1) });
+
+const VerifyConfigSchema = z.strictObject({
+  pairs: z.record(z.string().min(1), PairSchema).refine((d) => Object.keys(d).length > 0, 'at least one pair is required'),
+  controlSecretId: z.string().min(1),
+  minCoveragePct: z.number().positive().max(100),
+});
+
+export type VerifyConfig = Readonly<z.infer<typeof VerifyConfigSchema>>;
+
+export function loadVerifyConfig(env: NodeJS.ProcessEnv = process.env): VerifyConfig {
+  const control = env.SYNCGUARD_CONTROL_SECRET_ID;
+  if (control === undefined || control === '') throw new InputError('environment variable SYNCGUARD_CONTROL_SECRET_ID is required');
+  const parsed = VerifyConfigSchema.safeParse({
+    pairs: parseJson('SYNCGUARD_PAIRS', env.SYNCGUARD_PAIRS),
+    controlSecretId: control,
+    minCoveragePct: number('SYNCGUARD_MIN_COVERAGE', env.SYNCGUARD_MIN_COVERAGE) ?? 95,
+  });
+  if (!parsed.success) throw new InputError(`invalid configuration: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+  return Object.freeze(parsed.data);
 }

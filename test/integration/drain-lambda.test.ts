@@ -2,13 +2,13 @@
 // boundary. Checks the event and secret validation, connection reuse and the EMF metrics.
 
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OWNER, OWNER_PASSWORD } from '../../dev/pair.js';
 import { closeConnections, LAMBDA_APPLICATION_NAME } from '../../functions/commons/connections.js';
 import { clearSecretCache } from '../../functions/commons/secrets.js';
 import { handler } from '../../functions/drain.js';
+import { captureStdout, context } from '../support/lambda.js';
 import { register } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
 
@@ -24,40 +24,6 @@ const ctx = usePair({
   },
   ready: ({ pub, sub }) => register(pub, sub, T, { bucketSize: 100 }),
 });
-
-function context(remainingMs = 30_000): Context {
-  return {
-    functionName: 'syncguard-drain',
-    functionVersion: '$LATEST',
-    invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:syncguard-drain',
-    memoryLimitInMB: '512',
-    awsRequestId: 'req-1',
-    logGroupName: '/aws/lambda/syncguard-drain',
-    logStreamName: 'stream',
-    callbackWaitsForEmptyEventLoop: false,
-    getRemainingTimeInMillis: () => remainingMs,
-    done: () => {},
-    fail: () => {},
-    succeed: () => {},
-  };
-}
-
-/** Captures stdout lines (Powertools writes logs and EMF there). */
-function captureStdout(): { lines: () => string[]; restore: () => void } {
-  const chunks: string[] = [];
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    chunks.push(String(chunk));
-    return true;
-  });
-  return {
-    lines: () =>
-      chunks
-        .join('')
-        .split('\n')
-        .filter((l) => l.trim() !== ''),
-    restore: () => spy.mockRestore(),
-  };
-}
 
 const secretFor = (database: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({

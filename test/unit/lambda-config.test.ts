@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig, pickDatabase } from '../../functions/commons/config.js';
+import { loadConfig, loadVerifyConfig, pickDatabase } from '../../functions/commons/config.js';
 import { parseRdsSecret, toDsn } from '../../functions/commons/secrets.js';
 
 const env = (over: Record<string, string | undefined>) => ({ SYNCGUARD_DATABASES: JSON.stringify({ a: { secretId: 's/a' } }), ...over });
@@ -71,5 +71,25 @@ describe('parseRdsSecret', () => {
     } catch (err) {
       expect(String(err)).not.toContain('topsecret');
     }
+  });
+});
+
+describe('loadVerifyConfig', () => {
+  const pairs = JSON.stringify({ p: { publisherSecretId: 'a', subscriberSecretId: 'b' } });
+  it('reads pairs, the control-plane secret and the minimum coverage', () => {
+    expect(loadVerifyConfig({ SYNCGUARD_PAIRS: pairs, SYNCGUARD_CONTROL_SECRET_ID: 'c' })).toEqual({
+      pairs: { p: { publisherSecretId: 'a', subscriberSecretId: 'b' } },
+      controlSecretId: 'c',
+      minCoveragePct: 95,
+    });
+  });
+  it('requires the control plane (every run is recorded) and well-formed pairs', () => {
+    expect(() => loadVerifyConfig({ SYNCGUARD_PAIRS: pairs })).toThrow('environment variable SYNCGUARD_CONTROL_SECRET_ID is required');
+    expect(() =>
+      loadVerifyConfig({ SYNCGUARD_PAIRS: JSON.stringify({ p: { publisherSecretId: 'a' } }), SYNCGUARD_CONTROL_SECRET_ID: 'c' }),
+    ).toThrow(/invalid configuration: .*subscriberSecretId/);
+    expect(() => loadVerifyConfig({ SYNCGUARD_PAIRS: pairs, SYNCGUARD_CONTROL_SECRET_ID: 'c', SYNCGUARD_MIN_COVERAGE: '120' })).toThrow(
+      /invalid configuration/,
+    );
   });
 });
