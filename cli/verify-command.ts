@@ -45,6 +45,7 @@ function describe(r: VerifyReport): string[] {
   }
   for (const c of r.candidates) lines.push(`  candidate ${c.table} bucket ${c.bucket}: ${c.why}`);
   for (const w of r.warnings) lines.push(`  warning: ${w}`);
+  for (const f of r.parity.filter((x) => x.level === 'info')) lines.push(`  info: ${f.table}: ${f.message}`);
   for (const l of r.localWrites.slice(0, 10)) {
     lines.push(`  local write: ${l.table} bucket ${l.bucket} at ${l.at} by ${l.role} (${l.applicationName || 'no application_name'})`);
   }

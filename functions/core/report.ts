@@ -2,6 +2,7 @@
 // Built from the pure comparison results; bigint values become decimal strings for JSON.
 
 import type { BucketValue, Mismatch, SkipReason, TableComparison } from './compare.js';
+import type { Finding } from './parity.js';
 import type { Status } from './verdict.js';
 
 export interface JsonValue {
@@ -46,6 +47,8 @@ export interface VerifyReport {
   readonly mismatches: readonly MismatchReport[];
   readonly candidates: readonly (MismatchReport & { readonly why: string })[];
   readonly warnings: readonly string[];
+  /** Parity checks beside the data verdict (columns, publication, sequences). */
+  readonly parity: readonly Finding[];
   /** Non-replicated writes on the subscriber's monitored tables (the most recent 100). */
   readonly localWrites: readonly LocalWrite[];
   readonly durationMs: number;

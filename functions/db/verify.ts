@@ -9,6 +9,7 @@
 import { compareTable, EMPTY, rangeOf, sameValue, type TableComparison } from '../core/compare.js';
 import { InputError } from '../core/errors.js';
 import { parseTableName, type QualifiedName } from '../core/identifiers.js';
+import { type Finding, type ParityInfo, parityFindings } from '../core/parity.js';
 import {
   type LocalWrite,
   mismatchReport,
@@ -77,12 +78,16 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   await requireInstalled(sub, 'subscriber');
 
   const local = await localWrites(sub, opts.table);
-  const warnings =
-    local.count > 0
+  const parity = (await parityOf(pub, sub)).filter((f) => opts.table === undefined || f.table === name(opts.table));
+  const warnings = [
+    ...(local.count > 0
       ? [`${local.count} local (non-replicated) write(s) to monitored tables on the subscriber: the usual cause of drift`]
-      : [];
+      : []),
+    ...parity.filter((f) => f.level === 'warning').map((f) => `${f.table}: ${f.message}`),
+  ];
   const incomplete = (failure: string, tables: readonly TableReport[] = []): VerifyReport => ({
     ...decideReport(tables, [], warnings, opts, failure),
+    parity,
     localWrites: local.recent,
     verifiedLsn: null,
     durationMs: Date.now() - started,
@@ -184,11 +189,16 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
       }
     }
     const report = decideReport(reports, second, warnings, opts);
-    return { ...report, localWrites: local.recent, verifiedLsn: lsn, durationMs: Date.now() - started, barrierMs };
+    return { ...report, parity, localWrites: local.recent, verifiedLsn: lsn, durationMs: Date.now() - started, barrierMs };
   } finally {
     if (pubOpen) await pub.query('ROLLBACK').catch(() => {});
     if (subOpen) await sub.query('ROLLBACK').catch(() => {});
   }
+}
+
+async function parityOf(pub: Client, sub: Client): Promise<Finding[]> {
+  const read = async (c: Client) => (await c.query<{ p: ParityInfo[] }>('SELECT syncguard.parity_info() AS p')).rows[0]?.p ?? [];
+  return parityFindings(await read(pub), await read(sub));
 }
 
 async function localWrites(sub: Client, table: QualifiedName | undefined): Promise<{ count: number; recent: LocalWrite[] }> {
@@ -205,7 +215,7 @@ function decideReport(
   warnings: readonly string[],
   opts: VerifyOptions,
   barrierFailure?: string,
-): Omit<VerifyReport, 'verifiedLsn' | 'durationMs' | 'barrierMs' | 'localWrites'> {
+): Omit<VerifyReport, 'verifiedLsn' | 'durationMs' | 'barrierMs' | 'localWrites' | 'parity'> {
   const confirmation = confirm(rounds);
   const coveragePct = overallCoverage(tables);
   const verdict = decide({

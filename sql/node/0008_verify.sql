@@ -72,3 +72,46 @@ AS $$
                      ON r.reg_id = w.reg_id AND r.node_id = syncguard.node_id()
                   ORDER BY w.written_at DESC LIMIT p_limit) x))
 $$;
+
+-- What the parity checks need, per registration of this node: the table's columns now, whether
+-- the registration's publications still publish it (publisher), the sequences behind its columns
+-- with their last values, and the largest key of an integer key.
+CREATE FUNCTION syncguard.parity_info() RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r syncguard.registration;
+  v_out jsonb := '[]';
+  v_max text;
+  v_seqs jsonb;
+BEGIN
+  FOR r IN SELECT * FROM syncguard.registration WHERE node_id = syncguard.node_id() ORDER BY schema_name, table_name LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid) THEN
+      v_out := v_out || jsonb_build_object('table', format('%s.%s', r.schema_name, r.table_name), 'exists', false);
+      CONTINUE;
+    END IF;
+    v_max := NULL;
+    IF r.scheme = 'int' THEN
+      EXECUTE format('SELECT max(%I)::text FROM %I.%I', r.key_columns[1], r.schema_name, r.table_name) INTO v_max;
+    END IF;
+    SELECT coalesce(jsonb_agg(jsonb_build_object('column', a.attname, 'sequence', s.schemaname || '.' || s.sequencename,
+             'lastValue', s.last_value::text)), '[]')
+      INTO v_seqs
+      FROM pg_attribute a
+      JOIN pg_sequences s ON format('%I.%I', s.schemaname, s.sequencename) = pg_get_serial_sequence(format('%I.%I', r.schema_name, r.table_name), a.attname)
+     WHERE a.attrelid = r.relid AND a.attnum > 0 AND NOT a.attisdropped;
+    v_out := v_out || jsonb_build_object(
+      'table', format('%s.%s', r.schema_name, r.table_name),
+      'exists', true,
+      'role', r.node_role,
+      'hashedColumns', to_jsonb(r.columns),
+      'columns', (syncguard.describe_table(r.schema_name, r.table_name, '{}'))->'columns',
+      'published', CASE WHEN r.node_role = 'publisher' AND cardinality(r.publications) > 0
+                        THEN (syncguard._publication_info(r.relid, r.publications)->>'published')::boolean END,
+      'keyColumn', CASE WHEN r.scheme = 'int' THEN r.key_columns[1] END,
+      'maxKey', v_max,
+      'sequences', v_seqs);
+  END LOOP;
+  RETURN v_out;
+END
+$$;

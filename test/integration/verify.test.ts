@@ -152,4 +152,21 @@ describe('verify', () => {
     const final = await verifyPair(ctx.pub, ctx.sub, { barrierTimeoutMs: 30_000 });
     expect(final.status).toBe('in_sync');
   });
+
+  it('reports parity beside the verdict: a subscriber sequence behind the keys, and extra columns', async () => {
+    await ctx.pair.both('CREATE TABLE public.tickets (id serial PRIMARY KEY, subject text)');
+    await ctx.pair.pub.query("INSERT INTO public.tickets (subject) SELECT 's' || i FROM generate_series(1, 300) i");
+    await ctx.pair.pub.query(`ALTER PUBLICATION ${ctx.pair.name} ADD TABLE public.tickets`);
+    await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} REFRESH PUBLICATION`);
+    await ctx.pair.waitForSync();
+    await register(ctx.pub, ctx.sub, 'public.tickets', { bucketSize: 100 });
+    await ctx.pair.sub.query('ALTER TABLE public.tickets ADD COLUMN seen boolean');
+    const r = await verifyPair(ctx.pub, ctx.sub, { table: { schema: 'public', table: 'tickets' } });
+    expect(r.status).toBe('in_sync'); // parity findings do not change the data verdict
+    expect(r.parity.map((f) => `${f.level}: ${f.message}`)).toEqual([
+      'info: subscriber-only columns: seen',
+      expect.stringMatching(/^warning: sequence public\.tickets_id_seq on the subscriber is at its start, behind max\(id\) = 300/),
+    ]);
+    expect(r.warnings).toEqual([expect.stringMatching(/^public\.tickets: sequence public\.tickets_id_seq/)]);
+  });
 });
