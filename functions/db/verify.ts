@@ -177,12 +177,19 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
       await drainBriefly(sub, drainMs);
       for (const r of rounds) {
         const pv = pubValues.get(r.table);
-        const sv = await readDetail(sub, parseTableName(r.table), width, { buckets: r.first.map((m) => m.bucket) }, '');
+        const buckets = { buckets: r.first.map((m) => m.bucket) };
+        const sv = await readDetail(sub, parseTableName(r.table), width, buckets, '');
+        // The publisher once more: a write committed there after its read, and applied on the
+        // subscriber before the subscriber's read, would otherwise pass for divergence (a row
+        // toggled back and forth). Such a write leaves a dirty mark or a new value here.
+        const pAfter = await readDetail(pub, parseTableName(r.table), width, buckets, '');
         const again = new Map<string, { publisher: typeof EMPTY; subscriber: typeof EMPTY; clean: boolean }>();
         for (const m of r.first) {
           const a = pv?.buckets.get(m.bucket);
           const b = sv.buckets.get(m.bucket);
-          const clean = !(pv?.dirty.has(m.bucket) ?? true) && !sv.dirty.has(m.bucket) && a !== null && b !== null;
+          const a2 = pAfter.buckets.get(m.bucket);
+          const stable = !pAfter.dirty.has(m.bucket) && a2 !== null && sameValue(a2 ?? EMPTY, a ?? EMPTY);
+          const clean = !(pv?.dirty.has(m.bucket) ?? true) && !sv.dirty.has(m.bucket) && a !== null && b !== null && stable;
           again.set(m.bucket, { publisher: a ?? EMPTY, subscriber: b ?? EMPTY, clean });
         }
         second.push({ ...r, second: again });
