@@ -111,8 +111,8 @@ describe('verify', () => {
     }
   });
 
-  it('never reports diverged while the publisher writes and the subscription pauses', async () => {
-    const until = Date.now() + 15_000;
+  it('never reports diverged in 60 s of writes with the subscription paused for 10 s in the middle', async () => {
+    const until = Date.now() + 60_000;
     const writer = (async () => {
       const c = new pg.Client({ connectionString: ctx.pair.publisherDsn });
       await c.connect();
@@ -134,9 +134,9 @@ describe('verify', () => {
       return n;
     })();
     const pauser = (async () => {
-      await new Promise((r) => setTimeout(r, 5000));
+      await new Promise((r) => setTimeout(r, 25_000));
       await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} DISABLE`);
-      await new Promise((r) => setTimeout(r, 4000));
+      await new Promise((r) => setTimeout(r, 10_000));
       await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} ENABLE`);
     })();
     const statuses: string[] = [];
@@ -146,8 +146,8 @@ describe('verify', () => {
       if (r.status === 'diverged') throw new Error(`false alarm: ${JSON.stringify(r.mismatches)}`);
     }
     const [changes] = await Promise.all([writer, pauser]);
-    expect(changes).toBeGreaterThan(500);
-    expect(statuses.length).toBeGreaterThan(2);
+    expect(changes).toBeGreaterThan(2000);
+    expect(statuses.length).toBeGreaterThan(10);
     expect(statuses).toContain('incomplete'); // while paused: no barrier, no verdict
     const final = await verifyPair(ctx.pub, ctx.sub, { barrierTimeoutMs: 30_000 });
     expect(final.status).toBe('in_sync');

@@ -1,0 +1,99 @@
+// Verify cost: time and bytes read for an in-sync catalogue of 20,000 buckets, and for the same
+// with 1 % of the buckets diverged. Bytes are the result payloads the verifier received (rows as
+// JSON), measured by wrapping the two connections' query().
+
+import type pg from 'pg';
+import type { Pair } from '../dev/pair.js';
+import { verifyPair } from '../functions/db/verify.js';
+import { register, settle } from '../test/support/syncguard.js';
+import type { Row } from './report.js';
+import { timed } from './workloads.js';
+
+const BUCKETS = 20_000;
+const ROWS_PER_BUCKET = 50;
+
+function counting(c: pg.Client): { client: pg.Client; bytes: () => number; reset: () => void } {
+  let total = 0;
+  const original = c.query.bind(c) as (...args: unknown[]) => Promise<pg.QueryResult>;
+  const proxy = new Proxy(c, {
+    get(target, prop, receiver) {
+      if (prop !== 'query') return Reflect.get(target, prop, receiver);
+      return async (...args: unknown[]) => {
+        const r = await original(...args);
+        total += Buffer.byteLength(JSON.stringify(r.rows ?? []));
+        return r;
+      };
+    },
+  });
+  return { client: proxy, bytes: () => total, reset: () => void (total = 0) };
+}
+
+export async function measureVerify(pair: Pair, pub: pg.Client, sub: pg.Client, log: (s: string) => void): Promise<Row[]> {
+  const rows = BUCKETS * ROWS_PER_BUCKET;
+  log(`verify: ${rows} rows in ${BUCKETS} buckets`);
+  await pair.both('CREATE TABLE public.verify_t (id int PRIMARY KEY, v text)');
+  await pair.pub.query(`ALTER PUBLICATION ${pair.name} ADD TABLE public.verify_t`);
+  await pair.sub.query(`ALTER SUBSCRIPTION ${pair.name} REFRESH PUBLICATION`);
+  await pair.waitForSync(600_000);
+  await register(pub, sub, 'public.verify_t', { bucketSize: ROWS_PER_BUCKET });
+  await pair.pub.query(`INSERT INTO public.verify_t SELECT i, md5(i::text) FROM generate_series(0, ${rows - 1}) i`);
+  await pair.catchUp(600_000);
+  await settle(pub);
+  await settle(sub);
+
+  const p = counting(pub);
+  const s = counting(sub);
+  const run = async () => {
+    p.reset();
+    s.reset();
+    let status = '';
+    const secs = await timed(async () => {
+      status = (await verifyPair(p.client, s.client, { table: { schema: 'public', table: 'verify_t' } })).status;
+    });
+    return { secs, bytes: p.bytes() + s.bytes(), status };
+  };
+  const clean = await run();
+  log(`verify in sync: ${clean.status}, ${clean.secs.toFixed(2)} s, ${clean.bytes} bytes`);
+  // 1 %: one row changed in every 100th bucket, on the subscriber
+  await pair.sub.query(`UPDATE public.verify_t SET v = 'drift' WHERE id % ${ROWS_PER_BUCKET * 100} = 7`);
+  await settle(sub);
+  const drift = await run();
+  log(`verify 1 % diverged: ${drift.status}, ${drift.secs.toFixed(2)} s, ${drift.bytes} bytes`);
+  const mb = 1024 * 1024;
+  return [
+    {
+      measure: `verify, ${BUCKETS} buckets in sync: time`,
+      baseline: 'target 2 s',
+      baselineValue: 2,
+      value: clean.secs,
+      unit: 's',
+      kind: 'max',
+      target: 1,
+    },
+    {
+      measure: `verify, ${BUCKETS} buckets in sync: bytes read`,
+      baseline: 'target 1 MB',
+      baselineValue: mb,
+      value: clean.bytes,
+      unit: 'B',
+      kind: 'max',
+      target: 1,
+    },
+    {
+      measure: `verify, 1 % of ${BUCKETS} buckets diverged: time`,
+      baseline: 'target 2 s',
+      baselineValue: 2,
+      value: drift.secs,
+      unit: 's',
+      kind: 'info',
+    },
+    {
+      measure: `verify, 1 % of ${BUCKETS} buckets diverged: bytes read`,
+      baseline: 'target 1 MB',
+      baselineValue: mb,
+      value: drift.bytes,
+      unit: 'B',
+      kind: 'info',
+    },
+  ];
+}
