@@ -25,7 +25,13 @@ function counting(c: pg.Client): { client: pg.Client; bytes: () => number; reset
       };
     },
   });
-  return { client: proxy, bytes: () => total, reset: () => void (total = 0) };
+  return {
+    client: proxy,
+    bytes: () => total,
+    reset: () => {
+      total = 0;
+    },
+  };
 }
 
 export async function measureVerify(pair: Pair, pub: pg.Client, sub: pg.Client, log: (s: string) => void): Promise<Row[]> {
