@@ -116,7 +116,7 @@ describe('drain robustness', () => {
     const drainerPid = async (): Promise<number | null> => {
       for (let i = 0; i < 500; i++) {
         const { rows } = await ctx.pair.pub.query<{ pid: number }>(
-          "SELECT pid FROM pg_stat_activity WHERE application_name = 'syncguard' AND state = 'active' AND query LIKE '%_batch(%' AND pid <> pg_backend_pid()",
+          "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'syncguard' AND state = 'active' AND query LIKE '%_batch(%' AND pid <> pg_backend_pid()",
         );
         if (rows[0] !== undefined) return rows[0].pid;
         await sleep(10);
