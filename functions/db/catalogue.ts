@@ -14,6 +14,8 @@ export interface TableSnapshot {
   readonly fingerprint: string;
   readonly swept: boolean;
   readonly dirty: ReadonlySet<string>;
+  /** Age of the oldest mark of each dirty bucket, ms. */
+  readonly dirtyAgeMs: ReadonlyMap<string, number>;
   readonly uncomputed: ReadonlySet<string>;
   readonly ranges: ReadonlyMap<string, RangeSum>;
 }
@@ -22,7 +24,7 @@ interface RawSnapshot {
   table: string;
   fingerprint: string;
   swept: boolean;
-  dirty: string[];
+  dirty: Record<string, number>;
   uncomputed: string[];
   ranges: Record<string, [string, string, string]>;
 }
@@ -33,7 +35,8 @@ export async function readRanges(client: Client, width: bigint): Promise<TableSn
     table: t.table,
     fingerprint: t.fingerprint,
     swept: t.swept,
-    dirty: new Set(t.dirty),
+    dirty: new Set(Object.keys(t.dirty)),
+    dirtyAgeMs: new Map(Object.entries(t.dirty).map(([b, ms]) => [b, Number(ms)])),
     uncomputed: new Set(t.uncomputed),
     ranges: new Map(Object.entries(t.ranges).map(([k, [n, r, s]]) => [k, { buckets: Number(n), rows: BigInt(r), sum: BigInt(s) }])),
   }));
@@ -69,4 +72,14 @@ export async function readDetail(
   );
   for (const u of d.uncomputed) values.set(u, null);
   return { fingerprint, swept: d.swept, buckets: values, dirty: new Set(d.dirty) };
+}
+
+/** Buckets hashed live from the table (syncguard.verify_live), in the caller's snapshot. */
+export async function readLive(client: Client, t: QualifiedName, buckets: readonly string[]): Promise<Map<string, BucketValue>> {
+  const { rows } = await client.query<{ v: Record<string, [string, string]> }>('SELECT syncguard.verify_live($1, $2, $3) AS v', [
+    t.schema,
+    t.table,
+    buckets,
+  ]);
+  return new Map(Object.entries(rows[0]?.v ?? {}).map(([k, [r, s]]) => [k, { rows: BigInt(r), sum: BigInt(s) }]));
 }

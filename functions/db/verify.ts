@@ -25,6 +25,7 @@ import { readDetail, readRanges, type TableSnapshot } from './catalogue.js';
 import type { Client } from './connect.js';
 import { drain } from './drain.js';
 import { requireInstalled } from './install.js';
+import { compareLive, liveValues, longDirty } from './live.js';
 
 export interface VerifyOptions {
   readonly table?: QualifiedName;
@@ -34,6 +35,8 @@ export interface VerifyOptions {
   readonly drainMs?: number;
   /** Buckets per range in the first, coarse comparison. */
   readonly rangeWidth?: bigint;
+  /** Buckets dirty for at least this long are hashed live from both sides (default 60 s). */
+  readonly liveAfterMs?: number;
 }
 
 const name = (t: QualifiedName) => `${t.schema}.${t.table}`;
@@ -118,6 +121,7 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
 
     const reports: TableReport[] = [];
     const rounds: TableRounds[] = [];
+    const liveBuckets = new Map<string, Set<string>>();
     for (const pt of pubTables) {
       const st = subByTable.get(pt.table);
       const fps = { publisher: pt.fingerprint, subscriber: st?.fingerprint ?? null };
@@ -151,6 +155,11 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
         const sd = await readDetail(sub, t, width, { ranges: inspect }, st.fingerprint);
         parts.push(compareTable(pd, sd));
       }
+      const hot = longDirty(pt, st, opts.liveAfterMs ?? 60_000);
+      if (hot.length > 0) {
+        parts.push(await compareLive(pub, sub, pt.table, hot));
+        liveBuckets.set(pt.table, new Set(hot));
+      }
       reports.push(tableReport(pt.table, fps, parts, equalBuckets));
       const first = parts.flatMap((x) => x.mismatches);
       if (first.length > 0) rounds.push({ table: pt.table, first, second: new Map() });
@@ -167,8 +176,11 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
     if (rounds.length > 0) {
       await drainBriefly(pub, drainMs);
       const pubValues = new Map<string, Awaited<ReturnType<typeof readDetail>>>();
+      const pubLive = new Map<string, Map<string, typeof EMPTY>>();
+      const liveOf = (table: string) => liveList(liveBuckets, table);
       for (const r of rounds) {
         pubValues.set(r.table, await readDetail(pub, parseTableName(r.table), width, { buckets: r.first.map((m) => m.bucket) }, ''));
+        pubLive.set(r.table, await liveValues(pub, r.table, liveOf(r.table)));
       }
       const b2 = await waitForBarrier(pub, sub, timeoutMs);
       if (!b2.ok) return incomplete(b2.failure, reports);
@@ -184,7 +196,18 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
         // toggled back and forth). Such a write leaves a dirty mark or a new value here.
         const pAfter = await readDetail(pub, parseTableName(r.table), width, buckets, '');
         const again = new Map<string, { publisher: typeof EMPTY; subscriber: typeof EMPTY; clean: boolean }>();
+        const hot = liveOf(r.table);
+        if (hot.length > 0) {
+          const pl = pubLive.get(r.table) ?? new Map();
+          const sl = await liveValues(sub, r.table, hot);
+          const pl2 = await liveValues(pub, r.table, hot);
+          for (const b of hot) {
+            const a = pl.get(b) ?? EMPTY;
+            again.set(b, { publisher: a, subscriber: sl.get(b) ?? EMPTY, clean: sameValue(a, pl2.get(b) ?? EMPTY) });
+          }
+        }
         for (const m of r.first) {
+          if (again.has(m.bucket)) continue; // compared live
           const a = pv?.buckets.get(m.bucket);
           const b = sv.buckets.get(m.bucket);
           const a2 = pAfter.buckets.get(m.bucket);
@@ -201,6 +224,11 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
     if (pubOpen) await pub.query('ROLLBACK').catch(() => {});
     if (subOpen) await sub.query('ROLLBACK').catch(() => {});
   }
+}
+
+/** The live-compared buckets of a table. */
+function liveList(live: ReadonlyMap<string, ReadonlySet<string>>, table: string): string[] {
+  return [...(live.get(table) ?? [])];
 }
 
 async function parityOf(pub: Client, sub: Client): Promise<Finding[]> {

@@ -2,8 +2,8 @@
 -- Both functions are STABLE, so each reads one snapshot; the verifier calls them inside a
 -- REPEATABLE READ transaction so that the detail it asks for later matches the sums it compared.
 
--- Per registration of this node: fingerprint, whether the first sweep finished, the dirty and
--- never-computed buckets, and sums over ranges of p_width consecutive bucket ids of the buckets
+-- Per registration of this node: fingerprint, whether the first sweep finished, the dirty buckets
+-- (with the age of their oldest mark in ms) and never-computed buckets, and sums over ranges of p_width consecutive bucket ids of the buckets
 -- that are clean and computed: {range: [buckets, rows, hash_sum]}, numbers as text.
 CREATE FUNCTION syncguard.verify_ranges(p_width bigint) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
@@ -12,7 +12,9 @@ AS $$
       'table', format('%s.%s', r.schema_name, r.table_name),
       'fingerprint', r.fingerprint,
       'swept', s.first_finished_at IS NOT NULL,
-      'dirty', (SELECT coalesce(jsonb_agg(DISTINCT d.bucket::text), '[]') FROM syncguard.dirty d WHERE d.reg_id = r.reg_id),
+      'dirty', (SELECT coalesce(jsonb_object_agg(x.bucket, x.age_ms), '{}') FROM (
+                  SELECT d.bucket::text AS bucket, floor(extract(epoch FROM clock_timestamp() - min(d.marked_at)) * 1000)::bigint AS age_ms
+                    FROM syncguard.dirty d WHERE d.reg_id = r.reg_id GROUP BY d.bucket) x),
       'uncomputed', (SELECT coalesce(jsonb_agg(b.bucket::text), '[]') FROM syncguard.bucket b
                       WHERE b.reg_id = r.reg_id AND b.row_count IS NULL),
       'ranges', (SELECT coalesce(jsonb_object_agg(x.rg, jsonb_build_array(x.n::text, x.rows::text, x.s::text)), '{}')
@@ -114,4 +116,14 @@ BEGIN
   END LOOP;
   RETURN v_out;
 END
+$$;
+
+-- Buckets of one table hashed live from the table itself, {bucket: [rows, hash_sum]}: the
+-- verifier's fallback for buckets that stay dirty too long to wait for the drain.
+CREATE FUNCTION syncguard.verify_live(p_schema text, p_table text, p_buckets bigint[]) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce(jsonb_object_agg(c.bucket::text, jsonb_build_array(c.row_count::text, c.hash_sum::text)), '{}')
+    FROM syncguard.registration r, syncguard.compute_buckets(r.reg_id, p_buckets) c
+   WHERE r.node_id = syncguard.node_id() AND r.schema_name = p_schema AND r.table_name = p_table
 $$;

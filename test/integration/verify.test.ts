@@ -169,4 +169,21 @@ describe('verify', () => {
     ]);
     expect(r.warnings).toEqual([expect.stringMatching(/^public\.tickets: sequence public\.tickets_id_seq/)]);
   });
+
+  it('hashes buckets that stay dirty too long live from both sides, instead of skipping them', async () => {
+    // marks that no drain clears (the verifier's own drains get no time here), 2 minutes old
+    await ctx.pair.pub.query(`UPDATE ${ORDERS} SET total = total WHERE id = 2500`); // bucket 25, equal on both sides
+    await ctx.pair.sub.query(`UPDATE ${ORDERS} SET note = 'hot' WHERE id = 2650`); // bucket 26, drift
+    await ctx.pair.catchUp();
+    for (const c of [ctx.pair.pub, ctx.pair.sub]) await c.query("UPDATE syncguard.dirty SET marked_at = now() - interval '2 minutes'");
+    const quick = { table: { schema: 'public', table: 'orders' }, drainMs: 1 };
+    const skipped = await verifyPair(ctx.pub, ctx.sub, { ...quick, liveAfterMs: 10 * 60_000 });
+    expect(skipped.tables[0]?.skipped.dirty).toBe(2);
+    expect(skipped.mismatches).toEqual([]);
+    const live = await verifyPair(ctx.pub, ctx.sub, { ...quick, liveAfterMs: 60_000 });
+    expect(live.status).toBe('diverged');
+    expect(live.mismatches.map((m) => m.bucket)).toEqual(['26']);
+    expect(live.tables[0]).toMatchObject({ bucketsSkipped: 0, coveragePct: 100 });
+    await ctx.pair.sub.query(`UPDATE ${ORDERS} SET note = 'n2650' WHERE id = 2650`);
+  });
 });
