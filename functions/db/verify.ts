@@ -231,9 +231,14 @@ function liveList(live: ReadonlyMap<string, ReadonlySet<string>>, table: string)
   return [...(live.get(table) ?? [])];
 }
 
+/** Parity findings; best effort: a failure (a table locked by DDL, say) becomes a finding. */
 async function parityOf(pub: Client, sub: Client): Promise<Finding[]> {
   const read = async (c: Client) => (await c.query<{ p: ParityInfo[] }>('SELECT syncguard.parity_info() AS p')).rows[0]?.p ?? [];
-  return parityFindings(await read(pub), await read(sub));
+  try {
+    return parityFindings(await read(pub), await read(sub));
+  } catch (err) {
+    return [{ table: '*', level: 'warning', message: `parity checks could not run: ${err instanceof Error ? err.message : String(err)}` }];
+  }
 }
 
 async function localWrites(sub: Client, table: QualifiedName | undefined): Promise<{ count: number; recent: LocalWrite[] }> {

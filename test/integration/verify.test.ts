@@ -4,6 +4,8 @@
 
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { connect } from '../../functions/db/connect.js';
+import { installSchema } from '../../functions/db/install.js';
 import { verifyPair } from '../../functions/db/verify.js';
 import { cli } from '../support/cli.js';
 import { regId, register, settle } from '../support/syncguard.js';
@@ -185,5 +187,35 @@ describe('verify', () => {
     expect(live.mismatches.map((m) => m.bucket)).toEqual(['26']);
     expect(live.tables[0]).toMatchObject({ bucketsSkipped: 0, coveragePct: 100 });
     await ctx.pair.sub.query(`UPDATE ${ORDERS} SET note = 'n2650' WHERE id = 2650`);
+  });
+
+  it("gives no verdict when the subscriber cannot reach the barrier in time, or is not this publisher's subscriber", async () => {
+    // the apply worker waits behind a lock on the subscriber: replication stalls, the barrier times out
+    const blocker = new pg.Client({ connectionString: ctx.pair.subscriberDsn });
+    await blocker.connect();
+    try {
+      await blocker.query(`BEGIN; LOCK TABLE ${ORDERS} IN SHARE MODE`); // blocks the apply's UPDATE, not reads
+      await ctx.pair.pub.query(`UPDATE ${ORDERS} SET total = total + 1 WHERE id = 1`);
+      const r = await verifyPair(ctx.pub, ctx.sub, { barrierTimeoutMs: 1500, drainMs: 200 });
+      expect(r.status).toBe('incomplete');
+      expect(r.reasons[0]).toMatch(/^no replication barrier: barrier timeout after 1500 ms: slot \S+ confirmed \S+, needed \S+/);
+    } finally {
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+    }
+    await ctx.pair.catchUp();
+
+    // a database with syncguard but no subscription to this publisher
+    const lonely = `${ctx.pair.name}_lonely`;
+    await ctx.pair.sub.query(`CREATE DATABASE ${lonely} OWNER sg_owner`);
+    const other = await connect(ctx.pair.subscriberDsn.replace(/\/[^/]+$/, `/${lonely}`), 'subscriber');
+    try {
+      await installSchema(other);
+      const r = await verifyPair(ctx.pub, other, { drainMs: 200 });
+      expect(r).toMatchObject({ status: 'incomplete', reasons: ['no replication barrier: the subscriber database has no subscription'] });
+    } finally {
+      await other.end();
+      await ctx.pair.sub.query(`DROP DATABASE ${lonely} WITH (FORCE)`);
+    }
   });
 });
