@@ -47,7 +47,10 @@ function describe(r: VerifyReport): string[] {
   for (const w of r.warnings) lines.push(`  warning: ${w}`);
   for (const f of r.parity.filter((x) => x.level === 'info')) lines.push(`  info: ${f.table}: ${f.message}`);
   for (const l of r.localWrites.slice(0, 10)) {
-    lines.push(`  local write: ${l.table} bucket ${l.bucket} at ${l.at} by ${l.role} (${l.applicationName || 'no application_name'})`);
+    const apps = l.applicationNames.filter((a) => a !== '').join(', ') || 'no application_name';
+    lines.push(
+      `  local writes: ${l.table} by ${l.role} (${apps}): ${l.writes} in ${l.buckets} bucket${l.buckets === 1 ? '' : 's'}, ${l.first} to ${l.last}`,
+    );
   }
   return lines;
 }

@@ -69,12 +69,13 @@ export async function verifyHandler(event: unknown, context: Context): Promise<V
     report,
   );
 
+  const localWrites = report.localWrites.reduce((a, g) => a + g.writes, 0);
   metrics.addDimension('Pair', parsed.data.pair);
   metrics.addMetric('DivergentBuckets', MetricUnit.Count, report.mismatches.length);
   metrics.addMetric('CoveragePct', MetricUnit.Percent, report.coveragePct);
   metrics.addMetric('VerifyDurationMs', MetricUnit.Milliseconds, report.durationMs);
   metrics.addMetric('ReplicationBarrierMs', MetricUnit.Milliseconds, report.barrierMs);
-  metrics.addMetric('LocalWrites', MetricUnit.Count, report.localWrites.length);
+  metrics.addMetric('LocalWrites', MetricUnit.Count, localWrites);
   const summary: VerifySummary = {
     pair: parsed.data.pair,
     status: report.status,
@@ -83,7 +84,7 @@ export async function verifyHandler(event: unknown, context: Context): Promise<V
     coveragePct: report.coveragePct,
     mismatches: report.mismatches.length,
     candidates: report.candidates.length,
-    localWrites: report.localWrites.length,
+    localWrites,
     runId: run.runId,
     divergenceIds: run.divergenceIds,
   };

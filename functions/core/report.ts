@@ -12,7 +12,7 @@ export interface JsonValue {
 
 export interface TableReport {
   readonly table: string;
-  /** 'uncomparable': fingerprints differ, not registered on one side, or a first sweep unfinished. */
+  /** 'uncomparable': a registration problem (see core/health.ts), fingerprints differ, or a first sweep unfinished. */
   readonly state: 'compared' | 'uncomparable';
   readonly reason?: string;
   readonly bucketsCompared: number;
@@ -29,12 +29,16 @@ export interface MismatchReport {
   readonly subscriber: JsonValue;
 }
 
+/** Local (non-replicated) writes on the subscriber, per table and writing role. */
 export interface LocalWrite {
   readonly table: string;
-  readonly bucket: string;
-  readonly at: string;
   readonly role: string;
-  readonly applicationName: string;
+  /** (bucket, transaction) pairs written. */
+  readonly writes: number;
+  readonly buckets: number;
+  readonly first: string;
+  readonly last: string;
+  readonly applicationNames: readonly string[];
 }
 
 export interface VerifyReport {
@@ -49,7 +53,7 @@ export interface VerifyReport {
   readonly warnings: readonly string[];
   /** Parity checks beside the data verdict (columns, publication, sequences). */
   readonly parity: readonly Finding[];
-  /** Non-replicated writes on the subscriber's monitored tables (the most recent 100). */
+  /** Non-replicated writes on the subscriber's monitored tables, per table and role. */
   readonly localWrites: readonly LocalWrite[];
   readonly durationMs: number;
   readonly barrierMs: number;

@@ -6,7 +6,8 @@
 //     (an in-flight change would have moved it).
 //   - No barrier (subscription disabled, tables not ready, apply errors rising, timeout) means no
 //     data verdict at all: incomplete, with the reason.
-//   - Coverage below the minimum, or candidates left unconfirmed, is incomplete, never "in sync".
+//   - Coverage below the minimum in any table, candidates left unconfirmed, or a skipped bucket
+//     that holds a local write, is incomplete, never "in sync".
 
 import { type BucketValue, type Mismatch, sameValue } from './compare.js';
 
@@ -48,8 +49,12 @@ export function confirm(tables: readonly TableRounds[]): Confirmation {
 export interface VerdictInput {
   /** Set when no replication barrier could be established: the reason. */
   readonly barrierFailure?: string;
-  readonly coveragePct: number;
+  /** Coverage of each compared table: the minimum applies per table, so one table's skipped
+   * buckets never hide behind the others' coverage. */
+  readonly tableCoverage: readonly { readonly table: string; readonly coveragePct: number }[];
   readonly minCoveragePct: number;
+  /** Tables whose skipped buckets hold something that may be drift (a local write): why. */
+  readonly blocked: readonly string[];
   readonly confirmation: Confirmation;
   /** Tables that could not be compared at all (fingerprint mismatch, missing on a side). */
   readonly uncomparableTables: readonly string[];
@@ -69,8 +74,11 @@ export function decide(v: VerdictInput): Verdict {
   const reasons: string[] = [];
   if (v.uncomparableTables.length > 0) reasons.push(`tables not compared: ${v.uncomparableTables.join(', ')}`);
   if (v.confirmation.candidates.length > 0) reasons.push(`${v.confirmation.candidates.length} candidate mismatches not confirmed yet`);
-  if (v.coveragePct < v.minCoveragePct) {
-    reasons.push(`coverage ${v.coveragePct.toFixed(1)} % is below the minimum ${v.minCoveragePct} %`);
+  reasons.push(...v.blocked);
+  for (const t of v.tableCoverage) {
+    if (t.coveragePct < v.minCoveragePct) {
+      reasons.push(`${t.table}: coverage ${t.coveragePct.toFixed(1)} % is below the minimum ${v.minCoveragePct} %`);
+    }
   }
   return reasons.length > 0 ? { status: 'incomplete', reasons } : { status: 'in_sync', reasons: [] };
 }

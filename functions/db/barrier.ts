@@ -1,15 +1,20 @@
 // The replication barrier (DESIGN.md): everything the publisher committed before LSN L is
 // visible on the subscriber once the subscription's slot has confirmed_flush_lsn >= L. Read L with
-// pg_current_wal_insert_lsn(), not pg_current_wal_lsn(). A barrier is only trusted while the
-// subscription is enabled, every table is in state r, and apply errors are not rising; any of
-// these failing, or a timeout, gives no barrier and so no data verdict.
+// pg_current_wal_insert_lsn(), not pg_current_wal_lsn(). Each monitored table is mapped to the
+// subscription that replicates it (pg_subscription_rel), so with several subscriptions every one
+// involved is checked and waited for, never just the first by name. A barrier is only trusted
+// while each of them is enabled, has a logical slot in this publisher database, every table is in
+// state r, and apply errors are not rising; any of these failing, or a timeout, gives no barrier
+// and so no data verdict.
 
+import type { QualifiedName } from '../core/identifiers.js';
 import type { Client } from './connect.js';
 
 export interface SubscriptionInfo {
   readonly name: string;
   readonly slot: string | null;
   readonly enabled: boolean;
+  readonly notReady: number;
 }
 
 export type BarrierResult =
@@ -18,69 +23,106 @@ export type BarrierResult =
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The subscriber database's subscription to this publisher (its publications exist there). */
-export async function findSubscription(pub: Client, sub: Client): Promise<SubscriptionInfo | string> {
-  const { rows } = await sub.query<{ subname: string; slot: string | null; enabled: boolean; pubs: string[] }>(
-    `SELECT subname, subslotname AS slot, subenabled AS enabled, subpublications AS pubs FROM pg_subscription
-      WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY subname`,
+/**
+ * The subscriptions of the subscriber database that replicate the given tables, and the tables
+ * that none of them replicates.
+ */
+export async function subscriptionsOf(
+  sub: Client,
+  tables: readonly QualifiedName[],
+): Promise<{ subscriptions: SubscriptionInfo[]; unsubscribed: string[] }> {
+  const { rows } = await sub.query<{ schema: string; table: string; subname: string | null; slot: string | null; enabled: boolean; state: string }>(
+    `SELECT t.schema, t.table, s.subname, s.subslotname AS slot, s.subenabled AS enabled, sr.srsubstate AS state
+       FROM unnest($1::text[], $2::text[]) t(schema, "table")
+       LEFT JOIN pg_subscription_rel sr ON sr.srrelid = to_regclass(format('%I.%I', t.schema, t."table"))
+       LEFT JOIN pg_subscription s ON s.oid = sr.srsubid
+            AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+      ORDER BY s.subname`,
+    [tables.map((t) => t.schema), tables.map((t) => t.table)],
   );
-  if (rows.length === 0) return 'the subscriber database has no subscription';
-  const { rows: pubs } = await pub.query<{ pubname: string }>('SELECT pubname FROM pg_publication');
-  const known = new Set(pubs.map((p) => p.pubname));
-  const match = rows.find((r) => r.pubs.some((p) => known.has(p)));
-  if (match === undefined) {
-    return `no subscription of the subscriber (${rows.map((r) => r.subname).join(', ')}) names a publication of this publisher; is this the right pair?`;
+  const subs = new Map<string, { slot: string | null; enabled: boolean; notReady: number }>();
+  const unsubscribed: string[] = [];
+  for (const r of rows) {
+    if (r.subname === null) {
+      unsubscribed.push(`${r.schema}.${r.table}`);
+      continue;
+    }
+    const s = subs.get(r.subname) ?? { slot: r.slot, enabled: r.enabled, notReady: 0 };
+    if (r.state !== 'r') s.notReady++;
+    subs.set(r.subname, s);
   }
-  return { name: match.subname, slot: match.slot, enabled: match.enabled };
+  return { subscriptions: [...subs].map(([name, s]) => ({ name, ...s })), unsubscribed };
 }
 
-async function applyErrors(sub: Client, name: string): Promise<number | null> {
+async function applyErrors(sub: Client, names: readonly string[]): Promise<number | null> {
   const { rows: v } = await sub.query<{ v: number }>("SELECT current_setting('server_version_num')::int AS v");
   if ((v[0]?.v ?? 0) < 150000) return null; // pg_stat_subscription_stats arrived in 15
-  const { rows } = await sub.query<{ n: string }>(
-    'SELECT apply_error_count + sync_error_count AS n FROM pg_stat_subscription_stats WHERE subname = $1',
-    [name],
+  const { rows } = await sub.query<{ n: string | null }>(
+    'SELECT sum(apply_error_count + sync_error_count) AS n FROM pg_stat_subscription_stats WHERE subname = ANY($1)',
+    [names],
   );
-  return rows[0] === undefined ? 0 : Number(rows[0].n);
+  return Number(rows[0]?.n ?? 0);
 }
 
-/** Checks the subscription's health, reads L on the publisher and waits until the slot confirmed it. */
-export async function waitForBarrier(pub: Client, sub: Client, timeoutMs: number, lsn?: string): Promise<BarrierResult> {
-  const s = await findSubscription(pub, sub);
-  if (typeof s === 'string') return { ok: false, failure: s };
-  if (!s.enabled) return { ok: false, failure: `subscription ${s.name} is disabled` };
-  if (s.slot === null) return { ok: false, failure: `subscription ${s.name} has no replication slot` };
-  const { rows: notReady } = await sub.query<{ n: string }>(
-    `SELECT count(*) AS n FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
-      WHERE s.subname = $1 AND r.srsubstate <> 'r'`,
-    [s.name],
-  );
-  if (Number(notReady[0]?.n) > 0)
-    return { ok: false, failure: `${notReady[0]?.n} table(s) of subscription ${s.name} are not in sync state r yet` };
-  const { rows: slot } = await pub.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [s.slot]);
-  if (slot.length === 0)
-    return { ok: false, failure: `replication slot ${s.slot} of subscription ${s.name} does not exist on the publisher` };
+/** Why the subscriptions cannot give a barrier, or null when they can. */
+async function unhealthy(pub: Client, subs: readonly SubscriptionInfo[]): Promise<string | null> {
+  if (subs.length === 0) return 'no subscription of the subscriber database replicates the monitored tables';
+  for (const s of subs) {
+    if (!s.enabled) return `subscription ${s.name} is disabled`;
+    if (s.slot === null) return `subscription ${s.name} has no replication slot`;
+    if (s.notReady > 0) return `${s.notReady} table(s) of subscription ${s.name} are not in sync state r yet`;
+    const { rows } = await pub.query<{ type: string; here: boolean }>(
+      'SELECT slot_type AS type, database = current_database() AS here FROM pg_replication_slots WHERE slot_name = $1',
+      [s.slot],
+    );
+    const slot = rows[0];
+    if (slot === undefined) return `replication slot ${s.slot} of subscription ${s.name} does not exist on the publisher; is this the right pair?`;
+    if (slot.type !== 'logical' || !slot.here) {
+      return `replication slot ${s.slot} of subscription ${s.name} is not a logical slot of this publisher database; is this the right pair?`;
+    }
+  }
+  return null;
+}
 
-  const errorsBefore = await applyErrors(sub, s.name);
+/**
+ * Checks the health of every subscription that replicates `tables`, reads L on the publisher (or
+ * takes the given one) and waits until each of their slots confirmed it.
+ */
+export async function waitForBarrier(
+  pub: Client,
+  sub: Client,
+  tables: readonly QualifiedName[],
+  timeoutMs: number,
+  lsn?: string,
+): Promise<BarrierResult> {
+  const { subscriptions } = await subscriptionsOf(sub, tables);
+  const failure = await unhealthy(pub, subscriptions);
+  if (failure !== null) return { ok: false, failure };
+  const names = subscriptions.map((s) => s.name);
+  const slots = subscriptions.map((s) => s.slot as string);
+  const errorsBefore = await applyErrors(sub, names);
   const target = lsn ?? (await pub.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0]?.l;
   const start = Date.now();
   for (;;) {
-    const { rows } = await pub.query<{ ok: boolean; at: string | null }>(
-      'SELECT confirmed_flush_lsn >= $2::pg_lsn AS ok, confirmed_flush_lsn::text AS at FROM pg_replication_slots WHERE slot_name = $1',
-      [s.slot, target],
+    const { rows } = await pub.query<{ slot: string; ok: boolean; at: string | null }>(
+      'SELECT slot_name AS slot, coalesce(confirmed_flush_lsn >= $2::pg_lsn, false) AS ok, confirmed_flush_lsn::text AS at FROM pg_replication_slots WHERE slot_name = ANY($1)',
+      [slots, target],
     );
-    if (rows[0]?.ok) break;
+    const behind = rows.filter((r) => !r.ok);
+    if (rows.length === slots.length && behind.length === 0) break;
     if (Date.now() - start > timeoutMs) {
+      const b = behind[0];
       return {
         ok: false,
-        failure: `barrier timeout after ${timeoutMs} ms: slot ${s.slot} confirmed ${rows[0]?.at ?? 'nothing'}, needed ${target}`,
+        failure: `barrier timeout after ${timeoutMs} ms: slot ${b?.slot ?? slots.join(', ')} confirmed ${b?.at ?? 'nothing'}, needed ${target}`,
       };
     }
-    const errorsNow = await applyErrors(sub, s.name);
+    const errorsNow = await applyErrors(sub, names);
     if (errorsBefore !== null && errorsNow !== null && errorsNow > errorsBefore) {
-      return { ok: false, failure: `subscription ${s.name} is failing to apply changes (apply/sync error count rose to ${errorsNow})` };
+      return { ok: false, failure: `subscription ${names.join(', ')} is failing to apply changes (apply/sync error count rose to ${errorsNow})` };
     }
     await sleep(25);
   }
   return { ok: true, lsn: target as string, waitedMs: Date.now() - start };
 }
+

@@ -3,7 +3,8 @@
 
 import type { BucketValue, SideCatalogue } from '../core/compare.js';
 import type { QualifiedName } from '../core/identifiers.js';
-import type { Client } from './connect.js';
+import type { NodeHealth } from '../core/health.js';
+import { type Client, one } from './connect.js';
 
 export interface RangeSum extends BucketValue {
   readonly buckets: number;
@@ -17,6 +18,8 @@ export interface TableSnapshot {
   /** Age of the oldest mark of each dirty bucket, ms. */
   readonly dirtyAgeMs: ReadonlyMap<string, number>;
   readonly uncomputed: ReadonlySet<string>;
+  /** Buckets with recorded local (non-replicated) writes. */
+  readonly localWrites: ReadonlySet<string>;
   readonly ranges: ReadonlyMap<string, RangeSum>;
 }
 
@@ -26,6 +29,7 @@ interface RawSnapshot {
   swept: boolean;
   dirty: Record<string, number>;
   uncomputed: string[];
+  localWrites?: string[];
   ranges: Record<string, [string, string, string]>;
 }
 
@@ -38,15 +42,22 @@ export async function readRanges(client: Client, width: bigint): Promise<TableSn
     dirty: new Set(Object.keys(t.dirty)),
     dirtyAgeMs: new Map(Object.entries(t.dirty).map(([b, ms]) => [b, Number(ms)])),
     uncomputed: new Set(t.uncomputed),
+    localWrites: new Set(t.localWrites ?? []),
     ranges: new Map(Object.entries(t.ranges).map(([k, [n, r, s]]) => [k, { buckets: Number(n), rows: BigInt(r), sum: BigInt(s) }])),
   }));
 }
 
 interface RawDetail {
+  fingerprint: string | null;
   swept: boolean;
-  values: Record<string, [string, string]>;
+  values: Record<string, [string, string, string]>;
   dirty: string[];
   uncomputed: string[];
+}
+
+/** A side's bucket detail, with each clean bucket's generation (raised by every recompute). */
+export interface DetailCatalogue extends SideCatalogue {
+  readonly generations: ReadonlyMap<string, string>;
 }
 
 /** Bucket detail as a SideCatalogue restricted to the given ranges (or buckets). */
@@ -55,8 +66,7 @@ export async function readDetail(
   t: QualifiedName,
   width: bigint,
   where: { ranges: readonly string[] } | { buckets: readonly string[] },
-  fingerprint: string,
-): Promise<SideCatalogue> {
+): Promise<DetailCatalogue> {
   const ranges = 'ranges' in where ? where.ranges : null;
   const buckets = 'buckets' in where ? where.buckets : null;
   const { rows } = await client.query<{ d: RawDetail }>('SELECT syncguard.verify_buckets($1, $2, $3, $4, $5) AS d', [
@@ -66,12 +76,24 @@ export async function readDetail(
     ranges,
     buckets,
   ]);
-  const d = rows[0]?.d as RawDetail;
+  const d = one(rows, 'syncguard.verify_buckets').d;
   const values = new Map<string, BucketValue | null>(
     Object.entries(d.values).map(([k, [r, s]]) => [k, { rows: BigInt(r), sum: BigInt(s) }]),
   );
   for (const u of d.uncomputed) values.set(u, null);
-  return { fingerprint, swept: d.swept, buckets: values, dirty: new Set(d.dirty) };
+  return {
+    fingerprint: d.fingerprint ?? '',
+    swept: d.swept,
+    buckets: values,
+    dirty: new Set(d.dirty),
+    generations: new Map(Object.entries(d.values).map(([k, v]) => [k, v[2]])),
+  };
+}
+
+/** Every registration's health on this node (syncguard.health()). */
+export async function readHealth(client: Client): Promise<NodeHealth[]> {
+  const { rows } = await client.query<{ h: NodeHealth[] }>('SELECT syncguard.health() AS h');
+  return one(rows, 'syncguard.health').h;
 }
 
 /** Buckets hashed live from the table (syncguard.verify_live), in the caller's snapshot. */

@@ -1,7 +1,7 @@
 // Opening connections: DSN checks, redaction, and the session settings syncguard always uses.
 
 import pg from 'pg';
-import { ConnectionError, InputError } from '../core/errors.js';
+import { ConnectionError, InputError, SyncGuardError } from '../core/errors.js';
 
 export type Client = pg.Client;
 
@@ -75,4 +75,11 @@ export async function inTransaction<T>(client: Client, fn: () => Promise<T>): Pr
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   }
+}
+
+/** The single row a query must return, or a named error that says which query returned none. */
+export function one<T>(rows: readonly T[], what: string): T {
+  const row = rows[0];
+  if (row === undefined) throw new SyncGuardError(`${what} returned no row; is the syncguard schema complete?`);
+  return row;
 }

@@ -2,7 +2,7 @@
 // generated/migrations.ts. Idempotent, and safe when installers race (parallel Lambda cold
 // starts): a transaction-scoped advisory lock serialises them, and the loser finds the work done.
 
-import { IncompatibleError } from '../core/errors.js';
+import { IncompatibleError, InputError } from '../core/errors.js';
 import { type Client, inTransaction } from './connect.js';
 import { controlMigrations, type Migration, nodeMigrations } from './generated/migrations.js';
 
@@ -53,6 +53,8 @@ interface MigrationSet {
   readonly lockKey: number;
   readonly applied: (client: Client) => Promise<number[]>;
   readonly record: (client: Client, m: Migration) => Promise<unknown>;
+  /** Runs after any migration was applied, in the same transaction. */
+  readonly after?: (client: Client) => Promise<unknown>;
 }
 
 const NODE: MigrationSet = {
@@ -61,6 +63,11 @@ const NODE: MigrationSet = {
   lockKey: INSTALL_LOCK,
   applied: installedVersions,
   record: (c, m) => c.query('INSERT INTO syncguard.migration (version, name) VALUES ($1, $2)', [m.version, m.name]),
+  // PostgreSQL grants EXECUTE on every new function to PUBLIC: take it back after each upgrade
+  after: async (c) => {
+    const { rows } = await c.query<{ ok: boolean }>("SELECT to_regprocedure('syncguard._grants()') IS NOT NULL AS ok");
+    if (rows[0]?.ok) await c.query('SELECT syncguard._grants()');
+  },
 };
 
 const CONTROL: MigrationSet = {
@@ -102,6 +109,7 @@ async function migrate(
       await client.query(m.sql);
       await set.record(client, m);
     }
+    if (todo.length > 0) await set.after?.(client);
     const applied = todo.map((m) => m.version);
     return { fromVersion: from, toVersion: Math.max(from, ...applied), applied };
   });
@@ -124,16 +132,52 @@ export async function nodeId(client: Client): Promise<string> {
   return rows[0]?.id ?? '';
 }
 
-/** Fails with the command to run when the schema is missing or behind this syncguard. */
+/**
+ * Fails with the command to run when the schema is missing or behind this syncguard. Reads the
+ * version through syncguard.schema_version(), which a drain or verify role may call without any
+ * table privilege.
+ */
 export async function requireInstalled(client: Client, label: string): Promise<void> {
-  const done = await installedVersions(client);
+  const { rows } = await client.query<{ fn: boolean; tbl: boolean }>(
+    "SELECT to_regprocedure('syncguard.schema_version()') IS NOT NULL AS fn, to_regclass('syncguard.migration') IS NOT NULL AS tbl",
+  );
+  const version = rows[0]?.fn
+    ? Number((await client.query<{ v: number | null }>('SELECT syncguard.schema_version() AS v')).rows[0]?.v ?? 0)
+    : rows[0]?.tbl
+      ? ((await installedVersions(client)).at(-1) ?? 0)
+      : 0;
   const latest = nodeMigrations.at(-1)?.version ?? 0;
-  if (done.length === 0) {
+  if (version === 0) {
     throw new IncompatibleError(`syncguard is not installed on the ${label}; run: syncguard install --dsn <${label} DSN>`);
   }
-  if ((done.at(-1) ?? 0) < latest) {
+  if (version < latest) {
     throw new IncompatibleError(
-      `the syncguard schema on the ${label} is at version ${done.at(-1)}, this syncguard needs ${latest}; run: syncguard install --dsn <${label} DSN>`,
+      `the syncguard schema on the ${label} is at version ${version}, this syncguard needs ${latest}; run: syncguard install --dsn <${label} DSN>`,
+    );
+  }
+  if (version > latest) {
+    throw new IncompatibleError(`the syncguard schema on the ${label} is at version ${version}, newer than this syncguard (${latest}); upgrade syncguard`);
+  }
+}
+
+/**
+ * Refuses two connections to the same database as a publisher and its subscriber (the same DSN
+ * twice, or two DSNs naming one database): the second connection sees the first one's backend,
+ * with the same start time, in its own database.
+ */
+export async function requireDistinct(publisher: Client, subscriber: Client): Promise<void> {
+  const { rows } = await publisher.query<{ pid: number; started: string }>(
+    'SELECT pg_backend_pid() AS pid, backend_start::text AS started FROM pg_stat_activity WHERE pid = pg_backend_pid()',
+  );
+  const me = rows[0];
+  if (me === undefined) return;
+  const { rows: seen } = await subscriber.query(
+    'SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND backend_start::text = $2 AND datname = current_database()',
+    [me.pid, me.started],
+  );
+  if (seen.length > 0) {
+    throw new InputError(
+      'the publisher and subscriber DSNs name the same database; give the publisher database and its subscriber database',
     );
   }
 }
@@ -147,6 +191,7 @@ export async function installPair(
   publisher: Client,
   subscriber: Client,
 ): Promise<{ publisher: InstallResult; subscriber: InstallResult; reidentified: boolean }> {
+  await requireDistinct(publisher, subscriber);
   const sub = await installSchema(subscriber, 'subscriber');
   const pub = await installSchema(publisher, 'publisher');
   if (sub.nodeId === pub.nodeId) {

@@ -6,8 +6,9 @@
 //            publisher bucket unchanged.
 // The comparison and the verdict are pure (core/compare.ts, core/verdict.ts); this module reads.
 
-import { compareTable, EMPTY, rangeOf, sameValue, type TableComparison } from '../core/compare.js';
-import { InputError } from '../core/errors.js';
+import { type BucketValue, compareTable, EMPTY, rangeOf, sameValue, type TableComparison } from '../core/compare.js';
+import { InputError, SyncGuardError } from '../core/errors.js';
+import { tableProblems } from '../core/health.js';
 import { parseTableName, type QualifiedName } from '../core/identifiers.js';
 import { type Finding, type ParityInfo, parityFindings } from '../core/parity.js';
 import {
@@ -20,11 +21,11 @@ import {
   type VerifyReport,
 } from '../core/report.js';
 import { confirm, decide, type TableRounds } from '../core/verdict.js';
-import { waitForBarrier } from './barrier.js';
-import { readDetail, readRanges, type TableSnapshot } from './catalogue.js';
-import type { Client } from './connect.js';
+import { subscriptionsOf, waitForBarrier } from './barrier.js';
+import { type DetailCatalogue, readDetail, readHealth, readRanges, type TableSnapshot } from './catalogue.js';
+import { type Client, one } from './connect.js';
 import { drain } from './drain.js';
-import { requireInstalled } from './install.js';
+import { requireDistinct, requireInstalled } from './install.js';
 import { compareLive, liveValues, longDirty } from './live.js';
 
 export interface VerifyOptions {
@@ -41,9 +42,9 @@ export interface VerifyOptions {
 
 const name = (t: QualifiedName) => `${t.schema}.${t.table}`;
 
-async function drainBriefly(c: Client, ms: number): Promise<void> {
+async function drainBriefly(c: Client, ms: number, label: string): Promise<void> {
   const s = await drain(c, { deadlineMs: Date.now() + ms, resweepIntervalMs: null });
-  if (s.stoppedBecause === 'error') throw new Error(`drain failed: ${s.error}`);
+  if (s.stoppedBecause === 'error') throw new SyncGuardError(`the drain before reading the ${label} failed: ${s.error}`);
 }
 
 /** In a REPEATABLE READ, read-only transaction, so later reads see the same snapshot. */
@@ -79,6 +80,27 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   const timeoutMs = opts.barrierTimeoutMs ?? 30_000;
   await requireInstalled(pub, 'publisher');
   await requireInstalled(sub, 'subscriber');
+  await requireDistinct(pub, sub);
+
+  // Every table registered on either side is reported; one that cannot be compared says why.
+  const wanted = (t: string) => opts.table === undefined || t === name(opts.table);
+  const pubHealth = new Map((await readHealth(pub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
+  const subHealth = new Map((await readHealth(sub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
+  const tableNames = [...new Set([...pubHealth.keys(), ...subHealth.keys()])].sort();
+  if (opts.table !== undefined && tableNames.length === 0) {
+    throw new InputError(`table ${name(opts.table)} is not registered on the publisher or the subscriber`);
+  }
+  const { unsubscribed } = await subscriptionsOf(sub, tableNames.map(parseTableName));
+  const problems = new Map(
+    tableNames.map((t) => [
+      t,
+      [
+        ...tableProblems(t, pubHealth.get(t), subHealth.get(t)),
+        ...(unsubscribed.includes(t) && subHealth.has(t) ? ['no subscription of the subscriber database replicates it'] : []),
+      ],
+    ]),
+  );
+  const comparable = tableNames.filter((t) => problems.get(t)?.length === 0);
 
   const local = await localWrites(sub, opts.table);
   const parity = (await parityOf(pub, sub)).filter((f) => opts.table === undefined || f.table === name(opts.table));
@@ -88,17 +110,25 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
       : []),
     ...parity.filter((f) => f.level === 'warning').map((f) => `${f.table}: ${f.message}`),
   ];
-  const incomplete = (failure: string, tables: readonly TableReport[] = []): VerifyReport => ({
-    ...decideReport(tables, [], warnings, opts, failure),
+  const finish = (
+    tables: readonly TableReport[],
+    second: readonly TableRounds[],
+    blocked: readonly string[],
+    end: { lsn: string | null; barrierMs: number; barrierFailure?: string },
+  ): VerifyReport => ({
+    ...decideReport(tables, second, blocked, warnings, opts, end.barrierFailure),
     parity,
-    localWrites: local.recent,
-    verifiedLsn: null,
+    localWrites: local.groups,
+    verifiedLsn: end.lsn,
     durationMs: Date.now() - started,
-    barrierMs: 0,
+    barrierMs: end.barrierMs,
   });
+  const notCompared = tableNames
+    .filter((t) => !comparable.includes(t))
+    .map((t) => uncomparable(t, (problems.get(t) ?? []).join('; '), { publisher: null, subscriber: null }, 0));
 
   // Round 1
-  await drainBriefly(pub, drainMs);
+  await drainBriefly(pub, drainMs, 'publisher');
   const p = await snapshot(pub, async () => {
     const all = await readRanges(pub, width);
     const lsn = (await pub.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0]?.l as string;
@@ -108,61 +138,67 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   let pubOpen = true;
   let subOpen = false;
   try {
-    const pubTables = p.value.all.filter((t) => opts.table === undefined || t.table === name(opts.table));
-    if (opts.table !== undefined && pubTables.length === 0) {
-      throw new InputError(`table ${name(opts.table)} is not registered on the publisher`);
+    const barrierTables = comparable.map(parseTableName);
+    const barrier =
+      comparable.length === 0 ? { ok: true as const, lsn: p.value.lsn, waitedMs: 0 } : await waitForBarrier(pub, sub, barrierTables, timeoutMs, p.value.lsn);
+    if (!barrier.ok) {
+      return finish(notCompared, [], [], { lsn: null, barrierMs: 0, barrierFailure: barrier.failure });
     }
-    const barrier = await waitForBarrier(pub, sub, timeoutMs, p.value.lsn);
-    if (!barrier.ok) return incomplete(barrier.failure);
-    await drainBriefly(sub, drainMs);
+    await drainBriefly(sub, drainMs, 'subscriber');
     const s = await snapshot(sub, () => readRanges(sub, width));
     subOpen = true;
+    const pubByTable = new Map(p.value.all.map((t) => [t.table, t]));
     const subByTable = new Map(s.value.map((t) => [t.table, t]));
 
-    const reports: TableReport[] = [];
+    const reports: TableReport[] = [...notCompared];
     const rounds: TableRounds[] = [];
+    const blocked: string[] = [];
+    const firstGen = new Map<string, ReadonlyMap<string, string>>();
     const liveBuckets = new Map<string, Set<string>>();
-    for (const pt of pubTables) {
-      const st = subByTable.get(pt.table);
-      const fps = { publisher: pt.fingerprint, subscriber: st?.fingerprint ?? null };
-      const known = [...pt.ranges.values()].reduce((a, r) => a + r.buckets, 0) + pt.dirty.size;
-      if (st === undefined) {
-        reports.push(uncomparable(pt.table, 'not registered on the subscriber', fps, known));
+    for (const table of comparable) {
+      const pt = pubByTable.get(table);
+      const st = subByTable.get(table);
+      if (pt === undefined || st === undefined) {
+        reports.push(uncomparable(table, 'the registration changed during verification; run verify again', { publisher: null, subscriber: null }, 0));
         continue;
       }
+      const fps = { publisher: pt.fingerprint, subscriber: st.fingerprint };
+      const known = [...pt.ranges.values()].reduce((a, r) => a + r.buckets, 0) + pt.dirty.size;
       if (st.fingerprint !== pt.fingerprint) {
         reports.push(
-          uncomparable(pt.table, `registration fingerprints differ: publisher ${pt.fingerprint}, subscriber ${st.fingerprint}`, fps, known),
+          uncomparable(table, `registration fingerprints differ: publisher ${pt.fingerprint}, subscriber ${st.fingerprint}`, fps, known),
         );
         continue;
       }
       if (!pt.swept || !st.swept) {
         reports.push(
-          uncomparable(
-            pt.table,
-            `the first sweep has not finished on the ${pt.swept ? 'subscriber' : 'publisher'}; run syncguard drain`,
-            fps,
-            known,
-          ),
+          uncomparable(table, `the first sweep has not finished on the ${pt.swept ? 'subscriber' : 'publisher'}; run syncguard drain`, fps, known),
         );
         continue;
       }
       const { inspect, equalBuckets } = rangesToInspect(pt, st, width);
       const parts: TableComparison[] = [];
+      const t = parseTableName(table);
       if (inspect.length > 0) {
-        const t = parseTableName(pt.table);
-        const pd = await readDetail(pub, t, width, { ranges: inspect }, pt.fingerprint);
-        const sd = await readDetail(sub, t, width, { ranges: inspect }, st.fingerprint);
+        const pd = await readDetail(pub, t, width, { ranges: inspect });
+        const sd = await readDetail(sub, t, width, { ranges: inspect });
         parts.push(compareTable(pd, sd));
+        firstGen.set(table, pd.generations);
       }
       const hot = longDirty(pt, st, opts.liveAfterMs ?? 60_000);
       if (hot.length > 0) {
-        parts.push(await compareLive(pub, sub, pt.table, hot));
-        liveBuckets.set(pt.table, new Set(hot));
+        parts.push(await compareLive(pub, sub, table, hot));
+        liveBuckets.set(table, new Set(hot));
       }
-      reports.push(tableReport(pt.table, fps, parts, equalBuckets));
+      reports.push(tableReport(table, fps, parts, equalBuckets));
+      const hidden = skippedLocalWrites(pt, st, liveBuckets.get(table) ?? new Set());
+      if (hidden.length > 0) {
+        blocked.push(
+          `${table}: bucket${hidden.length === 1 ? '' : 's'} ${hidden.slice(0, 10).join(', ')} hold${hidden.length === 1 ? 's' : ''} local writes on the subscriber and could not be compared (still dirty)`,
+        );
+      }
       const first = parts.flatMap((x) => x.mismatches);
-      if (first.length > 0) rounds.push({ table: pt.table, first, second: new Map() });
+      if (first.length > 0) rounds.push({ table, first, second: new Map() });
     }
     await p.end();
     pubOpen = false;
@@ -170,60 +206,89 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
     subOpen = false;
 
     // Round 2, for candidates only
-    let lsn = p.value.lsn;
-    let barrierMs = barrier.waitedMs;
-    const second: TableRounds[] = [];
-    if (rounds.length > 0) {
-      await drainBriefly(pub, drainMs);
-      const pubValues = new Map<string, Awaited<ReturnType<typeof readDetail>>>();
-      const pubLive = new Map<string, Map<string, typeof EMPTY>>();
-      const liveOf = (table: string) => liveList(liveBuckets, table);
-      for (const r of rounds) {
-        pubValues.set(r.table, await readDetail(pub, parseTableName(r.table), width, { buckets: r.first.map((m) => m.bucket) }, ''));
-        pubLive.set(r.table, await liveValues(pub, r.table, liveOf(r.table)));
-      }
-      const b2 = await waitForBarrier(pub, sub, timeoutMs);
-      if (!b2.ok) return incomplete(b2.failure, reports);
-      lsn = b2.lsn;
-      barrierMs += b2.waitedMs;
-      await drainBriefly(sub, drainMs);
-      for (const r of rounds) {
-        const pv = pubValues.get(r.table);
-        const buckets = { buckets: r.first.map((m) => m.bucket) };
-        const sv = await readDetail(sub, parseTableName(r.table), width, buckets, '');
-        // The publisher once more: a write committed there after its read, and applied on the
-        // subscriber before the subscriber's read, would otherwise pass for divergence (a row
-        // toggled back and forth). Such a write leaves a dirty mark or a new value here.
-        const pAfter = await readDetail(pub, parseTableName(r.table), width, buckets, '');
-        const again = new Map<string, { publisher: typeof EMPTY; subscriber: typeof EMPTY; clean: boolean }>();
-        const hot = liveOf(r.table);
-        if (hot.length > 0) {
-          const pl = pubLive.get(r.table) ?? new Map();
-          const sl = await liveValues(sub, r.table, hot);
-          const pl2 = await liveValues(pub, r.table, hot);
-          for (const b of hot) {
-            const a = pl.get(b) ?? EMPTY;
-            again.set(b, { publisher: a, subscriber: sl.get(b) ?? EMPTY, clean: sameValue(a, pl2.get(b) ?? EMPTY) });
-          }
-        }
-        for (const m of r.first) {
-          if (again.has(m.bucket)) continue; // compared live
-          const a = pv?.buckets.get(m.bucket);
-          const b = sv.buckets.get(m.bucket);
-          const a2 = pAfter.buckets.get(m.bucket);
-          const stable = !pAfter.dirty.has(m.bucket) && a2 !== null && sameValue(a2 ?? EMPTY, a ?? EMPTY);
-          const clean = !(pv?.dirty.has(m.bucket) ?? true) && !sv.dirty.has(m.bucket) && a !== null && b !== null && stable;
-          again.set(m.bucket, { publisher: a ?? EMPTY, subscriber: b ?? EMPTY, clean });
-        }
-        second.push({ ...r, second: again });
-      }
+    if (rounds.length === 0) return finish(reports, [], blocked, { lsn: p.value.lsn, barrierMs: barrier.waitedMs });
+    await drainBriefly(pub, drainMs, 'publisher');
+    const candidateTables = rounds.map((r) => parseTableName(r.table));
+    const pubValues = new Map<string, DetailCatalogue>();
+    const pubLive = new Map<string, Map<string, BucketValue>>();
+    for (const r of rounds) {
+      pubValues.set(r.table, await readDetail(pub, parseTableName(r.table), width, { buckets: r.first.map((m) => m.bucket) }));
+      pubLive.set(r.table, await liveValues(pub, r.table, liveList(liveBuckets, r.table)));
     }
-    const report = decideReport(reports, second, warnings, opts);
-    return { ...report, parity, localWrites: local.recent, verifiedLsn: lsn, durationMs: Date.now() - started, barrierMs };
+    const b2 = await waitForBarrier(pub, sub, candidateTables, timeoutMs);
+    if (!b2.ok) return finish(reports, [], blocked, { lsn: null, barrierMs: barrier.waitedMs, barrierFailure: b2.failure });
+    await drainBriefly(sub, drainMs, 'subscriber');
+    const second: TableRounds[] = [];
+    for (const r of rounds) {
+      const t = parseTableName(r.table);
+      const buckets = { buckets: r.first.map((m) => m.bucket) };
+      const pv = pubValues.get(r.table) as DetailCatalogue;
+      const sv = await readDetail(sub, t, width, buckets);
+      // The publisher once more: a write committed there after its read, and applied on the
+      // subscriber before the subscriber's read, would otherwise pass for divergence (a row
+      // toggled back and forth). Such a write leaves a dirty mark or a new generation here.
+      const pAfter = await readDetail(pub, t, width, buckets);
+      const fingerprint = p.value.all.find((x) => x.table === r.table)?.fingerprint ?? '';
+      const again = new Map<string, { publisher: BucketValue; subscriber: BucketValue; clean: boolean }>();
+      const hot = liveList(liveBuckets, r.table);
+      if (hot.length > 0) {
+        const pl = pubLive.get(r.table) ?? new Map();
+        const sl = await liveValues(sub, r.table, hot);
+        const pl2 = await liveValues(pub, r.table, hot);
+        for (const b of hot) {
+          const a = pl.get(b) ?? EMPTY;
+          again.set(b, { publisher: a, subscriber: sl.get(b) ?? EMPTY, clean: sameValue(a, pl2.get(b) ?? EMPTY) });
+        }
+      }
+      for (const m of r.first) {
+        if (again.has(m.bucket)) continue; // compared live
+        again.set(m.bucket, secondLook(m.bucket, fingerprint, firstGen.get(r.table), pv, sv, pAfter));
+      }
+      second.push({ ...r, second: again });
+    }
+    return finish(reports, second, blocked, { lsn: b2.lsn, barrierMs: barrier.waitedMs + b2.waitedMs });
   } finally {
     if (pubOpen) await pub.query('ROLLBACK').catch(() => {});
     if (subOpen) await sub.query('ROLLBACK').catch(() => {});
   }
+}
+
+/**
+ * A candidate bucket in round two. It counts as clean only when all three reads (publisher,
+ * subscriber, publisher again) come from swept catalogues of the same registration, none has it
+ * dirty or uncomputed, and the publisher's generation is the one of round one in both of its
+ * reads: a recompute in between, by any drainer, means the bucket changed, even if its value
+ * came back.
+ */
+function secondLook(
+  bucket: string,
+  fingerprint: string,
+  gen1: ReadonlyMap<string, string> | undefined,
+  pv: DetailCatalogue,
+  sv: DetailCatalogue,
+  pAfter: DetailCatalogue,
+): { publisher: BucketValue; subscriber: BucketValue; clean: boolean } {
+  const sides = [pv, sv, pAfter];
+  const a = pv.buckets.get(bucket);
+  const b = sv.buckets.get(bucket);
+  const a2 = pAfter.buckets.get(bucket);
+  const g = gen1?.get(bucket);
+  const clean =
+    sides.every((x) => x.swept && x.fingerprint === fingerprint && !x.dirty.has(bucket)) &&
+    a !== null &&
+    b !== null &&
+    a2 !== null &&
+    pv.generations.get(bucket) === g &&
+    pAfter.generations.get(bucket) === g &&
+    sameValue(a2 ?? EMPTY, a ?? EMPTY);
+  return { publisher: a ?? EMPTY, subscriber: b ?? EMPTY, clean };
+}
+
+/** Buckets with local writes that were not compared: dirty or uncomputed on a side, not hashed live. */
+function skippedLocalWrites(p: TableSnapshot, s: TableSnapshot, live: ReadonlySet<string>): string[] {
+  return [...s.localWrites].filter(
+    (b) => !live.has(b) && (p.dirty.has(b) || s.dirty.has(b) || p.uncomputed.has(b) || s.uncomputed.has(b)),
+  );
 }
 
 /** The live-compared buckets of a table. */
@@ -241,34 +306,36 @@ async function parityOf(pub: Client, sub: Client): Promise<Finding[]> {
   }
 }
 
-async function localWrites(sub: Client, table: QualifiedName | undefined): Promise<{ count: number; recent: LocalWrite[] }> {
-  const { rows } = await sub.query<{ w: { count: number; recent: LocalWrite[] } }>('SELECT syncguard.local_writes(100) AS w');
-  const w = rows[0]?.w ?? { count: 0, recent: [] };
-  if (table === undefined) return { count: Number(w.count), recent: w.recent };
-  const recent = w.recent.filter((x) => x.table === name(table));
-  return { count: recent.length, recent };
+async function localWrites(sub: Client, table: QualifiedName | undefined): Promise<{ count: number; groups: LocalWrite[] }> {
+  const { rows } = await sub.query<{ w: { count: number; groups: LocalWrite[] } }>('SELECT syncguard.local_writes(100) AS w');
+  const w = one(rows, 'syncguard.local_writes').w;
+  const groups = w.groups
+    .filter((g) => table === undefined || g.table === name(table))
+    .map((g) => ({ ...g, writes: Number(g.writes), buckets: Number(g.buckets) }));
+  return { count: table === undefined ? Number(w.count) : groups.reduce((a, g) => a + g.writes, 0), groups };
 }
 
 function decideReport(
   tables: readonly TableReport[],
   rounds: readonly TableRounds[],
+  blocked: readonly string[],
   warnings: readonly string[],
   opts: VerifyOptions,
   barrierFailure?: string,
 ): Omit<VerifyReport, 'verifiedLsn' | 'durationMs' | 'barrierMs' | 'localWrites' | 'parity'> {
   const confirmation = confirm(rounds);
-  const coveragePct = overallCoverage(tables);
   const verdict = decide({
     ...(barrierFailure !== undefined ? { barrierFailure } : {}),
-    coveragePct,
+    tableCoverage: tables.filter((t) => t.state === 'compared').map((t) => ({ table: t.table, coveragePct: t.coveragePct })),
     minCoveragePct: opts.minCoveragePct ?? 95,
+    blocked,
     confirmation,
     uncomparableTables: tables.filter((t) => t.state === 'uncomparable').map((t) => `${t.table} (${t.reason})`),
   });
   return {
     status: verdict.status,
     reasons: verdict.reasons,
-    coveragePct,
+    coveragePct: overallCoverage(tables),
     tables,
     mismatches: confirmation.confirmed.map((m) => mismatchReport(m.table, m)),
     candidates: confirmation.candidates.map((m) => ({ ...mismatchReport(m.table, m), why: m.why })),

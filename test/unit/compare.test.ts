@@ -106,11 +106,23 @@ describe('verdict', () => {
     expect(dirtyAgain.candidates[0]?.why).toMatch(/not clean/);
   });
 
-  const base = { coveragePct: 100, minCoveragePct: 95, confirmation: { confirmed: [], candidates: [] }, uncomparableTables: [] };
+  const base = {
+    tableCoverage: [
+      { table: 'a', coveragePct: 100 },
+      { table: 'b', coveragePct: 99 },
+    ],
+    minCoveragePct: 95,
+    confirmation: { confirmed: [], candidates: [] },
+    uncomparableTables: [],
+    blocked: [],
+  };
 
-  it('is in sync only with full enough coverage, nothing confirmed and nothing pending', () => {
+  it('is in sync only with full enough coverage in every table, nothing confirmed and nothing pending', () => {
     expect(decide(base)).toEqual({ status: 'in_sync', reasons: [] });
-    expect(decide({ ...base, coveragePct: 80 })).toEqual({ status: 'incomplete', reasons: ['coverage 80.0 % is below the minimum 95 %'] });
+    // one table below the minimum is incomplete, however well the others are covered
+    const low = { ...base, tableCoverage: [...base.tableCoverage, ...Array(50).fill({ table: 'big', coveragePct: 100 }), { table: 'c', coveragePct: 80 }] };
+    expect(decide(low)).toEqual({ status: 'incomplete', reasons: ['c: coverage 80.0 % is below the minimum 95 %'] });
+    expect(decide({ ...base, blocked: ['b: bucket 3 holds a local write and was not compared'] }).status).toBe('incomplete');
     expect(decide({ ...base, uncomparableTables: ['public.t'] }).status).toBe('incomplete');
     expect(decide({ ...base, confirmation: { confirmed: [], candidates: [{ ...m, table: 't', why: 'x' }] } }).status).toBe('incomplete');
   });
@@ -122,6 +134,6 @@ describe('verdict', () => {
       reasons: ['no replication barrier: subscription disabled'],
     });
     expect(decide(diverged).status).toBe('diverged');
-    expect(decide({ ...diverged, coveragePct: 10 }).status).toBe('diverged'); // a proven difference stands at any coverage
+    expect(decide({ ...diverged, tableCoverage: [{ table: 't', coveragePct: 10 }] }).status).toBe('diverged'); // a proven difference stands at any coverage
   });
 });

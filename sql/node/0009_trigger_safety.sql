@@ -1,0 +1,234 @@
+-- syncguard node schema 0009: triggers that can neither stop replication nor fail an application
+-- write, and dirty marks and local-write records that no other role can forge.
+--
+-- 1. No role but the owner may insert into syncguard.dirty or syncguard.local_write. Marks and
+--    local-write records are written by SECURITY DEFINER code only, always with the writing
+--    transaction's own xid and the server's clock: a writer cannot mark another transaction's
+--    bucket, back-date or post-date a mark, or log a write under another role's name.
+-- 2. Every trigger computes its bucket numbers inside an EXCEPTION block. A failure there (a key
+--    column renamed or retyped, a dropped bucket function) is recorded in syncguard.fault and the
+--    trigger returns: the write goes on, replication goes on, and verification reports the table
+--    as not comparable until it is registered again. The block holds only reads (no xid is
+--    assigned in it), so its subtransaction is cheap; the mark insert comes after it.
+-- 3. A table that receives replicated changes on a publisher node (a cascade A -> B -> C, or
+--    bidirectional replication) gets row triggers like a subscriber: statement triggers never fire
+--    for applied changes.
+
+-- What went wrong with a registration on this node; the first fault of each kind is kept.
+--   trigger: a trigger could not compute a bucket (its changes were not marked from then on);
+--   drain:   a recompute failed (its buckets are no longer kept current).
+CREATE UNLOGGED TABLE syncguard.fault (
+  reg_id   integer NOT NULL,
+  kind     text NOT NULL CHECK (kind IN ('trigger', 'drain')),
+  sqlstate text NOT NULL,
+  message  text NOT NULL,
+  at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (reg_id, kind)
+);
+
+REVOKE INSERT ON syncguard.dirty, syncguard.local_write FROM PUBLIC;
+ALTER TABLE syncguard.dirty ALTER COLUMN marked_at SET DEFAULT clock_timestamp();
+ALTER TABLE syncguard.local_write ALTER COLUMN written_at SET DEFAULT clock_timestamp();
+
+-- Marks a bucket dirty for the calling transaction, and records a local write when asked and the
+-- session is not applying replicated changes. Called by the generated row triggers, which run as
+-- the writer, so it is SECURITY DEFINER. It has no SET clause (that would cost a settings save and
+-- restore per row), so every name in it is qualified, operators included. Outside a trigger it
+-- does nothing: a role that writes no monitored table cannot create marks.
+CREATE FUNCTION syncguard._mark(p_reg integer, p_bucket bigint, p_local boolean) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+AS $$
+BEGIN
+  IF pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.=) 0 THEN
+    RETURN;
+  END IF;
+  INSERT INTO syncguard.dirty (reg_id, bucket, xid)
+  VALUES (p_reg, p_bucket, pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING;
+  IF p_local AND pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica' THEN
+    INSERT INTO syncguard.local_write (reg_id, bucket, xid, role, application_name)
+    VALUES (p_reg, p_bucket, pg_catalog.pg_current_xact_id(), session_user, pg_catalog.current_setting('application_name'))
+    ON CONFLICT DO NOTHING;
+  END IF;
+END
+$$;
+
+-- Records that a trigger of a registration failed. Like _mark, only from inside a trigger.
+CREATE FUNCTION syncguard._trigger_fault(p_reg integer, p_state text, p_message text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+AS $$
+BEGIN
+  IF pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.=) 0 THEN
+    RETURN;
+  END IF;
+  INSERT INTO syncguard.fault (reg_id, kind, sqlstate, message)
+  VALUES (p_reg, 'trigger', p_state, pg_catalog."left"(p_message, 500)) ON CONFLICT DO NOTHING;
+END
+$$;
+
+-- Whether a registration's changes must be tracked by row triggers: on a subscriber, and on a
+-- publisher whose table also receives changes from a subscription of its own (a cascade).
+CREATE FUNCTION syncguard._row_triggers(r syncguard.registration) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT r.node_role = 'subscriber' OR EXISTS (SELECT 1 FROM pg_subscription_rel sr WHERE sr.srrelid = r.relid) $$;
+
+-- (Re)creates the per-registration objects and triggers, all ENABLE ALWAYS so they fire for the
+-- apply worker and under session_replication_role = replica as well:
+--   statement triggers with transition tables (publisher), or row triggers (subscriber, cascade);
+--   a TRUNCATE trigger that marks every catalogue bucket (and, on a subscriber, records a local
+--   write when the TRUNCATE did not come from replication).
+-- The row trigger for integer and range buckets is an invoker function without SET clause: it
+-- runs for every applied row, and SECURITY DEFINER with SET costs more than applying the row
+-- (docs/performance.md). It only computes bucket numbers and calls the definer _mark(). In the
+-- apply worker (session_replication_role = replica, which only a superuser can set) it keeps a
+-- memo of the last bucket it marked in a transaction-local setting and skips repeats; any other
+-- session could set that memo itself, so there it always marks. Hash buckets render the key as
+-- text, which depends on session settings, so their trigger keeps the pinned SECURITY DEFINER form.
+CREATE OR REPLACE FUNCTION syncguard._install_triggers(r syncguard.registration) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_tbl text := format('%I.%I', r.schema_name, r.table_name);
+  v_fn text := syncguard._mark_fn(r.reg_id);
+  v_row boolean := syncguard._row_triggers(r);
+  v_local text := CASE WHEN r.node_role = 'subscriber' THEN 'true' ELSE 'false' END;
+  v_memo text := quote_literal('syncguard.mark_' || r.reg_id);
+  v_guard text := format($f$
+  EXCEPTION WHEN OTHERS THEN
+    PERFORM syncguard._trigger_fault(%s, SQLSTATE, SQLERRM);
+    RETURN NULL;
+  END;$f$, r.reg_id);
+  v_body text;
+  v_definer boolean;
+  v_trigger text;
+BEGIN
+  FOREACH v_trigger IN ARRAY ARRAY['syncguard_insert', 'syncguard_update', 'syncguard_delete', 'syncguard_truncate'] LOOP
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', v_trigger, v_tbl);
+  END LOOP;
+  EXECUTE format('DROP FUNCTION IF EXISTS %s()', v_fn);
+  EXECUTE format('DROP FUNCTION IF EXISTS %s()', syncguard._truncate_fn(r.reg_id));
+
+  IF r.scheme = 'range' AND to_regtype(syncguard._key_type(r.reg_id)) IS NULL THEN
+    EXECUTE format('CREATE TYPE %s AS (%s)', syncguard._key_type(r.reg_id),
+      (SELECT string_agg(format('%I %s%s', k, ty,
+                CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty_.typcollation
+                     THEN (SELECT format(' COLLATE %I.%I', cn.nspname, co.collname) FROM pg_collation co
+                             JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation)
+                     ELSE '' END), ', ' ORDER BY o)
+         FROM unnest(r.key_columns, r.key_types) WITH ORDINALITY u(k, ty, o)
+         JOIN pg_attribute a ON a.attrelid = r.relid AND a.attname = k
+         JOIN pg_type ty_ ON ty_.oid = a.atttypid));
+    IF r.bucket_count > 1 THEN
+      EXECUTE format('CREATE FUNCTION %s(%s) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS %L',
+        syncguard._bucket_fn(r.reg_id),
+        (SELECT string_agg(ty, ', ' ORDER BY o) FROM unnest(r.key_types) WITH ORDINALITY u(ty, o)),
+        format('SELECT pg_catalog.width_bucket(ROW(%s)::%s, %s)::bigint',
+               (SELECT string_agg('$' || o, ', ' ORDER BY o) FROM unnest(r.key_types) WITH ORDINALITY u(ty, o)),
+               syncguard._key_type(r.reg_id), syncguard._bounds_literal(r)));
+      -- the subscriber's row trigger calls it as the writer
+      EXECUTE format('GRANT EXECUTE ON FUNCTION %s(%s) TO PUBLIC', syncguard._bucket_fn(r.reg_id),
+        (SELECT string_agg(ty, ', ' ORDER BY o) FROM unnest(r.key_types) WITH ORDINALITY u(ty, o)));
+    END IF;
+  END IF;
+
+  IF NOT v_row THEN
+    v_definer := true;
+    v_body := format($f$
+DECLARE
+  sg_b pg_catalog.int8[];
+BEGIN
+  BEGIN
+    IF TG_OP = 'INSERT' THEN
+      SELECT pg_catalog.array_agg(DISTINCT %2$s) INTO sg_b FROM sg_new;
+    ELSIF TG_OP = 'UPDATE' THEN
+      SELECT pg_catalog.array_agg(DISTINCT sg_u.b) INTO sg_b FROM (SELECT %3$s FROM sg_old UNION ALL SELECT %2$s FROM sg_new) sg_u(b);
+    ELSE
+      SELECT pg_catalog.array_agg(DISTINCT %3$s) INTO sg_b FROM sg_old;
+    END IF;%4$s
+  INSERT INTO syncguard.dirty (reg_id, bucket, xid)
+  SELECT %1$s, sg_x, pg_catalog.pg_current_xact_id() FROM pg_catalog.unnest(sg_b) sg_x ON CONFLICT DO NOTHING;
+  RETURN NULL;
+END$f$, r.reg_id, syncguard._bucket_expr(r, 'sg_new'), syncguard._bucket_expr(r, 'sg_old'), v_guard);
+  ELSE
+    v_definer := r.scheme = 'hash';
+    v_body := format($f$
+DECLARE
+  sg_o pg_catalog.int8;
+  sg_n pg_catalog.int8;
+  sg_r pg_catalog.bool;
+BEGIN
+  BEGIN
+    IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+      sg_o := %2$s;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
+      sg_n := %3$s;
+    END IF;%4$s
+  sg_r := %5$s AND pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.=) 'replica';
+  IF sg_o IS NOT NULL AND NOT (sg_r AND COALESCE(pg_catalog.current_setting(%6$s, true), '') OPERATOR(pg_catalog.=) sg_o::pg_catalog.text) THEN
+    PERFORM syncguard._mark(%1$s, sg_o, %7$s);
+    IF sg_r THEN
+      PERFORM pg_catalog.set_config(%6$s, sg_o::pg_catalog.text, true);
+    END IF;
+  END IF;
+  IF sg_n IS NOT NULL AND (sg_o IS NULL OR sg_n OPERATOR(pg_catalog.<>) sg_o)
+     AND NOT (sg_r AND COALESCE(pg_catalog.current_setting(%6$s, true), '') OPERATOR(pg_catalog.=) sg_n::pg_catalog.text) THEN
+    PERFORM syncguard._mark(%1$s, sg_n, %7$s);
+    IF sg_r THEN
+      PERFORM pg_catalog.set_config(%6$s, sg_n::pg_catalog.text, true);
+    END IF;
+  END IF;
+  RETURN NULL;
+END$f$, r.reg_id, syncguard._bucket_expr(r, 'OLD'), syncguard._bucket_expr(r, 'NEW'), v_guard,
+        CASE WHEN v_definer THEN 'false' ELSE 'true' END, v_memo, v_local);
+  END IF;
+
+  IF v_definer THEN
+    EXECUTE format('CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER %s AS %L',
+                   v_fn, syncguard._pinned_settings(), v_body);
+  ELSE
+    EXECUTE format('CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS %L', v_fn, v_body);
+  END IF;
+  -- TRUNCATE reads the catalogue, which only the owner may.
+  EXECUTE format('CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER %s AS %L',
+    syncguard._truncate_fn(r.reg_id), syncguard._pinned_settings(), format($f$
+BEGIN
+  INSERT INTO syncguard.dirty (reg_id, bucket, xid)
+  SELECT b.reg_id, b.bucket, pg_catalog.pg_current_xact_id() FROM syncguard.bucket b WHERE b.reg_id = %1$s ON CONFLICT DO NOTHING;
+  IF %2$s AND pg_catalog.current_setting('session_replication_role') <> 'replica' THEN
+    INSERT INTO syncguard.local_write (reg_id, bucket, xid, role, application_name)
+    SELECT b.reg_id, b.bucket, pg_catalog.pg_current_xact_id(), session_user, pg_catalog.current_setting('application_name')
+      FROM syncguard.bucket b WHERE b.reg_id = %1$s ON CONFLICT DO NOTHING;
+  END IF;
+  RETURN NULL;
+END$f$, r.reg_id, v_local));
+  EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', v_fn);
+  EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', syncguard._truncate_fn(r.reg_id));
+
+  IF v_row THEN
+    EXECUTE format('CREATE TRIGGER syncguard_insert AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION %s()', v_tbl, v_fn);
+    EXECUTE format('CREATE TRIGGER syncguard_update AFTER UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s()', v_tbl, v_fn);
+    EXECUTE format('CREATE TRIGGER syncguard_delete AFTER DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()', v_tbl, v_fn);
+  ELSE
+    EXECUTE format('CREATE TRIGGER syncguard_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS sg_new FOR EACH STATEMENT EXECUTE FUNCTION %s()', v_tbl, v_fn);
+    EXECUTE format('CREATE TRIGGER syncguard_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS sg_old NEW TABLE AS sg_new FOR EACH STATEMENT EXECUTE FUNCTION %s()', v_tbl, v_fn);
+    EXECUTE format('CREATE TRIGGER syncguard_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS sg_old FOR EACH STATEMENT EXECUTE FUNCTION %s()', v_tbl, v_fn);
+  END IF;
+  EXECUTE format('CREATE TRIGGER syncguard_truncate AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+                 v_tbl, syncguard._truncate_fn(r.reg_id));
+  EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER syncguard_insert, ENABLE ALWAYS TRIGGER syncguard_update, '
+                 'ENABLE ALWAYS TRIGGER syncguard_delete, ENABLE ALWAYS TRIGGER syncguard_truncate', v_tbl);
+END
+$$;
+
+-- Existing registrations get the new triggers (a table dropped meanwhile keeps none).
+DO $upgrade$
+DECLARE
+  r syncguard.registration;
+BEGIN
+  FOR r IN SELECT * FROM syncguard.registration WHERE node_id = syncguard.node_id() ORDER BY reg_id LOOP
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = r.relid) THEN
+      PERFORM syncguard._install_triggers(r);
+    END IF;
+  END LOOP;
+END
+$upgrade$;
