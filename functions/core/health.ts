@@ -15,8 +15,7 @@ export interface NodeHealth {
   readonly columnsNow: readonly string[];
 }
 
-const reregister = (table: string) =>
-  `re-register it: syncguard unregister --table ${table}, then syncguard register --table ${table}`;
+const reregister = (table: string) => `re-register it: syncguard unregister --table ${table}, then syncguard register --table ${table}`;
 
 /** Why a table cannot be compared; empty when it can. */
 export function tableProblems(table: string, pub: NodeHealth | undefined, sub: NodeHealth | undefined): string[] {
@@ -30,7 +29,9 @@ export function tableProblems(table: string, pub: NodeHealth | undefined, sub: N
     ['subscriber', sub, 'subscriber'],
   ] as const) {
     if (h.role !== expected) {
-      out.push(`${label}: the registration was made for a ${h.role} (a node cloned from its peer keeps its peer's registrations); ${reregister(table)}`);
+      out.push(
+        `${label}: the registration was made for a ${h.role} (a node cloned from its peer keeps its peer's registrations); ${reregister(table)}`,
+      );
     }
     for (const p of h.problems) out.push(`${label}: ${p}`);
   }

@@ -31,7 +31,14 @@ export async function subscriptionsOf(
   sub: Client,
   tables: readonly QualifiedName[],
 ): Promise<{ subscriptions: SubscriptionInfo[]; unsubscribed: string[] }> {
-  const { rows } = await sub.query<{ schema: string; table: string; subname: string | null; slot: string | null; enabled: boolean; state: string }>(
+  const { rows } = await sub.query<{
+    schema: string;
+    table: string;
+    subname: string | null;
+    slot: string | null;
+    enabled: boolean;
+    state: string;
+  }>(
     `SELECT t.schema, t.table, s.subname, s.subslotname AS slot, s.subenabled AS enabled, sr.srsubstate AS state
        FROM unnest($1::text[], $2::text[]) t(schema, "table")
        LEFT JOIN pg_subscription_rel sr ON sr.srrelid = to_regclass(format('%I.%I', t.schema, t."table"))
@@ -76,7 +83,8 @@ async function unhealthy(pub: Client, subs: readonly SubscriptionInfo[]): Promis
       [s.slot],
     );
     const slot = rows[0];
-    if (slot === undefined) return `replication slot ${s.slot} of subscription ${s.name} does not exist on the publisher; is this the right pair?`;
+    if (slot === undefined)
+      return `replication slot ${s.slot} of subscription ${s.name} does not exist on the publisher; is this the right pair?`;
     if (slot.type !== 'logical' || !slot.here) {
       return `replication slot ${s.slot} of subscription ${s.name} is not a logical slot of this publisher database; is this the right pair?`;
     }
@@ -119,10 +127,12 @@ export async function waitForBarrier(
     }
     const errorsNow = await applyErrors(sub, names);
     if (errorsBefore !== null && errorsNow !== null && errorsNow > errorsBefore) {
-      return { ok: false, failure: `subscription ${names.join(', ')} is failing to apply changes (apply/sync error count rose to ${errorsNow})` };
+      return {
+        ok: false,
+        failure: `subscription ${names.join(', ')} is failing to apply changes (apply/sync error count rose to ${errorsNow})`,
+      };
     }
     await sleep(25);
   }
   return { ok: true, lsn: target as string, waitedMs: Date.now() - start };
 }
-

@@ -2,8 +2,8 @@
 // the shapes the pure comparison core takes. Sums are numeric in SQL and bigint here: exact.
 
 import type { BucketValue, SideCatalogue } from '../core/compare.js';
-import type { QualifiedName } from '../core/identifiers.js';
 import type { NodeHealth } from '../core/health.js';
+import type { QualifiedName } from '../core/identifiers.js';
 import { type Client, one } from './connect.js';
 
 export interface RangeSum extends BucketValue {

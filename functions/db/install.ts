@@ -156,7 +156,9 @@ export async function requireInstalled(client: Client, label: string): Promise<v
     );
   }
   if (version > latest) {
-    throw new IncompatibleError(`the syncguard schema on the ${label} is at version ${version}, newer than this syncguard (${latest}); upgrade syncguard`);
+    throw new IncompatibleError(
+      `the syncguard schema on the ${label} is at version ${version}, newer than this syncguard (${latest}); upgrade syncguard`,
+    );
   }
 }
 

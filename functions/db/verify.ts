@@ -83,23 +83,11 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   await requireDistinct(pub, sub);
 
   // Every table registered on either side is reported; one that cannot be compared says why.
-  const wanted = (t: string) => opts.table === undefined || t === name(opts.table);
-  const pubHealth = new Map((await readHealth(pub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
-  const subHealth = new Map((await readHealth(sub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
-  const tableNames = [...new Set([...pubHealth.keys(), ...subHealth.keys()])].sort();
+  // Read again after both drains: a drain records a fault of a table it could not recompute.
+  const { tableNames, problems } = await registrationProblems(pub, sub, opts.table);
   if (opts.table !== undefined && tableNames.length === 0) {
     throw new InputError(`table ${name(opts.table)} is not registered on the publisher or the subscriber`);
   }
-  const { unsubscribed } = await subscriptionsOf(sub, tableNames.map(parseTableName));
-  const problems = new Map(
-    tableNames.map((t) => [
-      t,
-      [
-        ...tableProblems(t, pubHealth.get(t), subHealth.get(t)),
-        ...(unsubscribed.includes(t) && subHealth.has(t) ? ['no subscription of the subscriber database replicates it'] : []),
-      ],
-    ]),
-  );
   const comparable = tableNames.filter((t) => problems.get(t)?.length === 0);
 
   const local = await localWrites(sub, opts.table);
@@ -140,11 +128,14 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   try {
     const barrierTables = comparable.map(parseTableName);
     const barrier =
-      comparable.length === 0 ? { ok: true as const, lsn: p.value.lsn, waitedMs: 0 } : await waitForBarrier(pub, sub, barrierTables, timeoutMs, p.value.lsn);
+      comparable.length === 0
+        ? { ok: true as const, lsn: p.value.lsn, waitedMs: 0 }
+        : await waitForBarrier(pub, sub, barrierTables, timeoutMs, p.value.lsn);
     if (!barrier.ok) {
       return finish(notCompared, [], [], { lsn: null, barrierMs: 0, barrierFailure: barrier.failure });
     }
     await drainBriefly(sub, drainMs, 'subscriber');
+    const late = (await registrationProblems(pub, sub, opts.table)).problems;
     const s = await snapshot(sub, () => readRanges(sub, width));
     subOpen = true;
     const pubByTable = new Map(p.value.all.map((t) => [t.table, t]));
@@ -159,11 +150,18 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
       const pt = pubByTable.get(table);
       const st = subByTable.get(table);
       if (pt === undefined || st === undefined) {
-        reports.push(uncomparable(table, 'the registration changed during verification; run verify again', { publisher: null, subscriber: null }, 0));
+        reports.push(
+          uncomparable(table, 'the registration changed during verification; run verify again', { publisher: null, subscriber: null }, 0),
+        );
         continue;
       }
       const fps = { publisher: pt.fingerprint, subscriber: st.fingerprint };
       const known = [...pt.ranges.values()].reduce((a, r) => a + r.buckets, 0) + pt.dirty.size;
+      const found = late.get(table) ?? [];
+      if (found.length > 0) {
+        reports.push(uncomparable(table, found.join('; '), fps, known));
+        continue;
+      }
       if (st.fingerprint !== pt.fingerprint) {
         reports.push(
           uncomparable(table, `registration fingerprints differ: publisher ${pt.fingerprint}, subscriber ${st.fingerprint}`, fps, known),
@@ -172,7 +170,12 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
       }
       if (!pt.swept || !st.swept) {
         reports.push(
-          uncomparable(table, `the first sweep has not finished on the ${pt.swept ? 'subscriber' : 'publisher'}; run syncguard drain`, fps, known),
+          uncomparable(
+            table,
+            `the first sweep has not finished on the ${pt.swept ? 'subscriber' : 'publisher'}; run syncguard drain`,
+            fps,
+            known,
+          ),
         );
         continue;
       }
@@ -286,14 +289,35 @@ function secondLook(
 
 /** Buckets with local writes that were not compared: dirty or uncomputed on a side, not hashed live. */
 function skippedLocalWrites(p: TableSnapshot, s: TableSnapshot, live: ReadonlySet<string>): string[] {
-  return [...s.localWrites].filter(
-    (b) => !live.has(b) && (p.dirty.has(b) || s.dirty.has(b) || p.uncomputed.has(b) || s.uncomputed.has(b)),
-  );
+  return [...s.localWrites].filter((b) => !live.has(b) && (p.dirty.has(b) || s.dirty.has(b) || p.uncomputed.has(b) || s.uncomputed.has(b)));
 }
 
 /** The live-compared buckets of a table. */
 function liveList(live: ReadonlyMap<string, ReadonlySet<string>>, table: string): string[] {
   return [...(live.get(table) ?? [])];
+}
+
+/** The tables registered on either side (or the one asked for), and what keeps each from being compared. */
+async function registrationProblems(
+  pub: Client,
+  sub: Client,
+  only: QualifiedName | undefined,
+): Promise<{ tableNames: string[]; problems: Map<string, string[]> }> {
+  const wanted = (t: string) => only === undefined || t === name(only);
+  const pubHealth = new Map((await readHealth(pub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
+  const subHealth = new Map((await readHealth(sub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
+  const tableNames = [...new Set([...pubHealth.keys(), ...subHealth.keys()])].sort();
+  const { unsubscribed } = await subscriptionsOf(sub, tableNames.map(parseTableName));
+  const problems = new Map(
+    tableNames.map((t) => [
+      t,
+      [
+        ...tableProblems(t, pubHealth.get(t), subHealth.get(t)),
+        ...(unsubscribed.includes(t) && subHealth.has(t) ? ['no subscription of the subscriber database replicates it'] : []),
+      ],
+    ]),
+  );
+  return { tableNames, problems };
 }
 
 /** Parity findings; best effort: a failure (a table locked by DDL, say) becomes a finding. */

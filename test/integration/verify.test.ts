@@ -214,7 +214,11 @@ describe('verify', () => {
       const r = await verifyPair(ctx.pub, other, { drainMs: 200 });
       expect(r.status).toBe('incomplete');
       expect(r.tables.map((t) => [t.table, t.state, t.reason])).toEqual(
-        [LINES, ORDERS, TOKENS].map((t) => [t, 'uncomparable', expect.stringMatching(/^registered on the publisher only, not on the subscriber/)]),
+        [LINES, ORDERS, TOKENS].map((t) => [
+          t,
+          'uncomparable',
+          expect.stringMatching(/^registered on the publisher only, not on the subscriber/),
+        ]),
       );
     } finally {
       await other.end();

@@ -120,7 +120,10 @@ describe('verdict', () => {
   it('is in sync only with full enough coverage in every table, nothing confirmed and nothing pending', () => {
     expect(decide(base)).toEqual({ status: 'in_sync', reasons: [] });
     // one table below the minimum is incomplete, however well the others are covered
-    const low = { ...base, tableCoverage: [...base.tableCoverage, ...Array(50).fill({ table: 'big', coveragePct: 100 }), { table: 'c', coveragePct: 80 }] };
+    const low = {
+      ...base,
+      tableCoverage: [...base.tableCoverage, ...Array(50).fill({ table: 'big', coveragePct: 100 }), { table: 'c', coveragePct: 80 }],
+    };
     expect(decide(low)).toEqual({ status: 'incomplete', reasons: ['c: coverage 80.0 % is below the minimum 95 %'] });
     expect(decide({ ...base, blocked: ['b: bucket 3 holds a local write and was not compared'] }).status).toBe('incomplete');
     expect(decide({ ...base, uncomparableTables: ['public.t'] }).status).toBe('incomplete');

@@ -1,0 +1,97 @@
+// Issue 7, A5-A8: every table registered on either side is reported, and one whose registration
+// no longer holds (dropped, replaced, registered on one side, columns added, triggers demoted, a
+// cloned node's registrations, row-level security) is not comparable, with the fix; never "in sync".
+
+import { describe, expect, it } from 'vitest';
+import type { VerifyReport } from '../../functions/core/report.js';
+import { verifyPair } from '../../functions/db/verify.js';
+import { register, settle } from '../support/syncguard.js';
+import { usePair } from '../support/use-pair.js';
+
+const TABLES = ['dropped', 'replaced', 'pubonly', 'subonly', 'grown', 'demoted', 'cloned', 'secret', 'fine'].map((t) => `public.${t}`);
+const quick = { drainMs: 2000, barrierTimeoutMs: 10_000 };
+
+const ctx = usePair({
+  label: 'trust_reg',
+  tables: TABLES,
+  async prepare(pair) {
+    for (const t of TABLES) {
+      await pair.both(`CREATE TABLE ${t} (id int PRIMARY KEY, v text)`);
+      await pair.pub.query(`INSERT INTO ${t} SELECT i, 'v' || i FROM generate_series(1, 300) i`);
+    }
+  },
+  async ready({ pub, sub }) {
+    for (const t of TABLES) await register(pub, sub, t, { bucketSize: 100 });
+    await settle(pub);
+    await settle(sub);
+  },
+});
+
+const verifyOne = (table: string) => verifyPair(ctx.pub, ctx.sub, { ...quick, table: { schema: 'public', table } });
+const reasonOf = (r: VerifyReport) => {
+  expect(r.status).toBe('incomplete');
+  expect(r.tables).toHaveLength(1);
+  expect(r.tables[0]?.state).toBe('uncomparable');
+  return r.tables[0]?.reason ?? '';
+};
+
+describe('registrations that no longer hold', () => {
+  it('compares a healthy table as before', async () => {
+    expect((await verifyOne('fine')).status).toBe('in_sync');
+  });
+
+  it('reports a table dropped on the subscriber only as not comparable', async () => {
+    await ctx.pair.sub.query('DROP TABLE public.dropped');
+    expect(reasonOf(await verifyOne('dropped'))).toMatch(/^subscriber: the table was dropped on this node; re-register it/);
+  });
+
+  it('reports a table renamed and replaced by a new one of the same name', async () => {
+    await ctx.pair.sub.query(
+      'ALTER TABLE public.replaced RENAME TO replaced_old; CREATE TABLE public.replaced (id int PRIMARY KEY, v text)',
+    );
+    expect(reasonOf(await verifyOne('replaced'))).toMatch(
+      /subscriber: the registered table is now named public\.replaced_old \(renamed\), and public\.replaced is another table/,
+    );
+  });
+
+  it('reports tables registered on one side only', async () => {
+    await ctx.pub.query("SELECT syncguard.unregister_table('public', 'subonly')");
+    await ctx.pair.sub.query("DELETE FROM syncguard.registration WHERE table_name = 'pubonly'"); // the row, as an accident would
+    expect(reasonOf(await verifyOne('subonly'))).toMatch(/^registered on the subscriber only, not on the publisher/);
+    expect(reasonOf(await verifyOne('pubonly'))).toMatch(/^registered on the publisher only, not on the subscriber/);
+    const all = await verifyPair(ctx.pub, ctx.sub, quick);
+    expect(all.status).toBe('incomplete');
+    expect(all.tables.map((t) => t.table)).toEqual(expect.arrayContaining(['public.subonly', 'public.pubonly']));
+  });
+
+  it('says when columns were added on both sides since registration, and a changed one is not hashed', async () => {
+    await ctx.pair.both('ALTER TABLE public.grown ADD COLUMN extra int');
+    await ctx.pair.sub.query('UPDATE public.grown SET extra = 7 WHERE id = 5');
+    expect(reasonOf(await verifyOne('grown'))).toMatch(
+      /^columns added on both sides since registration are not hashed: extra; to compare them, re-register it: syncguard unregister --table public\.grown, then syncguard register --table public\.grown/,
+    );
+  });
+
+  it('reports triggers demoted from ENABLE ALWAYS by ENABLE TRIGGER ALL', async () => {
+    await ctx.pair.sub.query('ALTER TABLE public.demoted ENABLE TRIGGER ALL');
+    await ctx.pair.pub.query("UPDATE public.demoted SET v = 'changed' WHERE id = 1");
+    await ctx.pair.catchUp();
+    expect(reasonOf(await verifyOne('demoted'))).toMatch(
+      /subscriber: trigger syncguard_insert is enabled for local writes only, not ENABLE ALWAYS, so replicated changes are not tracked .*fix: ALTER TABLE public\.demoted ENABLE ALWAYS TRIGGER syncguard_insert/,
+    );
+  });
+
+  it("reports a node that keeps its former role's registrations (a clone)", async () => {
+    await ctx.pair.sub.query("UPDATE syncguard.registration SET node_role = 'publisher' WHERE table_name = 'cloned'");
+    expect(reasonOf(await verifyOne('cloned'))).toMatch(/^subscriber: the registration was made for a publisher/);
+  });
+
+  it('fails loudly instead of hashing only the rows that row-level security shows', async () => {
+    // the drain runs as the table owner, which FORCE ROW LEVEL SECURITY subjects to the policy
+    await ctx.pair.pub.query(`ALTER TABLE public.secret ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+                              CREATE POLICY hide ON public.secret USING (id < 100)`);
+    await ctx.pair.pub.query("UPDATE public.secret SET v = 'x' WHERE id = 150");
+    await ctx.pair.catchUp();
+    expect(reasonOf(await verifyOne('secret'))).toMatch(/^publisher: the drain could not recompute buckets .*row-level security/);
+  });
+});
