@@ -114,6 +114,10 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
               ...(o.bucketScheme !== undefined ? { scheme: o.bucketScheme } : {}),
             });
             const c = r.config;
+            if (r.alreadyRegistered) {
+              out(`${c.schema}.${c.table} is already registered on both nodes (fingerprint ${c.fingerprint}); nothing changed`);
+              return;
+            }
             const layout =
               c.scheme === 'int' ? `${c.bucketWidth} keys per bucket` : `${c.bucketCount} bucket${c.bucketCount === 1 ? '' : 's'}`;
             out(`registered ${c.schema}.${c.table}: key (${c.keyColumns.join(', ')}), ${c.scheme} buckets, ${layout}`);

@@ -15,6 +15,8 @@ export interface RegistrationConfig {
   readonly table: string;
   readonly keyColumns: readonly string[];
   readonly keyTypes: readonly string[];
+  /** Collation of each key column (null for types without one): range buckets depend on it. */
+  readonly keyCollations: readonly (string | null)[];
   readonly scheme: BucketScheme;
   /** int: keys per bucket. */
   readonly bucketWidth: number | null;
@@ -115,6 +117,11 @@ export function chooseKey(pub: TableInfo, sub: TableInfo): ColumnInfo[] {
     const s = sub.columns.find((c) => c.name === n) as ColumnInfo;
     if (p.type !== s.type)
       throw new IncompatibleError(`key column ${n} of ${name} is ${p.type} on the publisher and ${s.type} on the subscriber`);
+    if (p.collation !== s.collation) {
+      throw new IncompatibleError(
+        `key column ${n} of ${name} has collation ${JSON.stringify(p.collation)} on the publisher and ${JSON.stringify(s.collation)} on the subscriber; the nodes would sort and bucket its keys differently`,
+      );
+    }
     return p;
   });
 }
@@ -132,6 +139,7 @@ export function fingerprint(c: Omit<RegistrationConfig, 'fingerprint' | 'schema'
     c.hashVersion,
     c.keyColumns,
     c.keyTypes,
+    c.keyCollations,
     c.scheme,
     c.bucketWidth,
     c.bucketCount,
@@ -158,10 +166,15 @@ export function planRegistration(input: PlanInput): { key: ColumnInfo[]; scheme:
       `table ${pub.schema}.${pub.table} is not in the subscription's publication(s) ${input.publications.join(', ')}`,
     );
   }
-  if (pub.relkind !== 'r' || sub.relkind !== 'r') {
-    throw new IncompatibleError(
-      `${pub.schema}.${pub.table} is not a plain table; partitioned tables, views and foreign tables are not supported yet`,
-    );
+  for (const [t, side] of [
+    [pub, 'publisher'],
+    [sub, 'subscriber'],
+  ] as const) {
+    if (t.relkind !== 'r' || (t.inheritance ?? 'none') !== 'none') {
+      throw new IncompatibleError(
+        `${t.schema}.${t.table} is ${t.inheritance !== undefined && t.inheritance !== 'none' ? `in an inheritance or partition tree (${t.inheritance})` : `not a plain table (relkind ${t.relkind})`} on the ${side}; partitioned tables, partitions, inheritance parents and children, views and foreign tables are not supported yet`,
+      );
+    }
   }
   const key = chooseKey(pub, sub);
   const scheme = chooseScheme(key, input.requestedScheme);
@@ -173,6 +186,7 @@ export function buildConfig(input: PlanInput, plan: ReturnType<typeof planRegist
   const base = {
     keyColumns: plan.key.map((c) => c.name),
     keyTypes: plan.key.map((c) => c.type),
+    keyCollations: plan.key.map((c) => c.collation),
     scheme: layout.scheme,
     bucketWidth: layout.bucketWidth,
     bucketCount: layout.bucketCount,

@@ -22,6 +22,8 @@ export interface TableInfo {
   readonly schema: string;
   readonly table: string;
   readonly relkind: string;
+  /** none, or partitioned / partition / child / parent (syncguard._inheritance); absent before schema 11. */
+  readonly inheritance?: 'none' | 'partitioned' | 'partition' | 'child' | 'parent';
   readonly key: { readonly kind: 'primary' | 'unique'; readonly columns: readonly string[] } | null;
   readonly columns: readonly ColumnInfo[];
   readonly publication: PublicationInfo | null;

@@ -20,6 +20,8 @@ export interface RegisterOptions {
 export interface RegisterResult {
   readonly config: RegistrationConfig;
   readonly notes: readonly string[];
+  /** Both nodes already held exactly this registration: nothing was changed. */
+  readonly alreadyRegistered: boolean;
 }
 
 export async function describeTable(client: Client, t: QualifiedName, publications: readonly string[], label: string): Promise<TableInfo> {
@@ -56,6 +58,11 @@ export async function subscribedPublications(publisher: Client, subscriber: Clie
   return rows.map((r) => r.pubname);
 }
 
+async function publisherRows(publisher: Client, t: QualifiedName): Promise<number> {
+  const { rows } = await publisher.query<{ n: string }>('SELECT syncguard.row_count($1, $2) AS n', [t.schema, t.table]);
+  return Number(rows[0]?.n ?? 0);
+}
+
 export async function registerTable(publisher: Client, subscriber: Client, opts: RegisterOptions): Promise<RegisterResult> {
   await requireInstalled(publisher, 'publisher');
   await requireInstalled(subscriber, 'subscriber');
@@ -72,8 +79,7 @@ export async function registerTable(publisher: Client, subscriber: Client, opts:
   let rowCount = 0;
   let bounds: string[][] = [];
   if (plan.scheme === 'hash') {
-    const { rows } = await publisher.query<{ n: string }>('SELECT syncguard.row_count($1, $2) AS n', [opts.table.schema, opts.table.table]);
-    rowCount = Number(rows[0]?.n ?? 0);
+    rowCount = await publisherRows(publisher, opts.table);
   } else if (plan.scheme === 'range') {
     const { rows } = await publisher.query<{ b: string[][] }>('SELECT syncguard.sample_bounds($1, $2, $3, $4) AS b', [
       opts.table.schema,
@@ -86,7 +92,22 @@ export async function registerTable(publisher: Client, subscriber: Client, opts:
   const config = buildConfig(input, plan, layoutFor(plan.scheme, size, rowCount, bounds));
   const notes = [...plan.choice.notes];
   if (plan.scheme === 'range' && bounds.length === 0) {
-    notes.push('the publisher table is empty, so it has a single range bucket; re-register once it holds data');
+    notes.push(
+      (await publisherRows(publisher, opts.table)) === 0
+        ? 'the publisher table is empty, so it has a single range bucket; re-register once it holds data'
+        : `the publisher table has at most ${size} rows (the bucket size), so it has a single range bucket; re-register once it has grown`,
+    );
+  }
+
+  const held = async (c: Client) =>
+    (
+      await c.query<{ fingerprint: string }>('SELECT fingerprint FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2', [
+        opts.table.schema,
+        opts.table.table,
+      ])
+    ).rows[0]?.fingerprint;
+  if ((await held(publisher)) === config.fingerprint && (await held(subscriber)) === config.fingerprint) {
+    return { config, notes, alreadyRegistered: true };
   }
 
   await publisher.query('BEGIN');
@@ -105,7 +126,7 @@ export async function registerTable(publisher: Client, subscriber: Client, opts:
     await publisher.query('ROLLBACK').catch(() => {});
     throw err;
   }
-  return { config, notes };
+  return { config, notes, alreadyRegistered: false };
 }
 
 /** Removes the registration (triggers, generated objects, state) from both nodes. */

@@ -240,7 +240,7 @@ BEGIN
   FOR v_c IN
     SELECT u.c, u.ty, u.is_key, format_type(a.atttypid, a.atttypmod) AS now_type
       FROM (SELECT k, t, true FROM unnest(r.key_columns, r.key_types) x(k, t)
-            UNION ALL SELECT k, t, false FROM unnest(r.columns, r.column_types) x(k, t)) u(c, ty, is_key)
+            UNION ALL SELECT k, t, false FROM unnest(r.columns, r.column_types) x(k, t) WHERE k <> ALL(r.key_columns)) u(c, ty, is_key)
       LEFT JOIN pg_attribute a ON a.attrelid = r.relid AND a.attname = u.c AND a.attnum > 0 AND NOT a.attisdropped
   LOOP
     IF v_c.now_type IS NULL THEN

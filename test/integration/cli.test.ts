@@ -120,10 +120,14 @@ describe('syncguard CLI', () => {
       expect(r.out[0]).toBe('registered public.good: key (id), int buckets, 10 keys per bucket');
       expect(await state(pair.pub)).toEqual({ registrations: 1, triggers: 4 });
       expect(await state(pair.sub)).toEqual({ registrations: 1, triggers: 4 });
-      expect((await cli('register', '--table', 'good', '--bucket-size', '10')).code).toBe(0); // same fingerprint: no-op
+      const twice = await cli('register', '--table', 'good', '--bucket-size', '10'); // same configuration: nothing to do
+      expect(twice.code).toBe(0);
+      expect(twice.out).toEqual([
+        expect.stringMatching(/^public\.good is already registered on both nodes \(fingerprint sg1-[0-9a-f]{16}\); nothing changed$/),
+      ]);
       const clash = await cli('register', '--table', 'good', '--bucket-size', '20');
       expect(clash.code).toBe(2);
-      expect(clash.err[0]).toMatch(/already registered with fingerprint .*unregister it first/);
+      expect(clash.err[0]).toMatch(/already registered on this node as subscriber with fingerprint .*run syncguard unregister first/);
       const u = await cli('unregister', '--table', 'public.good');
       expect(u.code).toBe(0);
       expect(await state(pair.pub)).toEqual({ registrations: 0, triggers: 0 });

@@ -213,13 +213,13 @@ describe('verify', () => {
       await installSchema(other);
       const r = await verifyPair(ctx.pub, other, { drainMs: 200 });
       expect(r.status).toBe('incomplete');
-      expect(r.tables.map((t) => [t.table, t.state, t.reason])).toEqual(
-        [LINES, ORDERS, TOKENS].map((t) => [
-          t,
+      expect(r.tables.map((t) => t.table)).toEqual(expect.arrayContaining([LINES, ORDERS, TOKENS]));
+      for (const t of r.tables) {
+        expect([t.state, t.reason]).toEqual([
           'uncomparable',
           expect.stringMatching(/^registered on the publisher only, not on the subscriber/),
-        ]),
-      );
+        ]);
+      }
     } finally {
       await other.end();
       await ctx.pair.sub.query(`DROP DATABASE ${lonely} WITH (FORCE)`);

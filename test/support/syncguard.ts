@@ -40,19 +40,22 @@ export async function regId(c: pg.Client, table: string): Promise<number> {
   return rows[0].reg_id;
 }
 
-/** Finishes the initial sweep of every registration and drains every dirty mark. */
+/**
+ * Finishes the current sweep of every registration and drains every dirty mark (registrations with
+ * a recorded fault are left alone, as the drain leaves them).
+ */
 export async function settle(c: pg.Client): Promise<void> {
-  const { rows } = await c.query<{ reg_id: number }>('SELECT reg_id FROM syncguard.registrations ORDER BY reg_id');
-  for (const { reg_id } of rows) {
-    for (;;) {
-      const r = await c.query<{ s: { done: boolean; busy?: boolean } }>('SELECT syncguard.sweep_step($1, 500) AS s', [reg_id]);
-      if (r.rows[0]?.s.done) break;
-    }
+  for (;;) {
+    const r = await c.query<{ s: unknown }>('SELECT syncguard.sweep_batch(500) AS s');
+    if (r.rows[0]?.s === null) break;
   }
   for (;;) {
     const r = await c.query<{ b: { buckets: number } }>('SELECT syncguard.drain_batch(1000) AS b');
     if (r.rows[0]?.b.buckets === 0) {
-      const left = await c.query<{ n: string }>('SELECT count(*) AS n FROM syncguard.dirty');
+      // marks of registrations with a recorded fault stay until the table is registered again
+      const left = await c.query<{ n: string }>(
+        'SELECT count(*) AS n FROM syncguard.dirty WHERE reg_id IN (SELECT syncguard._healthy_regs())',
+      );
       if (Number(left.rows[0]?.n) === 0) return;
     }
   }
