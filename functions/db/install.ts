@@ -2,6 +2,7 @@
 // generated/migrations.ts. Idempotent, and safe when installers race (parallel Lambda cold
 // starts): a transaction-scoped advisory lock serialises them, and the loser finds the work done.
 
+import { randomInt } from 'node:crypto';
 import { IncompatibleError, InputError } from '../core/errors.js';
 import { type Client, inTransaction } from './connect.js';
 import { controlMigrations, type Migration, nodeMigrations } from './generated/migrations.js';
@@ -164,23 +165,26 @@ export async function requireInstalled(client: Client, label: string): Promise<v
 
 /**
  * Refuses two connections to the same database as a publisher and its subscriber (the same DSN
- * twice, or two DSNs naming one database): the second connection sees the first one's backend,
- * with the same start time, in its own database.
+ * twice, or two DSNs naming one database): the publisher connection holds an advisory lock on a
+ * random key for a moment, and the subscriber connection looks for exactly that lock, held by that
+ * backend, in its own database (pg_locks is readable by every role).
  */
 export async function requireDistinct(publisher: Client, subscriber: Client): Promise<void> {
-  const { rows } = await publisher.query<{ pid: number; started: string }>(
-    'SELECT pg_backend_pid() AS pid, backend_start::text AS started FROM pg_stat_activity WHERE pid = pg_backend_pid()',
-  );
-  const me = rows[0];
-  if (me === undefined) return;
-  const { rows: seen } = await subscriber.query(
-    'SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND backend_start::text = $2 AND datname = current_database()',
-    [me.pid, me.started],
-  );
-  if (seen.length > 0) {
-    throw new InputError(
-      'the publisher and subscriber DSNs name the same database; give the publisher database and its subscriber database',
+  const key = [randomInt(1, 2 ** 31 - 1), randomInt(1, 2 ** 31 - 1)];
+  const { rows } = await publisher.query<{ pid: number }>('SELECT pg_backend_pid() AS pid, pg_advisory_lock($1, $2)', key);
+  try {
+    const { rows: seen } = await subscriber.query(
+      `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2 AND pid = $3
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      [...key, rows[0]?.pid],
     );
+    if (seen.length > 0) {
+      throw new InputError(
+        'the publisher and subscriber DSNs name the same database; give the publisher database and the subscriber database that replicates it',
+      );
+    }
+  } finally {
+    await publisher.query('SELECT pg_advisory_unlock($1, $2)', key);
   }
 }
 

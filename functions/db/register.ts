@@ -8,7 +8,7 @@ import type { QualifiedName } from '../core/identifiers.js';
 import { buildConfig, DEFAULT_BUCKET_SIZE, layoutFor, planRegistration, type RegistrationConfig } from '../core/registration.js';
 import type { TableInfo } from '../core/table-info.js';
 import type { Client } from './connect.js';
-import { requireInstalled } from './install.js';
+import { requireDistinct, requireInstalled } from './install.js';
 
 export interface RegisterOptions {
   readonly table: QualifiedName;
@@ -66,6 +66,7 @@ async function publisherRows(publisher: Client, t: QualifiedName): Promise<numbe
 export async function registerTable(publisher: Client, subscriber: Client, opts: RegisterOptions): Promise<RegisterResult> {
   await requireInstalled(publisher, 'publisher');
   await requireInstalled(subscriber, 'subscriber');
+  await requireDistinct(publisher, subscriber);
   const publications = await subscribedPublications(publisher, subscriber);
   const input = {
     publisher: await describeTable(publisher, opts.table, publications, 'publisher'),

@@ -1,0 +1,155 @@
+// Issue 7, A2, A3 and C13: no role without syncguard rights can write anything that changes a
+// verdict (dirty marks, local-write records), orphan marks cannot stall the drain, and the drain
+// and verify roles get exactly what they need.
+
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { verifyPair } from '../../functions/db/verify.js';
+import { cli } from '../support/cli.js';
+import { regId, register, settle } from '../support/syncguard.js';
+import { usePair } from '../support/use-pair.js';
+
+const T = 'public.ledger';
+const ROLES = ['sg_connect', 'sg_app', 'sg_drainer', 'sg_verifier'];
+const PW = 'forgery-test-pw';
+
+const ctx = usePair({
+  label: 'trust_forge',
+  tables: [T],
+  async prepare(pair) {
+    for (const c of [pair.pub, pair.sub]) {
+      // roles are cluster-wide: create them once, tolerating a parallel file doing the same
+      for (const r of ROLES) {
+        await c
+          .query(
+            `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${r}') THEN CREATE ROLE ${r} LOGIN PASSWORD '${PW}'; END IF; END $$`,
+          )
+          .catch(() => {});
+      }
+    }
+    await pair.both(`CREATE TABLE ${T} (id int PRIMARY KEY, amount numeric NOT NULL);
+                     GRANT SELECT, INSERT, UPDATE, DELETE ON ${T} TO sg_app;`);
+    await pair.pub.query(`INSERT INTO ${T} SELECT i, i FROM generate_series(1, 1000) i`);
+  },
+  async ready({ pub, sub }) {
+    await register(pub, sub, T, { bucketSize: 100 });
+    for (const c of [pub, sub]) {
+      await c.query("SELECT syncguard.grant_role('sg_drainer', 'drain'), syncguard.grant_role('sg_verifier', 'verify')");
+    }
+    await settle(pub);
+    await settle(sub);
+  },
+});
+
+const dsnAs = (dsn: string, role: string) => dsn.replace(/\/\/[^@]+@/, `//${role}:${PW}@`);
+async function as<T>(side: 'publisher' | 'subscriber', role: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: dsnAs(side === 'publisher' ? ctx.pair.publisherDsn : ctx.pair.subscriberDsn, role) });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+const count = async (c: pg.Client, sql: string) => Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${sql}`)).rows[0]?.n);
+
+describe('forgery', () => {
+  it('lets no role without syncguard rights write a dirty mark or a local-write record', async () => {
+    const reg = await regId(ctx.pub, T);
+    for (const side of ['publisher', 'subscriber'] as const) {
+      for (const role of ['sg_connect', 'sg_app']) {
+        await as(side, role, async (c) => {
+          await expect(
+            c.query(`INSERT INTO syncguard.dirty (reg_id, bucket, xid, marked_at) VALUES (${reg}, 3, '1', now() + interval '10 years')`),
+          ).rejects.toThrow(/permission denied/);
+          await expect(
+            c.query(
+              `INSERT INTO syncguard.local_write (reg_id, bucket, xid, written_at, role, application_name) VALUES (${reg}, 3, '1', '2099-01-01', 'x', 'y')`,
+            ),
+          ).rejects.toThrow(/permission denied/);
+          // the definer functions the row trigger calls do nothing outside a trigger
+          await c.query(`SELECT syncguard._mark(${reg}, 3, true), syncguard._trigger_fault(${reg}, 'XX000', 'forged')`);
+          await expect(c.query('SELECT syncguard.verify_ranges(64)')).rejects.toThrow(/permission denied/);
+          await expect(c.query('SELECT syncguard.drain_batch(10)')).rejects.toThrow(/permission denied/);
+        });
+      }
+    }
+    for (const c of [ctx.pub, ctx.sub]) {
+      expect(await count(c, 'syncguard.dirty')).toBe(0);
+      expect(await count(c, 'syncguard.local_write')).toBe(0);
+      expect(await count(c, 'syncguard.fault')).toBe(0);
+    }
+  });
+
+  it("marks a writer's change with its own transaction and the server's clock", async () => {
+    const { rows } = await as('subscriber', 'sg_app', async (c) => {
+      await c.query('BEGIN');
+      await c.query(`UPDATE ${T} SET amount = amount + 1 WHERE id = 450`);
+      const x = await c.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid');
+      await c.query('COMMIT');
+      return x;
+    });
+    const { rows: marks } = await ctx.sub.query<{ xid: string; age: number }>(
+      'SELECT xid::text, extract(epoch FROM clock_timestamp() - marked_at)::float8 AS age FROM syncguard.dirty',
+    );
+    expect(marks).toEqual([{ xid: rows[0]?.xid, age: expect.any(Number) }]);
+    expect(Math.abs(Number(marks[0]?.age))).toBeLessThan(30);
+    await ctx.sub.query(`UPDATE ${T} SET amount = amount - 1 WHERE id = 450`); // as it was
+  });
+
+  it("reports every writing role with its true count: one role's writes cannot hide another's", async () => {
+    await as('subscriber', 'sg_app', async (c) => {
+      for (let i = 0; i < 200; i++) {
+        await c.query(`SET application_name = 'noise-${i}'`);
+        await c.query(`UPDATE ${T} SET amount = amount WHERE id = $1`, [1 + (i % 1000)]);
+      }
+    });
+    await ctx.pair.sub.query("SET application_name = 'the-real-one'; UPDATE public.ledger SET amount = 0 WHERE id = 999");
+    const r = await verifyPair(ctx.pub, ctx.sub, { drainMs: 2000, barrierTimeoutMs: 10_000 });
+    expect(r.status).toBe('diverged');
+    const byRole = Object.fromEntries(r.localWrites.map((g) => [g.role, g]));
+    expect(byRole.postgres).toMatchObject({ table: T, writes: 1, buckets: 1, applicationNames: ['the-real-one'] });
+    expect(byRole.sg_app?.writes).toBeGreaterThanOrEqual(200);
+    const total = r.localWrites.reduce((a, g) => a + g.writes, 0);
+    expect(r.warnings[0]).toBe(`${total} local (non-replicated) write(s) to monitored tables on the subscriber: the usual cause of drift`);
+    await ctx.pair.sub.query('UPDATE public.ledger SET amount = 999 WHERE id = 999');
+  });
+
+  it('drains real marks behind thousands of orphan marks, and deletes the orphans', async () => {
+    await ctx.sub.query(
+      "INSERT INTO syncguard.dirty (reg_id, bucket, xid) SELECT 99999, g, '1' FROM generate_series(1, 5000) g", // as the owner could
+    );
+    await ctx.pair.pub.query(`UPDATE ${T} SET amount = amount + 0 WHERE id = 10`);
+    await ctx.pair.catchUp();
+    const { rows } = await ctx.sub.query<{ b: { buckets: number } }>('SELECT syncguard.drain_batch(10) AS b');
+    expect(rows[0]?.b.buckets).toBeGreaterThan(0);
+    await ctx.sub.query('SELECT syncguard.check_state()');
+    expect(await count(ctx.sub, 'syncguard.dirty WHERE reg_id = 99999')).toBe(0);
+  });
+
+  it('gives the drain and verify roles exactly what they need', async () => {
+    const drained = await cli('drain', '--dsn', dsnAs(ctx.pair.subscriberDsn, 'sg_drainer'), '--json');
+    expect(drained.code).toBe(0);
+    await as('subscriber', 'sg_drainer', async (c) => {
+      await expect(c.query('SELECT * FROM syncguard.bucket')).rejects.toThrow(/permission denied/);
+      await expect(c.query('DELETE FROM syncguard.dirty')).rejects.toThrow(/permission denied/);
+      await expect(c.query('SELECT syncguard.verify_ranges(64)')).rejects.toThrow(/permission denied/);
+      await expect(c.query('SELECT syncguard.grant_role(current_user, $1)', ['verify'])).rejects.toThrow(/permission denied/);
+    });
+    const verified = await cli(
+      'verify',
+      '--publisher-dsn',
+      dsnAs(ctx.pair.publisherDsn, 'sg_verifier'),
+      '--subscriber-dsn',
+      dsnAs(ctx.pair.subscriberDsn, 'sg_verifier'),
+      '--json',
+    );
+    expect(verified.err).toEqual([]);
+    const report = JSON.parse(verified.out[0] as string);
+    expect([report.status, report.mismatches]).toEqual(['in_sync', []]);
+    await as('publisher', 'sg_verifier', async (c) => {
+      await expect(c.query('SELECT * FROM syncguard.registration')).rejects.toThrow(/permission denied/);
+      await expect(c.query("SELECT syncguard.unregister_table('public', 'ledger')")).rejects.toThrow(/permission denied/);
+    });
+  });
+});
