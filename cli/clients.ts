@@ -1,6 +1,6 @@
 // Output sinks and connection handling shared by the CLI commands.
 
-import { type Client, connect } from '../functions/db/connect.js';
+import { type Client, closeClient, connect } from '../functions/db/connect.js';
 
 export type Out = (line: string) => void;
 
@@ -10,6 +10,6 @@ export async function withClients<T>(dsns: Array<[string, string]>, fn: (clients
     for (const [dsn, label] of dsns) clients.push(await connect(dsn, label));
     return await fn(clients);
   } finally {
-    await Promise.all(clients.map((c) => c.end().catch(() => {})));
+    await Promise.all(clients.map(closeClient));
   }
 }

@@ -7,7 +7,7 @@ import type { Client } from '../functions/db/connect.js';
 import { drain } from '../functions/db/drain.js';
 import { requireStatus } from '../functions/db/status.js';
 import { type Out, withClients } from './clients.js';
-import { nodeDsn, positiveNumber } from './options.js';
+import { MAX_SECONDS, nodeDsn, positiveNumber } from './options.js';
 import { drainReporter } from './progress.js';
 
 /** Raised after printing a summary of a drain that stopped on an error: exit code 2. */
@@ -41,7 +41,7 @@ export function drainCommand(program: Command, out: Out, warn: Out): void {
     .command('drain')
     .description('recompute dirty buckets and advance the sweep on one node, within a time box')
     .option('--dsn <url>', 'the database (or SYNCGUARD_DSN)')
-    .option('--max-seconds <n>', 'time box in seconds', positiveNumber('--max-seconds'), 60)
+    .option('--max-seconds <n>', 'time box in seconds (up to one day)', positiveNumber('--max-seconds', MAX_SECONDS, ' seconds'), 60)
     .option('--full-resweep', 'start a full re-sweep of every registered table now')
     .option('--json', 'print only the summary, as one JSON object')
     .action(async (o: { dsn?: string; maxSeconds: number; fullResweep?: boolean; json?: boolean }) => {

@@ -2,17 +2,33 @@
 // core and db modules, and prints for humans. Exit codes: 0 success, 2 any error (one line on
 // stderr, never a stack trace for a user error, never a password).
 
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { BUCKET_SCHEMES, type BucketScheme } from '../functions/core/buckets.js';
 import { SyncGuardError } from '../functions/core/errors.js';
 import { parseColumnList, parseTableName } from '../functions/core/identifiers.js';
-import { type Client, checkDsn } from '../functions/db/connect.js';
+import { type Client, checkDsn, redactSecrets, secretsOf } from '../functions/db/connect.js';
 import { type InstallResult, installControl, installPair, installSchema } from '../functions/db/install.js';
 import { registerTable, unregisterTable } from '../functions/db/register.js';
 import { type Out, withClients } from './clients.js';
 import { drainCommand, statusCommand } from './drain-commands.js';
 import { pairDsns, positiveInt, singleDsn } from './options.js';
 import { verifyCommand } from './verify-command.js';
+
+/** The version in the package.json above this module (in the repository, or in dist/). */
+function packageVersion(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'pg-sync-guard' && pkg.version !== undefined) return pkg.version;
+    } catch {
+      // not here: look one level up
+    }
+  }
+  return 'unknown';
+}
 
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 2;
@@ -36,6 +52,7 @@ function describeInstall(label: string, r: InstallResult, out: Out, warn: Out): 
 export function buildProgram(out: Out, warn: Out, setExit: (code: number) => void = () => {}): Command {
   const program = new Command('syncguard')
     .description("Prove a logical-replication subscriber holds exactly its publisher's data.")
+    .version(packageVersion(), '-V, --version', 'print the syncguard version')
     .showHelpAfterError(false)
     .exitOverride()
     .configureOutput({ writeOut: (s) => out(s.trimEnd()), writeErr: (s) => warn(s.trimEnd()) });
@@ -159,12 +176,26 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
   return program;
 }
 
+/** Every secret the command line or the DSN variables carry; no output line may show one. */
+function secretsIn(argv: readonly string[]): string[] {
+  const values = [
+    ...argv,
+    ...['SYNCGUARD_DSN', 'SYNCGUARD_PUBLISHER_DSN', 'SYNCGUARD_SUBSCRIBER_DSN', 'SYNCGUARD_CONTROL_DSN', 'PGPASSWORD'].map(
+      (k) => process.env[k] ?? '',
+    ),
+  ];
+  return [...values.flatMap(secretsOf), ...(process.env.PGPASSWORD ? [process.env.PGPASSWORD] : [])];
+}
+
 /** Runs the CLI; returns the exit code. */
 export async function run(
   argv: readonly string[],
-  out: Out = (l) => process.stdout.write(`${l}\n`),
-  warn: Out = (l) => process.stderr.write(`${l}\n`),
+  rawOut: Out = (l) => process.stdout.write(`${l}\n`),
+  rawWarn: Out = (l) => process.stderr.write(`${l}\n`),
 ): Promise<number> {
+  const secrets = secretsIn(argv);
+  const out: Out = (l) => rawOut(redactSecrets(l, secrets));
+  const warn: Out = (l) => rawWarn(redactSecrets(l, secrets));
   let exit = EXIT_OK;
   const program = buildProgram(out, warn, (code) => {
     exit = code;

@@ -14,15 +14,31 @@ export function positiveInt(flag: string): (value: string) => number {
   };
 }
 
-export function positiveNumber(flag: string): (value: string) => number {
+export function positiveNumber(flag: string, max = Number.MAX_SAFE_INTEGER, unit = ''): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0)) {
-      throw new InvalidArgumentError(`${flag} must be a positive number, got ${JSON.stringify(value)}`);
+    if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0) || n > max) {
+      throw new InvalidArgumentError(
+        `${flag} must be a positive number${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}${unit}` : ''}, got ${JSON.stringify(value)}`,
+      );
     }
     return n;
   };
 }
+
+/** A percentage from 0 to 100. */
+export function percent(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+(\.\d+)?$/.test(value) || !(n >= 0 && n <= 100)) {
+      throw new InvalidArgumentError(`${flag} must be a percentage from 0 to 100, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+}
+
+/** The longest time box a command accepts: one day. */
+export const MAX_SECONDS = 86_400;
 
 export function singleDsn(dsn: string): string {
   return checkDsn(dsn, 'database');

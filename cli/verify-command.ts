@@ -9,7 +9,7 @@ import { type Client, checkDsn } from '../functions/db/connect.js';
 import { endpointOf, type RunMeta, recordRun } from '../functions/db/control.js';
 import { verifyPair } from '../functions/db/verify.js';
 import { type Out, withClients } from './clients.js';
-import { pairDsns, positiveNumber } from './options.js';
+import { MAX_SECONDS, pairDsns, percent, positiveNumber } from './options.js';
 
 export const VERIFY_EXIT = { in_sync: 0, diverged: 1, incomplete: 3 } as const;
 
@@ -62,8 +62,13 @@ export function verifyCommand(program: Command, out: Out, warn: Out, setExit: (c
     .option('--publisher-dsn <url>', 'publisher database (or SYNCGUARD_PUBLISHER_DSN)')
     .option('--subscriber-dsn <url>', 'subscriber database (or SYNCGUARD_SUBSCRIBER_DSN)')
     .option('--table <schema.table>', 'verify only this table')
-    .option('--min-coverage <pct>', 'below this coverage the result is incomplete', positiveNumber('--min-coverage'), 95)
-    .option('--barrier-timeout <seconds>', 'how long to wait for the subscriber to catch up', positiveNumber('--barrier-timeout'), 30)
+    .option('--min-coverage <pct>', 'below this coverage in any table the result is incomplete (0-100)', percent('--min-coverage'), 95)
+    .option(
+      '--barrier-timeout <seconds>',
+      'how long to wait for the subscriber to catch up',
+      positiveNumber('--barrier-timeout', MAX_SECONDS, ' seconds'),
+      30,
+    )
     .option('--control-dsn <url>', 'record the run in this control-plane database (or SYNCGUARD_CONTROL_DSN)')
     .option('--pair <name>', "the pair's name in the control plane (default: the two endpoints)")
     .option('--json', 'print one JSON object')

@@ -7,7 +7,7 @@
 import { BatchSizer } from '../core/batch-sizer.js';
 import { batchBudgetMs, type DrainSummary, defaultMarginMs, type StopReason, type TimeBox } from '../core/drain.js';
 import { InputError } from '../core/errors.js';
-import type { Client } from './connect.js';
+import { type Client, queryTimeout, setQueryTimeout } from './connect.js';
 import { requireInstalled } from './install.js';
 import { nodeStatus } from './status.js';
 
@@ -36,6 +36,10 @@ export interface DrainOptions {
   readonly now?: () => number;
 }
 
+/** How long past its box a drain's query may take before the client gives up on the server. */
+const CLIENT_GRACE_MS = 2000;
+/** PostgreSQL's timeouts are int milliseconds. */
+const MAX_TIMEOUT_MS = 2_147_483_647;
 const STATEMENT_TIMEOUT = '57014'; // query_canceled, which statement_timeout raises
 const LOCK_TIMEOUT = '55P03';
 
@@ -47,6 +51,20 @@ export async function drain(client: Client, opts: DrainOptions): Promise<DrainSu
   const boxMs = opts.deadlineMs - start;
   if (!(boxMs > 0)) throw new InputError(`the drain time box must be positive, got ${boxMs} ms`);
   const box: TimeBox = { deadlineMs: opts.deadlineMs, marginMs: opts.marginMs ?? defaultMarginMs(boxMs) };
+  // Every query gets a client-side deadline at the end of the box (plus a grace for the final
+  // status), so a frozen backend or a partitioned network cannot hold the drain past its box.
+  const callerTimeout = queryTimeout(client);
+  try {
+    return await drainWithin(client, opts, box, start, now);
+  } finally {
+    setQueryTimeout(client, callerTimeout);
+  }
+}
+
+async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, start: number, now: () => number): Promise<DrainSummary> {
+  const boxMs = box.deadlineMs - start;
+  const bound = () => setQueryTimeout(client, Math.max(1000, box.deadlineMs - now() + CLIENT_GRACE_MS));
+  bound();
   await requireInstalled(client, 'database');
 
   // The session's own settings come back at the end: the connection may be shared.
@@ -72,7 +90,7 @@ export async function drain(client: Client, opts: DrainOptions): Promise<DrainSu
       'lock_timeout',
       `${Math.max(50, Math.min(2000, Math.floor(boxMs / 4)))}ms`,
       'idle_in_transaction_session_timeout',
-      `${Math.max(1000, boxMs)}ms`,
+      `${Math.min(MAX_TIMEOUT_MS, Math.max(1000, boxMs))}ms`,
     ]);
     const setup = await client.query<{ lost: boolean; resweep: boolean }>(
       `SELECT syncguard.check_state() AS lost,
@@ -99,6 +117,7 @@ export async function drain(client: Client, opts: DrainOptions): Promise<DrainSu
           return false;
         }
         const t0 = now();
+        bound();
         let result: { buckets: number; rows: number; table?: string } | null;
         try {
           await client.query('SELECT set_config($1, $2, false)', ['statement_timeout', `${Math.max(1, budget)}ms`]);
@@ -139,6 +158,7 @@ export async function drain(client: Client, opts: DrainOptions): Promise<DrainSu
       stopped = 'error';
       error = err instanceof Error ? err.message : String(err);
     }
+    bound();
     await client.query('SELECT set_config($1, $2, false)', ['statement_timeout', `${Math.max(250, box.marginMs)}ms`]).catch(() => {});
     const status = await nodeStatus(client).catch(() => null);
     const tables = status?.tables ?? [];

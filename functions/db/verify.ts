@@ -23,7 +23,7 @@ import {
 import { confirm, decide, type TableRounds } from '../core/verdict.js';
 import { subscriptionsOf, waitForBarrier } from './barrier.js';
 import { type DetailCatalogue, readDetail, readHealth, readRanges, type TableSnapshot } from './catalogue.js';
-import { type Client, one } from './connect.js';
+import { type Client, one, setQueryTimeout } from './connect.js';
 import { drain } from './drain.js';
 import { requireDistinct, requireInstalled } from './install.js';
 import { compareLive, liveValues, longDirty } from './live.js';
@@ -38,6 +38,8 @@ export interface VerifyOptions {
   readonly rangeWidth?: bigint;
   /** Buckets dirty for at least this long are hashed live from both sides (default 60 s). */
   readonly liveAfterMs?: number;
+  /** Client-side deadline of each query (default: the larger of barrier timeout and drain box, plus 5 s). */
+  readonly queryTimeoutMs?: number;
 }
 
 const name = (t: QualifiedName) => `${t.schema}.${t.table}`;
@@ -78,6 +80,9 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   const width = opts.rangeWidth ?? 64n;
   const drainMs = opts.drainMs ?? 10_000;
   const timeoutMs = opts.barrierTimeoutMs ?? 30_000;
+  // a client-side deadline on every query: a frozen node or a partition ends the run, naming the node
+  const perQueryMs = opts.queryTimeoutMs ?? Math.max(timeoutMs, drainMs) + 5000;
+  for (const c of [pub, sub]) setQueryTimeout(c, perQueryMs);
   await requireInstalled(pub, 'publisher');
   await requireInstalled(sub, 'subscriber');
   await requireDistinct(pub, sub);
