@@ -65,6 +65,101 @@ BEGIN
 END
 $$;
 
+-- Range bounds are key values (e-mail addresses, say), so they must not be readable by every role:
+-- they live in an owner-only UNLOGGED table per registration, syncguard.bounds_<id>, with the key
+-- type as primary key, and bucket_of_<id>() is a SECURITY DEFINER function that finds a key's
+-- bucket through that index (the bounds were compiled into its source before, which pg_proc shows
+-- to everyone). UNLOGGED, because a FOR ALL TABLES publication would publish a logged table to
+-- subscribers that do not have it and stop their replication; crash recovery empties it, and then
+-- bucket_of_<id>() takes the bounds from the registration (slower, and correct) until check_state()
+-- fills the table again. Outside a trigger it answers only roles that may read the catalogue, so
+-- it cannot serve as an oracle for the bounds either.
+CREATE FUNCTION syncguard._bounds_table(p_reg integer) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT format('syncguard.%I', 'bounds_' || p_reg) $$;
+
+CREATE FUNCTION syncguard._install_bounds(r syncguard.registration) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_tbl text := syncguard._bounds_table(r.reg_id);
+  v_args text := (SELECT string_agg(ty, ', ' ORDER BY o) FROM unnest(r.key_types) WITH ORDINALITY u(ty, o));
+  v_row text := (SELECT format('ROW(%s)::%s', string_agg('$' || o, ', ' ORDER BY o), syncguard._key_type(r.reg_id))
+                   FROM unnest(r.key_types) WITH ORDINALITY u(ty, o));
+BEGIN
+  IF r.scheme <> 'range' OR r.bucket_count <= 1 THEN
+    RETURN;
+  END IF;
+  EXECUTE format('CREATE UNLOGGED TABLE IF NOT EXISTS %s (lo %s PRIMARY KEY, bucket bigint NOT NULL)', v_tbl, syncguard._key_type(r.reg_id));
+  EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', v_tbl);
+  EXECUTE format('TRUNCATE %s', v_tbl);
+  EXECUTE format('INSERT INTO %s (lo, bucket) SELECT s.a[g], g FROM (SELECT %s AS a) s, generate_subscripts(s.a, 1) g',
+                 v_tbl, syncguard._bounds_literal(r));
+  -- the slow path, for a bounds table emptied by crash recovery: the bounds from the registration,
+  -- cast back under the settings they were rendered with
+  EXECUTE format('CREATE OR REPLACE FUNCTION %s(%s) RETURNS bigint LANGUAGE plpgsql STABLE SECURITY DEFINER %s AS %L',
+    format('syncguard.%I', 'bucket_slow_' || r.reg_id), v_args, syncguard._pinned_settings(),
+    format('DECLARE sg_b int8; BEGIN EXECUTE format(%L, syncguard._bounds_literal(syncguard._reg(%s))) INTO sg_b USING %s; RETURN sg_b; END',
+           'SELECT pg_catalog.width_bucket($1, %s)::int8', r.reg_id, v_row));
+  EXECUTE format('REVOKE ALL ON FUNCTION %s(%s) FROM PUBLIC', format('syncguard.%I', 'bucket_slow_' || r.reg_id), v_args);
+  EXECUTE format('CREATE OR REPLACE FUNCTION %s(%s) RETURNS bigint LANGUAGE plpgsql STABLE SECURITY DEFINER AS %L',
+    syncguard._bucket_fn(r.reg_id), v_args, format($f$
+DECLARE
+  sg_b pg_catalog.int8;
+BEGIN
+  IF pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.=) 0
+     AND NOT pg_catalog.has_table_privilege(session_user, 'syncguard.bucket', 'SELECT') THEN
+    RETURN NULL;
+  END IF;
+  SELECT sg_x.bucket INTO sg_b FROM %1$s sg_x WHERE sg_x.lo OPERATOR(pg_catalog.<=) %2$s ORDER BY sg_x.lo DESC LIMIT 1;
+  IF sg_b IS NOT NULL THEN
+    RETURN sg_b;
+  END IF;
+  PERFORM FROM %1$s LIMIT 1;
+  IF FOUND THEN
+    RETURN 0;
+  END IF;
+  RETURN %3$s(%4$s);
+END$f$, v_tbl, v_row, format('syncguard.%I', 'bucket_slow_' || r.reg_id),
+        (SELECT string_agg('$' || o, ', ' ORDER BY o) FROM unnest(r.key_types) WITH ORDINALITY u(ty, o))));
+  -- the subscriber's row trigger calls it as the writer
+  EXECUTE format('GRANT EXECUTE ON FUNCTION %s(%s) TO PUBLIC', syncguard._bucket_fn(r.reg_id), v_args);
+END
+$$;
+
+-- As in 0004, and the bounds table and slow bucket function go too.
+CREATE OR REPLACE FUNCTION syncguard.unregister_table(p_schema text, p_table text) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r syncguard.registration;
+  v_trigger text;
+BEGIN
+  SELECT * INTO r FROM syncguard.registration
+   WHERE node_id = syncguard.node_id() AND schema_name = p_schema AND table_name = p_table;
+  IF NOT FOUND THEN
+    RETURN false;
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid) THEN   -- under its current name, if renamed
+    FOREACH v_trigger IN ARRAY ARRAY['syncguard_insert', 'syncguard_update', 'syncguard_delete', 'syncguard_truncate'] LOOP
+      EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', v_trigger, r.relid::regclass);
+    END LOOP;
+  END IF;
+  EXECUTE format('DROP FUNCTION IF EXISTS %s()', syncguard._mark_fn(r.reg_id));
+  EXECUTE format('DROP FUNCTION IF EXISTS %s()', syncguard._truncate_fn(r.reg_id));
+  IF r.scheme = 'range' THEN
+    EXECUTE format('DROP TABLE IF EXISTS %s', syncguard._bounds_table(r.reg_id));
+    EXECUTE format('DROP TYPE IF EXISTS %s CASCADE', syncguard._key_type(r.reg_id));
+  END IF;
+  DELETE FROM syncguard.dirty WHERE reg_id = r.reg_id;
+  DELETE FROM syncguard.local_write WHERE reg_id = r.reg_id;
+  DELETE FROM syncguard.fault WHERE reg_id = r.reg_id;
+  DELETE FROM syncguard.bucket WHERE reg_id = r.reg_id;
+  DELETE FROM syncguard.sweep WHERE reg_id = r.reg_id;
+  DELETE FROM syncguard.registration WHERE node_id = r.node_id AND reg_id = r.reg_id;
+  RETURN true;
+END
+$$;
+
 -- Whether a registration's changes must be tracked by row triggers: on a subscriber, and on a
 -- publisher whose table also receives changes from a subscription of its own (a cascade).
 CREATE FUNCTION syncguard._row_triggers(r syncguard.registration) RETURNS boolean
@@ -117,18 +212,8 @@ BEGIN
          FROM unnest(r.key_columns, r.key_types) WITH ORDINALITY u(k, ty, o)
          JOIN pg_attribute a ON a.attrelid = r.relid AND a.attname = k
          JOIN pg_type ty_ ON ty_.oid = a.atttypid));
-    IF r.bucket_count > 1 THEN
-      EXECUTE format('CREATE FUNCTION %s(%s) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS %L',
-        syncguard._bucket_fn(r.reg_id),
-        (SELECT string_agg(ty, ', ' ORDER BY o) FROM unnest(r.key_types) WITH ORDINALITY u(ty, o)),
-        format('SELECT pg_catalog.width_bucket(ROW(%s)::%s, %s)::bigint',
-               (SELECT string_agg('$' || o, ', ' ORDER BY o) FROM unnest(r.key_types) WITH ORDINALITY u(ty, o)),
-               syncguard._key_type(r.reg_id), syncguard._bounds_literal(r)));
-      -- the subscriber's row trigger calls it as the writer
-      EXECUTE format('GRANT EXECUTE ON FUNCTION %s(%s) TO PUBLIC', syncguard._bucket_fn(r.reg_id),
-        (SELECT string_agg(ty, ', ' ORDER BY o) FROM unnest(r.key_types) WITH ORDINALITY u(ty, o)));
-    END IF;
   END IF;
+  PERFORM syncguard._install_bounds(r);
 
   IF NOT v_row THEN
     v_definer := true;

@@ -301,7 +301,8 @@ BEGIN
 END
 $$;
 
--- As in 0006, and state of registrations that no longer exist on this node (orphans) is deleted.
+-- As in 0006, and state of registrations that no longer exist on this node (orphans) is deleted,
+-- and the range bounds tables (unlogged, so emptied with the rest) are filled again.
 CREATE OR REPLACE FUNCTION syncguard.check_state() RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
@@ -320,6 +321,7 @@ BEGIN
   IF v_restored THEN   -- only the session that restored the sentinel records the loss
     DELETE FROM syncguard.sweep;
     DELETE FROM syncguard.bucket;
+    PERFORM syncguard._install_bounds(g) FROM syncguard.registration g WHERE g.node_id = syncguard.node_id() AND g.scheme = 'range';
     UPDATE syncguard.node_state SET state_lost_at = now(), state_lost_count = state_lost_count + 1, full_sweep_at = now()
      WHERE node_id = syncguard.node_id();
   END IF;

@@ -10,12 +10,13 @@ import { regId, register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
 
 const T = 'public.ledger';
+const MEMBERS = 'public.members';
 const ROLES = ['sg_connect', 'sg_app', 'sg_drainer', 'sg_verifier'];
 const PW = 'forgery-test-pw';
 
 const ctx = usePair({
   label: 'trust_forge',
-  tables: [T],
+  tables: [T, MEMBERS],
   async prepare(pair) {
     for (const c of [pair.pub, pair.sub]) {
       // roles are cluster-wide: create them once, tolerating a parallel file doing the same
@@ -29,10 +30,13 @@ const ctx = usePair({
     }
     await pair.both(`CREATE TABLE ${T} (id int PRIMARY KEY, amount numeric NOT NULL);
                      GRANT SELECT, INSERT, UPDATE, DELETE ON ${T} TO sg_app;`);
-    await pair.pub.query(`INSERT INTO ${T} SELECT i, i FROM generate_series(1, 1000) i`);
+    await pair.both(`CREATE TABLE ${MEMBERS} (email text COLLATE "C" PRIMARY KEY, v int)`);
+    await pair.pub.query(`INSERT INTO ${T} SELECT i, i FROM generate_series(1, 1000) i;
+                          INSERT INTO ${MEMBERS} SELECT 'person' || i || '@example.com', i FROM generate_series(1, 1000) i`);
   },
   async ready({ pub, sub }) {
     await register(pub, sub, T, { bucketSize: 100 });
+    await register(pub, sub, MEMBERS, { bucketSize: 100 }); // range buckets: bounds are e-mail addresses
     for (const c of [pub, sub]) {
       await c.query("SELECT syncguard.grant_role('sg_drainer', 'drain'), syncguard.grant_role('sg_verifier', 'verify')");
     }
@@ -151,5 +155,31 @@ describe('forgery', () => {
       await expect(c.query('SELECT * FROM syncguard.registration')).rejects.toThrow(/permission denied/);
       await expect(c.query("SELECT syncguard.unregister_table('public', 'ledger')")).rejects.toThrow(/permission denied/);
     });
+  });
+
+  it('keeps range bounds (key values) away from roles that may not read the catalogue', async () => {
+    const reg = await regId(ctx.sub, MEMBERS);
+    const bucketOf = `syncguard."bucket_of_${reg}"`;
+    const { rows: owner } = await ctx.sub.query<{ b: string }>(`SELECT ${bucketOf}('person500@example.com')::text AS b`);
+    expect(Number(owner[0]?.b)).toBeGreaterThan(0);
+    await as('subscriber', 'sg_connect', async (c) => {
+      const { rows } = await c.query<{ src: string }>(
+        "SELECT string_agg(prosrc, ' ') AS src FROM pg_proc WHERE pronamespace = 'syncguard'::regnamespace",
+      );
+      expect(rows[0]?.src).not.toMatch(/@example\.com/);
+      await expect(c.query(`SELECT * FROM syncguard."bounds_${reg}"`)).rejects.toThrow(/permission denied/);
+      // no oracle either: outside a trigger it answers only roles that may read the catalogue
+      const { rows: probe } = await c.query(`SELECT ${bucketOf}('person500@example.com') AS b`);
+      expect(probe[0]?.b).toBeNull();
+    });
+    // crash recovery empties the unlogged bounds table: buckets stay the same (from the registration)
+    await ctx.sub.query(`TRUNCATE syncguard."bounds_${reg}"`);
+    const { rows: after } = await ctx.sub.query<{ b: string }>(`SELECT ${bucketOf}('person500@example.com')::text AS b`);
+    expect(after[0]?.b).toBe(owner[0]?.b);
+    await ctx.pair.pub.query(`UPDATE ${MEMBERS} SET v = -v WHERE email = 'person500@example.com'`);
+    await ctx.pair.catchUp();
+    expect((await ctx.sub.query<{ b: string }>('SELECT bucket::text AS b FROM syncguard.dirty WHERE reg_id = $1', [reg])).rows).toEqual([
+      { b: owner[0]?.b },
+    ]);
   });
 });
