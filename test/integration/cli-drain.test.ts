@@ -53,7 +53,7 @@ describe('syncguard drain / status', () => {
     [
       'a zero time box',
       ['drain', '--dsn', 'postgres://x@127.0.0.1:1/x', '--max-seconds', '0'],
-      /--max-seconds must be a positive number, got "0"/,
+      /--max-seconds must be a positive number up to 86400 seconds, got "0"/,
     ],
     [
       'a negative time box',

@@ -150,7 +150,10 @@ describe('drain robustness', () => {
     expect(first.signalCode).toBe('SIGKILL');
     await gone(pid1 as number);
 
-    // 2. its server session is terminated in the middle of a batch (the transaction rolls back)
+    // 2. its server session is terminated in the middle of a batch (the transaction rolls back);
+    // the first backend may have finished its last batch (a large one) after its client died
+    await ctx.pair.pub.query(`UPDATE ${T} SET meta = meta || '{"k": 2}' WHERE id % 2 = 0`);
+    await ctx.pub.query('SELECT syncguard.request_full_sweep()');
     const second = startDrain();
     const pid2 = await drainerPid();
     expect(pid2).not.toBeNull();
