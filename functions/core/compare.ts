@@ -24,6 +24,11 @@ export interface SideCatalogue {
   readonly dirty: ReadonlySet<string>;
 }
 
+/** A side's bucket detail, with each clean bucket's generation (raised by every recompute). */
+export interface DetailCatalogue extends SideCatalogue {
+  readonly generations: ReadonlyMap<string, string>;
+}
+
 export type SkipReason = 'dirty' | 'not_swept' | 'never_computed';
 
 export interface Mismatch {

@@ -9,7 +9,7 @@
 //   - Coverage below the minimum in any table, candidates left unconfirmed, or a skipped bucket
 //     that holds a local write, is incomplete, never "in sync".
 
-import { type BucketValue, type Mismatch, sameValue } from './compare.js';
+import { type BucketValue, type DetailCatalogue, EMPTY, type Mismatch, sameValue } from './compare.js';
 
 export type Status = 'in_sync' | 'diverged' | 'incomplete';
 
@@ -81,4 +81,35 @@ export function decide(v: VerdictInput): Verdict {
     }
   }
   return reasons.length > 0 ? { status: 'incomplete', reasons } : { status: 'in_sync', reasons: [] };
+}
+
+/**
+ * A candidate bucket in round two. It counts as clean only when all three reads (publisher,
+ * subscriber, publisher again) come from swept catalogues of the same registration, none has it
+ * dirty or uncomputed, and the publisher's generation is the one of round one in both of its
+ * reads: a recompute in between, by any drainer, means the bucket changed, even if its value
+ * came back.
+ */
+export function secondLook(
+  bucket: string,
+  fingerprint: string,
+  gen1: ReadonlyMap<string, string> | undefined,
+  pv: DetailCatalogue,
+  sv: DetailCatalogue,
+  pAfter: DetailCatalogue,
+): { publisher: BucketValue; subscriber: BucketValue; clean: boolean } {
+  const sides = [pv, sv, pAfter];
+  const a = pv.buckets.get(bucket);
+  const b = sv.buckets.get(bucket);
+  const a2 = pAfter.buckets.get(bucket);
+  const g = gen1?.get(bucket);
+  const clean =
+    sides.every((x) => x.swept && x.fingerprint === fingerprint && !x.dirty.has(bucket)) &&
+    a !== null &&
+    b !== null &&
+    a2 !== null &&
+    pv.generations.get(bucket) === g &&
+    pAfter.generations.get(bucket) === g &&
+    sameValue(a2 ?? EMPTY, a ?? EMPTY);
+  return { publisher: a ?? EMPTY, subscriber: b ?? EMPTY, clean };
 }

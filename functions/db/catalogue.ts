@@ -1,7 +1,7 @@
 // Reading catalogues for verification (syncguard.verify_ranges / verify_buckets), parsed into
 // the shapes the pure comparison core takes. Sums are numeric in SQL and bigint here: exact.
 
-import type { BucketValue, SideCatalogue } from '../core/compare.js';
+import type { BucketValue, DetailCatalogue } from '../core/compare.js';
 import type { NodeHealth } from '../core/health.js';
 import type { QualifiedName } from '../core/identifiers.js';
 import { type Client, one } from './connect.js';
@@ -53,11 +53,6 @@ interface RawDetail {
   values: Record<string, [string, string, string]>;
   dirty: string[];
   uncomputed: string[];
-}
-
-/** A side's bucket detail, with each clean bucket's generation (raised by every recompute). */
-export interface DetailCatalogue extends SideCatalogue {
-  readonly generations: ReadonlyMap<string, string>;
 }
 
 /** Bucket detail as a SideCatalogue restricted to the given ranges (or buckets). */

@@ -3,30 +3,24 @@
 //            the subscriber confirmed L; drain the subscriber and read its sums; compare ranges,
 //            and bucket detail only where ranges differ or hold dirty buckets;
 //   round 2: for the candidates only, the same again; confirm those that persist with the
-//            publisher bucket unchanged.
+//            publisher bucket unchanged (same generation: no recompute in between).
+// Every table registered on either side is reported; one whose registration no longer holds
+// (core/health.ts, read again after the drains) is not comparable, never "in sync". The minimum
+// coverage applies per table, and a skipped bucket with local writes keeps the verdict open.
 // The comparison and the verdict are pure (core/compare.ts, core/verdict.ts); this module reads.
 
-import { type BucketValue, compareTable, EMPTY, rangeOf, sameValue, type TableComparison } from '../core/compare.js';
+import { type BucketValue, compareTable, type DetailCatalogue, EMPTY, rangeOf, sameValue, type TableComparison } from '../core/compare.js';
 import { InputError, SyncGuardError } from '../core/errors.js';
-import { tableProblems } from '../core/health.js';
 import { parseTableName, type QualifiedName } from '../core/identifiers.js';
-import { type Finding, type ParityInfo, parityFindings } from '../core/parity.js';
-import {
-  type LocalWrite,
-  mismatchReport,
-  overallCoverage,
-  type TableReport,
-  tableReport,
-  uncomparable,
-  type VerifyReport,
-} from '../core/report.js';
-import { confirm, decide, type TableRounds } from '../core/verdict.js';
-import { subscriptionsOf, waitForBarrier } from './barrier.js';
-import { type DetailCatalogue, readDetail, readHealth, readRanges, type TableSnapshot } from './catalogue.js';
-import { type Client, one, setQueryTimeout } from './connect.js';
+import { mismatchReport, overallCoverage, type TableReport, tableReport, uncomparable, type VerifyReport } from '../core/report.js';
+import { confirm, decide, secondLook, type TableRounds } from '../core/verdict.js';
+import { waitForBarrier } from './barrier.js';
+import { readDetail, readRanges, type TableSnapshot } from './catalogue.js';
+import { type Client, setQueryTimeout } from './connect.js';
 import { drain } from './drain.js';
 import { requireDistinct, requireInstalled } from './install.js';
 import { compareLive, liveValues, longDirty } from './live.js';
+import { localWrites, parityOf, registrationProblems } from './verify-context.js';
 
 export interface VerifyOptions {
   readonly table?: QualifiedName;
@@ -261,37 +255,6 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   }
 }
 
-/**
- * A candidate bucket in round two. It counts as clean only when all three reads (publisher,
- * subscriber, publisher again) come from swept catalogues of the same registration, none has it
- * dirty or uncomputed, and the publisher's generation is the one of round one in both of its
- * reads: a recompute in between, by any drainer, means the bucket changed, even if its value
- * came back.
- */
-function secondLook(
-  bucket: string,
-  fingerprint: string,
-  gen1: ReadonlyMap<string, string> | undefined,
-  pv: DetailCatalogue,
-  sv: DetailCatalogue,
-  pAfter: DetailCatalogue,
-): { publisher: BucketValue; subscriber: BucketValue; clean: boolean } {
-  const sides = [pv, sv, pAfter];
-  const a = pv.buckets.get(bucket);
-  const b = sv.buckets.get(bucket);
-  const a2 = pAfter.buckets.get(bucket);
-  const g = gen1?.get(bucket);
-  const clean =
-    sides.every((x) => x.swept && x.fingerprint === fingerprint && !x.dirty.has(bucket)) &&
-    a !== null &&
-    b !== null &&
-    a2 !== null &&
-    pv.generations.get(bucket) === g &&
-    pAfter.generations.get(bucket) === g &&
-    sameValue(a2 ?? EMPTY, a ?? EMPTY);
-  return { publisher: a ?? EMPTY, subscriber: b ?? EMPTY, clean };
-}
-
 /** Buckets with local writes that were not compared: dirty or uncomputed on a side, not hashed live. */
 function skippedLocalWrites(p: TableSnapshot, s: TableSnapshot, live: ReadonlySet<string>): string[] {
   return [...s.localWrites].filter((b) => !live.has(b) && (p.dirty.has(b) || s.dirty.has(b) || p.uncomputed.has(b) || s.uncomputed.has(b)));
@@ -300,48 +263,6 @@ function skippedLocalWrites(p: TableSnapshot, s: TableSnapshot, live: ReadonlySe
 /** The live-compared buckets of a table. */
 function liveList(live: ReadonlyMap<string, ReadonlySet<string>>, table: string): string[] {
   return [...(live.get(table) ?? [])];
-}
-
-/** The tables registered on either side (or the one asked for), and what keeps each from being compared. */
-async function registrationProblems(
-  pub: Client,
-  sub: Client,
-  only: QualifiedName | undefined,
-): Promise<{ tableNames: string[]; problems: Map<string, string[]> }> {
-  const wanted = (t: string) => only === undefined || t === name(only);
-  const pubHealth = new Map((await readHealth(pub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
-  const subHealth = new Map((await readHealth(sub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
-  const tableNames = [...new Set([...pubHealth.keys(), ...subHealth.keys()])].sort();
-  const { unsubscribed } = await subscriptionsOf(sub, tableNames.map(parseTableName));
-  const problems = new Map(
-    tableNames.map((t) => [
-      t,
-      [
-        ...tableProblems(t, pubHealth.get(t), subHealth.get(t)),
-        ...(unsubscribed.includes(t) && subHealth.has(t) ? ['no subscription of the subscriber database replicates it'] : []),
-      ],
-    ]),
-  );
-  return { tableNames, problems };
-}
-
-/** Parity findings; best effort: a failure (a table locked by DDL, say) becomes a finding. */
-async function parityOf(pub: Client, sub: Client): Promise<Finding[]> {
-  const read = async (c: Client) => (await c.query<{ p: ParityInfo[] }>('SELECT syncguard.parity_info() AS p')).rows[0]?.p ?? [];
-  try {
-    return parityFindings(await read(pub), await read(sub));
-  } catch (err) {
-    return [{ table: '*', level: 'warning', message: `parity checks could not run: ${err instanceof Error ? err.message : String(err)}` }];
-  }
-}
-
-async function localWrites(sub: Client, table: QualifiedName | undefined): Promise<{ count: number; groups: LocalWrite[] }> {
-  const { rows } = await sub.query<{ w: { count: number; groups: LocalWrite[] } }>('SELECT syncguard.local_writes(100) AS w');
-  const w = one(rows, 'syncguard.local_writes').w;
-  const groups = w.groups
-    .filter((g) => table === undefined || g.table === name(table))
-    .map((g) => ({ ...g, writes: Number(g.writes), buckets: Number(g.buckets) }));
-  return { count: table === undefined ? Number(w.count) : groups.reduce((a, g) => a + g.writes, 0), groups };
 }
 
 function decideReport(

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type BucketValue, compareTable, differingRanges, rangeOf, type SideCatalogue, sumValues } from '../../functions/core/compare.js';
-import { confirm, decide } from '../../functions/core/verdict.js';
+import { confirm, decide, secondLook } from '../../functions/core/verdict.js';
 
 const v = (rows: number, sum: bigint): BucketValue => ({ rows: BigInt(rows), sum });
 const side = (buckets: Record<string, BucketValue | null>, dirty: string[] = [], swept = true): SideCatalogue => ({
@@ -138,5 +138,38 @@ describe('verdict', () => {
     });
     expect(decide(diverged).status).toBe('diverged');
     expect(decide({ ...diverged, tableCoverage: [{ table: 't', coveragePct: 10 }] }).status).toBe('diverged'); // a proven difference stands at any coverage
+  });
+});
+
+describe('secondLook (a candidate in round two)', () => {
+  const detail = (
+    values: Record<string, [BucketValue, string]>,
+    opts: { dirty?: string[]; swept?: boolean; fingerprint?: string } = {},
+  ) => ({
+    fingerprint: opts.fingerprint ?? 'fp',
+    swept: opts.swept ?? true,
+    buckets: new Map(Object.entries(values).map(([k, [val]]) => [k, val])),
+    dirty: new Set(opts.dirty ?? []),
+    generations: new Map(Object.entries(values).map(([k, [, g]]) => [k, g])),
+  });
+  const gen1 = new Map([['7', '3']]);
+  const pub = detail({ '7': [v(2, 10n), '3'] });
+  const sub = detail({ '7': [v(2, 11n), '9'] });
+
+  it('is clean when the publisher keeps the generation of round one in both reads', () => {
+    expect(secondLook('7', 'fp', gen1, pub, sub, pub)).toEqual({ publisher: v(2, 10n), subscriber: v(2, 11n), clean: true });
+  });
+
+  it('is not clean when the publisher bucket was recomputed, even if its value came back (a row toggled A -> B -> A)', () => {
+    const toggled = detail({ '7': [v(2, 10n), '5'] }); // same value, two recomputes later
+    expect(secondLook('7', 'fp', gen1, toggled, sub, toggled).clean).toBe(false);
+    expect(secondLook('7', 'fp', gen1, pub, sub, toggled).clean).toBe(false);
+  });
+
+  it('never reads an absent bucket as empty from a catalogue that is not swept, or of another registration', () => {
+    const lost = detail({}, { swept: false }); // unlogged state lost between the rounds
+    expect(secondLook('7', 'fp', gen1, pub, lost, pub).clean).toBe(false);
+    expect(secondLook('7', 'fp', gen1, pub, detail({ '7': [v(2, 11n), '9'] }, { fingerprint: 'other' }), pub).clean).toBe(false);
+    expect(secondLook('7', 'fp', gen1, pub, detail({ '7': [v(2, 11n), '9'] }, { dirty: ['7'] }), pub).clean).toBe(false);
   });
 });

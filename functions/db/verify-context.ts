@@ -1,0 +1,54 @@
+// What a verification reads besides the catalogues: which tables are registered on either side
+// and what keeps each from being compared (health), the parity checks, and the local writes.
+
+import { tableProblems } from '../core/health.js';
+import { parseTableName, type QualifiedName } from '../core/identifiers.js';
+import { type Finding, type ParityInfo, parityFindings } from '../core/parity.js';
+import type { LocalWrite } from '../core/report.js';
+import { subscriptionsOf } from './barrier.js';
+import { readHealth } from './catalogue.js';
+import { type Client, one } from './connect.js';
+
+const name = (t: QualifiedName) => `${t.schema}.${t.table}`;
+
+/** The tables registered on either side (or the one asked for), and what keeps each from being compared. */
+export async function registrationProblems(
+  pub: Client,
+  sub: Client,
+  only: QualifiedName | undefined,
+): Promise<{ tableNames: string[]; problems: Map<string, string[]> }> {
+  const wanted = (t: string) => only === undefined || t === name(only);
+  const pubHealth = new Map((await readHealth(pub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
+  const subHealth = new Map((await readHealth(sub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
+  const tableNames = [...new Set([...pubHealth.keys(), ...subHealth.keys()])].sort();
+  const { unsubscribed } = await subscriptionsOf(sub, tableNames.map(parseTableName));
+  const problems = new Map(
+    tableNames.map((t) => [
+      t,
+      [
+        ...tableProblems(t, pubHealth.get(t), subHealth.get(t)),
+        ...(unsubscribed.includes(t) && subHealth.has(t) ? ['no subscription of the subscriber database replicates it'] : []),
+      ],
+    ]),
+  );
+  return { tableNames, problems };
+}
+
+/** Parity findings; best effort: a failure (a table locked by DDL, say) becomes a finding. */
+export async function parityOf(pub: Client, sub: Client): Promise<Finding[]> {
+  const read = async (c: Client) => (await c.query<{ p: ParityInfo[] }>('SELECT syncguard.parity_info() AS p')).rows[0]?.p ?? [];
+  try {
+    return parityFindings(await read(pub), await read(sub));
+  } catch (err) {
+    return [{ table: '*', level: 'warning', message: `parity checks could not run: ${err instanceof Error ? err.message : String(err)}` }];
+  }
+}
+
+export async function localWrites(sub: Client, table: QualifiedName | undefined): Promise<{ count: number; groups: LocalWrite[] }> {
+  const { rows } = await sub.query<{ w: { count: number; groups: LocalWrite[] } }>('SELECT syncguard.local_writes(100) AS w');
+  const w = one(rows, 'syncguard.local_writes').w;
+  const groups = w.groups
+    .filter((g) => table === undefined || g.table === name(table))
+    .map((g) => ({ ...g, writes: Number(g.writes), buckets: Number(g.buckets) }));
+  return { count: table === undefined ? Number(w.count) : groups.reduce((a, g) => a + g.writes, 0), groups };
+}
