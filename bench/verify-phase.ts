@@ -4,6 +4,7 @@
 
 import type pg from 'pg';
 import type { Pair } from '../dev/pair.js';
+import { nodeStatus } from '../functions/db/status.js';
 import { verifyPair } from '../functions/db/verify.js';
 import { register, settle } from '../test/support/syncguard.js';
 import type { Row } from './report.js';
@@ -58,6 +59,16 @@ export async function measureVerify(pair: Pair, pub: pg.Client, sub: pg.Client, 
     });
     return { secs, bytes: p.bytes() + s.bytes(), status };
   };
+  // what the verifier's own drains still find to do (other phases may have left work on the node)
+  for (const [side, c] of [
+    ['publisher', pub],
+    ['subscriber', sub],
+  ] as const) {
+    const st = await nodeStatus(c);
+    log(
+      `verify: before the run the ${side} has ${st.remainingDirty} dirty buckets, sweep ${st.tables.map((t) => `${t.table} ${t.sweepProgress}`).join(', ')}`,
+    );
+  }
   const clean = await run();
   log(`verify in sync: ${clean.status}, ${clean.secs.toFixed(2)} s, ${clean.bytes} bytes`);
   // 1 %: one row changed in every 100th bucket, on the subscriber

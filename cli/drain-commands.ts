@@ -31,6 +31,9 @@ function describe(s: DrainSummary): string[] {
     `drain ${verdict}`,
     `  recomputed ${s.bucketsRecomputed} buckets (${s.rowsHashed} rows) in ${(s.durationMs / 1000).toFixed(1)} s; oldest dirty mark ${age(s.oldestDirtyAgeMs)}`,
   ];
+  if (s.faultyTables.length > 0) {
+    lines.push(`  skipped because of a recorded fault (syncguard verify says how to fix it): ${s.faultyTables.join(', ')}`);
+  }
   if (s.stateLost) lines.push('  the node had lost its unlogged state (crash recovery or failover): a full sweep was started');
   else if (s.fullResweepStarted) lines.push('  a full re-sweep of every table was started');
   return lines;
@@ -88,6 +91,7 @@ export function statusCommand(program: Command, out: Out): void {
         out(`  last full sweep started ${s.lastFullSweepAt ?? 'never'}`);
         if (s.stateLostCount > 0) out(`  unlogged state lost ${s.stateLostCount} time(s), last at ${s.stateLostAt}; re-swept since`);
         if (!s.stateIntact) out('  unlogged state is missing now (crash recovery or failover): the next drain re-sweeps');
+        for (const t of s.tables.filter((x) => x.fault !== null)) out(`  ${t.table}: not drained, ${t.fault}`);
         const rows = s.tables.map((t) => [
           t.table,
           t.role,

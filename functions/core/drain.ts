@@ -16,6 +16,8 @@ export interface DrainSummary {
   readonly stateLost: boolean;
   /** A full re-sweep (periodic or requested) was started by this run. */
   readonly fullResweepStarted: boolean;
+  /** Tables the drain skipped because a fault is recorded for them (verify says how to fix it). */
+  readonly faultyTables: readonly string[];
   readonly durationMs: number;
   readonly error?: string;
 }

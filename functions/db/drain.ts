@@ -161,7 +161,8 @@ async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, sta
     bound();
     await client.query('SELECT set_config($1, $2, false)', ['statement_timeout', `${Math.max(250, box.marginMs)}ms`]).catch(() => {});
     const status = await nodeStatus(client).catch(() => null);
-    const tables = status?.tables ?? [];
+    const faultyTables = (status?.tables ?? []).filter((t) => t.fault !== null).map((t) => t.table);
+    const tables = (status?.tables ?? []).filter((t) => t.fault === null);
     const sweepProgress = tables.length === 0 ? 1 : tables.reduce((a, t) => a + Number(t.sweepProgress), 0) / tables.length;
     // 'empty' is only claimed when the final look confirms it: writers may have added work.
     if (stopped === 'empty' && status !== null && (status.remainingDirty > 0 || sweepProgress < 1)) stopped = 'time';
@@ -174,6 +175,7 @@ async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, sta
       stoppedBecause: stopped,
       stateLost,
       fullResweepStarted,
+      faultyTables,
       durationMs: now() - start,
       ...(error !== undefined ? { error } : {}),
     };

@@ -16,6 +16,8 @@ export interface TableStatus {
   readonly sweepPass: number | null;
   readonly firstSweepFinishedAt: string | null;
   readonly lastSweepFinishedAt: string | null;
+  /** A recorded fault ("kind: message"): the drain skips the table until it is registered again. */
+  readonly fault: string | null;
 }
 
 export interface NodeStatus {

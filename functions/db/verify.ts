@@ -110,6 +110,10 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
     durationMs: Date.now() - started,
     barrierMs: end.barrierMs,
   });
+  if (tableNames.length === 0) {
+    // nothing checked is not "in sync"
+    return finish([], [], ['no table is registered on either node; register tables with syncguard register'], { lsn: null, barrierMs: 0 });
+  }
   const notCompared = tableNames
     .filter((t) => !comparable.includes(t))
     .map((t) => uncomparable(t, (problems.get(t) ?? []).join('; '), { publisher: null, subscriber: null }, 0));

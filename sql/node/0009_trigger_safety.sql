@@ -223,11 +223,11 @@ DECLARE
 BEGIN
   BEGIN
     IF TG_OP = 'INSERT' THEN
-      SELECT pg_catalog.array_agg(DISTINCT %2$s) INTO sg_b FROM sg_new;
+      SELECT pg_catalog.array_agg(sg_u.b) INTO sg_b FROM (SELECT DISTINCT %2$s FROM sg_new) sg_u(b);
     ELSIF TG_OP = 'UPDATE' THEN
-      SELECT pg_catalog.array_agg(DISTINCT sg_u.b) INTO sg_b FROM (SELECT %3$s FROM sg_old UNION ALL SELECT %2$s FROM sg_new) sg_u(b);
+      SELECT pg_catalog.array_agg(sg_u.b) INTO sg_b FROM (SELECT %3$s FROM sg_old UNION SELECT %2$s FROM sg_new) sg_u(b);
     ELSE
-      SELECT pg_catalog.array_agg(DISTINCT %3$s) INTO sg_b FROM sg_old;
+      SELECT pg_catalog.array_agg(sg_u.b) INTO sg_b FROM (SELECT DISTINCT %3$s FROM sg_old) sg_u(b);
     END IF;%4$s
   INSERT INTO syncguard.dirty (reg_id, bucket, xid)
   SELECT %1$s, sg_x, pg_catalog.pg_current_xact_id() FROM pg_catalog.unnest(sg_b) sg_x ON CONFLICT DO NOTHING;
@@ -235,28 +235,43 @@ BEGIN
 END$f$, r.reg_id, syncguard._bucket_expr(r, 'sg_new'), syncguard._bucket_expr(r, 'sg_old'), v_guard);
   ELSE
     v_definer := r.scheme = 'hash';
+    -- In the apply worker, a bucket computed earlier in the same transaction (the memo is set)
+    -- proves this table's row type works: no DDL runs inside an applied transaction, and the
+    -- apply's lock keeps other sessions' DDL out until it commits. So only the first row of each
+    -- applied transaction pays for the EXCEPTION block's subtransaction; a bulk apply of a million
+    -- rows pays once. Every other session is guarded on every row.
     v_body := format($f$
 DECLARE
   sg_o pg_catalog.int8;
   sg_n pg_catalog.int8;
-  sg_r pg_catalog.bool;
+  sg_r pg_catalog.bool := %5$s AND pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.=) 'replica';
+  sg_m pg_catalog.text := CASE WHEN sg_r THEN COALESCE(pg_catalog.current_setting(%6$s, true), '') ELSE '' END;
 BEGIN
-  BEGIN
+  IF sg_m OPERATOR(pg_catalog.<>) '' THEN
     IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
       sg_o := %2$s;
     END IF;
     IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
       sg_n := %3$s;
-    END IF;%4$s
-  sg_r := %5$s AND pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.=) 'replica';
-  IF sg_o IS NOT NULL AND NOT (sg_r AND COALESCE(pg_catalog.current_setting(%6$s, true), '') OPERATOR(pg_catalog.=) sg_o::pg_catalog.text) THEN
+    END IF;
+  ELSE
+    BEGIN
+      IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+        sg_o := %2$s;
+      END IF;
+      IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
+        sg_n := %3$s;
+      END IF;%4$s
+  END IF;
+  IF sg_o IS NOT NULL AND NOT (sg_r AND sg_m OPERATOR(pg_catalog.=) sg_o::pg_catalog.text) THEN
     PERFORM syncguard._mark(%1$s, sg_o, %7$s);
     IF sg_r THEN
-      PERFORM pg_catalog.set_config(%6$s, sg_o::pg_catalog.text, true);
+      sg_m := sg_o::pg_catalog.text;
+      PERFORM pg_catalog.set_config(%6$s, sg_m, true);
     END IF;
   END IF;
   IF sg_n IS NOT NULL AND (sg_o IS NULL OR sg_n OPERATOR(pg_catalog.<>) sg_o)
-     AND NOT (sg_r AND COALESCE(pg_catalog.current_setting(%6$s, true), '') OPERATOR(pg_catalog.=) sg_n::pg_catalog.text) THEN
+     AND NOT (sg_r AND sg_m OPERATOR(pg_catalog.=) sg_n::pg_catalog.text) THEN
     PERFORM syncguard._mark(%1$s, sg_n, %7$s);
     IF sg_r THEN
       PERFORM pg_catalog.set_config(%6$s, sg_n::pg_catalog.text, true);

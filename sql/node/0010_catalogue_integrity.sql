@@ -328,3 +328,38 @@ BEGIN
   RETURN coalesce(v_restored, false);
 END
 $$;
+
+-- As in 0006, and: a table with a recorded fault says so (`fault`), and the node's dirty count and
+-- oldest mark leave out registrations the drain skips (their marks wait for the table to be
+-- registered again), so a drain that did all it could reports itself caught up.
+CREATE OR REPLACE FUNCTION syncguard.status() RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT jsonb_build_object(
+    'nodeId', syncguard.node_id(),
+    'stateIntact', EXISTS (SELECT 1 FROM syncguard.sentinel),
+    'stateLostAt', n.state_lost_at,
+    'stateLostCount', coalesce(n.state_lost_count, 0),
+    'lastFullSweepAt', n.full_sweep_at,
+    'remainingDirty', (SELECT count(*) FROM (SELECT DISTINCT d.reg_id, d.bucket FROM syncguard.dirty d
+                         WHERE d.reg_id IN (SELECT syncguard._healthy_regs())) x),
+    'oldestDirtyAgeMs', (SELECT floor(extract(epoch FROM clock_timestamp() - min(d.marked_at)) * 1000)::bigint
+                           FROM syncguard.dirty d WHERE d.reg_id IN (SELECT syncguard._healthy_regs())),
+    'tables', coalesce((SELECT jsonb_agg(jsonb_build_object(
+        'table', format('%s.%s', r.schema_name, r.table_name),
+        'role', r.node_role,
+        'scheme', r.scheme,
+        'fingerprint', r.fingerprint,
+        'buckets', (SELECT count(*) FROM syncguard.bucket b WHERE b.reg_id = r.reg_id AND b.row_count IS NOT NULL),
+        'rows', (SELECT coalesce(sum(b.row_count), 0) FROM syncguard.bucket b WHERE b.reg_id = r.reg_id),
+        'dirtyBuckets', (SELECT count(DISTINCT d.bucket) FROM syncguard.dirty d WHERE d.reg_id = r.reg_id),
+        'oldestDirtyAgeMs', (SELECT floor(extract(epoch FROM clock_timestamp() - min(d.marked_at)) * 1000)::bigint
+                               FROM syncguard.dirty d WHERE d.reg_id = r.reg_id),
+        'sweepProgress', syncguard._sweep_progress(r),
+        'sweepPass', (SELECT s.pass FROM syncguard.sweep s WHERE s.reg_id = r.reg_id),
+        'firstSweepFinishedAt', (SELECT s.first_finished_at FROM syncguard.sweep s WHERE s.reg_id = r.reg_id),
+        'lastSweepFinishedAt', (SELECT s.finished_at FROM syncguard.sweep s WHERE s.reg_id = r.reg_id),
+        'fault', (SELECT string_agg(format('%s: %s', f.kind, f.message), '; ' ORDER BY f.kind) FROM syncguard.fault f WHERE f.reg_id = r.reg_id))
+        ORDER BY r.schema_name, r.table_name) FROM syncguard.registration r WHERE r.node_id = syncguard.node_id()), '[]'::jsonb))
+  FROM (SELECT 1) one LEFT JOIN syncguard.node_state n ON n.node_id = syncguard.node_id()
+$$;
