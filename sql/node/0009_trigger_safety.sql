@@ -235,19 +235,29 @@ BEGIN
 END$f$, r.reg_id, syncguard._bucket_expr(r, 'sg_new'), syncguard._bucket_expr(r, 'sg_old'), v_guard);
   ELSE
     v_definer := r.scheme = 'hash';
-    -- In the apply worker, a bucket computed earlier in the same transaction (the memo is set)
-    -- proves this table's row type works: no DDL runs inside an applied transaction, and the
-    -- apply's lock keeps other sessions' DDL out until it commits. So only the first row of each
-    -- applied transaction pays for the EXCEPTION block's subtransaction; a bulk apply of a million
-    -- rows pays once. Every other session is guarded on every row.
+    -- The memo: the last bucket this transaction marked, in a transaction-local setting. A set
+    -- memo means a bucket of this table was computed earlier in this transaction, which proves
+    -- the row type works (no DDL runs inside an applied transaction, and the apply's lock keeps
+    -- other sessions' DDL out until it commits): only the first row of each applied transaction
+    -- pays for the EXCEPTION block's subtransaction. A mark is skipped only when the memo equals
+    -- the bucket AND the session is the apply worker (session_replication_role = replica, which
+    -- only a superuser can set): any other session could set the memo itself. Hash buckets use no
+    -- memo (their function's SET clauses would revert it).
     v_body := format($f$
 DECLARE
   sg_o pg_catalog.int8;
   sg_n pg_catalog.int8;
-  sg_r pg_catalog.bool := %5$s AND pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.=) 'replica';
-  sg_m pg_catalog.text := CASE WHEN sg_r THEN COALESCE(pg_catalog.current_setting(%6$s, true), '') ELSE '' END;
+  sg_m pg_catalog.text := pg_catalog.current_setting(%6$s, true);
 BEGIN
   IF sg_m OPERATOR(pg_catalog.<>) '' THEN
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+      sg_n := %3$s;
+      IF sg_m OPERATOR(pg_catalog.<>) sg_n::pg_catalog.text
+         OR pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica' THEN
+        PERFORM syncguard._mark(%1$s, sg_n, %7$s), pg_catalog.set_config(%6$s, sg_n::pg_catalog.text, true);
+      END IF;
+      RETURN NULL;
+    END IF;
     IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
       sg_o := %2$s;
     END IF;
@@ -255,6 +265,7 @@ BEGIN
       sg_n := %3$s;
     END IF;
   ELSE
+    sg_m := '';
     BEGIN
       IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
         sg_o := %2$s;
@@ -263,19 +274,19 @@ BEGIN
         sg_n := %3$s;
       END IF;%4$s
   END IF;
-  IF sg_o IS NOT NULL AND NOT (sg_r AND sg_m OPERATOR(pg_catalog.=) sg_o::pg_catalog.text) THEN
+  IF sg_o IS NOT NULL AND (sg_m OPERATOR(pg_catalog.<>) sg_o::pg_catalog.text
+                           OR pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica') THEN
     PERFORM syncguard._mark(%1$s, sg_o, %7$s);
-    IF sg_r THEN
-      sg_m := sg_o::pg_catalog.text;
-      PERFORM pg_catalog.set_config(%6$s, sg_m, true);
-    END IF;
+    sg_m := sg_o::pg_catalog.text;
   END IF;
   IF sg_n IS NOT NULL AND (sg_o IS NULL OR sg_n OPERATOR(pg_catalog.<>) sg_o)
-     AND NOT (sg_r AND sg_m OPERATOR(pg_catalog.=) sg_n::pg_catalog.text) THEN
+     AND (sg_m OPERATOR(pg_catalog.<>) sg_n::pg_catalog.text
+          OR pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica') THEN
     PERFORM syncguard._mark(%1$s, sg_n, %7$s);
-    IF sg_r THEN
-      PERFORM pg_catalog.set_config(%6$s, sg_n::pg_catalog.text, true);
-    END IF;
+    sg_m := sg_n::pg_catalog.text;
+  END IF;
+  IF %5$s AND sg_m OPERATOR(pg_catalog.<>) '' AND pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.=) 'replica' THEN
+    PERFORM pg_catalog.set_config(%6$s, sg_m, true);
   END IF;
   RETURN NULL;
 END$f$, r.reg_id, syncguard._bucket_expr(r, 'OLD'), syncguard._bucket_expr(r, 'NEW'), v_guard,

@@ -101,6 +101,21 @@ describe('forgery', () => {
     await ctx.sub.query(`UPDATE ${T} SET amount = amount - 1 WHERE id = 450`); // as it was
   });
 
+  it("cannot be told by a writer to skip its marks: the trigger's memo counts only in the apply worker", async () => {
+    const reg = await regId(ctx.sub, T);
+    await settle(ctx.sub);
+    await as('subscriber', 'sg_app', async (c) => {
+      await c.query('BEGIN');
+      await c.query(`SELECT set_config('syncguard.mark_${reg}', '4', true)`); // "bucket 4 is already marked"
+      await c.query(`UPDATE ${T} SET amount = amount WHERE id = 450`);
+      await c.query('COMMIT');
+    });
+    expect((await ctx.sub.query<{ b: string }>('SELECT bucket::text AS b FROM syncguard.dirty WHERE reg_id = $1', [reg])).rows).toEqual([
+      { b: '4' },
+    ]);
+    await settle(ctx.sub);
+  });
+
   it("reports every writing role with its true count: one role's writes cannot hide another's", async () => {
     await as('subscriber', 'sg_app', async (c) => {
       for (let i = 0; i < 200; i++) {
