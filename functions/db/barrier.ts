@@ -15,10 +15,18 @@ export interface SubscriptionInfo {
   readonly slot: string | null;
   readonly enabled: boolean;
   readonly notReady: number;
+  /** The monitored tables it replicates (schema.table). */
+  readonly tables: readonly string[];
 }
 
 export type BarrierResult =
-  | { readonly ok: true; readonly lsn: string; readonly waitedMs: number }
+  | {
+      readonly ok: true;
+      readonly lsn: string;
+      readonly waitedMs: number;
+      /** Tables left out because their own subscription cannot give a barrier: why. */
+      readonly excluded: ReadonlyMap<string, string>;
+    }
   | { readonly ok: false; readonly failure: string };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -47,15 +55,16 @@ export async function subscriptionsOf(
       ORDER BY s.subname`,
     [tables.map((t) => t.schema), tables.map((t) => t.table)],
   );
-  const subs = new Map<string, { slot: string | null; enabled: boolean; notReady: number }>();
+  const subs = new Map<string, { slot: string | null; enabled: boolean; notReady: number; tables: string[] }>();
   const unsubscribed: string[] = [];
   for (const r of rows) {
     if (r.subname === null) {
       unsubscribed.push(`${r.schema}.${r.table}`);
       continue;
     }
-    const s = subs.get(r.subname) ?? { slot: r.slot, enabled: r.enabled, notReady: 0 };
+    const s = subs.get(r.subname) ?? { slot: r.slot, enabled: r.enabled, notReady: 0, tables: [] };
     if (r.state !== 'r') s.notReady++;
+    s.tables.push(`${r.schema}.${r.table}`);
     subs.set(r.subname, s);
   }
   return { subscriptions: [...subs].map(([name, s]) => ({ name, ...s })), unsubscribed };
@@ -71,30 +80,29 @@ async function applyErrors(sub: Client, names: readonly string[]): Promise<numbe
   return Number(rows[0]?.n ?? 0);
 }
 
-/** Why the subscriptions cannot give a barrier, or null when they can. */
-async function unhealthy(pub: Client, subs: readonly SubscriptionInfo[]): Promise<string | null> {
-  if (subs.length === 0) return 'no subscription of the subscriber database replicates the monitored tables';
-  for (const s of subs) {
-    if (!s.enabled) return `subscription ${s.name} is disabled`;
-    if (s.slot === null) return `subscription ${s.name} has no replication slot`;
-    if (s.notReady > 0) return `${s.notReady} table(s) of subscription ${s.name} are not in sync state r yet`;
-    const { rows } = await pub.query<{ type: string; here: boolean }>(
-      'SELECT slot_type AS type, database = current_database() AS here FROM pg_replication_slots WHERE slot_name = $1',
-      [s.slot],
-    );
-    const slot = rows[0];
-    if (slot === undefined)
-      return `replication slot ${s.slot} of subscription ${s.name} does not exist on the publisher; is this the right pair?`;
-    if (slot.type !== 'logical' || !slot.here) {
-      return `replication slot ${s.slot} of subscription ${s.name} is not a logical slot of this publisher database; is this the right pair?`;
-    }
+/** Why a subscription cannot give a barrier, or null when it can. */
+async function unhealthy(pub: Client, s: SubscriptionInfo): Promise<string | null> {
+  if (!s.enabled) return `subscription ${s.name} is disabled`;
+  if (s.slot === null) return `subscription ${s.name} has no replication slot`;
+  if (s.notReady > 0) return `${s.notReady} table(s) of subscription ${s.name} are not in sync state r yet`;
+  const { rows } = await pub.query<{ type: string; here: boolean }>(
+    'SELECT slot_type AS type, database = current_database() AS here FROM pg_replication_slots WHERE slot_name = $1',
+    [s.slot],
+  );
+  const slot = rows[0];
+  if (slot === undefined)
+    return `replication slot ${s.slot} of subscription ${s.name} does not exist on the publisher; is this the right pair?`;
+  if (slot.type !== 'logical' || !slot.here) {
+    return `replication slot ${s.slot} of subscription ${s.name} is not a logical slot of this publisher database; is this the right pair?`;
   }
   return null;
 }
 
 /**
  * Checks the health of every subscription that replicates `tables`, reads L on the publisher (or
- * takes the given one) and waits until each of their slots confirmed it.
+ * takes the given one) and waits until each healthy one's slot confirmed it. With `exclude`, the
+ * tables of an unhealthy subscription are left out (and say why) while the others get their
+ * barrier; without it, or when no subscription is healthy, there is no barrier at all.
  */
 export async function waitForBarrier(
   pub: Client,
@@ -102,10 +110,20 @@ export async function waitForBarrier(
   tables: readonly QualifiedName[],
   timeoutMs: number,
   lsn?: string,
+  exclude = false,
 ): Promise<BarrierResult> {
-  const { subscriptions } = await subscriptionsOf(sub, tables);
-  const failure = await unhealthy(pub, subscriptions);
-  if (failure !== null) return { ok: false, failure };
+  const all = (await subscriptionsOf(sub, tables)).subscriptions;
+  if (all.length === 0) return { ok: false, failure: 'no subscription of the subscriber database replicates the monitored tables' };
+  const excluded = new Map<string, string>();
+  const subscriptions: SubscriptionInfo[] = [];
+  for (const s of all) {
+    const failure = await unhealthy(pub, s);
+    if (failure === null) subscriptions.push(s);
+    else if (!exclude) return { ok: false, failure };
+    else for (const t of s.tables) excluded.set(t, `no replication barrier: ${failure}`);
+  }
+  if (subscriptions.length === 0)
+    return { ok: false, failure: [...excluded.values()][0]?.replace(/^no replication barrier: /, '') ?? 'no barrier' };
   const names = subscriptions.map((s) => s.name);
   const slots = subscriptions.map((s) => s.slot as string);
   const errorsBefore = await applyErrors(sub, names);
@@ -134,5 +152,5 @@ export async function waitForBarrier(
     }
     await sleep(25);
   }
-  return { ok: true, lsn: target as string, waitedMs: Date.now() - start };
+  return { ok: true, lsn: target as string, waitedMs: Date.now() - start, excluded };
 }

@@ -37,6 +37,7 @@ export interface VerifyOptions {
 }
 
 const name = (t: QualifiedName) => `${t.schema}.${t.table}`;
+const byTable = (a: TableReport, b: TableReport) => (a.table < b.table ? -1 : a.table > b.table ? 1 : 0);
 
 async function drainBriefly(c: Client, ms: number, label: string): Promise<void> {
   const s = await drain(c, { deadlineMs: Date.now() + ms, resweepIntervalMs: null });
@@ -132,10 +133,13 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
     const barrierTables = comparable.map(parseTableName);
     const barrier =
       comparable.length === 0
-        ? { ok: true as const, lsn: p.value.lsn, waitedMs: 0 }
-        : await waitForBarrier(pub, sub, barrierTables, timeoutMs, p.value.lsn);
+        ? { ok: true as const, lsn: p.value.lsn, waitedMs: 0, excluded: new Map<string, string>() }
+        : await waitForBarrier(pub, sub, barrierTables, timeoutMs, p.value.lsn, true);
     if (!barrier.ok) {
-      return finish(notCompared, [], [], { lsn: null, barrierMs: 0, barrierFailure: barrier.failure });
+      const waiting = comparable.map((t) =>
+        uncomparable(t, `no replication barrier: ${barrier.failure}`, { publisher: null, subscriber: null }, 0),
+      );
+      return finish([...notCompared, ...waiting].sort(byTable), [], [], { lsn: null, barrierMs: 0, barrierFailure: barrier.failure });
     }
     await drainBriefly(sub, drainMs, 'subscriber');
     const late = (await registrationProblems(pub, sub, opts.table)).problems;
@@ -160,7 +164,8 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
       }
       const fps = { publisher: pt.fingerprint, subscriber: st.fingerprint };
       const known = [...pt.ranges.values()].reduce((a, r) => a + r.buckets, 0) + pt.dirty.size;
-      const found = late.get(table) ?? [];
+      const noBarrier = barrier.excluded.get(table);
+      const found = [...(late.get(table) ?? []), ...(noBarrier !== undefined ? [noBarrier] : [])];
       if (found.length > 0) {
         reports.push(uncomparable(table, found.join('; '), fps, known));
         continue;

@@ -12,7 +12,7 @@ import { usePair } from '../support/use-pair.js';
 
 const TABLES = ['ranged', 'renamed', 'narrowed', 'healthy', 'cascaded'].map((t) => `public.${t}`);
 const SECOND = 'public.second';
-const quick = { drainMs: 2000, barrierTimeoutMs: 3000 };
+const quick = { drainMs: 2000, barrierTimeoutMs: 10_000 };
 
 const applyErrors = async () => {
   const { rows } = await ctx.pair.sub.query<{ n: string }>(
@@ -104,6 +104,14 @@ describe('replication and application writes never fail because of syncguard', (
       const r = await verifyPair(ctx.pub, ctx.sub, { ...quick, table: { schema: 'public', table: 'second' } });
       expect(r.status).toBe('incomplete');
       expect(r.reasons).toEqual([`no replication barrier: subscription ${subName} is disabled`]);
+      // verifying everything, the other subscription's tables still get their barrier and a verdict
+      const all = await verifyPair(ctx.pub, ctx.sub, quick);
+      expect(all.tables.find((t) => t.table === SECOND)).toMatchObject({
+        state: 'uncomparable',
+        reason: `no replication barrier: subscription ${subName} is disabled`,
+      });
+      expect(all.tables.find((t) => t.table === 'public.healthy')?.state).toBe('compared');
+      expect(all.verifiedLsn).not.toBeNull();
     } finally {
       await ctx.pair.sub.query(`DROP SUBSCRIPTION ${subName}`);
       await ctx.pair.pub.query(`SELECT pg_drop_replication_slot('${subName}') FROM pg_replication_slots WHERE slot_name = '${subName}'`);
