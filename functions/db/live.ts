@@ -41,3 +41,8 @@ export async function liveValues(c: Client, table: string, buckets: readonly str
   const v = await readLive(c, parseTableName(table), buckets);
   return new Map(buckets.map((b) => [b, v.get(b) ?? EMPTY]));
 }
+
+/** Buckets with local writes that were not compared: dirty or uncomputed on a side, not hashed live. */
+export function skippedLocalWrites(p: TableSnapshot, s: TableSnapshot, live: ReadonlySet<string>): string[] {
+  return [...s.localWrites].filter((b) => !live.has(b) && (p.dirty.has(b) || s.dirty.has(b) || p.uncomputed.has(b) || s.uncomputed.has(b)));
+}

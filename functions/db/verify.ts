@@ -19,7 +19,7 @@ import { readDetail, readRanges, type TableSnapshot } from './catalogue.js';
 import { type Client, setQueryTimeout } from './connect.js';
 import { drain } from './drain.js';
 import { requireDistinct, requireInstalled } from './install.js';
-import { compareLive, liveValues, longDirty } from './live.js';
+import { compareLive, liveValues, longDirty, skippedLocalWrites } from './live.js';
 import { localWrites, parityOf, registrationProblems } from './verify-context.js';
 
 export interface VerifyOptions {
@@ -262,11 +262,6 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
     if (pubOpen) await pub.query('ROLLBACK').catch(() => {});
     if (subOpen) await sub.query('ROLLBACK').catch(() => {});
   }
-}
-
-/** Buckets with local writes that were not compared: dirty or uncomputed on a side, not hashed live. */
-function skippedLocalWrites(p: TableSnapshot, s: TableSnapshot, live: ReadonlySet<string>): string[] {
-  return [...s.localWrites].filter((b) => !live.has(b) && (p.dirty.has(b) || s.dirty.has(b) || p.uncomputed.has(b) || s.uncomputed.has(b)));
 }
 
 /** The live-compared buckets of a table. */
