@@ -36,6 +36,8 @@ export async function drainHandler(event: unknown, context: Context): Promise<Dr
   metrics.addMetric('BucketsRecomputed', MetricUnit.Count, summary.bucketsRecomputed);
   metrics.addMetric('RowsHashed', MetricUnit.Count, summary.rowsHashed);
   metrics.addMetric('DrainStoppedOnTime', MetricUnit.Count, summary.stoppedBecause === 'time' ? 1 : 0);
+  // tables skipped because a fault is recorded for them: not drained until they are registered again
+  metrics.addMetric('FaultyTables', MetricUnit.Count, summary.faultyTables.length);
   logger.info('drain finished', { database, ...summary });
 
   if (summary.stoppedBecause === 'error') throw new SyncGuardError(`drain of ${database} stopped on an error: ${summary.error}`);

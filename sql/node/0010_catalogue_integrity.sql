@@ -363,3 +363,106 @@ AS $$
         ORDER BY r.schema_name, r.table_name) FROM syncguard.registration r WHERE r.node_id = syncguard.node_id()), '[]'::jsonb))
   FROM (SELECT 1) one LEFT JOIN syncguard.node_state n ON n.node_id = syncguard.node_id()
 $$;
+
+
+-- The remaining readers of user tables, as in 0004, 0006 and 0008, with ONLY.
+CREATE OR REPLACE FUNCTION syncguard.sample_bounds(p_schema text, p_table text, p_keys name[], p_bucket_size bigint)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET timezone = 'UTC' SET datestyle = 'ISO, YMD' SET intervalstyle = 'postgres'
+SET extra_float_digits = 1 SET bytea_output = 'hex' SET lc_monetary = 'C'
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_keys text := (SELECT string_agg(quote_ident(k), ', ' ORDER BY o) FROM unnest(p_keys) WITH ORDINALITY u(k, o));
+  v_texts text := (SELECT string_agg(format('format(''%%s'', %I)', k), ', ' ORDER BY o) FROM unnest(p_keys) WITH ORDINALITY u(k, o));
+  v_bounds jsonb;
+BEGIN
+  IF p_bucket_size < 1 THEN
+    RAISE EXCEPTION 'bucket size must be at least 1, got %', p_bucket_size USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  EXECUTE format(
+    'SELECT coalesce(jsonb_agg(jsonb_build_array(%s) ORDER BY sg_rn), ''[]'') FROM ('
+    'SELECT %s, row_number() OVER (ORDER BY %s) AS sg_rn FROM ONLY %I.%I) sg_s '
+    'WHERE sg_rn > 1 AND (sg_rn - 1) %% $1 = 0',
+    v_texts, v_keys, v_keys, p_schema, p_table)
+  INTO v_bounds USING p_bucket_size;
+  RETURN v_bounds;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION syncguard.row_count(p_schema text, p_table text) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_n bigint;
+BEGIN
+  EXECUTE format('SELECT count(*) FROM ONLY %I.%I', p_schema, p_table) INTO v_n;
+  RETURN v_n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION syncguard._sweep_progress(r syncguard.registration) RETURNS numeric
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  s syncguard.sweep;
+  v_first bigint;
+  v_last bigint;
+BEGIN
+  SELECT * INTO s FROM syncguard.sweep WHERE reg_id = r.reg_id;
+  IF NOT FOUND THEN
+    RETURN 0;
+  ELSIF s.finished_at IS NOT NULL THEN
+    RETURN 1;
+  ELSIF r.scheme <> 'int' THEN
+    RETURN round(s.next_bucket::numeric / r.bucket_count, 4);
+  END IF;
+  EXECUTE format('SELECT syncguard.int_bucket(min(%1$I)::bigint, %2$s), syncguard.int_bucket(max(%1$I)::bigint, %2$s) FROM ONLY %3$I.%4$I',
+                 r.key_columns[1], r.bucket_width, r.schema_name, r.table_name) INTO v_first, v_last;
+  IF v_first IS NULL OR v_last <= v_first THEN
+    RETURN 0;
+  END IF;
+  RETURN round(GREATEST(LEAST((s.next_bucket - v_first)::numeric / (v_last - v_first + 1), 1), 0), 4);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION syncguard.parity_info() RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r syncguard.registration;
+  v_out jsonb := '[]';
+  v_max text;
+  v_seqs jsonb;
+BEGIN
+  FOR r IN SELECT * FROM syncguard.registration WHERE node_id = syncguard.node_id() ORDER BY schema_name, table_name LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid) THEN
+      v_out := v_out || jsonb_build_object('table', format('%s.%s', r.schema_name, r.table_name), 'exists', false);
+      CONTINUE;
+    END IF;
+    v_max := NULL;
+    IF r.scheme = 'int' THEN
+      EXECUTE format('SELECT max(%I)::text FROM ONLY %I.%I', r.key_columns[1], r.schema_name, r.table_name) INTO v_max;
+    END IF;
+    SELECT coalesce(jsonb_agg(jsonb_build_object('column', a.attname, 'sequence', s.schemaname || '.' || s.sequencename,
+             'lastValue', s.last_value::text)), '[]')
+      INTO v_seqs
+      FROM pg_attribute a
+      JOIN pg_sequences s ON format('%I.%I', s.schemaname, s.sequencename) = pg_get_serial_sequence(format('%I.%I', r.schema_name, r.table_name), a.attname)
+     WHERE a.attrelid = r.relid AND a.attnum > 0 AND NOT a.attisdropped;
+    v_out := v_out || jsonb_build_object(
+      'table', format('%s.%s', r.schema_name, r.table_name),
+      'exists', true,
+      'role', r.node_role,
+      'hashedColumns', to_jsonb(r.columns),
+      'columns', (syncguard.describe_table(r.schema_name, r.table_name, '{}'))->'columns',
+      'published', CASE WHEN r.node_role = 'publisher' AND cardinality(r.publications) > 0
+                        THEN (syncguard._publication_info(r.relid, r.publications)->>'published')::boolean END,
+      'keyColumn', CASE WHEN r.scheme = 'int' THEN r.key_columns[1] END,
+      'maxKey', v_max,
+      'sequences', v_seqs);
+  END LOOP;
+  RETURN v_out;
+END
+$$;

@@ -81,13 +81,21 @@ describe('drain Lambda', () => {
       .filter((o) => o._aws !== undefined);
     expect(emf).toHaveLength(2);
     const names = emf[0]._aws.CloudWatchMetrics[0].Metrics.map((m: { Name: string }) => m.Name).sort();
-    expect(names).toEqual(['BucketsRecomputed', 'DirtyBuckets', 'DrainStoppedOnTime', 'OldestDirtyAgeSeconds', 'RowsHashed']);
+    expect(names).toEqual([
+      'BucketsRecomputed',
+      'DirtyBuckets',
+      'DrainStoppedOnTime',
+      'FaultyTables',
+      'OldestDirtyAgeSeconds',
+      'RowsHashed',
+    ]);
     expect(emf[0]).toMatchObject({
       Database: 'pub',
       service: 'pg-sync-guard',
       BucketsRecomputed: 31,
       RowsHashed: 3000,
       DrainStoppedOnTime: 0,
+      FaultyTables: 0,
     });
     expect(out.lines().join('\n')).not.toContain(OWNER_PASSWORD);
   });
