@@ -1,10 +1,14 @@
 -- syncguard node schema 0009: triggers that can neither stop replication nor fail an application
 -- write, and dirty marks and local-write records that no other role can forge.
 --
--- 1. No role but the owner may insert into syncguard.dirty or syncguard.local_write. Marks and
---    local-write records are written by SECURITY DEFINER code only, always with the writing
---    transaction's own xid and the server's clock: a writer cannot mark another transaction's
---    bucket, back-date or post-date a mark, or log a write under another role's name.
+-- 1. Every trigger function is SECURITY DEFINER: it writes marks and local-write records as the
+--    owner, with the writing transaction's own xid and the server's clock. No other role may
+--    insert into syncguard.dirty or syncguard.local_write, or execute any syncguard function: a
+--    writer cannot mark another transaction's bucket, back-date or post-date a mark, or log a write
+--    under another role's name, and a role that writes no monitored table cannot write anything.
+--    The subscriber's row trigger for integer and range buckets has no SET clause (a settings save
+--    and restore per applied row costs more than the row, and would revert its memo), so every
+--    name and operator in it is qualified.
 -- 2. Every trigger computes its bucket numbers inside an EXCEPTION block. A failure there (a key
 --    column renamed or retyped, a dropped bucket function) is recorded in syncguard.fault and the
 --    trigger returns: the write goes on, replication goes on, and verification reports the table
@@ -30,41 +34,6 @@ REVOKE INSERT ON syncguard.dirty, syncguard.local_write FROM PUBLIC;
 ALTER TABLE syncguard.dirty ALTER COLUMN marked_at SET DEFAULT clock_timestamp();
 ALTER TABLE syncguard.local_write ALTER COLUMN written_at SET DEFAULT clock_timestamp();
 
--- Marks a bucket dirty for the calling transaction, and records a local write when asked and the
--- session is not applying replicated changes. Called by the generated row triggers, which run as
--- the writer, so it is SECURITY DEFINER. It has no SET clause (that would cost a settings save and
--- restore per row), so every name in it is qualified, operators included. Outside a trigger it
--- does nothing: a role that writes no monitored table cannot create marks.
-CREATE FUNCTION syncguard._mark(p_reg integer, p_bucket bigint, p_local boolean) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-AS $$
-BEGIN
-  IF pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.=) 0 THEN
-    RETURN;
-  END IF;
-  INSERT INTO syncguard.dirty (reg_id, bucket, xid)
-  VALUES (p_reg, p_bucket, pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING;
-  IF p_local AND pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica' THEN
-    INSERT INTO syncguard.local_write (reg_id, bucket, xid, role, application_name)
-    VALUES (p_reg, p_bucket, pg_catalog.pg_current_xact_id(), session_user, pg_catalog.current_setting('application_name'))
-    ON CONFLICT DO NOTHING;
-  END IF;
-END
-$$;
-
--- Records that a trigger of a registration failed. Like _mark, only from inside a trigger.
-CREATE FUNCTION syncguard._trigger_fault(p_reg integer, p_state text, p_message text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-AS $$
-BEGIN
-  IF pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.=) 0 THEN
-    RETURN;
-  END IF;
-  INSERT INTO syncguard.fault (reg_id, kind, sqlstate, message)
-  VALUES (p_reg, 'trigger', p_state, pg_catalog."left"(p_message, 500)) ON CONFLICT DO NOTHING;
-END
-$$;
-
 -- Range bounds are key values (e-mail addresses, say), so they must not be readable by every role:
 -- they live in an owner-only UNLOGGED table per registration, syncguard.bounds_<id>, with the key
 -- type as primary key, and bucket_of_<id>() is a SECURITY DEFINER function that finds a key's
@@ -72,8 +41,8 @@ $$;
 -- to everyone). UNLOGGED, because a FOR ALL TABLES publication would publish a logged table to
 -- subscribers that do not have it and stop their replication; crash recovery empties it, and then
 -- bucket_of_<id>() takes the bounds from the registration (slower, and correct) until check_state()
--- fills the table again. Outside a trigger it answers only roles that may read the catalogue, so
--- it cannot serve as an oracle for the bounds either.
+-- fills the table again. Only the owner may execute it (the triggers that call it run as the
+-- owner), so it cannot serve as an oracle for the bounds either.
 CREATE FUNCTION syncguard._bounds_table(p_reg integer) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT format('syncguard.%I', 'bounds_' || p_reg) $$;
 
@@ -106,10 +75,6 @@ BEGIN
 DECLARE
   sg_b pg_catalog.int8;
 BEGIN
-  IF pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.=) 0
-     AND NOT pg_catalog.has_table_privilege(session_user, 'syncguard.bucket', 'SELECT') THEN
-    RETURN NULL;
-  END IF;
   SELECT sg_x.bucket INTO sg_b FROM %1$s sg_x WHERE sg_x.lo OPERATOR(pg_catalog.<=) %2$s ORDER BY sg_x.lo DESC LIMIT 1;
   IF sg_b IS NOT NULL THEN
     RETURN sg_b;
@@ -121,8 +86,7 @@ BEGIN
   RETURN %3$s(%4$s);
 END$f$, v_tbl, v_row, format('syncguard.%I', 'bucket_slow_' || r.reg_id),
         (SELECT string_agg('$' || o, ', ' ORDER BY o) FROM unnest(r.key_types) WITH ORDINALITY u(ty, o))));
-  -- the subscriber's row trigger calls it as the writer
-  EXECUTE format('GRANT EXECUTE ON FUNCTION %s(%s) TO PUBLIC', syncguard._bucket_fn(r.reg_id), v_args);
+  EXECUTE format('REVOKE ALL ON FUNCTION %s(%s) FROM PUBLIC', syncguard._bucket_fn(r.reg_id), v_args);
 END
 $$;
 
@@ -171,13 +135,10 @@ AS $$ SELECT r.node_role = 'subscriber' OR EXISTS (SELECT 1 FROM pg_subscription
 --   statement triggers with transition tables (publisher), or row triggers (subscriber, cascade);
 --   a TRUNCATE trigger that marks every catalogue bucket (and, on a subscriber, records a local
 --   write when the TRUNCATE did not come from replication).
--- The row trigger for integer and range buckets is an invoker function without SET clause: it
--- runs for every applied row, and SECURITY DEFINER with SET costs more than applying the row
--- (docs/performance.md). It only computes bucket numbers and calls the definer _mark(). In the
--- apply worker (session_replication_role = replica, which only a superuser can set) it keeps a
--- memo of the last bucket it marked in a transaction-local setting and skips repeats; any other
--- session could set that memo itself, so there it always marks. Hash buckets render the key as
--- text, which depends on session settings, so their trigger keeps the pinned SECURITY DEFINER form.
+-- All are SECURITY DEFINER. The row trigger for integer and range buckets has no SET clause and
+-- keeps a memo of the last bucket it marked in a transaction-local setting (see below); hash
+-- buckets render the key as text, which depends on session settings, so their row trigger pins
+-- the settings with SET clauses and keeps no memo.
 CREATE OR REPLACE FUNCTION syncguard._install_triggers(r syncguard.registration) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
@@ -189,11 +150,19 @@ DECLARE
   v_memo text := quote_literal('syncguard.mark_' || r.reg_id);
   v_guard text := format($f$
   EXCEPTION WHEN OTHERS THEN
-    PERFORM syncguard._trigger_fault(%s, SQLSTATE, SQLERRM);
+    INSERT INTO syncguard.fault (reg_id, kind, sqlstate, message)
+    VALUES (%s, 'trigger', SQLSTATE, pg_catalog."left"(SQLERRM, 500)) ON CONFLICT DO NOTHING;
     RETURN NULL;
   END;$f$, r.reg_id);
+  -- marks bucket $X for this transaction (and records a local write on a subscriber)
+  v_mark text := format($f$
+    INSERT INTO syncguard.dirty (reg_id, bucket, xid) VALUES (%1$s, $X, pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING;
+    IF %2$s AND pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica' THEN
+      INSERT INTO syncguard.local_write (reg_id, bucket, xid, role, application_name)
+      VALUES (%1$s, $X, pg_catalog.pg_current_xact_id(), session_user, pg_catalog.current_setting('application_name')) ON CONFLICT DO NOTHING;
+    END IF;$f$, r.reg_id, CASE WHEN r.node_role = 'subscriber' THEN 'true' ELSE 'false' END);
   v_body text;
-  v_definer boolean;
+  v_pinned boolean;
   v_trigger text;
 BEGIN
   FOREACH v_trigger IN ARRAY ARRAY['syncguard_insert', 'syncguard_update', 'syncguard_delete', 'syncguard_truncate'] LOOP
@@ -216,7 +185,7 @@ BEGIN
   PERFORM syncguard._install_bounds(r);
 
   IF NOT v_row THEN
-    v_definer := true;
+    v_pinned := true;
     v_body := format($f$
 DECLARE
   sg_b pg_catalog.int8[];
@@ -234,7 +203,7 @@ BEGIN
   RETURN NULL;
 END$f$, r.reg_id, syncguard._bucket_expr(r, 'sg_new'), syncguard._bucket_expr(r, 'sg_old'), v_guard);
   ELSE
-    v_definer := r.scheme = 'hash';
+    v_pinned := r.scheme = 'hash';
     -- The memo: the last bucket this transaction marked, in a transaction-local setting. A set
     -- memo means a bucket of this table was computed earlier in this transaction, which proves
     -- the row type works (no DDL runs inside an applied transaction, and the apply's lock keeps
@@ -254,7 +223,8 @@ BEGIN
       sg_n := %3$s;
       IF sg_m OPERATOR(pg_catalog.<>) sg_n::pg_catalog.text
          OR pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica' THEN
-        PERFORM syncguard._mark(%1$s, sg_n, %7$s), pg_catalog.set_config(%6$s, sg_n::pg_catalog.text, true);
+%8$s
+        PERFORM pg_catalog.set_config(%6$s, sg_n::pg_catalog.text, true);
       END IF;
       RETURN NULL;
     END IF;
@@ -276,13 +246,13 @@ BEGIN
   END IF;
   IF sg_o IS NOT NULL AND (sg_m OPERATOR(pg_catalog.<>) sg_o::pg_catalog.text
                            OR pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica') THEN
-    PERFORM syncguard._mark(%1$s, sg_o, %7$s);
+%9$s
     sg_m := sg_o::pg_catalog.text;
   END IF;
   IF sg_n IS NOT NULL AND (sg_o IS NULL OR sg_n OPERATOR(pg_catalog.<>) sg_o)
      AND (sg_m OPERATOR(pg_catalog.<>) sg_n::pg_catalog.text
           OR pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica') THEN
-    PERFORM syncguard._mark(%1$s, sg_n, %7$s);
+%8$s
     sg_m := sg_n::pg_catalog.text;
   END IF;
   IF %5$s AND sg_m OPERATOR(pg_catalog.<>) '' AND pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.=) 'replica' THEN
@@ -290,15 +260,14 @@ BEGIN
   END IF;
   RETURN NULL;
 END$f$, r.reg_id, syncguard._bucket_expr(r, 'OLD'), syncguard._bucket_expr(r, 'NEW'), v_guard,
-        CASE WHEN v_definer THEN 'false' ELSE 'true' END, v_memo, v_local);
+        CASE WHEN v_pinned THEN 'false' ELSE 'true' END, v_memo, v_local,
+        replace(v_mark, '$X', 'sg_n'), replace(v_mark, '$X', 'sg_o'));
   END IF;
 
-  IF v_definer THEN
-    EXECUTE format('CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER %s AS %L',
-                   v_fn, syncguard._pinned_settings(), v_body);
-  ELSE
-    EXECUTE format('CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS %L', v_fn, v_body);
-  END IF;
+  -- every trigger function runs as the owner; only the apply path's int/range row trigger goes
+  -- without the pinned settings (it renders no text, and names and operators are qualified)
+  EXECUTE format('CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER %s AS %L',
+                 v_fn, CASE WHEN v_pinned THEN syncguard._pinned_settings() ELSE '' END, v_body);
   -- TRUNCATE reads the catalogue, which only the owner may.
   EXECUTE format('CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER %s AS %L',
     syncguard._truncate_fn(r.reg_id), syncguard._pinned_settings(), format($f$

@@ -1,7 +1,6 @@
 -- syncguard node schema 0012: each role gets exactly what it needs.
---   PUBLIC      may call only what the generated row triggers call as the writer: _mark(),
---               _trigger_fault() (both do nothing outside a trigger) and the range bucket
---               functions. It may not write or read any syncguard table.
+--   PUBLIC      may use the schema and nothing in it: no table, no function. The triggers run as
+--               the owner (SECURITY DEFINER), so writers need nothing.
 --   a drainer   (grant_drain) may call the drain functions and status(), nothing else: they run as
 --               the owner (SECURITY DEFINER), so the role needs no table privileges at all.
 --   a verifier  (grant_verify) may also read the catalogue through the verify functions.
@@ -43,20 +42,11 @@ ALTER FUNCTION syncguard._sweep_progress(syncguard.registration) SET row_securit
 CREATE FUNCTION syncguard._grants() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-  v_fn regprocedure;
 BEGIN
   REVOKE ALL ON ALL TABLES IN SCHEMA syncguard FROM PUBLIC;
   REVOKE ALL ON ALL SEQUENCES IN SCHEMA syncguard FROM PUBLIC;
   REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA syncguard FROM PUBLIC;
   GRANT USAGE ON SCHEMA syncguard TO PUBLIC;
-  GRANT EXECUTE ON FUNCTION syncguard._mark(integer, bigint, boolean), syncguard._trigger_fault(integer, text, text) TO PUBLIC;
-  FOR v_fn IN
-    SELECT p.oid::regprocedure FROM pg_proc p
-     WHERE p.pronamespace = 'syncguard'::regnamespace AND p.proname ~ '^bucket_of_[0-9]+$'
-  LOOP
-    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', v_fn);
-  END LOOP;
 END
 $$;
 
