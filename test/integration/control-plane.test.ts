@@ -48,8 +48,8 @@ const verify = (...extra: string[]) =>
 
 describe('control plane', () => {
   it('installs in its own database, idempotently', async () => {
-    expect((await cli('install', '--control-dsn', controlDsn())).out).toEqual(['control plane: schema installed to version 1']);
-    expect((await cli('install', '--control-dsn', controlDsn())).out).toEqual(['control plane: schema is up to date (version 1)']);
+    expect((await cli('install', '--control-dsn', controlDsn())).out).toEqual(['control plane: schema installed to version 2']);
+    expect((await cli('install', '--control-dsn', controlDsn())).out).toEqual(['control plane: schema is up to date (version 2)']);
     control = new pg.Client({ connectionString: controlDsn() });
     await control.connect();
   });
@@ -80,6 +80,10 @@ describe('control plane', () => {
     await ctx.pair.sub.query(`UPDATE ${T} SET amount = -1 WHERE id = 250`);
     expect((await verify()).code).toBe(1);
     expect((await verify()).code).toBe(1);
+    const { rows: runs } = await (control as pg.Client).query<{ n: number }>(
+      'SELECT local_writes AS n FROM syncguard_control.verification_run ORDER BY run_id DESC LIMIT 1',
+    );
+    expect(runs).toEqual([{ n: 1 }]); // one write, however the report groups it
     const { rows } = await (control as pg.Client).query(
       'SELECT divergence_id, table_name, bucket, state, first_run_id < last_run_id AS refreshed FROM syncguard_control.divergence',
     );
