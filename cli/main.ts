@@ -178,13 +178,11 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
 
 /** Every secret the command line or the DSN variables carry; no output line may show one. */
 function secretsIn(argv: readonly string[]): string[] {
-  const values = [
+  const dsns = [
     ...argv,
-    ...['SYNCGUARD_DSN', 'SYNCGUARD_PUBLISHER_DSN', 'SYNCGUARD_SUBSCRIBER_DSN', 'SYNCGUARD_CONTROL_DSN', 'PGPASSWORD'].map(
-      (k) => process.env[k] ?? '',
-    ),
+    ...['SYNCGUARD_DSN', 'SYNCGUARD_PUBLISHER_DSN', 'SYNCGUARD_SUBSCRIBER_DSN', 'SYNCGUARD_CONTROL_DSN'].map((k) => process.env[k] ?? ''),
   ];
-  return [...values.flatMap(secretsOf), ...(process.env.PGPASSWORD ? [process.env.PGPASSWORD] : [])];
+  return [...dsns.flatMap(secretsOf), ...(process.env.PGPASSWORD ? [process.env.PGPASSWORD] : [])];
 }
 
 /** Runs the CLI; returns the exit code. */

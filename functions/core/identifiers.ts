@@ -9,6 +9,9 @@ export interface QualifiedName {
   readonly table: string;
 }
 
+/** `schema.table`, as syncguard's reports and SQL functions name a table. */
+export const tableText = (t: QualifiedName): string => `${t.schema}.${t.table}`;
+
 /** PostgreSQL truncates identifiers to 63 bytes; a longer name could never match. */
 const MAX_IDENTIFIER_BYTES = 63;
 const PLAIN = /^[\p{L}_][\p{L}\p{N}_$]*$/u;

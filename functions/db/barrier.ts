@@ -116,14 +116,18 @@ export async function waitForBarrier(
   if (all.length === 0) return { ok: false, failure: 'no subscription of the subscriber database replicates the monitored tables' };
   const excluded = new Map<string, string>();
   const subscriptions: SubscriptionInfo[] = [];
+  let firstFailure: string | null = null;
   for (const s of all) {
     const failure = await unhealthy(pub, s);
-    if (failure === null) subscriptions.push(s);
-    else if (!exclude) return { ok: false, failure };
-    else for (const t of s.tables) excluded.set(t, `no replication barrier: ${failure}`);
+    if (failure === null) {
+      subscriptions.push(s);
+      continue;
+    }
+    if (!exclude) return { ok: false, failure };
+    firstFailure ??= failure;
+    for (const t of s.tables) excluded.set(t, `no replication barrier: ${failure}`);
   }
-  if (subscriptions.length === 0)
-    return { ok: false, failure: [...excluded.values()][0]?.replace(/^no replication barrier: /, '') ?? 'no barrier' };
+  if (firstFailure !== null && subscriptions.length === 0) return { ok: false, failure: firstFailure };
   const names = subscriptions.map((s) => s.name);
   const slots = subscriptions.map((s) => s.slot as string);
   const errorsBefore = await applyErrors(sub, names);

@@ -29,7 +29,7 @@ interface RawSnapshot {
   swept: boolean;
   dirty: Record<string, number>;
   uncomputed: string[];
-  localWrites?: string[];
+  localWrites: string[];
   ranges: Record<string, [string, string, string]>;
 }
 
@@ -42,7 +42,7 @@ export async function readRanges(client: Client, width: bigint): Promise<TableSn
     dirty: new Set(Object.keys(t.dirty)),
     dirtyAgeMs: new Map(Object.entries(t.dirty).map(([b, ms]) => [b, Number(ms)])),
     uncomputed: new Set(t.uncomputed),
-    localWrites: new Set(t.localWrites ?? []),
+    localWrites: new Set(t.localWrites),
     ranges: new Map(Object.entries(t.ranges).map(([k, [n, r, s]]) => [k, { buckets: Number(n), rows: BigInt(r), sum: BigInt(s) }])),
   }));
 }

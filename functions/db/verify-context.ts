@@ -2,14 +2,12 @@
 // and what keeps each from being compared (health), the parity checks, and the local writes.
 
 import { tableProblems } from '../core/health.js';
-import { parseTableName, type QualifiedName } from '../core/identifiers.js';
+import { parseTableName, type QualifiedName, tableText } from '../core/identifiers.js';
 import { type Finding, type ParityInfo, parityFindings } from '../core/parity.js';
 import type { LocalWrite } from '../core/report.js';
 import { subscriptionsOf } from './barrier.js';
 import { readHealth } from './catalogue.js';
 import { type Client, one } from './connect.js';
-
-const name = (t: QualifiedName) => `${t.schema}.${t.table}`;
 
 /** The tables registered on either side (or the one asked for), and what keeps each from being compared. */
 export async function registrationProblems(
@@ -17,7 +15,7 @@ export async function registrationProblems(
   sub: Client,
   only: QualifiedName | undefined,
 ): Promise<{ tableNames: string[]; problems: Map<string, string[]> }> {
-  const wanted = (t: string) => only === undefined || t === name(only);
+  const wanted = (t: string) => only === undefined || t === tableText(only);
   const pubHealth = new Map((await readHealth(pub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
   const subHealth = new Map((await readHealth(sub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
   const tableNames = [...new Set([...pubHealth.keys(), ...subHealth.keys()])].sort();
@@ -48,7 +46,7 @@ export async function localWrites(sub: Client, table: QualifiedName | undefined)
   const { rows } = await sub.query<{ w: { count: number; groups: LocalWrite[] } }>('SELECT syncguard.local_writes(100) AS w');
   const w = one(rows, 'syncguard.local_writes').w;
   const groups = w.groups
-    .filter((g) => table === undefined || g.table === name(table))
+    .filter((g) => table === undefined || g.table === tableText(table))
     .map((g) => ({ ...g, writes: Number(g.writes), buckets: Number(g.buckets) }));
   return { count: table === undefined ? Number(w.count) : groups.reduce((a, g) => a + g.writes, 0), groups };
 }

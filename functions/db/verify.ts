@@ -11,7 +11,7 @@
 
 import { type BucketValue, compareTable, type DetailCatalogue, EMPTY, rangeOf, sameValue, type TableComparison } from '../core/compare.js';
 import { InputError, SyncGuardError } from '../core/errors.js';
-import { parseTableName, type QualifiedName } from '../core/identifiers.js';
+import { parseTableName, type QualifiedName, tableText } from '../core/identifiers.js';
 import { mismatchReport, overallCoverage, type TableReport, tableReport, uncomparable, type VerifyReport } from '../core/report.js';
 import { confirm, decide, secondLook, type TableRounds } from '../core/verdict.js';
 import { waitForBarrier } from './barrier.js';
@@ -36,7 +36,6 @@ export interface VerifyOptions {
   readonly queryTimeoutMs?: number;
 }
 
-const name = (t: QualifiedName) => `${t.schema}.${t.table}`;
 const byTable = (a: TableReport, b: TableReport) => (a.table < b.table ? -1 : a.table > b.table ? 1 : 0);
 
 async function drainBriefly(c: Client, ms: number, label: string): Promise<void> {
@@ -86,12 +85,12 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   // Read again after both drains: a drain records a fault of a table it could not recompute.
   const { tableNames, problems } = await registrationProblems(pub, sub, opts.table);
   if (opts.table !== undefined && tableNames.length === 0) {
-    throw new InputError(`table ${name(opts.table)} is not registered on the publisher or the subscriber`);
+    throw new InputError(`table ${tableText(opts.table)} is not registered on the publisher or the subscriber`);
   }
   const comparable = tableNames.filter((t) => problems.get(t)?.length === 0);
 
   const local = await localWrites(sub, opts.table);
-  const parity = (await parityOf(pub, sub)).filter((f) => opts.table === undefined || f.table === name(opts.table));
+  const parity = (await parityOf(pub, sub)).filter((f) => opts.table === undefined || f.table === tableText(opts.table));
   const warnings = [
     ...(local.count > 0
       ? [`${local.count} local (non-replicated) write(s) to monitored tables on the subscriber: the usual cause of drift`]
@@ -239,7 +238,7 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
       // subscriber before the subscriber's read, would otherwise pass for divergence (a row
       // toggled back and forth). Such a write leaves a dirty mark or a new generation here.
       const pAfter = await readDetail(pub, t, width, buckets);
-      const fingerprint = p.value.all.find((x) => x.table === r.table)?.fingerprint ?? '';
+      const fingerprint = pubByTable.get(r.table)?.fingerprint ?? '';
       const again = new Map<string, { publisher: BucketValue; subscriber: BucketValue; clean: boolean }>();
       const hot = liveList(liveBuckets, r.table);
       if (hot.length > 0) {

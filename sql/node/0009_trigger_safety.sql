@@ -160,7 +160,7 @@ DECLARE
     IF %2$s AND pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica' THEN
       INSERT INTO syncguard.local_write (reg_id, bucket, xid, role, application_name)
       VALUES (%1$s, $X, pg_catalog.pg_current_xact_id(), session_user, pg_catalog.current_setting('application_name')) ON CONFLICT DO NOTHING;
-    END IF;$f$, r.reg_id, CASE WHEN r.node_role = 'subscriber' THEN 'true' ELSE 'false' END);
+    END IF;$f$, r.reg_id, v_local);
   v_body text;
   v_pinned boolean;
   v_trigger text;
@@ -223,7 +223,7 @@ BEGIN
       sg_n := %3$s;
       IF sg_m OPERATOR(pg_catalog.<>) sg_n::pg_catalog.text
          OR pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica' THEN
-%8$s
+%7$s
         PERFORM pg_catalog.set_config(%6$s, sg_n::pg_catalog.text, true);
       END IF;
       RETURN NULL;
@@ -246,13 +246,13 @@ BEGIN
   END IF;
   IF sg_o IS NOT NULL AND (sg_m OPERATOR(pg_catalog.<>) sg_o::pg_catalog.text
                            OR pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica') THEN
-%9$s
+%8$s
     sg_m := sg_o::pg_catalog.text;
   END IF;
   IF sg_n IS NOT NULL AND (sg_o IS NULL OR sg_n OPERATOR(pg_catalog.<>) sg_o)
      AND (sg_m OPERATOR(pg_catalog.<>) sg_n::pg_catalog.text
           OR pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica') THEN
-%8$s
+%7$s
     sg_m := sg_n::pg_catalog.text;
   END IF;
   IF %5$s AND sg_m OPERATOR(pg_catalog.<>) '' AND pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.=) 'replica' THEN
@@ -260,7 +260,7 @@ BEGIN
   END IF;
   RETURN NULL;
 END$f$, r.reg_id, syncguard._bucket_expr(r, 'OLD'), syncguard._bucket_expr(r, 'NEW'), v_guard,
-        CASE WHEN v_pinned THEN 'false' ELSE 'true' END, v_memo, v_local,
+        CASE WHEN v_pinned THEN 'false' ELSE 'true' END, v_memo,
         replace(v_mark, '$X', 'sg_n'), replace(v_mark, '$X', 'sg_o'));
   END IF;
 
