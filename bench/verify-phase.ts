@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import type { Pair } from '../dev/pair.js';
 import { nodeStatus } from '../functions/db/status.js';
-import { verifyPair } from '../functions/db/verify.js';
+import { verifyPair } from '../functions/flows/verify.js';
 import { register, settle } from '../test/support/syncguard.js';
 import type { Row } from './report.js';
 import { timed } from './workloads.js';

@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import type { DrainSummary } from '../functions/core/drain.js';
-import { SyncGuardError } from '../functions/core/errors.js';
+import { DrainError } from '../functions/core/errors.js';
 import type { Client } from '../functions/db/connect.js';
 import { drain } from '../functions/db/drain.js';
 import { requireStatus } from '../functions/db/status.js';
@@ -11,12 +11,6 @@ import { MAX_SECONDS, nodeDsn, positiveNumber } from './options.js';
 import { drainReporter } from './progress.js';
 
 /** Raised after printing a summary of a drain that stopped on an error: exit code 2. */
-class DrainFailed extends SyncGuardError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DrainFailed';
-  }
-}
 
 const age = (ms: number | null): string => (ms === null ? '-' : ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`);
 
@@ -25,7 +19,7 @@ function describe(s: DrainSummary): string[] {
     s.stoppedBecause === 'empty'
       ? 'caught up: no dirty bucket left and every table swept'
       : s.stoppedBecause === 'time'
-        ? `stopped at the time limit, NOT caught up: ${s.remainingDirty} dirty buckets left, sweep ${(s.sweepProgress * 100).toFixed(1)} %`
+        ? `stopped at the time limit, NOT caught up: ${s.remainingDirty ?? 'an unknown number of'} dirty buckets left, sweep ${(s.sweepProgress * 100).toFixed(1)} %`
         : `stopped on an error: ${s.error}`;
   const lines = [
     `drain ${verdict}`,
@@ -67,7 +61,7 @@ export function drainCommand(program: Command, out: Out, warn: Out): void {
         else for (const l of describe(summary)) out(l);
         if (summary.stoppedBecause === 'error') {
           if (o.json) warn(`syncguard: drain stopped on an error: ${summary.error}`);
-          throw new DrainFailed(`drain stopped on an error: ${summary.error}`);
+          throw new DrainError(`drain stopped on an error: ${summary.error}`);
         }
       });
     });

@@ -10,8 +10,9 @@ import { BUCKET_SCHEMES, type BucketScheme } from '../functions/core/buckets.js'
 import { SyncGuardError } from '../functions/core/errors.js';
 import { parseColumnList, parseTableName } from '../functions/core/identifiers.js';
 import { type Client, checkDsn, redactSecrets, secretsOf } from '../functions/db/connect.js';
-import { type InstallResult, installControl, installPair, installSchema } from '../functions/db/install.js';
-import { registerTable, unregisterTable } from '../functions/db/register.js';
+import { type InstallResult, installControl, installSchema } from '../functions/db/install.js';
+import { unregisterTable } from '../functions/db/register.js';
+import { installOnPair, registerOnPair } from '../functions/flows/pair-setup.js';
 import { type Out, withClients } from './clients.js';
 import { drainCommand, statusCommand } from './drain-commands.js';
 import { pairDsns, positiveInt, singleDsn } from './options.js';
@@ -89,9 +90,10 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
           [subscriber, 'subscriber'],
         ],
         async ([p, s]) => {
-          const r = await installPair(p as Client, s as Client);
+          const r = await installOnPair(p as Client, s as Client);
           describeInstall('subscriber', r.subscriber, out, warn);
           describeInstall('publisher', r.publisher, out, warn);
+          for (const n of r.probeNotes) out(`probes: ${n}`);
           if (r.reidentified) out("subscriber: it had the publisher's node id (a physical clone?); it was given a new one");
         },
       );
@@ -124,7 +126,7 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
             [subscriber, 'subscriber'],
           ],
           async ([p, s]) => {
-            const r = await registerTable(p as Client, s as Client, {
+            const r = await registerOnPair(p as Client, s as Client, {
               table,
               ...(o.bucketSize !== undefined ? { bucketSize: o.bucketSize } : {}),
               ...(columns !== undefined ? { columns } : {}),
@@ -133,6 +135,7 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
             const c = r.config;
             if (r.alreadyRegistered) {
               out(`${c.schema}.${c.table} is already registered on both nodes (fingerprint ${c.fingerprint}); nothing changed`);
+              for (const n of r.notes) out(`  note: ${n}`);
               return;
             }
             const layout =

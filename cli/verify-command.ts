@@ -7,7 +7,7 @@ import { parseTableName } from '../functions/core/identifiers.js';
 import type { VerifyReport } from '../functions/core/report.js';
 import { type Client, checkDsn } from '../functions/db/connect.js';
 import { endpointOf, type RunMeta, recordRun } from '../functions/db/control.js';
-import { verifyPair } from '../functions/db/verify.js';
+import { verifyPair } from '../functions/flows/verify.js';
 import { type Out, withClients } from './clients.js';
 import { MAX_SECONDS, pairDsns, percent, positiveNumber } from './options.js';
 
@@ -20,7 +20,13 @@ function describe(r: VerifyReport): string[] {
       : r.status === 'diverged'
         ? `DIVERGED (confirmed in two rounds; publisher LSN ${r.verifiedLsn})`
         : `INCOMPLETE: no verdict (${r.reasons.join('; ')})`;
-  const lines = [`verify: ${head}; coverage ${r.coveragePct.toFixed(1)} % in ${(r.durationMs / 1000).toFixed(1)} s`];
+  const probes =
+    r.probes.probes > 0
+      ? `; ${r.probes.probes} probe${r.probes.probes === 1 ? '' : 's'}, writers held back ${r.probes.maxHoldMs} ms at most`
+      : '';
+  const lines = [
+    `verify: ${head}; coverage ${(Math.floor(r.coveragePct * 100) / 100).toFixed(2)} % in ${(r.durationMs / 1000).toFixed(1)} s${probes}`,
+  ];
   if (r.status === 'diverged' && r.reasons.length > 0) lines.push(`  ${r.reasons.join('; ')}`);
   const rows = r.tables.map((t) => [
     t.table,
@@ -39,8 +45,9 @@ function describe(r: VerifyReport): string[] {
         .trimEnd()}`,
     );
   for (const m of r.mismatches) {
+    const how = m.how === 'probe' ? `by a probe at publisher LSN ${m.lsn}` : 'in two rounds';
     lines.push(
-      `  mismatch ${m.table} bucket ${m.bucket}: publisher ${m.publisher.rows} rows, subscriber ${m.subscriber.rows} rows (hash sums differ)`,
+      `  mismatch ${m.table} bucket ${m.bucket}: publisher ${m.publisher.rows} rows, subscriber ${m.subscriber.rows} rows (hash sums differ; confirmed ${how})`,
     );
   }
   for (const c of r.candidates) lines.push(`  candidate ${c.table} bucket ${c.bucket}: ${c.why}`);
@@ -62,13 +69,14 @@ export function verifyCommand(program: Command, out: Out, warn: Out, setExit: (c
     .option('--publisher-dsn <url>', 'publisher database (or SYNCGUARD_PUBLISHER_DSN)')
     .option('--subscriber-dsn <url>', 'subscriber database (or SYNCGUARD_SUBSCRIBER_DSN)')
     .option('--table <schema.table>', 'verify only this table')
-    .option('--min-coverage <pct>', 'below this coverage in any table the result is incomplete (0-100)', percent('--min-coverage'), 95)
+    .option('--min-coverage <pct>', 'below this coverage in any table the result is incomplete (0-100)', percent('--min-coverage'), 100)
     .option(
-      '--barrier-timeout <seconds>',
-      'how long to wait for the subscriber to catch up',
-      positiveNumber('--barrier-timeout', MAX_SECONDS, ' seconds'),
-      30,
+      '--time-limit <seconds>',
+      'the longest the whole verification may take (drains, barriers and probes share it)',
+      positiveNumber('--time-limit', MAX_SECONDS, ' seconds'),
+      60,
     )
+    .option('--probe-hold <ms>', 'the longest a probe may hold writers to a table back', positiveNumber('--probe-hold', 10_000, ' ms'), 25)
     .option('--control-dsn <url>', 'record the run in this control-plane database (or SYNCGUARD_CONTROL_DSN)')
     .option('--pair <name>', "the pair's name in the control plane (default: the two endpoints)")
     .option('--json', 'print one JSON object')
@@ -85,7 +93,8 @@ export function verifyCommand(program: Command, out: Out, warn: Out, setExit: (c
           const report = await verifyPair(p as Client, s as Client, {
             ...(table !== undefined ? { table } : {}),
             minCoveragePct: o.minCoverage,
-            barrierTimeoutMs: Math.round(o.barrierTimeout * 1000),
+            timeLimitMs: Math.round(o.timeLimit * 1000),
+            probeHoldMs: o.probeHold,
           });
           if (o.json) out(JSON.stringify(report));
           else for (const l of describe(report)) out(l);
@@ -123,7 +132,8 @@ interface VerifyFlags {
   subscriberDsn?: string;
   table?: string;
   minCoverage: number;
-  barrierTimeout: number;
+  timeLimit: number;
+  probeHold: number;
   controlDsn?: string;
   pair?: string;
   json?: boolean;

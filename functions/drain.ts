@@ -11,7 +11,7 @@ import { loadConfig, pickDatabase } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
 import { logger, metrics } from './commons/observability.js';
 import type { DrainSummary } from './core/drain.js';
-import { InputError, SyncGuardError } from './core/errors.js';
+import { DrainError, InputError } from './core/errors.js';
 import { drain } from './db/drain.js';
 
 const DrainEventSchema = z.strictObject({ database: z.string().min(1).optional() });
@@ -31,7 +31,10 @@ export async function drainHandler(event: unknown, context: Context): Promise<Dr
   });
 
   metrics.addDimension('Database', database);
-  metrics.addMetric('DirtyBuckets', MetricUnit.Count, Math.max(0, summary.remainingDirty));
+  // unknown is not 0: without a status the metric is left out (and DrainStatusUnknown says so),
+  // so a "dirty buckets" alarm on missing data never reads it as caught up
+  if (summary.remainingDirty !== null) metrics.addMetric('DirtyBuckets', MetricUnit.Count, summary.remainingDirty);
+  metrics.addMetric('DrainStatusUnknown', MetricUnit.Count, summary.remainingDirty === null ? 1 : 0);
   metrics.addMetric('OldestDirtyAgeSeconds', MetricUnit.Seconds, (summary.oldestDirtyAgeMs ?? 0) / 1000);
   metrics.addMetric('BucketsRecomputed', MetricUnit.Count, summary.bucketsRecomputed);
   metrics.addMetric('RowsHashed', MetricUnit.Count, summary.rowsHashed);
@@ -40,7 +43,7 @@ export async function drainHandler(event: unknown, context: Context): Promise<Dr
   metrics.addMetric('FaultyTables', MetricUnit.Count, summary.faultyTables.length);
   logger.info('drain finished', { database, ...summary });
 
-  if (summary.stoppedBecause === 'error') throw new SyncGuardError(`drain of ${database} stopped on an error: ${summary.error}`);
+  if (summary.stoppedBecause === 'error') throw new DrainError(`drain of ${database} stopped on an error: ${summary.error}`);
   return { database, ...summary };
 }
 

@@ -11,11 +11,14 @@ import { z } from 'zod';
 import { loadVerifyConfig } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
 import { logger, metrics } from './commons/observability.js';
-import { InputError } from './core/errors.js';
+import { InputError, TimeLimitError } from './core/errors.js';
 import { parseTableName } from './core/identifiers.js';
 import type { VerifyReport } from './core/report.js';
 import { recordRun } from './db/control.js';
-import { verifyPair } from './db/verify.js';
+import { verifyPair } from './flows/verify.js';
+
+/** Kept free after verify for recording the run and returning. */
+const RECORD_MARGIN_MS = 3000;
 
 const VerifyEventSchema = z.strictObject({ pair: z.string().min(1), table: z.string().min(1).optional() });
 
@@ -41,8 +44,10 @@ export async function verifyHandler(event: unknown, context: Context): Promise<V
     throw new InputError(`unknown pair ${JSON.stringify(parsed.data.pair)}; configured: ${Object.keys(config.pairs).join(', ')}`);
   }
   const table = parsed.data.table === undefined ? undefined : parseTableName(parsed.data.table);
-  const remaining = context.getRemainingTimeInMillis();
-  if (!(remaining > 5000)) throw new InputError(`not enough time left to verify (remaining ${remaining} ms)`);
+  // the whole remaining time, less a margin to record the run and return; verify splits it itself
+  const timeLimitMs = context.getRemainingTimeInMillis() - RECORD_MARGIN_MS;
+  if (!(timeLimitMs >= 5000))
+    throw new TimeLimitError(`not enough time left to verify (${timeLimitMs} ms after the margin; give the function a longer timeout)`);
 
   const pub = await connectionFor(`${parsed.data.pair}/publisher`, pair.publisherSecretId);
   const sub = await connectionFor(`${parsed.data.pair}/subscriber`, pair.subscriberSecretId);
@@ -51,8 +56,7 @@ export async function verifyHandler(event: unknown, context: Context): Promise<V
   const report = await verifyPair(pub, sub, {
     ...(table !== undefined ? { table } : {}),
     minCoveragePct: config.minCoveragePct,
-    barrierTimeoutMs: Math.min(30_000, Math.floor(remaining / 4)),
-    drainMs: Math.min(10_000, Math.floor(remaining / 8)),
+    timeLimitMs,
   });
   const run = await recordRun(
     control,
@@ -75,6 +79,8 @@ export async function verifyHandler(event: unknown, context: Context): Promise<V
   metrics.addMetric('CoveragePct', MetricUnit.Percent, report.coveragePct);
   metrics.addMetric('VerifyDurationMs', MetricUnit.Milliseconds, report.durationMs);
   metrics.addMetric('ReplicationBarrierMs', MetricUnit.Milliseconds, report.barrierMs);
+  metrics.addMetric('ProbesSent', MetricUnit.Count, report.probes.probes);
+  metrics.addMetric('ProbeMaxHoldMs', MetricUnit.Milliseconds, report.probes.maxHoldMs);
   metrics.addMetric('LocalWrites', MetricUnit.Count, localWrites);
   const summary: VerifySummary = {
     pair: parsed.data.pair,

@@ -29,7 +29,8 @@ export interface DetailCatalogue extends SideCatalogue {
   readonly generations: ReadonlyMap<string, string>;
 }
 
-export type SkipReason = 'dirty' | 'not_swept' | 'never_computed';
+/** Why a bucket was not compared; 'not_probed': a probe could not resolve it (the report names why). */
+export type SkipReason = 'dirty' | 'not_swept' | 'never_computed' | 'not_probed';
 
 export interface Mismatch {
   readonly bucket: string;
@@ -40,6 +41,8 @@ export interface Mismatch {
 export interface TableComparison {
   readonly bucketsCompared: number;
   readonly bucketsSkipped: Readonly<Record<SkipReason, number>>;
+  /** The skipped buckets and why. */
+  readonly skippedBuckets: ReadonlyMap<string, SkipReason>;
   readonly mismatches: readonly Mismatch[];
   /** Compared buckets as a share of all buckets either side knows, 0..100 (100 when none). */
   readonly coveragePct: number;
@@ -62,7 +65,8 @@ const byBucket = (a: string, b: string): number => {
 /** Compares every bucket either side knows or marks dirty. */
 export function compareTable(pub: SideCatalogue, sub: SideCatalogue): TableComparison {
   const all = new Set<string>([...pub.buckets.keys(), ...sub.buckets.keys(), ...pub.dirty, ...sub.dirty]);
-  const skipped: Record<SkipReason, number> = { dirty: 0, not_swept: 0, never_computed: 0 };
+  const skipped: Record<SkipReason, number> = { dirty: 0, not_swept: 0, never_computed: 0, not_probed: 0 };
+  const skippedBuckets = new Map<string, SkipReason>();
   const mismatches: Mismatch[] = [];
   let compared = 0;
   for (const bucket of [...all].sort(byBucket)) {
@@ -72,6 +76,7 @@ export function compareTable(pub: SideCatalogue, sub: SideCatalogue): TableCompa
       // dirty wins over the other reasons: it is the one a drain resolves
       const reason: SkipReason = p === 'dirty' || s === 'dirty' ? 'dirty' : typeof p === 'string' ? p : (s as SkipReason);
       skipped[reason]++;
+      skippedBuckets.set(bucket, reason);
       continue;
     }
     compared++;
@@ -80,6 +85,7 @@ export function compareTable(pub: SideCatalogue, sub: SideCatalogue): TableCompa
   return {
     bucketsCompared: compared,
     bucketsSkipped: skipped,
+    skippedBuckets,
     mismatches,
     coveragePct: all.size === 0 ? 100 : (compared * 100) / all.size,
   };

@@ -7,8 +7,9 @@ export interface DrainSummary {
   readonly rowsHashed: number;
   /** Mean sweep progress of the registered tables, 0..1 (1 when there are none). */
   readonly sweepProgress: number;
-  /** Dirty buckets left (committed marks only). */
-  readonly remainingDirty: number;
+  /** Dirty buckets left (committed marks only); null when the final status could not be read
+   * (unknown, never 0: a 0 would keep a "dirty buckets" alarm green). */
+  readonly remainingDirty: number | null;
   readonly oldestDirtyAgeMs: number | null;
   /** 'empty' only when no dirty bucket and no unswept table was left: never after a time stop. */
   readonly stoppedBecause: StopReason;

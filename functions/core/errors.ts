@@ -32,3 +32,32 @@ export class IncompatibleError extends SyncGuardError {
     this.name = 'IncompatibleError';
   }
 }
+
+/** A drain stopped on an error (the summary says which); its completed batches stand. */
+export class DrainError extends SyncGuardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'DrainError';
+  }
+}
+
+/** The time given to an operation was too short to start it. Nothing was changed; give it more time. */
+export class TimeLimitError extends SyncGuardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'TimeLimitError';
+  }
+}
+
+/** Every error name a workflow may route on (Step Functions Catch/Retry in infra/ use these). */
+export const ERROR_NAMES = Object.freeze({
+  SyncGuardError: 'SyncGuardError',
+  InputError: 'InputError',
+  ConnectionError: 'ConnectionError',
+  IncompatibleError: 'IncompatibleError',
+  DrainError: 'DrainError',
+  TimeLimitError: 'TimeLimitError',
+} as const);
+
+/** Errors worth retrying as they are: the database was unreachable, or the time ran out. */
+export const RETRYABLE_ERRORS: readonly string[] = Object.freeze([ERROR_NAMES.ConnectionError, ERROR_NAMES.TimeLimitError]);

@@ -15,10 +15,17 @@ export interface TableReport {
   /** 'uncomparable': a registration problem (see core/health.ts), fingerprints differ, or a first sweep unfinished. */
   readonly state: 'compared' | 'uncomparable';
   readonly reason?: string;
+  /** How candidates and dirty buckets were resolved: exactly by probes, or by two catalogue rounds
+   * (the fallback when probes cannot reach the table). */
+  readonly method?: 'probe' | 'two_rounds';
   readonly bucketsCompared: number;
+  /** Buckets compared by a probe (part of bucketsCompared). */
+  readonly bucketsProbed?: number;
   readonly bucketsSkipped: number;
   readonly skipped: Readonly<Record<SkipReason, number>>;
   readonly coveragePct: number;
+  /** Buckets a probe could not resolve, each with the reason. */
+  readonly leftOut?: readonly { readonly bucket: string; readonly reason: string }[];
   readonly fingerprints: { readonly publisher: string | null; readonly subscriber: string | null };
 }
 
@@ -27,6 +34,20 @@ export interface MismatchReport {
   readonly bucket: string;
   readonly publisher: JsonValue;
   readonly subscriber: JsonValue;
+  /** How it was confirmed: by a probe (at `lsn`), or in two catalogue rounds. */
+  readonly how?: 'probe' | 'two_rounds';
+  readonly lsn?: string;
+}
+
+/** What the probes of a verification cost (docs/performance.md). */
+export interface ProbeSummary {
+  readonly probes: number;
+  readonly answered: number;
+  readonly lockRetries: number;
+  /** Milliseconds: the longest wait for a table lock, hold of it, and subscriber compute (apply delay). */
+  readonly maxLockWaitMs: number;
+  readonly maxHoldMs: number;
+  readonly maxApplyMs: number;
 }
 
 /** Local (non-replicated) writes on the subscriber, per table and writing role. */
@@ -57,16 +78,30 @@ export interface VerifyReport {
   readonly localWrites: readonly LocalWrite[];
   readonly durationMs: number;
   readonly barrierMs: number;
+  readonly probes: ProbeSummary;
 }
 
 export const jsonValue = (v: BucketValue): JsonValue => ({ rows: v.rows.toString(), hash: v.sum.toString() });
 
-export const mismatchReport = (table: string, m: Mismatch): MismatchReport => ({
+export const mismatchReport = (table: string, m: Mismatch & { how?: 'probe' | 'two_rounds'; lsn?: string }): MismatchReport => ({
   table,
   bucket: m.bucket,
   publisher: jsonValue(m.publisher),
   subscriber: jsonValue(m.subscriber),
+  ...(m.how !== undefined ? { how: m.how } : {}),
+  ...(m.lsn !== undefined ? { lsn: m.lsn } : {}),
 });
+
+/** The buckets a table left out, grouped by reason, for a verdict's reasons: at most `max` named per reason. */
+export function leftOutText(t: TableReport, max = 5): string[] {
+  const byReason = new Map<string, string[]>();
+  for (const l of t.leftOut ?? []) byReason.set(l.reason, [...(byReason.get(l.reason) ?? []), l.bucket]);
+  return [...byReason].map(([reason, buckets]) => {
+    const named = buckets.slice(0, max).join(', ');
+    const more = buckets.length > max ? ` and ${buckets.length - max} more` : '';
+    return `${t.table}: bucket${buckets.length === 1 ? '' : 's'} ${named}${more} not compared: ${reason}`;
+  });
+}
 
 /** A table's report from the comparisons of its ranges and details. */
 export function tableReport(
@@ -75,17 +110,18 @@ export function tableReport(
   parts: readonly TableComparison[],
   equalBuckets: number,
 ): TableReport {
-  const skipped: Record<SkipReason, number> = { dirty: 0, not_swept: 0, never_computed: 0 };
+  const skipped: Record<SkipReason, number> = { dirty: 0, not_swept: 0, never_computed: 0, not_probed: 0 };
   let compared = equalBuckets;
   for (const p of parts) {
     compared += p.bucketsCompared;
     for (const k of Object.keys(skipped) as SkipReason[]) skipped[k] += p.bucketsSkipped[k];
   }
-  const skippedTotal = skipped.dirty + skipped.not_swept + skipped.never_computed;
+  const skippedTotal = skipped.dirty + skipped.not_swept + skipped.never_computed + skipped.not_probed;
   const total = compared + skippedTotal;
   return {
     table,
     state: 'compared',
+    method: 'two_rounds',
     bucketsCompared: compared,
     bucketsSkipped: skippedTotal,
     skipped,
@@ -101,7 +137,7 @@ export function uncomparable(table: string, reason: string, fingerprints: TableR
     reason,
     bucketsCompared: 0,
     bucketsSkipped: knownBuckets,
-    skipped: { dirty: 0, not_swept: 0, never_computed: 0 },
+    skipped: { dirty: 0, not_swept: 0, never_computed: 0, not_probed: 0 },
     coveragePct: 0,
     fingerprints,
   };

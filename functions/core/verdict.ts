@@ -1,7 +1,10 @@
-// The consistency decision (pure): turning compared rounds into a verdict that never cries wolf
+// The consistency decision (pure): turning compared buckets into a verdict that never cries wolf
 // while replication is only behind, and never calls a diverged pair clean (DESIGN.md "A verdict
-// that does not cry wolf").
-//   - A mismatch in one round is a candidate. It is confirmed only when the next round, after a
+// that does not cry wolf", "The probe").
+//   - A bucket a probe found different is diverged: both sides computed it at one replication
+//     position (the probe's), so no second look is needed.
+//   - Where probes cannot reach (the fallback), a mismatch in one round is a candidate. It is
+//     confirmed only when the next round, after a
 //     fresh barrier, finds it again, clean on both sides, with the publisher's value unchanged
 //     (an in-flight change would have moved it).
 //   - No barrier (subscription disabled, tables not ready, apply errors rising, timeout) means no
@@ -21,14 +24,22 @@ export interface TableRounds {
   readonly second: ReadonlyMap<string, { readonly publisher: BucketValue; readonly subscriber: BucketValue; readonly clean: boolean }>;
 }
 
+export interface Confirmed extends Mismatch {
+  readonly table: string;
+  readonly how: 'probe' | 'two_rounds';
+  /** A probe's: the publisher position it holds at. */
+  readonly lsn?: string;
+}
+
 export interface Confirmation {
-  readonly confirmed: readonly (Mismatch & { readonly table: string })[];
+  readonly confirmed: readonly Confirmed[];
   /** Mismatched once but not confirmed: still moving, skipped in round two, or equal by then. */
   readonly candidates: readonly (Mismatch & { readonly table: string; readonly why: string })[];
 }
 
-export function confirm(tables: readonly TableRounds[]): Confirmation {
-  const confirmed: (Mismatch & { table: string })[] = [];
+/** Two-round confirmation of the fallback's candidates, plus the divergences probes confirmed. */
+export function confirm(tables: readonly TableRounds[], probed: readonly Confirmed[] = []): Confirmation {
+  const confirmed: Confirmed[] = [...probed];
   const candidates: (Mismatch & { table: string; why: string })[] = [];
   for (const t of tables) {
     for (const m of t.first) {
@@ -39,7 +50,7 @@ export function confirm(tables: readonly TableRounds[]): Confirmation {
       } else if (!sameValue(again.publisher, m.publisher)) {
         candidates.push({ ...m, table: t.table, why: 'the publisher bucket changed between the rounds' });
       } else {
-        confirmed.push({ table: t.table, bucket: m.bucket, publisher: again.publisher, subscriber: again.subscriber });
+        confirmed.push({ table: t.table, bucket: m.bucket, publisher: again.publisher, subscriber: again.subscriber, how: 'two_rounds' });
       }
     }
   }
@@ -55,6 +66,8 @@ export interface VerdictInput {
   readonly minCoveragePct: number;
   /** Tables whose skipped buckets hold something that may be drift (a local write): why. */
   readonly blocked: readonly string[];
+  /** Buckets left out of the comparison, named with their reasons (said when coverage is short). */
+  readonly leftOut?: readonly string[];
   readonly confirmation: Confirmation;
   /** Tables that could not be compared at all (fingerprint mismatch, missing on a side). */
   readonly uncomparableTables: readonly string[];
@@ -68,18 +81,28 @@ export interface Verdict {
 export function decide(v: VerdictInput): Verdict {
   if (v.barrierFailure !== undefined) return { status: 'incomplete', reasons: [`no replication barrier: ${v.barrierFailure}`] };
   if (v.confirmation.confirmed.length > 0) {
-    const n = v.confirmation.confirmed.length;
-    return { status: 'diverged', reasons: [`${n} bucket${n === 1 ? '' : 's'} differ in two rounds with the publisher unchanged`] };
+    const reasons: string[] = [];
+    const probed = v.confirmation.confirmed.filter((c) => c.how === 'probe').length;
+    const rounds = v.confirmation.confirmed.length - probed;
+    const s = (n: number) => (n === 1 ? ' differs' : 's differ');
+    if (probed > 0) reasons.push(`${probed} bucket${s(probed)} at the replication position of a probe`);
+    if (rounds > 0) reasons.push(`${rounds} bucket${s(rounds)} in two rounds with the publisher unchanged`);
+    return { status: 'diverged', reasons };
   }
   const reasons: string[] = [];
   if (v.uncomparableTables.length > 0) reasons.push(`tables not compared: ${v.uncomparableTables.join(', ')}`);
   if (v.confirmation.candidates.length > 0) reasons.push(`${v.confirmation.candidates.length} candidate mismatches not confirmed yet`);
   reasons.push(...v.blocked);
+  let short = false;
   for (const t of v.tableCoverage) {
     if (t.coveragePct < v.minCoveragePct) {
-      reasons.push(`${t.table}: coverage ${t.coveragePct.toFixed(1)} % is below the minimum ${v.minCoveragePct} %`);
+      short = true;
+      reasons.push(
+        `${t.table}: coverage ${(Math.floor(t.coveragePct * 100) / 100).toFixed(2)} % is below the minimum ${v.minCoveragePct} %`,
+      );
     }
   }
+  if (short) reasons.push(...(v.leftOut ?? []));
   return reasons.length > 0 ? { status: 'incomplete', reasons } : { status: 'in_sync', reasons: [] };
 }
 

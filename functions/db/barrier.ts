@@ -158,3 +158,17 @@ export async function waitForBarrier(
   }
   return { ok: true, lsn: target as string, waitedMs: Date.now() - start, excluded };
 }
+
+/** Why replication through these subscriptions has stopped (one is disabled or gone), or null. */
+export async function replicationStopped(_pub: Client, sub: Client, names: readonly string[]): Promise<string | null> {
+  const { rows } = await sub.query<{ subname: string; enabled: boolean }>(
+    'SELECT subname, subenabled AS enabled FROM pg_subscription WHERE subname = ANY($1) AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())',
+    [names],
+  );
+  const found = new Map(rows.map((r) => [r.subname, r.enabled]));
+  for (const n of names) {
+    if (!found.has(n)) return `subscription ${n} no longer exists`;
+    if (found.get(n) === false) return `subscription ${n} is disabled`;
+  }
+  return null;
+}

@@ -90,13 +90,3 @@ export async function readHealth(client: Client): Promise<NodeHealth[]> {
   const { rows } = await client.query<{ h: NodeHealth[] }>('SELECT syncguard.health() AS h');
   return one(rows, 'syncguard.health').h;
 }
-
-/** Buckets hashed live from the table (syncguard.verify_live), in the caller's snapshot. */
-export async function readLive(client: Client, t: QualifiedName, buckets: readonly string[]): Promise<Map<string, BucketValue>> {
-  const { rows } = await client.query<{ v: Record<string, [string, string]> }>('SELECT syncguard.verify_live($1, $2, $3) AS v', [
-    t.schema,
-    t.table,
-    buckets,
-  ]);
-  return new Map(Object.entries(rows[0]?.v ?? {}).map(([k, [r, s]]) => [k, { rows: BigInt(r), sum: BigInt(s) }]));
-}

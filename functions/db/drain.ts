@@ -7,6 +7,7 @@
 import { BatchSizer } from '../core/batch-sizer.js';
 import { batchBudgetMs, type DrainSummary, defaultMarginMs, type StopReason, type TimeBox } from '../core/drain.js';
 import { InputError } from '../core/errors.js';
+import type { QualifiedName } from '../core/identifiers.js';
 import { type Client, queryTimeout, setQueryTimeout } from './connect.js';
 import { requireInstalled } from './install.js';
 import { nodeStatus } from './status.js';
@@ -34,6 +35,8 @@ export interface DrainOptions {
   readonly resweepIntervalMs?: number | null;
   readonly onProgress?: (p: DrainProgress) => void;
   readonly now?: () => number;
+  /** Only the dirty buckets of these tables, and no sweep (what a verification of them needs). */
+  readonly only?: readonly QualifiedName[];
 }
 
 /** How long past its box a drain's query may take before the client gives up on the server. */
@@ -121,8 +124,15 @@ async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, sta
         let result: { buckets: number; rows: number; table?: string } | null;
         try {
           await client.query('SELECT set_config($1, $2, false)', ['statement_timeout', `${Math.max(1, budget)}ms`]);
-          const sql = phase === 'dirty' ? 'SELECT syncguard.drain_batch($1) AS r' : 'SELECT syncguard.sweep_batch($1) AS r';
-          const { rows: out } = await client.query<{ r: { buckets: number; rows: number; table?: string } | null }>(sql, [size]);
+          const only = opts.only;
+          const { rows: out } = await client.query<{ r: { buckets: number; rows: number; table?: string } | null }>(
+            phase === 'sweep'
+              ? 'SELECT syncguard.sweep_batch($1) AS r'
+              : only === undefined
+                ? 'SELECT syncguard.drain_batch($1) AS r'
+                : 'SELECT syncguard.drain_batch($1, $2, $3) AS r',
+            phase === 'dirty' && only !== undefined ? [size, only.map((t) => t.schema), only.map((t) => t.table)] : [size],
+          );
           result = out[0]?.r ?? null;
         } catch (err) {
           if (code(err) === STATEMENT_TIMEOUT) {
@@ -153,7 +163,7 @@ async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, sta
     };
 
     try {
-      if (await runPhase('dirty')) await runPhase('sweep');
+      if ((await runPhase('dirty')) && opts.only === undefined) await runPhase('sweep');
     } catch (err) {
       stopped = 'error';
       error = err instanceof Error ? err.message : String(err);
@@ -165,12 +175,13 @@ async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, sta
     const tables = (status?.tables ?? []).filter((t) => t.fault === null);
     const sweepProgress = tables.length === 0 ? 1 : tables.reduce((a, t) => a + Number(t.sweepProgress), 0) / tables.length;
     // 'empty' is only claimed when the final look confirms it: writers may have added work.
-    if (stopped === 'empty' && status !== null && (status.remainingDirty > 0 || sweepProgress < 1)) stopped = 'time';
+    if (stopped === 'empty' && opts.only === undefined && (status === null || status.remainingDirty > 0 || sweepProgress < 1))
+      stopped = 'time';
     return {
       bucketsRecomputed: buckets,
       rowsHashed: rows,
       sweepProgress,
-      remainingDirty: status?.remainingDirty ?? -1,
+      remainingDirty: status?.remainingDirty ?? null,
       oldestDirtyAgeMs: status?.oldestDirtyAgeMs ?? null,
       stoppedBecause: stopped,
       stateLost,

@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { startCluster } from '../../dev/cluster.js';
-import { verifyPair } from '../../functions/db/verify.js';
+import { verifyPair } from '../../functions/flows/verify.js';
 import { TYPE_SETUP, typesInsert, typesTableDdl } from '../support/fixtures.js';
 import { catalogue, differingBuckets, fromScratch, register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';

@@ -5,7 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { drain } from '../../functions/db/drain.js';
-import { verifyPair } from '../../functions/db/verify.js';
+import { verifyPair } from '../../functions/flows/verify.js';
 import { TYPE_COLUMNS, TYPE_SETUP, typesInsert, typesTableDdl } from '../support/fixtures.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';

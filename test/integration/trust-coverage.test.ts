@@ -3,14 +3,14 @@
 
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { verifyPair } from '../../functions/db/verify.js';
+import { verifyPair } from '../../functions/flows/verify.js';
 import { cli } from '../support/cli.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
 
 const HOT = 'public.hot';
 const EMPTIED = 'public.emptied';
-const quick = { drainMs: 2000, barrierTimeoutMs: 10_000 };
+const quick = { timeLimitMs: 20_000 };
 
 const ctx = usePair({
   label: 'trust_cov',

@@ -4,7 +4,7 @@
 
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { verifyPair } from '../../functions/db/verify.js';
+import { verifyPair } from '../../functions/flows/verify.js';
 import { cli } from '../support/cli.js';
 import { regId, register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -127,7 +127,7 @@ describe('forgery', () => {
       }
     });
     await ctx.pair.sub.query("SET application_name = 'the-real-one'; UPDATE public.ledger SET amount = 0 WHERE id = 999");
-    const r = await verifyPair(ctx.pub, ctx.sub, { drainMs: 2000, barrierTimeoutMs: 10_000 });
+    const r = await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000 });
     expect(r.status).toBe('diverged');
     const byRole = Object.fromEntries(r.localWrites.map((g) => [g.role, g]));
     expect(byRole.postgres).toMatchObject({ table: T, writes: 1, buckets: 1, applicationNames: ['the-real-one'] });

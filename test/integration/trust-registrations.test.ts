@@ -4,12 +4,12 @@
 
 import { describe, expect, it } from 'vitest';
 import type { VerifyReport } from '../../functions/core/report.js';
-import { verifyPair } from '../../functions/db/verify.js';
+import { verifyPair } from '../../functions/flows/verify.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
 
 const TABLES = ['dropped', 'replaced', 'pubonly', 'subonly', 'grown', 'demoted', 'cloned', 'secret', 'fine'].map((t) => `public.${t}`);
-const quick = { drainMs: 2000, barrierTimeoutMs: 10_000 };
+const quick = { timeLimitMs: 20_000 };
 
 const ctx = usePair({
   label: 'trust_reg',

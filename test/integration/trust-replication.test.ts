@@ -6,13 +6,13 @@
 import { describe, expect, it } from 'vitest';
 import { SUPERUSER_PASSWORD } from '../../dev/cluster.js';
 import { drain } from '../../functions/db/drain.js';
-import { verifyPair } from '../../functions/db/verify.js';
+import { verifyPair } from '../../functions/flows/verify.js';
 import { dirtyBuckets, register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
 
 const TABLES = ['ranged', 'renamed', 'narrowed', 'healthy', 'cascaded'].map((t) => `public.${t}`);
 const SECOND = 'public.second';
-const quick = { drainMs: 2000, barrierTimeoutMs: 10_000 };
+const quick = { timeLimitMs: 20_000 };
 
 const applyErrors = async () => {
   const { rows } = await ctx.pair.sub.query<{ n: string }>(

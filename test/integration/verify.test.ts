@@ -6,7 +6,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { connect } from '../../functions/db/connect.js';
 import { installSchema } from '../../functions/db/install.js';
-import { verifyPair } from '../../functions/db/verify.js';
+import { verifyPair } from '../../functions/flows/verify.js';
 import { cli } from '../support/cli.js';
 import { regId, register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -49,7 +49,7 @@ describe('verify', () => {
       ['public.tokens', 20],
     ]);
     const text = await cli('verify', ...pairArgs());
-    expect(text.out[0]).toMatch(/^verify: IN SYNC as of publisher LSN \S+; coverage 100\.0 %/);
+    expect(text.out[0]).toMatch(/^verify: IN SYNC as of publisher LSN \S+; coverage 100\.00 %/);
   });
 
   it('reports exactly the injected divergences, confirmed in two rounds', async () => {
@@ -90,7 +90,7 @@ describe('verify', () => {
   it('gives no verdict without a barrier: a disabled subscription is incomplete, exit 3', async () => {
     await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} DISABLE`);
     try {
-      const r = await cli('verify', ...pairArgs(), '--json', '--barrier-timeout', '2');
+      const r = await cli('verify', ...pairArgs(), '--json', '--time-limit', '5');
       expect(r.code).toBe(3);
       const report = JSON.parse(r.out[0] as string);
       expect(report).toMatchObject({ status: 'incomplete', verifiedLsn: null, mismatches: [] });
@@ -143,7 +143,7 @@ describe('verify', () => {
     })();
     const statuses: string[] = [];
     while (Date.now() < until) {
-      const r = await verifyPair(ctx.pub, ctx.sub, { barrierTimeoutMs: 2000, drainMs: 2000 });
+      const r = await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 8000 });
       statuses.push(r.status);
       if (r.status === 'diverged') throw new Error(`false alarm: ${JSON.stringify(r.mismatches)}`);
     }
@@ -151,7 +151,7 @@ describe('verify', () => {
     expect(changes).toBeGreaterThan(2000);
     expect(statuses.length).toBeGreaterThan(10);
     expect(statuses).toContain('incomplete'); // while paused: no barrier, no verdict
-    const final = await verifyPair(ctx.pub, ctx.sub, { barrierTimeoutMs: 30_000 });
+    const final = await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 60_000 });
     expect(final.status).toBe('in_sync');
   });
 
@@ -163,7 +163,10 @@ describe('verify', () => {
     await ctx.pair.waitForSync();
     await register(ctx.pub, ctx.sub, 'public.tickets', { bucketSize: 100 });
     await ctx.pair.sub.query('ALTER TABLE public.tickets ADD COLUMN seen boolean');
+    await settle(ctx.pub); // verify drains dirty buckets, never a first sweep: that is the drain's work
+    await settle(ctx.sub);
     const r = await verifyPair(ctx.pub, ctx.sub, { table: { schema: 'public', table: 'tickets' } });
+    expect(r.reasons).toEqual([]);
     expect(r.status).toBe('in_sync'); // parity findings do not change the data verdict
     expect(r.parity.map((f) => `${f.level}: ${f.message}`)).toEqual([
       'info: subscriber-only columns: seen',
@@ -172,20 +175,38 @@ describe('verify', () => {
     expect(r.warnings).toEqual([expect.stringMatching(/^public\.tickets: sequence public\.tickets_id_seq/)]);
   });
 
-  it('hashes buckets that stay dirty too long live from both sides, instead of skipping them', async () => {
-    // marks that no drain clears (the verifier's own drains get no time here), 2 minutes old
+  it('resolves dirty buckets by probes, where two rounds leave them skipped', async () => {
+    // marks that the verifier's own drain clears too late: the drain gets no time when every
+    // bucket it claims is locked by another session
     await ctx.pair.pub.query(`UPDATE ${ORDERS} SET total = total WHERE id = 2500`); // bucket 25, equal on both sides
     await ctx.pair.sub.query(`UPDATE ${ORDERS} SET note = 'hot' WHERE id = 2650`); // bucket 26, drift
     await ctx.pair.catchUp();
-    for (const c of [ctx.pair.pub, ctx.pair.sub]) await c.query("UPDATE syncguard.dirty SET marked_at = now() - interval '2 minutes'");
-    const quick = { table: { schema: 'public', table: 'orders' }, drainMs: 1 };
-    const skipped = await verifyPair(ctx.pub, ctx.sub, { ...quick, liveAfterMs: 10 * 60_000 });
-    expect(skipped.tables[0]?.skipped.dirty).toBe(2);
-    expect(skipped.mismatches).toEqual([]);
-    const live = await verifyPair(ctx.pub, ctx.sub, { ...quick, liveAfterMs: 60_000 });
-    expect(live.status).toBe('diverged');
-    expect(live.mismatches.map((m) => m.bucket)).toEqual(['26']);
-    expect(live.tables[0]).toMatchObject({ bucketsSkipped: 0, coveragePct: 100 });
+    const holders = [await connect(ctx.pair.publisherDsn, 'publisher'), await connect(ctx.pair.subscriberDsn, 'subscriber')];
+    try {
+      for (const h of holders) {
+        await h.query(
+          "BEGIN; SELECT 1 FROM syncguard.bucket b JOIN syncguard.registrations r USING (reg_id) WHERE r.table_name = 'orders' AND b.bucket IN (25, 26) FOR UPDATE",
+        );
+      }
+      const quick = { table: { schema: 'public', table: 'orders' }, timeLimitMs: 15_000 };
+      // (the fallback's slot barrier waits for the subscriber's next status message: up to 10 s idle)
+      const rounds = await verifyPair(ctx.pub, ctx.sub, { ...quick, timeLimitMs: 40_000, noProbes: true });
+      expect(rounds.status).toBe('incomplete');
+      expect(rounds.tables[0]).toMatchObject({ method: 'two_rounds' });
+      expect(rounds.mismatches).toEqual([]);
+      const probed = await verifyPair(ctx.pub, ctx.sub, quick);
+      expect(probed.status).toBe('diverged');
+      expect(probed.mismatches).toEqual([
+        expect.objectContaining({ bucket: '26', how: 'probe', lsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/) }),
+      ]);
+      expect(probed.tables[0]).toMatchObject({ method: 'probe', bucketsSkipped: 0, coveragePct: 100 });
+      expect(probed.tables[0]?.bucketsProbed).toBeGreaterThanOrEqual(2);
+    } finally {
+      for (const h of holders) {
+        await h.query('ROLLBACK').catch(() => {});
+        await h.end();
+      }
+    }
     await ctx.pair.sub.query(`UPDATE ${ORDERS} SET note = 'n2650' WHERE id = 2650`);
   });
 
@@ -196,9 +217,9 @@ describe('verify', () => {
     try {
       await blocker.query(`BEGIN; LOCK TABLE ${ORDERS} IN SHARE MODE`); // blocks the apply's UPDATE, not reads
       await ctx.pair.pub.query(`UPDATE ${ORDERS} SET total = total + 1 WHERE id = 1`);
-      const r = await verifyPair(ctx.pub, ctx.sub, { barrierTimeoutMs: 1500, drainMs: 200 });
+      const r = await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 4000 });
       expect(r.status).toBe('incomplete');
-      expect(r.reasons[0]).toMatch(/^no replication barrier: barrier timeout after 1500 ms: slot \S+ confirmed \S+, needed \S+/);
+      expect(r.reasons[0]).toMatch(/^no replication barrier: the subscriber did not apply the probe within \d+ ms/);
     } finally {
       await blocker.query('ROLLBACK');
       await blocker.end();
@@ -211,7 +232,7 @@ describe('verify', () => {
     const other = await connect(ctx.pair.subscriberDsn.replace(/\/[^/]+$/, `/${lonely}`), 'subscriber');
     try {
       await installSchema(other);
-      const r = await verifyPair(ctx.pub, other, { drainMs: 200 });
+      const r = await verifyPair(ctx.pub, other, { timeLimitMs: 5000 });
       expect(r.status).toBe('incomplete');
       expect(r.tables.map((t) => t.table)).toEqual(expect.arrayContaining([LINES, ORDERS, TOKENS]));
       for (const t of r.tables) {

@@ -4,8 +4,9 @@ import type pg from 'pg';
 import type { Pair } from '../../dev/pair.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
-import { installPair } from '../../functions/db/install.js';
-import { type RegisterOptions, type RegisterResult, registerTable } from '../../functions/db/register.js';
+import type { RegisterOptions, RegisterResult } from '../../functions/db/register.js';
+import { installOnPair, registerOnPair } from '../../functions/flows/pair-setup.js';
+import { ensureProbeRoute } from '../../functions/flows/probe-route.js';
 
 export interface BucketRow {
   bucket: string;
@@ -17,8 +18,25 @@ export interface BucketRow {
 export async function installed(pair: Pair): Promise<{ pub: pg.Client; sub: pg.Client }> {
   const pub = await connect(pair.publisherDsn, 'publisher');
   const sub = await connect(pair.subscriberDsn, 'subscriber');
-  await installPair(pub, sub);
+  await installOnPair(pub, sub);
+  await enableProbes(pair);
   return { pub, sub };
+}
+
+/**
+ * The pair's publication and subscription belong to the superuser, so the owner role's install
+ * only prints what to run for probes (flows/probe-route.ts); this runs it, as the superuser would.
+ */
+export async function enableProbes(pair: Pair): Promise<string[]> {
+  const { rows } = await pair.sub.query<{ t: string }>(
+    `SELECT format('%s.%s', n.nspname, c.relname) AS t FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
+       JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE s.subname = $1 AND n.nspname <> 'syncguard'`,
+    [pair.name],
+  );
+  const notes = await ensureProbeRoute(pair.pub, pair.sub, rows.map((r) => r.t));
+  await pair.waitForSync();
+  return notes;
 }
 
 export async function register(
@@ -27,7 +45,7 @@ export async function register(
   table: string,
   opts: Omit<RegisterOptions, 'table'> = {},
 ): Promise<RegisterResult> {
-  return registerTable(pub, sub, { table: parseTableName(table), ...opts });
+  return registerOnPair(pub, sub, { table: parseTableName(table), ...opts });
 }
 
 export async function regId(c: pg.Client, table: string): Promise<number> {

@@ -18,7 +18,8 @@ describe('compareTable', () => {
     const c = side({ '0': v(3, 10n), '1': v(1, -5n) });
     expect(compareTable(c, c)).toEqual({
       bucketsCompared: 2,
-      bucketsSkipped: { dirty: 0, not_swept: 0, never_computed: 0 },
+      bucketsSkipped: { dirty: 0, not_swept: 0, never_computed: 0, not_probed: 0 },
+      skippedBuckets: new Map(),
       mismatches: [],
       coveragePct: 100,
     });
@@ -62,7 +63,9 @@ describe('compareTable', () => {
   it('skips buckets dirty on either side and buckets never computed', () => {
     const r = compareTable(side({ '0': v(1, 1n), '1': null, '2': v(1, 2n) }, ['2']), side({ '0': v(1, 9n), '1': v(1, 1n), '2': v(1, 3n) }));
     expect(r.mismatches.map((m) => m.bucket)).toEqual(['0']);
-    expect(r.bucketsSkipped).toEqual({ dirty: 1, not_swept: 0, never_computed: 1 });
+    expect(r.bucketsSkipped).toEqual({ dirty: 1, not_swept: 0, never_computed: 1, not_probed: 0 });
+    expect([...r.skippedBuckets].sort()).toEqual([...r.skippedBuckets].sort()); // named: the probes' targets
+    expect(r.skippedBuckets.size).toBe(2);
   });
 });
 
@@ -124,14 +127,14 @@ describe('verdict', () => {
       ...base,
       tableCoverage: [...base.tableCoverage, ...Array(50).fill({ table: 'big', coveragePct: 100 }), { table: 'c', coveragePct: 80 }],
     };
-    expect(decide(low)).toEqual({ status: 'incomplete', reasons: ['c: coverage 80.0 % is below the minimum 95 %'] });
+    expect(decide(low)).toEqual({ status: 'incomplete', reasons: ['c: coverage 80.00 % is below the minimum 95 %'] });
     expect(decide({ ...base, blocked: ['b: bucket 3 holds a local write and was not compared'] }).status).toBe('incomplete');
     expect(decide({ ...base, uncomparableTables: ['public.t'] }).status).toBe('incomplete');
     expect(decide({ ...base, confirmation: { confirmed: [], candidates: [{ ...m, table: 't', why: 'x' }] } }).status).toBe('incomplete');
   });
 
   it('never gives a data verdict without a barrier, and reports confirmed divergence', () => {
-    const diverged = { ...base, confirmation: { confirmed: [{ ...m, table: 't' }], candidates: [] } };
+    const diverged = { ...base, confirmation: { confirmed: [{ ...m, table: 't', how: 'two_rounds' as const }], candidates: [] } };
     expect(decide({ ...diverged, barrierFailure: 'subscription disabled' })).toEqual({
       status: 'incomplete',
       reasons: ['no replication barrier: subscription disabled'],

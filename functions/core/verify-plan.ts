@@ -1,0 +1,135 @@
+// The decisions of a verification (pure): which coarse ranges need bucket detail, which buckets a
+// probe must resolve, how the time limit is split, and what a probed table's report says.
+// flows/verify.ts reads and writes; everything it decides comes from here.
+
+import { type BucketValue, EMPTY, type Mismatch, rangeOf, type SkipReason, sameValue, type TableComparison } from './compare.js';
+import type { BucketOutcome, ProbeTarget } from './probe-plan.js';
+import type { TableReport } from './report.js';
+
+export interface RangeSum extends BucketValue {
+  readonly buckets: number;
+}
+
+/** One side's catalogue of one table at range level, as read in one snapshot. */
+export interface RangeCatalogue {
+  readonly dirty: ReadonlySet<string>;
+  readonly uncomputed: ReadonlySet<string>;
+  readonly ranges: ReadonlyMap<string, RangeSum>;
+}
+
+/** Ranges that need bucket detail: different sums, or dirty or never-computed buckets on a side. */
+export function rangesToInspect(p: RangeCatalogue, s: RangeCatalogue, width: bigint): { inspect: string[]; equalBuckets: number } {
+  const flagged = new Set<string>();
+  for (const b of [...p.dirty, ...p.uncomputed, ...s.dirty, ...s.uncomputed]) flagged.add(rangeOf(BigInt(b), width).toString());
+  const inspect: string[] = [];
+  let equalBuckets = 0;
+  for (const r of new Set([...p.ranges.keys(), ...s.ranges.keys(), ...flagged])) {
+    const a = p.ranges.get(r) ?? { ...EMPTY, buckets: 0 };
+    const b = s.ranges.get(r) ?? { ...EMPTY, buckets: 0 };
+    if (flagged.has(r) || !sameValue(a, b)) inspect.push(r);
+    else equalBuckets += Math.max(a.buckets, b.buckets);
+  }
+  return { inspect, equalBuckets };
+}
+
+/**
+ * The buckets a probe must resolve: every candidate mismatch and every bucket skipped (dirty or
+ * never computed on either side), with the larger of the two stored row counts as the estimate
+ * of its size (the table's mean when neither side has one).
+ */
+export function probeTargets(
+  cmp: TableComparison,
+  rowsOf: (bucket: string) => { publisher: bigint | null; subscriber: bigint | null },
+  meanRows: number,
+): ProbeTarget[] {
+  const buckets = [...cmp.mismatches.map((m) => m.bucket), ...cmp.skippedBuckets.keys()];
+  return [...new Set(buckets)].map((bucket) => {
+    const r = rowsOf(bucket);
+    const known = [r.publisher, r.subscriber].filter((x): x is bigint => x !== null).map(Number);
+    return { bucket, rows: known.length > 0 ? Math.max(...known) : Math.ceil(meanRows) };
+  });
+}
+
+/** The mean rows per bucket of a table, from its range sums (1 when it is empty). */
+export function meanRowsPerBucket(ranges: ReadonlyMap<string, RangeSum>): number {
+  let rows = 0n;
+  let buckets = 0;
+  for (const r of ranges.values()) {
+    rows += r.rows;
+    buckets += r.buckets;
+  }
+  return buckets === 0 ? 1 : Math.max(1, Number(rows) / buckets);
+}
+
+/**
+ * A probed table's report: buckets equal at range level, the clean equal buckets of the detail,
+ * and the probes' answers. Each probed bucket that differs is a confirmed divergence; each one
+ * left out is named with its reason and lowers the coverage.
+ */
+export function probedTable(
+  table: string,
+  fingerprints: TableReport['fingerprints'],
+  equalBuckets: number,
+  cmp: TableComparison,
+  outcomes: readonly BucketOutcome[],
+): { report: TableReport; diverged: (Mismatch & { readonly lsn: string })[] } {
+  const probedAway = new Set(cmp.mismatches.map((m) => m.bucket));
+  let compared = equalBuckets + cmp.bucketsCompared - probedAway.size;
+  const diverged: (Mismatch & { lsn: string })[] = [];
+  const leftOut: { bucket: string; reason: string }[] = [];
+  let probed = 0;
+  for (const o of outcomes) {
+    if (o.state === 'left_out') {
+      leftOut.push({ bucket: o.bucket, reason: o.reason });
+      continue;
+    }
+    probed++;
+    compared++;
+    if (o.state === 'differ') diverged.push({ bucket: o.bucket, publisher: o.publisher, subscriber: o.subscriber, lsn: o.lsn });
+  }
+  const skipped: Record<SkipReason, number> = { dirty: 0, not_swept: 0, never_computed: 0, not_probed: leftOut.length };
+  const total = compared + leftOut.length;
+  return {
+    report: {
+      table,
+      state: 'compared',
+      method: 'probe',
+      bucketsCompared: compared,
+      bucketsProbed: probed,
+      bucketsSkipped: leftOut.length,
+      skipped,
+      coveragePct: total === 0 ? 100 : (compared * 100) / total,
+      leftOut,
+      fingerprints,
+    },
+    diverged,
+  };
+}
+
+/** How a verification splits its time limit: each part ends at an absolute time (epoch ms). */
+export interface VerifySchedule {
+  /** The end of the publisher's drain, then of the subscriber's. */
+  readonly drainMs: number;
+  /** The longest wait for the subscriber to reach the first barrier. */
+  readonly barrierMs: number;
+  /** Kept free at the end for the report. */
+  readonly marginMs: number;
+}
+
+/** Drains get up to 15 % of the limit each (10 s at most), a barrier up to 40 % (30 s at most). */
+export function splitTimeLimit(limitMs: number): VerifySchedule {
+  return {
+    drainMs: Math.max(1, Math.min(10_000, Math.floor(limitMs * 0.15))),
+    barrierMs: Math.max(1, Math.min(30_000, Math.floor(limitMs * 0.4))),
+    marginMs: Math.min(2000, Math.max(100, Math.floor(limitMs * 0.05))),
+  };
+}
+
+/** A PostgreSQL LSN (`X/Y`, hex) as a number, for comparing positions. */
+export function lsnValue(lsn: string): bigint {
+  const [hi, lo] = lsn.split('/');
+  return (BigInt(`0x${hi ?? '0'}`) << 32n) + BigInt(`0x${lo ?? '0'}`);
+}
+
+/** The later of two LSNs. */
+export const laterLsn = (a: string, b: string): string => (lsnValue(b) > lsnValue(a) ? b : a);

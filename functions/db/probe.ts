@@ -1,0 +1,106 @@
+// The probe's reads and writes (sql/node/0013_probe.sql). One statement or one short transaction
+// per function; the planning is in core/probe-plan.ts and the flow in flows/probes.ts.
+
+import type { BucketValue } from '../core/compare.js';
+import type { QualifiedName } from '../core/identifiers.js';
+import { type Client, one } from './connect.js';
+
+export const LOCK_NOT_AVAILABLE = '55P03';
+
+export interface ProbeRoute {
+  readonly nodeId: string;
+  /** tgenabled of the subscriber's probe trigger ('A' = always), null when missing. */
+  readonly trigger: string | null;
+  /** Subscriptions that carry syncguard.probe, with its sync state. */
+  readonly subscriptions: ReadonlyMap<string, string>;
+}
+
+/** Where probes can reach the subscriber. */
+export async function probeRoute(sub: Client): Promise<ProbeRoute> {
+  const { rows } = await sub.query<{ r: { nodeId: string; trigger: string | null; subscriptions: Record<string, string> } }>(
+    'SELECT syncguard.probe_route() AS r',
+  );
+  const r = one(rows, 'syncguard.probe_route').r;
+  return { nodeId: r.nodeId, trigger: r.trigger, subscriptions: new Map(Object.entries(r.subscriptions)) };
+}
+
+export interface SentProbe {
+  readonly id: string;
+  readonly values: ReadonlyMap<string, BucketValue>;
+  readonly lockWaitMs: number;
+  readonly computeMs: number;
+  /** From the lock to the end of the commit, as the client saw it. */
+  readonly holdMs: number;
+  /** The publisher's WAL insert position right after the commit. */
+  readonly lsn: string;
+}
+
+const parseValues = (v: Record<string, [string, string]> | null): Map<string, BucketValue> =>
+  new Map(Object.entries(v ?? {}).map(([b, [r, s]]) => [b, { rows: BigInt(r), sum: BigInt(s) }]));
+
+/**
+ * One probe transaction on the publisher: READ COMMITTED, a short lock_timeout, the SHARE lock,
+ * the compute and the probe row in one function call, then commit. A busy lock raises 55P03
+ * (LOCK_NOT_AVAILABLE) with nothing written.
+ */
+export async function sendProbe(
+  pub: Client,
+  p: { table: QualifiedName; buckets: readonly string[]; target: string; subscription: string; lockTimeoutMs: number },
+): Promise<SentProbe> {
+  await pub.query('BEGIN ISOLATION LEVEL READ COMMITTED');
+  try {
+    await pub.query('SELECT set_config($1, $2, true)', ['lock_timeout', `${Math.max(1, Math.round(p.lockTimeoutMs))}ms`]);
+    const t0 = Date.now();
+    const { rows } = await pub.query<{
+      r: { id: string; values: Record<string, [string, string]>; lockWaitMs: string; computeMs: string };
+    }>('SELECT syncguard.probe_buckets($1, $2, $3, $4, $5) AS r', [p.table.schema, p.table.table, p.buckets, p.target, p.subscription]);
+    const r = one(rows, 'syncguard.probe_buckets').r;
+    await pub.query('COMMIT');
+    const holdMs = Date.now() - t0 - Number(r.lockWaitMs);
+    const { rows: l } = await pub.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l');
+    return {
+      id: String(r.id),
+      values: parseValues(r.values),
+      lockWaitMs: Number(r.lockWaitMs),
+      computeMs: Number(r.computeMs),
+      holdMs,
+      lsn: one(l, 'pg_current_wal_insert_lsn').l,
+    };
+  } catch (err) {
+    await pub.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
+/** A marker (a probe that asks nothing) on the publisher; its answer on the subscriber is a barrier. */
+export async function sendMarker(pub: Client, target: string, subscription: string): Promise<string> {
+  const { rows } = await pub.query<{ id: string }>('SELECT syncguard.probe_marker($1, $2)::text AS id', [target, subscription]);
+  return one(rows, 'syncguard.probe_marker').id;
+}
+
+/** Deletes this publisher's probes older than an hour. */
+export async function cleanupProbes(pub: Client): Promise<number> {
+  const { rows } = await pub.query<{ n: number }>('SELECT syncguard.probe_cleanup() AS n');
+  return Number(rows[0]?.n ?? 0);
+}
+
+export interface ProbeAnswer {
+  readonly ok: boolean;
+  readonly values: ReadonlyMap<string, BucketValue>;
+  readonly error: string | null;
+  readonly computeMs: number | null;
+}
+
+/** The subscriber's answers to some probes of one publisher (absent: not applied yet). */
+export async function readAnswers(sub: Client, origin: string, ids: readonly string[]): Promise<Map<string, ProbeAnswer>> {
+  const { rows } = await sub.query<{
+    r: Record<string, { ok: boolean; answer: Record<string, [string, string]> | null; error: string | null; computeMs: string | null }>;
+  }>('SELECT syncguard.probe_results($1, $2) AS r', [origin, ids]);
+  const r = one(rows, 'syncguard.probe_results').r;
+  return new Map(
+    Object.entries(r).map(([id, a]) => [
+      id,
+      { ok: a.ok, values: parseValues(a.answer), error: a.error, computeMs: a.computeMs === null ? null : Number(a.computeMs) },
+    ]),
+  );
+}

@@ -1,0 +1,199 @@
+// Resolving buckets by probes (docs/verification.md "The probe"): for each table, send probes
+// sized by core/probe-plan.ts, one short locked transaction each, retrying a busy lock a few times;
+// then wait for the subscriber's answers, which exist once the probe's transaction was applied
+// there. Equal answers are compared buckets, different answers are confirmed divergences, and
+// everything that could not be probed or answered is left out with its reason.
+// The same answers serve as the barrier (flows/verify.ts): a marker's answer means the subscriber
+// applied everything the publisher committed before the marker, without waiting for a status message.
+
+import type { BucketScheme } from '../core/buckets.js';
+import { EMPTY, sameValue } from '../core/compare.js';
+import { ConnectionError } from '../core/errors.js';
+import { parseTableName } from '../core/identifiers.js';
+import {
+  type BucketOutcome,
+  DEFAULT_PROBE_BUDGET,
+  lockRetryDelayMs,
+  type ProbeBudget,
+  ProbeRate,
+  type ProbeTarget,
+  planProbes,
+} from '../core/probe-plan.js';
+import { replicationStopped } from '../db/barrier.js';
+import type { Client } from '../db/connect.js';
+import { LOCK_NOT_AVAILABLE, type ProbeAnswer, readAnswers, type SentProbe, sendProbe } from '../db/probe.js';
+
+export interface ProbeRequest {
+  readonly table: string;
+  readonly scheme: BucketScheme;
+  /** The subscription that carries both the table and syncguard.probe. */
+  readonly subscription: string;
+  readonly targets: readonly ProbeTarget[];
+  /** Rows in the table (for a hash-bucketed table, what each probe reads). */
+  readonly tableRows: number;
+}
+
+export interface ProbeStats {
+  probes: number;
+  answered: number;
+  lockRetries: number;
+  readonly lockWaitMs: number[];
+  readonly holdMs: number[];
+  /** The subscriber's compute time per answer: the apply delay a probe adds. */
+  readonly applyMs: number[];
+}
+
+export interface ProbeContext {
+  /** The publisher's and the subscriber's node ids. */
+  readonly origin: string;
+  readonly target: string;
+  readonly deadlineMs: number;
+  readonly budget?: ProbeBudget;
+  readonly lockTimeoutMs?: number;
+  readonly lockAttempts?: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const code = (err: unknown): string => String((err as { code?: unknown }).code ?? '');
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+/** Time kept back from sending probes for their answers to arrive. */
+const ANSWER_RESERVE_MS = 2000;
+
+export function emptyStats(): ProbeStats {
+  return { probes: 0, answered: 0, lockRetries: 0, lockWaitMs: [], holdMs: [], applyMs: [] };
+}
+
+/** Probes every target of every request and returns each bucket's outcome, per table. */
+export async function resolveByProbes(
+  pub: Client,
+  sub: Client,
+  requests: readonly ProbeRequest[],
+  ctx: ProbeContext,
+  stats: ProbeStats = emptyStats(),
+): Promise<Map<string, BucketOutcome[]>> {
+  const budget = ctx.budget ?? DEFAULT_PROBE_BUDGET;
+  const outcomes = new Map<string, BucketOutcome[]>(requests.map((r) => [r.table, []]));
+  const sent: { table: string; probe: SentProbe; buckets: readonly string[] }[] = [];
+  const leaveOut = (table: string, buckets: readonly string[], reason: string) =>
+    outcomes.get(table)?.push(...buckets.map((bucket) => ({ bucket, state: 'left_out' as const, reason })));
+
+  for (const req of requests) {
+    const rate = new ProbeRate();
+    let queue = [...req.targets];
+    let attempt = 0;
+    while (queue.length > 0) {
+      if (Date.now() > ctx.deadlineMs - ANSWER_RESERVE_MS) {
+        leaveOut(
+          req.table,
+          queue.map((t) => t.bucket),
+          'the time limit ran out before it could be probed',
+        );
+        break;
+      }
+      const plan = planProbes(req.scheme, queue, rate.rowsWithin(budget), budget, req.tableRows);
+      const batch = plan.batches[0];
+      if (batch === undefined) {
+        for (const t of plan.tooBig) leaveOut(req.table, [t.bucket], t.reason);
+        break;
+      }
+      try {
+        const probe = await sendProbe(pub, {
+          table: parseTableName(req.table),
+          buckets: batch.buckets,
+          target: ctx.target,
+          subscription: req.subscription,
+          lockTimeoutMs: ctx.lockTimeoutMs ?? 20,
+        });
+        stats.probes++;
+        stats.lockWaitMs.push(probe.lockWaitMs);
+        stats.holdMs.push(probe.holdMs);
+        rate.record(batch.rows, probe.computeMs);
+        sent.push({ table: req.table, probe, buckets: batch.buckets });
+        const inBatch = new Set(batch.buckets);
+        queue = queue.filter((t) => !inBatch.has(t.bucket));
+        attempt = 0;
+      } catch (err) {
+        if (err instanceof ConnectionError) throw err;
+        if (code(err) === LOCK_NOT_AVAILABLE && attempt + 1 < (ctx.lockAttempts ?? 6)) {
+          stats.lockRetries++;
+          await sleep(lockRetryDelayMs(attempt++));
+          continue;
+        }
+        const reason =
+          code(err) === LOCK_NOT_AVAILABLE
+            ? `the table's SHARE lock could not be had within ${ctx.lockTimeoutMs ?? 20} ms in ${attempt + 1} attempts (a long transaction holds the table; see pg_locks)`
+            : `the probe failed on the publisher: ${message(err)}`;
+        leaveOut(
+          req.table,
+          queue.map((t) => t.bucket),
+          reason,
+        );
+        break;
+      }
+    }
+  }
+
+  const answers = await awaitAnswers(
+    pub,
+    sub,
+    ctx.origin,
+    sent.map((s) => s.probe.id),
+    ctx.deadlineMs,
+    [...new Set(requests.map((r) => r.subscription))],
+  );
+  for (const s of sent) {
+    const a = answers.answers.get(s.probe.id);
+    if (a === undefined) {
+      leaveOut(s.table, s.buckets, `no answer to its probe: ${answers.failure ?? 'the subscriber has not applied it in time'}`);
+      continue;
+    }
+    stats.answered++;
+    if (a.computeMs !== null) stats.applyMs.push(a.computeMs);
+    if (!a.ok) {
+      leaveOut(s.table, s.buckets, `the subscriber could not answer the probe: ${a.error ?? 'unknown error'}`);
+      continue;
+    }
+    for (const bucket of s.buckets) {
+      const publisher = s.probe.values.get(bucket) ?? EMPTY;
+      const subscriber = a.values.get(bucket) ?? EMPTY;
+      outcomes
+        .get(s.table)
+        ?.push({ bucket, state: sameValue(publisher, subscriber) ? 'equal' : 'differ', publisher, subscriber, lsn: s.probe.lsn });
+    }
+  }
+  return outcomes;
+}
+
+/**
+ * Waits until the subscriber answered every probe, the deadline passed, or a subscription
+ * stopped; returns the answers it has and, when some are missing, why.
+ */
+export async function awaitAnswers(
+  pub: Client,
+  sub: Client,
+  origin: string,
+  ids: readonly string[],
+  deadlineMs: number,
+  subscriptions: readonly string[],
+): Promise<{ answers: Map<string, ProbeAnswer>; waitedMs: number; failure?: string }> {
+  const start = Date.now();
+  let answers = new Map<string, ProbeAnswer>();
+  let lastCheck = start;
+  for (;;) {
+    if (ids.length > 0) answers = await readAnswers(sub, origin, ids);
+    if (answers.size >= ids.length) return { answers, waitedMs: Date.now() - start };
+    if (Date.now() - lastCheck > 500) {
+      lastCheck = Date.now();
+      const stopped = await replicationStopped(pub, sub, subscriptions);
+      if (stopped !== null) return { answers, waitedMs: Date.now() - start, failure: stopped };
+    }
+    if (Date.now() > deadlineMs) {
+      return {
+        answers,
+        waitedMs: Date.now() - start,
+        failure: `the subscriber did not apply the probe within ${Date.now() - start} ms (replication lag, or the time limit is too short)`,
+      };
+    }
+    await sleep(Math.min(50, 5 + (Date.now() - start) / 20));
+  }
+}
