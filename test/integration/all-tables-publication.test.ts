@@ -37,7 +37,7 @@ it('warns at install and keeps each node’s own state when syncguard tables are
   const { rows: synced } = await pair.sub.query<{ relname: string }>(
     "SELECT c.relname FROM pg_subscription_rel r JOIN pg_class c ON c.oid = r.srrelid WHERE c.relnamespace = 'syncguard'::regnamespace ORDER BY 1",
   );
-  expect(synced.map((r) => r.relname)).toEqual(['migration', 'node_state', 'registration']);
+  expect(synced.map((r) => r.relname)).toEqual(['migration', 'node_state', 'probe', 'registration']);
 
   await register(pub, sub, T, { bucketSize: 20 });
   await pair.pub.query(`UPDATE ${T} SET v = 'changed' WHERE id < 50`);

@@ -14,7 +14,7 @@ const pairArgs = () => ['--publisher-dsn', pair.publisherDsn, '--subscriber-dsn'
 async function state(c: pg.Client): Promise<{ registrations: number; triggers: number }> {
   const { rows } = await c.query<{ r: number; t: number }>(
     `SELECT (SELECT count(*)::int FROM syncguard.registrations) AS r,
-            (SELECT count(*)::int FROM pg_trigger WHERE tgname LIKE 'syncguard%') AS t`,
+            (SELECT count(*)::int FROM pg_trigger WHERE tgname LIKE 'syncguard%' AND tgrelid <> 'syncguard.probe'::regclass) AS t`,
   );
   return { registrations: rows[0]?.r ?? -1, triggers: rows[0]?.t ?? -1 };
 }
@@ -124,6 +124,10 @@ describe('syncguard CLI', () => {
       expect(twice.code).toBe(0);
       expect(twice.out).toEqual([
         expect.stringMatching(/^public\.good is already registered on both nodes \(fingerprint sg1-[0-9a-f]{16}\); nothing changed$/),
+        // the owner role does not own the superuser's publication: it says what to run instead
+        expect.stringMatching(
+          /^ {2}note: probes need syncguard\.probe in publication (\S+); as its owner run on the publisher: ALTER PUBLICATION "\1" ADD TABLE syncguard\.probe; then on the subscriber: ALTER SUBSCRIPTION "\S+" REFRESH PUBLICATION WITH \(copy_data = false\)$/,
+        ),
       ]);
       const clash = await cli('register', '--table', 'good', '--bucket-size', '20');
       expect(clash.code).toBe(2);

@@ -84,6 +84,7 @@ describe('drain Lambda', () => {
     expect(names).toEqual([
       'BucketsRecomputed',
       'DirtyBuckets',
+      'DrainStatusUnknown',
       'DrainStoppedOnTime',
       'FaultyTables',
       'OldestDirtyAgeSeconds',

@@ -100,7 +100,7 @@ describe('CLI under real operations', () => {
           /the database did not answer within the time allowed/,
         ],
         // the apply waits behind a lock, so verify polls the subscriber at the barrier when it freezes
-        [['verify', ...pairArgs(), '--barrier-timeout', '3'], 20_000, /the subscriber did not answer within the time allowed/],
+        [['verify', ...pairArgs(), '--time-limit', '3'], 20_000, /the subscriber did not answer within the time allowed/],
       ] as const) {
         if (args[0] === 'verify') {
           await blocker.query(`BEGIN; LOCK TABLE ${T} IN SHARE MODE`);
@@ -134,7 +134,7 @@ describe('CLI under real operations', () => {
     await blocker.query(`BEGIN; LOCK TABLE ${T} IN SHARE MODE`); // the apply stalls: verify waits at the barrier
     await ctx.pair.pub.query(`UPDATE ${T} SET v = 'x' WHERE id = 1`);
     try {
-      const running = cli('verify', ...pairArgs(), '--barrier-timeout', '20');
+      const running = cli('verify', ...pairArgs(), '--time-limit', '20');
       const pid = await cliBackend();
       await sleep(500);
       await ctx.pair.sub.query('SELECT pg_terminate_backend($1)', [pid]);

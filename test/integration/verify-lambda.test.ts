@@ -75,6 +75,8 @@ describe('verify Lambda', () => {
       'CoveragePct',
       'DivergentBuckets',
       'LocalWrites',
+      'ProbeMaxHoldMs',
+      'ProbesSent',
       'ReplicationBarrierMs',
       'VerifyDurationMs',
     ]);
