@@ -77,7 +77,9 @@ describe('coverage', () => {
       expect(r.coveragePct).toBeGreaterThan(95); // over both tables together
       expect(r.status).toBe('incomplete');
       expect(r.reasons).toContain('public.emptied: coverage 83.33 % is below the minimum 95 %');
-      expect(r.reasons).toContainEqual(expect.stringMatching(/^public\.emptied: bucket 1 not compared: the bucket holds ~\d+ rows; probing it would hold writers back/));
+      expect(r.reasons).toContainEqual(
+        expect.stringMatching(/^public\.emptied: bucket 1 not compared: the bucket holds ~\d+ rows; probing it would hold writers back/),
+      );
       // with probes it is compared, and equal
       expect((await verifyPair(ctx.pub, ctx.sub, quick)).status).toBe('in_sync');
     } finally {

@@ -113,48 +113,6 @@ describe('verify', () => {
     }
   });
 
-  it('never reports diverged in 60 s of writes with the subscription paused for 10 s in the middle', async () => {
-    const until = Date.now() + 60_000;
-    const writer = (async () => {
-      const c = new pg.Client({ connectionString: ctx.pair.publisherDsn });
-      await c.connect();
-      let n = 0;
-      try {
-        while (Date.now() < until) {
-          const id = 1 + Math.floor(Math.random() * 3000);
-          await c.query(`UPDATE ${ORDERS} SET total = total + 1 WHERE id = $1`, [id]);
-          await c.query(`INSERT INTO ${LINES} VALUES ($1, $2, 1) ON CONFLICT (order_id, line) DO UPDATE SET qty = ${LINES}.qty + 1`, [
-            id,
-            4 + (n % 50),
-          ]);
-          n++;
-          await new Promise((r) => setTimeout(r, 4));
-        }
-      } finally {
-        await c.end();
-      }
-      return n;
-    })();
-    const pauser = (async () => {
-      await new Promise((r) => setTimeout(r, 25_000));
-      await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} DISABLE`);
-      await new Promise((r) => setTimeout(r, 10_000));
-      await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} ENABLE`);
-    })();
-    const statuses: string[] = [];
-    while (Date.now() < until) {
-      const r = await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 8000 });
-      statuses.push(r.status);
-      if (r.status === 'diverged') throw new Error(`false alarm: ${JSON.stringify(r.mismatches)}`);
-    }
-    const [changes] = await Promise.all([writer, pauser]);
-    expect(changes).toBeGreaterThan(2000);
-    expect(statuses.length).toBeGreaterThan(10);
-    expect(statuses).toContain('incomplete'); // while paused: no barrier, no verdict
-    const final = await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 60_000 });
-    expect(final.status).toBe('in_sync');
-  });
-
   it('reports parity beside the verdict: a subscriber sequence behind the keys, and extra columns', async () => {
     await ctx.pair.both('CREATE TABLE public.tickets (id serial PRIMARY KEY, subject text)');
     await ctx.pair.pub.query("INSERT INTO public.tickets (subject) SELECT 's' || i FROM generate_series(1, 300) i");

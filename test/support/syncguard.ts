@@ -34,7 +34,11 @@ export async function enableProbes(pair: Pair): Promise<string[]> {
       WHERE s.subname = $1 AND n.nspname <> 'syncguard'`,
     [pair.name],
   );
-  const notes = await ensureProbeRoute(pair.pub, pair.sub, rows.map((r) => r.t));
+  const notes = await ensureProbeRoute(
+    pair.pub,
+    pair.sub,
+    rows.map((r) => r.t),
+  );
   await pair.waitForSync();
   return notes;
 }
