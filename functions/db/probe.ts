@@ -9,6 +9,8 @@ export const LOCK_NOT_AVAILABLE = '55P03';
 
 export interface ProbeRoute {
   readonly nodeId: string;
+  /** syncguard.probe exists on the subscriber. */
+  readonly table: boolean;
   /** tgenabled of the subscriber's probe trigger ('A' = always), null when missing. */
   readonly trigger: string | null;
   /** Subscriptions that carry syncguard.probe, with its sync state. */
@@ -17,11 +19,11 @@ export interface ProbeRoute {
 
 /** Where probes can reach the subscriber. */
 export async function probeRoute(sub: Client): Promise<ProbeRoute> {
-  const { rows } = await sub.query<{ r: { nodeId: string; trigger: string | null; subscriptions: Record<string, string> } }>(
-    'SELECT syncguard.probe_route() AS r',
-  );
+  const { rows } = await sub.query<{
+    r: { nodeId: string; table: boolean; trigger: string | null; subscriptions: Record<string, string> };
+  }>('SELECT syncguard.probe_route() AS r');
   const r = one(rows, 'syncguard.probe_route').r;
-  return { nodeId: r.nodeId, trigger: r.trigger, subscriptions: new Map(Object.entries(r.subscriptions)) };
+  return { nodeId: r.nodeId, table: r.table, trigger: r.trigger, subscriptions: new Map(Object.entries(r.subscriptions)) };
 }
 
 export interface SentProbe {

@@ -27,8 +27,9 @@ export async function probeReach(
   const { subscriptions } = await subscriptionsOf(sub, tables.map(parseTableName));
   for (const s of subscriptions) {
     const state = route.subscriptions.get(s.name);
-    const reason =
-      route.trigger !== 'A'
+    const reason = !route.table
+      ? 'the subscriber has no syncguard.probe table; run syncguard install on the pair'
+      : route.trigger !== 'A'
         ? `the subscriber's probe trigger is ${route.trigger === null ? 'missing' : `not ENABLE ALWAYS (tgenabled ${route.trigger})`}; run syncguard install on the subscriber`
         : state === undefined
           ? `syncguard.probe is not in subscription ${s.name}; ${fix}`

@@ -236,16 +236,17 @@ AS $$
 $$;
 
 -- Subscriber: can probes reach this node? The trigger, and the subscriptions that carry
--- syncguard.probe with their sync state: {trigger: tgenabled or null, subscriptions: {name: state}}.
+-- syncguard.probe with their sync state: {table, trigger: tgenabled or null, subscriptions: {name: state}}.
 CREATE FUNCTION syncguard.probe_route() RETURNS jsonb
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT jsonb_build_object(
     'nodeId', syncguard.node_id(),
-    'trigger', (SELECT t.tgenabled::text FROM pg_trigger t WHERE t.tgrelid = 'syncguard.probe'::regclass AND t.tgname = 'syncguard_probe'),
+    'table', to_regclass('syncguard.probe') IS NOT NULL,
+    'trigger', (SELECT t.tgenabled::text FROM pg_trigger t WHERE t.tgrelid = to_regclass('syncguard.probe') AND t.tgname = 'syncguard_probe'),
     'subscriptions', (SELECT coalesce(jsonb_object_agg(s.subname, sr.srsubstate::text), '{}')
                         FROM pg_subscription_rel sr JOIN pg_subscription s ON s.oid = sr.srsubid
-                       WHERE sr.srrelid = 'syncguard.probe'::regclass
+                       WHERE sr.srrelid = to_regclass('syncguard.probe')
                          AND s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())))
 $$;
 
