@@ -67,6 +67,26 @@ describe('publisher 15 -> subscriber 18', () => {
     await ctx.pair.sub.query(`UPDATE ${T} SET c_interval = c_interval + interval '1 second' WHERE id = 60`);
     const diverged = await verifyPair(ctx.pub, ctx.sub);
     expect(diverged.status).toBe('diverged');
-    expect(diverged.mismatches.map((m) => `${m.table}:${m.bucket}`)).toEqual(['public.types:2']);
+    expect(diverged.mismatches.map((m) => `${m.table}:${m.bucket}:${m.how}`)).toEqual(['public.types:2:probe']);
+    expect(diverged.tables.map((t) => t.method)).toEqual(['probe', 'probe']);
+  });
+
+  it('resolves buckets kept dirty by a writer on the 15 publisher with probes', async () => {
+    await ctx.pair.sub.query(`UPDATE ${T} SET c_interval = c_interval - interval '1 second' WHERE id = 60`);
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; writing; i++) await ctx.pair.pub.query(`UPDATE ${F} SET a = 'w' || $1::text WHERE id = $2`, [i, 2 * (1 + (i % 200))]);
+    })();
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const r = await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000 });
+      expect(r.reasons).toEqual([]);
+      expect(r.status).toBe('in_sync');
+      expect(r.probes.probes).toBeGreaterThan(0);
+      expect(r.tables.find((t) => t.table === F)?.bucketsProbed).toBeGreaterThan(0);
+    } finally {
+      writing = false;
+      await writer;
+    }
   });
 });
