@@ -9,7 +9,7 @@
 // Verify:
 //   SYNCGUARD_PAIRS       JSON: {"<name>": {"publisherSecretId": "...", "subscriberSecretId": "..."}}
 //   SYNCGUARD_CONTROL_SECRET_ID   the control-plane database's secret (every run is recorded)
-//   SYNCGUARD_MIN_COVERAGE        default 95
+//   SYNCGUARD_MIN_COVERAGE        default 100 (probes resolve every dirty bucket)
 
 import { z } from 'zod';
 import { InputError } from '../core/errors.js';
@@ -87,7 +87,7 @@ export function loadVerifyConfig(env: NodeJS.ProcessEnv = process.env): VerifyCo
   const parsed = VerifyConfigSchema.safeParse({
     pairs: parseJson('SYNCGUARD_PAIRS', env.SYNCGUARD_PAIRS),
     controlSecretId: control,
-    minCoveragePct: number('SYNCGUARD_MIN_COVERAGE', env.SYNCGUARD_MIN_COVERAGE) ?? 95,
+    minCoveragePct: number('SYNCGUARD_MIN_COVERAGE', env.SYNCGUARD_MIN_COVERAGE) ?? 100,
   });
   if (!parsed.success) throw new InputError(`invalid configuration: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
   return Object.freeze(parsed.data);

@@ -39,7 +39,7 @@ export const DEFAULT_PROBE_BUDGET: ProbeBudget = Object.freeze({ maxHoldMs: 25, 
 /** Rows per millisecond assumed before a table's first probe (measured sweeps run at 350-400). */
 export const INITIAL_ROWS_PER_MS = 150;
 /** Share of the hold budget that the compute may plan for (the insert and commit take the rest). */
-const SAFETY = 0.7;
+const SAFETY = 0.6;
 
 /** A moving average of one table's probe speed, in rows per millisecond of compute. */
 export class ProbeRate {

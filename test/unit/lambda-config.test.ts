@@ -80,7 +80,7 @@ describe('loadVerifyConfig', () => {
     expect(loadVerifyConfig({ SYNCGUARD_PAIRS: pairs, SYNCGUARD_CONTROL_SECRET_ID: 'c' })).toEqual({
       pairs: { p: { publisherSecretId: 'a', subscriberSecretId: 'b' } },
       controlSecretId: 'c',
-      minCoveragePct: 95,
+      minCoveragePct: 100,
     });
   });
   it('requires the control plane (every run is recorded) and well-formed pairs', () => {

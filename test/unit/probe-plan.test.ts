@@ -39,11 +39,11 @@ describe('planProbes', () => {
 
   it('sizes probes from the measured speed, within the hold budget', () => {
     const rate = new ProbeRate();
-    expect(rate.rowsWithin(budget)).toBe(Math.floor(25 * 0.7 * 150)); // before any measurement
+    expect(rate.rowsWithin(budget)).toBe(Math.floor(25 * 0.6 * 150)); // before any measurement
     rate.record(10_000, 20); // 500 rows/ms
-    expect(rate.rowsWithin(budget)).toBe(Math.floor(25 * 0.7 * 500));
+    expect(rate.rowsWithin(budget)).toBe(Math.floor(25 * 0.6 * 500));
     rate.record(50, 100); // too small to say anything
-    expect(rate.rowsWithin(budget)).toBe(Math.floor(25 * 0.7 * 500));
+    expect(rate.rowsWithin(budget)).toBe(Math.floor(25 * 0.6 * 500));
     expect(rate.rowsWithin({ ...budget, maxHoldMs: 10_000 })).toBe(budget.maxRows);
   });
 
