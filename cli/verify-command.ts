@@ -18,11 +18,11 @@ function describe(r: VerifyReport): string[] {
     r.status === 'in_sync'
       ? `IN SYNC as of publisher LSN ${r.verifiedLsn}`
       : r.status === 'diverged'
-        ? `DIVERGED (confirmed in two rounds; publisher LSN ${r.verifiedLsn})`
+        ? `DIVERGED (confirmed; publisher LSN ${r.verifiedLsn})`
         : `INCOMPLETE: no verdict (${r.reasons.join('; ')})`;
   const probes =
     r.probes.probes > 0
-      ? `; ${r.probes.probes} probe${r.probes.probes === 1 ? '' : 's'}, writers held back ${r.probes.maxHoldMs} ms at most`
+      ? `; ${r.probes.probes} probe${r.probes.probes === 1 ? '' : 's'}, writers held back ${r.probes.maxHoldMs.toFixed(1)} ms at most`
       : '';
   const lines = [
     `verify: ${head}; coverage ${(Math.floor(r.coveragePct * 100) / 100).toFixed(2)} % in ${(r.durationMs / 1000).toFixed(1)} s${probes}`,
@@ -31,11 +31,12 @@ function describe(r: VerifyReport): string[] {
   const rows = r.tables.map((t) => [
     t.table,
     String(t.bucketsCompared),
+    String(t.bucketsProbed ?? 0),
     String(t.bucketsSkipped),
-    `${t.coveragePct.toFixed(1)} %`,
-    t.reason ?? '',
+    `${(Math.floor(t.coveragePct * 10) / 10).toFixed(1)} %`,
+    t.reason ?? (t.method === 'two_rounds' ? 'two rounds: probes cannot reach it (see warnings)' : ''),
   ]);
-  const header = ['table', 'compared', 'skipped', 'coverage', 'note'];
+  const header = ['table', 'compared', 'probed', 'skipped', 'coverage', 'note'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((x) => (x[i] ?? '').length)));
   for (const x of [header, ...rows])
     lines.push(

@@ -1,7 +1,8 @@
 // npm run demo: the whole loop on this machine, no cloud account. Starts an embedded PostgreSQL 18
 // publisher and subscriber with real logical replication, creates sample tables (integer, uuid and
 // composite keys), and then drives the real `syncguard` CLI: install, register, drain, verify
-// (in sync), a few divergences injected on the subscriber, verify again (exactly those buckets).
+// (in sync) while an application keeps writing, a few divergences injected on the subscriber,
+// verify again (exactly those buckets, confirmed by probes while the writes go on).
 // Everything it started is stopped and its data removed at the end, also on failure or Ctrl-C.
 
 import { run } from '../cli/main.js';
@@ -46,11 +47,26 @@ async function main(): Promise<void> {
     await syncguard('install', ...pairArgs);
     for (const t of ['public.orders', 'public.customers', 'public.order_lines']) await syncguard('register', ...pairArgs, '--table', t);
 
+    say('let probes travel with the tables: the two statements register printed, run as the owner of the publication and subscription');
+    const addProbe = `ALTER PUBLICATION ${p.name} ADD TABLE syncguard.probe`;
+    const refresh = `ALTER SUBSCRIPTION ${p.name} REFRESH PUBLICATION WITH (copy_data = false)`;
+    process.stdout.write(`publisher: ${addProbe}\nsubscriber: ${refresh}\n`);
+    await p.pub.query(addProbe);
+    await p.sub.query(refresh);
+
     say('compute the bucket hashes on both nodes (what the drain Lambda does on a schedule)');
     await syncguard('drain', '--dsn', p.publisherDsn, '--max-seconds', '60');
     await syncguard('drain', '--dsn', p.subscriberDsn, '--max-seconds', '60');
 
-    say("verify: the subscriber holds exactly the publisher's data");
+    say("verify while the application writes 200 transactions/s: the subscriber holds exactly the publisher's data");
+    const app = await p.ownerClient('publisher');
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; writing; i++) {
+        await app.query('UPDATE public.orders SET total = total + 1, placed = now() WHERE id = $1', [1 + ((i * 7919) % 50000)]);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
     const first = await syncguard('verify', ...pairArgs);
     process.stdout.write(`exit code ${first}\n`);
 
@@ -61,9 +77,12 @@ async function main(): Promise<void> {
     await p.sub.query("INSERT INTO public.order_lines VALUES (31337, 9, 'SKU-X', 1)");
     process.stdout.write('(3 statements run directly on the subscriber; replication will never undo them)\n');
 
-    say('verify again: exactly those buckets, confirmed in two rounds');
+    say('verify again, the writes still going on: exactly those buckets, each confirmed by a probe');
     const second = await syncguard('verify', ...pairArgs);
     process.stdout.write(`exit code ${second}\n`);
+    writing = false;
+    await writer;
+    await app.end();
     if (first !== 0 || second !== 1) throw new Error(`unexpected verify results: ${first}, ${second} (expected 0 and 1)`);
   } finally {
     say('stopping both servers and removing their data');

@@ -4,6 +4,8 @@
 
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { connect } from '../../functions/db/connect.js';
+import { verifyPair } from '../../functions/flows/verify.js';
 import { catalogue, differingBuckets, dirtyBuckets, register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
 
@@ -68,5 +70,49 @@ describe('privileges', () => {
     await settle(ctx.pub);
     await settle(ctx.sub);
     expect(differingBuckets(await catalogue(ctx.pub, T), await catalogue(ctx.sub, T))).toEqual(['2']);
+  });
+
+  it('lets a verify role probe (the probe functions run as the owner), and no other role forge a probe or an answer', async () => {
+    const VERIFIER_PASSWORD = 'verifier-pw';
+    for (const c of [ctx.pair.pub, ctx.pair.sub]) {
+      await c
+        .query(
+          `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sg_verifier') THEN CREATE ROLE sg_verifier LOGIN PASSWORD '${VERIFIER_PASSWORD}'; END IF; END $$`,
+        )
+        .catch(() => {});
+    }
+    await ctx.pub.query("SELECT syncguard.grant_role('sg_verifier', 'verify')");
+    await ctx.sub.query("SELECT syncguard.grant_role('sg_verifier', 'verify')");
+    const as = (dsn: string, user: string, pw: string) => dsn.replace(/\/\/[^@]+@/, `//${user}:${pw}@`);
+    const vp = await connect(as(ctx.pair.publisherDsn, 'sg_verifier', VERIFIER_PASSWORD), 'publisher');
+    const vs = await connect(as(ctx.pair.subscriberDsn, 'sg_verifier', VERIFIER_PASSWORD), 'subscriber');
+    try {
+      await ctx.pair.pub.query(`UPDATE ${T} SET balance = balance + 1 WHERE id = 77`);
+      const r = await verifyPair(vp, vs, { timeLimitMs: 20_000 });
+      expect(r.tables[0]).toMatchObject({ method: 'probe', coveragePct: 100 });
+      expect(r.probes.probes).toBeGreaterThan(0); // the earlier test's drift in bucket 2, settled by a probe
+      expect(r.status).toBe('diverged');
+      expect(r.mismatches.map((m) => `${m.bucket}:${m.how}`)).toEqual(['2:probe']);
+      await ctx.pair.sub.query(`UPDATE ${T} SET balance = 1230 WHERE id = 123`); // repaired by hand
+      expect((await verifyPair(vp, vs, { timeLimitMs: 20_000 })).status).toBe('in_sync');
+    } finally {
+      await vp.end();
+      await vs.end();
+    }
+    const writer = new pg.Client({ connectionString: as(ctx.pair.subscriberDsn, 'app_writer', WRITER_PASSWORD) });
+    await writer.connect();
+    try {
+      await expect(writer.query("INSERT INTO syncguard.probe (origin, id, kind) VALUES (gen_random_uuid(), 1, 'marker')")).rejects.toThrow(
+        /permission denied/,
+      );
+      await expect(writer.query('INSERT INTO syncguard.probe_result (origin, id, ok) VALUES (gen_random_uuid(), 1, true)')).rejects.toThrow(
+        /permission denied/,
+      );
+      await expect(writer.query("SELECT syncguard.probe_buckets('public', 'accounts', '{0}', gen_random_uuid(), 'x')")).rejects.toThrow(
+        /permission denied/,
+      );
+    } finally {
+      await writer.end();
+    }
   });
 });
