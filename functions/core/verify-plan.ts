@@ -133,3 +133,18 @@ export function lsnValue(lsn: string): bigint {
 
 /** The later of two LSNs. */
 export const laterLsn = (a: string, b: string): string => (lsnValue(b) > lsnValue(a) ? b : a);
+
+/** What one side's catalogue of a table says about whether it can be compared. */
+export interface CatalogueState {
+  readonly fingerprint: string;
+  readonly swept: boolean;
+}
+
+/** Why a table cannot be compared after the reads (problems found, fingerprints, first sweep), or null. */
+export function whyNotCompared(p: CatalogueState | undefined, s: CatalogueState | undefined, found: readonly string[]): string | null {
+  if (p === undefined || s === undefined) return 'the registration changed during verification; run verify again';
+  if (found.length > 0) return found.join('; ');
+  if (s.fingerprint !== p.fingerprint) return `registration fingerprints differ: publisher ${p.fingerprint}, subscriber ${s.fingerprint}`;
+  if (!p.swept || !s.swept) return `the first sweep has not finished on the ${p.swept ? 'subscriber' : 'publisher'}; run syncguard drain`;
+  return null;
+}

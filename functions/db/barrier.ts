@@ -70,7 +70,8 @@ export async function subscriptionsOf(
   return { subscriptions: [...subs].map(([name, s]) => ({ name, ...s })), unsubscribed };
 }
 
-async function applyErrors(sub: Client, names: readonly string[]): Promise<number | null> {
+/** Apply and sync errors of these subscriptions so far (null before PostgreSQL 15). */
+export async function applyErrors(sub: Client, names: readonly string[]): Promise<number | null> {
   const { rows: v } = await sub.query<{ v: number }>("SELECT current_setting('server_version_num')::int AS v");
   if ((v[0]?.v ?? 0) < 150000) return null; // pg_stat_subscription_stats arrived in 15
   const { rows } = await sub.query<{ n: string | null }>(
@@ -80,8 +81,8 @@ async function applyErrors(sub: Client, names: readonly string[]): Promise<numbe
   return Number(rows[0]?.n ?? 0);
 }
 
-/** Why a subscription cannot give a barrier, or null when it can. */
-async function unhealthy(pub: Client, s: SubscriptionInfo): Promise<string | null> {
+/** Why a subscription cannot give a barrier (disabled, no slot, tables not ready, not this publisher's slot), or null when it can. */
+export async function unhealthy(pub: Client, s: SubscriptionInfo): Promise<string | null> {
   if (!s.enabled) return `subscription ${s.name} is disabled`;
   if (s.slot === null) return `subscription ${s.name} has no replication slot`;
   if (s.notReady > 0) return `${s.notReady} table(s) of subscription ${s.name} are not in sync state r yet`;
@@ -160,7 +161,7 @@ export async function waitForBarrier(
 }
 
 /** Why replication through these subscriptions has stopped (one is disabled or gone), or null. */
-export async function replicationStopped(_pub: Client, sub: Client, names: readonly string[]): Promise<string | null> {
+export async function replicationStopped(sub: Client, names: readonly string[]): Promise<string | null> {
   const { rows } = await sub.query<{ subname: string; enabled: boolean }>(
     'SELECT subname, subenabled AS enabled FROM pg_subscription WHERE subname = ANY($1) AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())',
     [names],

@@ -19,7 +19,7 @@ import {
   type ProbeTarget,
   planProbes,
 } from '../core/probe-plan.js';
-import { replicationStopped } from '../db/barrier.js';
+import { applyErrors, replicationStopped } from '../db/barrier.js';
 import type { Client } from '../db/connect.js';
 import { LOCK_NOT_AVAILABLE, type ProbeAnswer, readAnswers, type SentProbe, sendProbe } from '../db/probe.js';
 
@@ -134,7 +134,6 @@ export async function resolveByProbes(
   }
 
   const answers = await awaitAnswers(
-    pub,
     sub,
     ctx.origin,
     sent.map((s) => s.probe.id),
@@ -169,7 +168,6 @@ export async function resolveByProbes(
  * stopped; returns the answers it has and, when some are missing, why.
  */
 export async function awaitAnswers(
-  pub: Client,
   sub: Client,
   origin: string,
   ids: readonly string[],
@@ -179,13 +177,19 @@ export async function awaitAnswers(
   const start = Date.now();
   let answers = new Map<string, ProbeAnswer>();
   let lastCheck = start;
+  const errorsBefore = await applyErrors(sub, subscriptions);
   for (;;) {
     if (ids.length > 0) answers = await readAnswers(sub, origin, ids);
     if (answers.size >= ids.length) return { answers, waitedMs: Date.now() - start };
     if (Date.now() - lastCheck > 500) {
       lastCheck = Date.now();
-      const stopped = await replicationStopped(pub, sub, subscriptions);
+      const stopped = await replicationStopped(sub, subscriptions);
       if (stopped !== null) return { answers, waitedMs: Date.now() - start, failure: stopped };
+      const errorsNow = await applyErrors(sub, subscriptions);
+      if (errorsBefore !== null && errorsNow !== null && errorsNow > errorsBefore) {
+        const failure = `subscription ${subscriptions.join(', ')} is failing to apply changes (apply/sync error count rose to ${errorsNow})`;
+        return { answers, waitedMs: Date.now() - start, failure };
+      }
     }
     if (Date.now() > deadlineMs) {
       return {

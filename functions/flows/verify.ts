@@ -1,31 +1,23 @@
 // A verification of a pair (docs/verification.md):
 //   1. drain both sides' dirty buckets of the tables verified (nothing else), briefly;
-//   2. barrier: a marker probe through each subscription (its answer means the subscriber applied
-//      everything committed before it), the slot barrier for tables probes cannot reach;
-//   3. compare the catalogues: range sums, then bucket detail where ranges differ or hold dirty
-//      buckets; clean equal buckets are compared;
-//   4. every candidate mismatch and every dirty or never-computed bucket is resolved by a probe:
-//      equal at the probe's replication position, or diverged, confirmed in one step;
+//   2. barrier: a marker probe through each subscription, committed before the publisher's snapshot
+//      (its answer means the subscriber applied everything the snapshot saw); the slot barrier
+//      for tables probes cannot reach;
+//   3. compare the catalogues (flows/verify-compare.ts): clean equal buckets are compared;
+//   4. every candidate mismatch and every dirty or never-computed bucket is resolved by a probe
+//      (flows/probes.ts): equal at the probe's replication position, or diverged, confirmed;
 //   5. tables probes cannot reach fall back to a second catalogue round (flows/verify-rounds.ts).
-// One time limit covers it all; core/verify-plan.ts splits it and makes every decision.
+// One time limit covers it all; core/verify-plan.ts splits it, and the core makes every decision.
 
-import { compareTable, type TableComparison } from '../core/compare.js';
 import { InputError, SyncGuardError, TimeLimitError } from '../core/errors.js';
 import { parseTableName, type QualifiedName, tableText } from '../core/identifiers.js';
 import { DEFAULT_PROBE_BUDGET } from '../core/probe-plan.js';
-import {
-  leftOutText,
-  mismatchReport,
-  overallCoverage,
-  type TableReport,
-  tableReport,
-  uncomparable,
-  type VerifyReport,
-} from '../core/report.js';
-import { type Confirmed, confirm, decide, type TableRounds } from '../core/verdict.js';
-import { laterLsn, meanRowsPerBucket, probedTable, probeTargets, rangesToInspect, splitTimeLimit } from '../core/verify-plan.js';
-import { waitForBarrier } from '../db/barrier.js';
-import { readDetail, readRanges, type TableSnapshot } from '../db/catalogue.js';
+import { type TableReport, uncomparable, type VerifyReport } from '../core/report.js';
+import type { Confirmed } from '../core/verdict.js';
+import { laterLsn, probedTable, splitTimeLimit } from '../core/verify-plan.js';
+import { localWriteText, localWriteWarning, probeSummary, type RunOutcome, verifyReport } from '../core/verify-report.js';
+import { subscriptionsOf, unhealthy, waitForBarrier } from '../db/barrier.js';
+import { readRanges, type TableSnapshot } from '../db/catalogue.js';
 import { type Client, setQueryTimeout } from '../db/connect.js';
 import { drain } from '../db/drain.js';
 import { requireDistinct, requireInstalled } from '../db/install.js';
@@ -33,7 +25,8 @@ import { cleanupProbes, sendMarker } from '../db/probe.js';
 import { nodeStatus } from '../db/status.js';
 import { localWrites, parityOf, registrationProblems } from '../db/verify-context.js';
 import { probeReach } from './probe-route.js';
-import { awaitAnswers, emptyStats, type ProbeRequest, resolveByProbes } from './probes.js';
+import { awaitAnswers, emptyStats, resolveByProbes } from './probes.js';
+import { compareCatalogues } from './verify-compare.js';
 import { secondRound } from './verify-rounds.js';
 
 export interface VerifyOptions {
@@ -50,18 +43,12 @@ export interface VerifyOptions {
   readonly noProbes?: boolean;
 }
 
-const byTable = (a: TableReport, b: TableReport) => (a.table < b.table ? -1 : a.table > b.table ? 1 : 0);
-const max = (xs: readonly number[]) => xs.reduce((a, b) => Math.max(a, b), 0);
+const NO_FINGERPRINTS = { publisher: null, subscriber: null };
 
-/** In a REPEATABLE READ, read-only transaction, so later reads see the same snapshot. */
-async function snapshot<T>(c: Client, fn: () => Promise<T>): Promise<T> {
+/** Reads a side's range catalogue in a REPEATABLE READ, read-only transaction left open, so later reads see the same snapshot. */
+async function openSnapshot(c: Client, width: bigint): Promise<Map<string, TableSnapshot>> {
   await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  try {
-    return await fn();
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => {});
-    throw err;
-  }
+  return new Map((await readRanges(c, width)).map((t) => [t.table, t]));
 }
 
 export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions = {}): Promise<VerifyReport> {
@@ -70,6 +57,7 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   if (!(limitMs >= 1000)) throw new TimeLimitError(`verify needs a time limit of at least 1 s, got ${limitMs} ms`);
   const plan = splitTimeLimit(limitMs);
   const deadline = started + limitMs - plan.marginMs;
+  const barrierEnd = () => Math.min(deadline, Date.now() + plan.barrierMs);
   const width = opts.rangeWidth ?? 64n;
   // every query ends by the time limit: a frozen node or a partition ends the run, naming the node
   for (const c of [pub, sub]) setQueryTimeout(c, limitMs + 5000);
@@ -77,6 +65,7 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   await requireInstalled(sub, 'subscriber');
   await requireDistinct(pub, sub);
 
+  // What is compared, and how: probes where they reach, two rounds elsewhere
   const { tableNames, problems } = await registrationProblems(pub, sub, opts.table);
   if (opts.table !== undefined && tableNames.length === 0) {
     throw new InputError(`table ${tableText(opts.table)} is not registered on the publisher or the subscriber`);
@@ -92,73 +81,34 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
     if (r?.ok === true && opts.noProbes !== true) probeable.set(t, r.subscription);
     else fallback.push(t);
   }
-  const warnings = [
-    ...(local.count > 0
-      ? [`${local.count} local (non-replicated) write(s) to monitored tables on the subscriber: the usual cause of drift`]
-      : []),
-    ...parity.filter((f) => f.level === 'warning').map((f) => `${f.table}: ${f.message}`),
-    ...routes.warnings,
-    ...fallback.flatMap((t) => {
-      const r = routes.reach.get(t);
-      return r?.ok === false
-        ? [`${t}: probes cannot reach it (${r.reason}); verified in two rounds instead, which cannot settle buckets written continuously`]
-        : [];
-    }),
-  ];
   const stats = emptyStats();
-  const notCompared = tableNames
-    .filter((t) => !comparable.includes(t))
-    .map((t) => uncomparable(t, (problems.get(t) ?? []).join('; '), { publisher: null, subscriber: null }, 0));
-  const finish = (parts: {
-    tables: readonly TableReport[];
-    rounds?: readonly TableRounds[];
-    probed?: readonly Confirmed[];
-    blocked?: readonly string[];
-    lsn: string | null;
-    barrierMs: number;
-    barrierFailure?: string;
-  }): VerifyReport => {
-    const tables = [...parts.tables].sort(byTable);
-    const confirmation = confirm(parts.rounds ?? [], parts.probed ?? []);
-    const verdict = decide({
-      ...(parts.barrierFailure !== undefined ? { barrierFailure: parts.barrierFailure } : {}),
-      tableCoverage: tables.filter((t) => t.state === 'compared').map((t) => ({ table: t.table, coveragePct: t.coveragePct })),
+  const finish = (run: RunOutcome): VerifyReport =>
+    verifyReport(run, {
       minCoveragePct: opts.minCoveragePct ?? 100,
-      blocked: parts.blocked ?? [],
-      leftOut: tables.flatMap((t) => leftOutText(t)),
-      confirmation,
-      uncomparableTables: tables.filter((t) => t.state === 'uncomparable').map((t) => `${t.table} (${t.reason})`),
-    });
-    return {
-      status: verdict.status,
-      reasons: verdict.reasons,
-      coveragePct: overallCoverage(tables),
-      tables,
-      mismatches: confirmation.confirmed.map((m) => mismatchReport(m.table, m)),
-      candidates: confirmation.candidates.map((m) => ({ ...mismatchReport(m.table, m), why: m.why })),
-      warnings,
+      warnings: [
+        ...localWriteWarning(local.count),
+        ...parity.filter((f) => f.level === 'warning').map((f) => `${f.table}: ${f.message}`),
+        ...routes.warnings,
+        ...fallback.flatMap((t) => {
+          const r = routes.reach.get(t);
+          return r?.ok === false
+            ? [
+                `${t}: probes cannot reach it (${r.reason}); verified in two rounds instead, which cannot settle buckets written continuously`,
+              ]
+            : [];
+        }),
+      ],
       parity,
       localWrites: local.groups,
-      verifiedLsn: parts.lsn,
+      probes: probeSummary(stats),
       durationMs: Date.now() - started,
-      barrierMs: parts.barrierMs,
-      probes: {
-        probes: stats.probes,
-        answered: stats.answered,
-        lockRetries: stats.lockRetries,
-        maxLockWaitMs: max(stats.lockWaitMs),
-        maxHoldMs: max(stats.holdMs),
-        maxApplyMs: max(stats.applyMs),
-      },
-    };
-  };
-  if (tableNames.length === 0) {
-    return finish({
-      tables: [],
-      blocked: ['no table is registered on either node; register tables with syncguard register'],
-      lsn: null,
-      barrierMs: 0,
     });
+  const notCompared = tableNames
+    .filter((t) => !comparable.includes(t))
+    .map((t) => uncomparable(t, (problems.get(t) ?? []).join('; '), NO_FINGERPRINTS, 0));
+  if (tableNames.length === 0) {
+    const none = 'no table is registered on either node; register tables with syncguard register';
+    return finish({ tables: [], blocked: [none], lsn: null, barrierMs: 0 });
   }
   if (comparable.length === 0) return finish({ tables: notCompared, lsn: null, barrierMs: 0 });
 
@@ -170,164 +120,93 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   const pubStatus = await nodeStatus(pub);
   if (probeable.size > 0) await cleanupProbes(pub);
 
-  // 1-2: drain; a marker through each probe subscription, committed before the publisher's
-  // snapshot opens, so its answer on the subscriber is a barrier for everything the snapshot saw
+  // 1-2: drain, markers, the publisher's snapshot, barriers
   await drainSide(pub, 'publisher');
-  const probeSubs = [...new Set(probeable.values())];
-  const barrierEnd = () => Math.min(deadline, Date.now() + plan.barrierMs);
+  // a subscription that cannot give a barrier (disabled, tables not ready, another publisher's) gets no marker
+  const excluded = new Map<string, string>();
+  const probeSubs: string[] = [];
+  for (const s of (await subscriptionsOf(sub, [...probeable.keys()].map(parseTableName))).subscriptions) {
+    const why = await unhealthy(pub, s);
+    if (why === null) probeSubs.push(s.name);
+    else for (const t of s.tables) excluded.set(t, `no replication barrier: ${why}`);
+  }
   const markerIds: string[] = [];
   for (const s of probeSubs) markerIds.push(await sendMarker(pub, routes.target, s));
-  let pubOpen = false;
-  let subOpen = false;
+  let open: Client[] = [];
   try {
-    pubOpen = true;
-    const pubRanges = await snapshot(pub, () => readRanges(pub, width));
+    open = [pub];
+    const pubRanges = await openSnapshot(pub, width);
     const lsn = (await pub.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0]?.l as string;
-    const marker = markerIds.length === 0 ? null : await awaitAnswers(pub, sub, pubStatus.nodeId, markerIds, barrierEnd(), probeSubs);
-    const excluded = new Map<string, string>();
-    let barrierMs = marker?.waitedMs ?? 0;
-    if (marker?.failure !== undefined) for (const t of probeable.keys()) excluded.set(t, `no replication barrier: ${marker.failure}`);
+    let barrierMs = 0;
+    if (markerIds.length > 0) {
+      const marker = await awaitAnswers(sub, pubStatus.nodeId, markerIds, barrierEnd(), probeSubs);
+      barrierMs += marker.waitedMs;
+      if (marker.failure !== undefined) {
+        for (const t of probeable.keys()) if (!excluded.has(t)) excluded.set(t, `no replication barrier: ${marker.failure}`);
+      }
+    }
     if (fallback.length > 0) {
       const b = await waitForBarrier(pub, sub, fallback.map(parseTableName), barrierEnd() - Date.now(), lsn, true);
-      if (!b.ok) for (const t of fallback) excluded.set(t, `no replication barrier: ${b.failure}`);
-      else {
-        barrierMs += b.waitedMs;
-        for (const [t, why] of b.excluded) excluded.set(t, why);
-      }
+      if (b.ok) barrierMs += b.waitedMs;
+      for (const [t, why] of b.ok ? b.excluded : fallback.map((x) => [x, `no replication barrier: ${b.failure}`] as const))
+        excluded.set(t, why);
     }
     if (excluded.size === comparable.length) {
       const failure = [...new Set(excluded.values())].join('; ').replace(/^no replication barrier: /, '');
-      return finish({
-        tables: [
-          ...notCompared,
-          ...comparable.map((t) => uncomparable(t, excluded.get(t) ?? '', { publisher: null, subscriber: null }, 0)),
-        ],
-        lsn: null,
-        barrierMs,
-        barrierFailure: failure,
-      });
+      const tables = [...notCompared, ...comparable.map((t) => uncomparable(t, excluded.get(t) ?? '', NO_FINGERPRINTS, 0))];
+      return finish({ tables, lsn: null, barrierMs, barrierFailure: failure });
     }
 
     // 3: the subscriber's catalogue, and the comparison
     await drainSide(sub, 'subscriber');
     const late = (await registrationProblems(pub, sub, opts.table)).problems;
-    subOpen = true;
-    const subRanges = await snapshot(sub, () => readRanges(sub, width));
-    const pubByTable = new Map(pubRanges.map((t) => [t.table, t]));
-    const subByTable = new Map(subRanges.map((t) => [t.table, t]));
-    const reports: TableReport[] = [...notCompared];
-    const requests: ProbeRequest[] = [];
-    const pending = new Map<
-      string,
-      { cmp: TableComparison; equalBuckets: number; fps: TableReport['fingerprints']; local: ReadonlySet<string> }
-    >();
-    const first: TableRounds[] = [];
-    const blocked: string[] = [];
-    const generations = new Map<string, ReadonlyMap<string, string>>();
-    for (const table of comparable) {
-      const pt = pubByTable.get(table);
-      const st = subByTable.get(table);
-      const why = whyNotCompared(pt, st, [...(late.get(table) ?? []), ...(excluded.has(table) ? [excluded.get(table) as string] : [])]);
-      const fps = { publisher: pt?.fingerprint ?? null, subscriber: st?.fingerprint ?? null };
-      if (why !== null || pt === undefined || st === undefined) {
-        const known = pt === undefined ? 0 : [...pt.ranges.values()].reduce((a, r) => a + r.buckets, 0) + pt.dirty.size;
-        reports.push(uncomparable(table, why ?? 'the registration changed during verification; run verify again', fps, known));
-        continue;
-      }
-      const { inspect, equalBuckets } = rangesToInspect(pt, st, width);
-      const t = parseTableName(table);
-      const pd = inspect.length > 0 ? await readDetail(pub, t, width, { ranges: inspect }) : null;
-      const sd = inspect.length > 0 ? await readDetail(sub, t, width, { ranges: inspect }) : null;
-      const cmp = pd !== null && sd !== null ? compareTable(pd, sd) : compareTable(EMPTY_SIDE(pt.fingerprint), EMPTY_SIDE(st.fingerprint));
-      if (pd !== null) generations.set(table, pd.generations);
-      const subscription = probeable.get(table);
-      if (subscription !== undefined) {
-        const rowsOf = (b: string) => ({ publisher: pd?.buckets.get(b)?.rows ?? null, subscriber: sd?.buckets.get(b)?.rows ?? null });
-        const targets = probeTargets(cmp, rowsOf, meanRowsPerBucket(pt.ranges));
-        const status = pubStatus.tables.find((x) => x.table === table);
-        if (targets.length > 0) {
-          requests.push({
-            table,
-            scheme: (status?.scheme ?? 'int') as ProbeRequest['scheme'],
-            subscription,
-            targets,
-            tableRows: status?.rows ?? 0,
-          });
-        }
-        pending.set(table, { cmp, equalBuckets, fps, local: st.localWrites });
-        continue;
-      }
-      reports.push(tableReport(table, fps, [cmp], equalBuckets));
-      const hidden = [...st.localWrites].filter((b) => cmp.skippedBuckets.has(b));
-      if (hidden.length > 0) blocked.push(localWriteText(table, hidden, 'could not be compared (still dirty)'));
-      if (cmp.mismatches.length > 0) first.push({ table, first: cmp.mismatches, second: new Map() });
-    }
-    await pub.query('COMMIT');
-    pubOpen = false;
-    await sub.query('COMMIT');
-    subOpen = false;
+    open = [pub, sub];
+    const subRanges = await openSnapshot(sub, width);
+    const compared = await compareCatalogues(pub, sub, {
+      tables: comparable,
+      pubRanges,
+      subRanges,
+      problems: (t) => [...(late.get(t) ?? []), ...(excluded.has(t) ? [excluded.get(t) as string] : [])],
+      probeable,
+      pubStatus: pubStatus.tables,
+      width,
+    });
+    for (const c of open) await c.query('COMMIT');
+    open = [];
 
     // 4: probes
+    const reports: TableReport[] = [...notCompared, ...compared.reports];
     const probed: Confirmed[] = [];
     let lastLsn = lsn;
-    if (pending.size > 0) {
-      const outcomes = await resolveByProbes(
-        pub,
-        sub,
-        requests,
-        {
-          origin: pubStatus.nodeId,
-          target: routes.target,
-          deadlineMs: deadline,
-          budget: { ...DEFAULT_PROBE_BUDGET, maxHoldMs: opts.probeHoldMs ?? DEFAULT_PROBE_BUDGET.maxHoldMs },
-        },
-        stats,
-      );
-      for (const [table, p] of pending) {
+    if (compared.pending.size > 0) {
+      const budget = { ...DEFAULT_PROBE_BUDGET, maxHoldMs: opts.probeHoldMs ?? DEFAULT_PROBE_BUDGET.maxHoldMs };
+      const ctx = { origin: pubStatus.nodeId, target: routes.target, deadlineMs: deadline, budget };
+      const outcomes = await resolveByProbes(pub, sub, compared.requests, ctx, stats);
+      for (const [table, p] of compared.pending) {
         const o = outcomes.get(table) ?? [];
-        const { report, diverged } = probedTable(table, p.fps, p.equalBuckets, p.cmp, o);
+        const { report, diverged } = probedTable(table, p.fingerprints, p.equalBuckets, p.cmp, o);
         reports.push(report);
         probed.push(...diverged.map((d) => ({ ...d, table, how: 'probe' as const })));
-        const hidden = (report.leftOut ?? []).map((l) => l.bucket).filter((b) => p.local.has(b));
-        if (hidden.length > 0) blocked.push(localWriteText(table, hidden, 'could not be probed'));
+        const hidden = (report.leftOut ?? []).map((l) => l.bucket).filter((b) => p.localWrites.has(b));
+        if (hidden.length > 0) compared.blocked.push(localWriteText(table, hidden, 'could not be probed'));
         for (const x of o) if (x.state !== 'left_out') lastLsn = laterLsn(lastLsn, x.lsn);
       }
     }
+    const found = { tables: reports, probed, blocked: compared.blocked };
+    if (compared.first.length === 0) return finish({ ...found, lsn: lastLsn, barrierMs });
 
     // 5: the fallback's second round
-    if (first.length === 0) return finish({ tables: reports, probed, blocked, lsn: lastLsn, barrierMs });
-    const fingerprints = new Map(first.map((r) => [r.table, pubByTable.get(r.table)?.fingerprint ?? '']));
-    const second = await secondRound(pub, sub, first, {
+    const fingerprints = new Map(compared.first.map((r) => [r.table, pubRanges.get(r.table)?.fingerprint ?? '']));
+    const second = await secondRound(pub, sub, compared.first, {
       width,
       barrierMs: Math.max(1, barrierEnd() - Date.now()),
       drain: drainSide,
       fingerprints,
-      generations,
+      generations: compared.generations,
     });
-    if (second.barrierFailure !== undefined) {
-      return finish({ tables: reports, probed, blocked, lsn: null, barrierMs, barrierFailure: second.barrierFailure });
-    }
-    return finish({ tables: reports, rounds: second.rounds, probed, blocked, lsn: second.lsn, barrierMs: barrierMs + second.waitedMs });
+    if (second.barrierFailure !== undefined) return finish({ ...found, lsn: null, barrierMs, barrierFailure: second.barrierFailure });
+    return finish({ ...found, rounds: second.rounds, lsn: second.lsn, barrierMs: barrierMs + second.waitedMs });
   } finally {
-    if (pubOpen) await pub.query('ROLLBACK').catch(() => {});
-    if (subOpen) await sub.query('ROLLBACK').catch(() => {});
+    for (const c of open) await c.query('ROLLBACK').catch(() => {});
   }
-}
-
-/** A side with no detail read (every range was equal). */
-const EMPTY_SIDE = (fingerprint: string) => ({ fingerprint, swept: true, buckets: new Map(), dirty: new Set<string>() });
-
-function whyNotCompared(pt: TableSnapshot | undefined, st: TableSnapshot | undefined, found: readonly string[]): string | null {
-  if (pt === undefined || st === undefined) return 'the registration changed during verification; run verify again';
-  if (found.length > 0) return found.join('; ');
-  if (st.fingerprint !== pt.fingerprint)
-    return `registration fingerprints differ: publisher ${pt.fingerprint}, subscriber ${st.fingerprint}`;
-  if (!pt.swept || !st.swept)
-    return `the first sweep has not finished on the ${pt.swept ? 'subscriber' : 'publisher'}; run syncguard drain`;
-  return null;
-}
-
-function localWriteText(table: string, buckets: readonly string[], what: string): string {
-  const n = buckets.length;
-  return `${table}: bucket${n === 1 ? '' : 's'} ${buckets.slice(0, 10).join(', ')} hold${n === 1 ? 's' : ''} local writes on the subscriber and ${what}`;
 }

@@ -77,15 +77,15 @@ describe('privileges', () => {
     for (const c of [ctx.pair.pub, ctx.pair.sub]) {
       await c
         .query(
-          `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sg_verifier') THEN CREATE ROLE sg_verifier LOGIN PASSWORD '${VERIFIER_PASSWORD}'; END IF; END $$`,
+          `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sg_probe_verifier') THEN CREATE ROLE sg_probe_verifier LOGIN PASSWORD '${VERIFIER_PASSWORD}'; END IF; END $$`,
         )
         .catch(() => {});
     }
-    await ctx.pub.query("SELECT syncguard.grant_role('sg_verifier', 'verify')");
-    await ctx.sub.query("SELECT syncguard.grant_role('sg_verifier', 'verify')");
+    await ctx.pub.query("SELECT syncguard.grant_role('sg_probe_verifier', 'verify')");
+    await ctx.sub.query("SELECT syncguard.grant_role('sg_probe_verifier', 'verify')");
     const as = (dsn: string, user: string, pw: string) => dsn.replace(/\/\/[^@]+@/, `//${user}:${pw}@`);
-    const vp = await connect(as(ctx.pair.publisherDsn, 'sg_verifier', VERIFIER_PASSWORD), 'publisher');
-    const vs = await connect(as(ctx.pair.subscriberDsn, 'sg_verifier', VERIFIER_PASSWORD), 'subscriber');
+    const vp = await connect(as(ctx.pair.publisherDsn, 'sg_probe_verifier', VERIFIER_PASSWORD), 'publisher');
+    const vs = await connect(as(ctx.pair.subscriberDsn, 'sg_probe_verifier', VERIFIER_PASSWORD), 'subscriber');
     try {
       await ctx.pair.pub.query(`UPDATE ${T} SET balance = balance + 1 WHERE id = 77`);
       const r = await verifyPair(vp, vs, { timeLimitMs: 20_000 });

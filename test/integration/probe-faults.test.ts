@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { readAnswers, sendProbe } from '../../functions/db/probe.js';
 import { nodeStatus } from '../../functions/db/status.js';
+import { ensureProbeRoute } from '../../functions/flows/probe-route.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -186,6 +187,33 @@ describe('probe faults leave replication running', () => {
       await big.end();
       await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} SET (streaming = off)`);
     }
+  });
+
+  it('never refreshes a subscription that has other pending publication changes (their initial copy would be skipped)', async () => {
+    await ctx.pair.pub.query(`ALTER PUBLICATION ${ctx.pair.name} DROP TABLE syncguard.probe`);
+    await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} REFRESH PUBLICATION WITH (copy_data = false)`);
+    await ctx.pair.both('CREATE TABLE public.pending (id int PRIMARY KEY)');
+    await ctx.pair.pub.query('INSERT INTO public.pending SELECT generate_series(1, 100)');
+    await ctx.pair.pub.query(`ALTER PUBLICATION ${ctx.pair.name} ADD TABLE public.pending`); // not refreshed yet
+    const notes = await ensureProbeRoute(ctx.pair.pub, ctx.pair.sub, [ITEMS]);
+    expect(notes).toEqual([
+      `added syncguard.probe to publication ${ctx.pair.name} on the publisher`,
+      expect.stringMatching(
+        new RegExp(`^subscription ${ctx.pair.name} also has other pending publication changes \\(public\\.pending\\); refresh it yourself`),
+      ),
+    ]);
+    const { rows } = await ctx.pair.sub.query("SELECT 1 FROM pg_subscription_rel WHERE srrelid = 'public.pending'::regclass");
+    expect(rows).toEqual([]); // not marked ready without its copy
+    const r = await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 40_000 });
+    expect(r.warnings).toContainEqual(
+      expect.stringMatching(/^public\.items: probes cannot reach it \(syncguard\.probe is not in subscription/),
+    );
+    // the user's own refresh copies the pending table, and probes travel again
+    await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} REFRESH PUBLICATION`);
+    await ctx.pair.waitForSync();
+    const { rows: copied } = await ctx.pair.sub.query<{ n: string }>('SELECT count(*) AS n FROM public.pending');
+    expect(Number(copied[0]?.n)).toBe(100);
+    expect((await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000 })).tables[0]).toMatchObject({ method: 'probe' });
   });
 
   it('falls back to two rounds, with a warning, on a subscriber without the probe table', async () => {

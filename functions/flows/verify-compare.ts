@@ -1,0 +1,89 @@
+// Step 6 of a verification (flows/verify.ts): with both snapshots open, compare each table's
+// catalogues, range sums first and bucket detail where they differ, and sort what is left to do:
+// a probe request for each table probes can reach, the first round's candidates for the others.
+
+import { compareTable, type TableComparison } from '../core/compare.js';
+import { parseTableName } from '../core/identifiers.js';
+import { type TableReport, tableReport, uncomparable } from '../core/report.js';
+import type { TableRounds } from '../core/verdict.js';
+import { meanRowsPerBucket, probeTargets, rangesToInspect, whyNotCompared } from '../core/verify-plan.js';
+import { localWriteText } from '../core/verify-report.js';
+import { readDetail, type TableSnapshot } from '../db/catalogue.js';
+import type { Client } from '../db/connect.js';
+import type { TableStatus } from '../db/status.js';
+import type { ProbeRequest } from './probes.js';
+
+/** A probed table waiting for its probes' answers. */
+export interface PendingTable {
+  readonly cmp: TableComparison;
+  readonly equalBuckets: number;
+  readonly fingerprints: TableReport['fingerprints'];
+  readonly localWrites: ReadonlySet<string>;
+}
+
+export interface Compared {
+  /** Reports of the tables settled here (uncomparable, or compared by the fallback's first round). */
+  readonly reports: TableReport[];
+  readonly requests: ProbeRequest[];
+  readonly pending: Map<string, PendingTable>;
+  /** The fallback's first-round candidates, per table. */
+  readonly first: TableRounds[];
+  readonly blocked: string[];
+  /** The publisher's bucket generations of the detail read, per table (for the fallback's round two). */
+  readonly generations: Map<string, ReadonlyMap<string, string>>;
+}
+
+/** A side with no detail read (every range was equal). */
+const NO_DETAIL = (fingerprint: string) => ({ fingerprint, swept: true, buckets: new Map(), dirty: new Set<string>() });
+
+export async function compareCatalogues(
+  pub: Client,
+  sub: Client,
+  input: {
+    tables: readonly string[];
+    pubRanges: ReadonlyMap<string, TableSnapshot>;
+    subRanges: ReadonlyMap<string, TableSnapshot>;
+    /** Why a table cannot be compared (problems found after the drains, no barrier). */
+    problems: (table: string) => readonly string[];
+    /** The subscription probes travel in, for the tables they can reach. */
+    probeable: ReadonlyMap<string, string>;
+    pubStatus: readonly TableStatus[];
+    width: bigint;
+  },
+): Promise<Compared> {
+  const out: Compared = { reports: [], requests: [], pending: new Map(), first: [], blocked: [], generations: new Map() };
+  for (const table of input.tables) {
+    const pt = input.pubRanges.get(table);
+    const st = input.subRanges.get(table);
+    const fingerprints = { publisher: pt?.fingerprint ?? null, subscriber: st?.fingerprint ?? null };
+    const why = whyNotCompared(pt, st, input.problems(table));
+    if (why !== null || pt === undefined || st === undefined) {
+      const known = pt === undefined ? 0 : [...pt.ranges.values()].reduce((a, r) => a + r.buckets, 0) + pt.dirty.size;
+      out.reports.push(uncomparable(table, why ?? '', fingerprints, known));
+      continue;
+    }
+    const { inspect, equalBuckets } = rangesToInspect(pt, st, input.width);
+    const t = parseTableName(table);
+    const pd = inspect.length > 0 ? await readDetail(pub, t, input.width, { ranges: inspect }) : null;
+    const sd = inspect.length > 0 ? await readDetail(sub, t, input.width, { ranges: inspect }) : null;
+    const cmp = pd !== null && sd !== null ? compareTable(pd, sd) : compareTable(NO_DETAIL(pt.fingerprint), NO_DETAIL(st.fingerprint));
+    if (pd !== null) out.generations.set(table, pd.generations);
+    const subscription = input.probeable.get(table);
+    if (subscription !== undefined) {
+      const rowsOf = (b: string) => ({ publisher: pd?.buckets.get(b)?.rows ?? null, subscriber: sd?.buckets.get(b)?.rows ?? null });
+      const targets = probeTargets(cmp, rowsOf, meanRowsPerBucket(pt.ranges));
+      const status = input.pubStatus.find((x) => x.table === table);
+      if (targets.length > 0) {
+        const scheme = (status?.scheme ?? 'int') as ProbeRequest['scheme'];
+        out.requests.push({ table, scheme, subscription, targets, tableRows: status?.rows ?? 0 });
+      }
+      out.pending.set(table, { cmp, equalBuckets, fingerprints, localWrites: st.localWrites });
+      continue;
+    }
+    out.reports.push(tableReport(table, fingerprints, [cmp], equalBuckets));
+    const hidden = [...st.localWrites].filter((b) => cmp.skippedBuckets.has(b));
+    if (hidden.length > 0) out.blocked.push(localWriteText(table, hidden, 'could not be compared (still dirty)'));
+    if (cmp.mismatches.length > 0) out.first.push({ table, first: cmp.mismatches, second: new Map() });
+  }
+  return out;
+}
