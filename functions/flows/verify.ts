@@ -11,6 +11,7 @@
 
 import { InputError, SyncGuardError, TimeLimitError } from '../core/errors.js';
 import { parseTableName, type QualifiedName, tableText } from '../core/identifiers.js';
+import type { Finding } from '../core/parity.js';
 import { DEFAULT_PROBE_BUDGET } from '../core/probe-plan.js';
 import { type TableReport, uncomparable, type VerifyReport } from '../core/report.js';
 import type { Confirmed } from '../core/verdict.js';
@@ -72,15 +73,22 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   }
   const comparable = tableNames.filter((t) => problems.get(t)?.length === 0);
   const local = await localWrites(sub, opts.table);
-  const parity = (await parityOf(pub, sub)).filter((f) => opts.table === undefined || f.table === tableText(opts.table));
   const routes = await probeReach(sub, comparable);
   const probeable = new Map<string, string>();
   const fallback: string[] = [];
+  const unreachable: Finding[] = [];
   for (const t of comparable) {
     const r = routes.reach.get(t);
     if (r?.ok === true && opts.noProbes !== true) probeable.set(t, r.subscription);
     else fallback.push(t);
+    if (r?.ok === false) {
+      const message = `probes cannot reach it (${r.reason}); verified in two rounds instead, which cannot settle buckets written continuously`;
+      unreachable.push({ table: t, level: 'warning', message });
+    }
   }
+  const parity = [...(await parityOf(pub, sub)), ...unreachable].filter(
+    (f) => opts.table === undefined || f.table === tableText(opts.table),
+  );
   const stats = emptyStats();
   const finish = (run: RunOutcome): VerifyReport =>
     verifyReport(run, {
@@ -89,14 +97,6 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
         ...localWriteWarning(local.count),
         ...parity.filter((f) => f.level === 'warning').map((f) => `${f.table}: ${f.message}`),
         ...routes.warnings,
-        ...fallback.flatMap((t) => {
-          const r = routes.reach.get(t);
-          return r?.ok === false
-            ? [
-                `${t}: probes cannot reach it (${r.reason}); verified in two rounds instead, which cannot settle buckets written continuously`,
-              ]
-            : [];
-        }),
       ],
       parity,
       localWrites: local.groups,

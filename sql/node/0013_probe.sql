@@ -190,6 +190,10 @@ BEGIN
     RAISE EXCEPTION 'a probe asks for 1 to % buckets, this one for %', v_caps->>'maxBuckets', coalesce(cardinality(p_buckets), 0)
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  IF syncguard._probe_rows(r, p_buckets) > (v_caps->>'maxRows')::bigint THEN
+    RAISE EXCEPTION 'a probe of these buckets would read about % rows, more than the cap of %', syncguard._probe_rows(r, p_buckets), v_caps->>'maxRows'
+      USING ERRCODE = 'program_limit_exceeded';
+  END IF;
   EXECUTE format('LOCK TABLE ONLY %I.%I IN SHARE MODE', p_schema, p_table);
   v_t1 := clock_timestamp();
   -- a new snapshot, taken after the lock: every writer that held the table has committed
