@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OWNER, OWNER_PASSWORD } from '../../dev/pair.js';
 import { closeConnections } from '../../functions/commons/connections.js';
 import { clearSecretCache } from '../../functions/commons/secrets.js';
+import { ERROR_NAMES, RETRYABLE_ERRORS, TimeLimitError } from '../../functions/core/errors.js';
 import { connect } from '../../functions/db/connect.js';
 import { installControl } from '../../functions/db/install.js';
 import { handler } from '../../functions/verify.js';
@@ -109,5 +110,13 @@ describe('verify Lambda', () => {
   ];
   it.each(bad)('refuses %s', async (_what, event, message) => {
     await expect(invoke(event)).rejects.toThrow(message);
+  });
+
+  it('refuses to start with too little time left, with the error a workflow routes on', async () => {
+    const err = await handler({ pair: 'orders' }, context(6000)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TimeLimitError);
+    expect((err as Error).name).toBe(ERROR_NAMES.TimeLimitError);
+    expect(RETRYABLE_ERRORS).toContain((err as Error).name);
+    expect((err as Error).message).toMatch(/^not enough time left to verify \(3000 ms after the margin/);
   });
 });
