@@ -49,6 +49,78 @@ export class TimeLimitError extends SyncGuardError {
   }
 }
 
+/** A plan's time ran out before it was applied. Inspect again and make a new plan. */
+export class PlanExpiredError extends SyncGuardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PlanExpiredError';
+  }
+}
+
+/** A plan was not approved (yet). Approve it, or make a new one. */
+export class PlanNotApprovedError extends SyncGuardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PlanNotApprovedError';
+  }
+}
+
+/** A plan was rejected; it can never be applied. */
+export class PlanRejectedError extends SyncGuardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PlanRejectedError';
+  }
+}
+
+/** A plan's content no longer matches its checksum, or the checksum that was approved. */
+export class PlanTamperedError extends SyncGuardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PlanTamperedError';
+  }
+}
+
+/** A plan was already applied (or decided): applying or deciding it again changes nothing. */
+export class PlanAlreadyAppliedError extends SyncGuardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PlanAlreadyAppliedError';
+  }
+}
+
+/** A plan would change more rows than the cap allows. */
+export class PlanTooLargeError extends SyncGuardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PlanTooLargeError';
+  }
+}
+
+/** Four-eyes approval is on and the approver made the plan. */
+export class FourEyesError extends SyncGuardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'FourEyesError';
+  }
+}
+
+/** The table's registration changed since the plan was made (unregistered, or registered again). */
+export class PlanStaleError extends SyncGuardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PlanStaleError';
+  }
+}
+
+/** No planned change could be applied: every row changed since inspection. Inspect again. */
+export class PreconditionFailedError extends SyncGuardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PreconditionFailedError';
+  }
+}
+
 /** Every error name a workflow may route on (Step Functions Catch/Retry in infra/ use these). */
 export const ERROR_NAMES = Object.freeze({
   SyncGuardError: 'SyncGuardError',
@@ -57,6 +129,15 @@ export const ERROR_NAMES = Object.freeze({
   IncompatibleError: 'IncompatibleError',
   DrainError: 'DrainError',
   TimeLimitError: 'TimeLimitError',
+  PlanExpiredError: 'PlanExpiredError',
+  PlanNotApprovedError: 'PlanNotApprovedError',
+  PlanRejectedError: 'PlanRejectedError',
+  PlanTamperedError: 'PlanTamperedError',
+  PlanAlreadyAppliedError: 'PlanAlreadyAppliedError',
+  PlanTooLargeError: 'PlanTooLargeError',
+  FourEyesError: 'FourEyesError',
+  PlanStaleError: 'PlanStaleError',
+  PreconditionFailedError: 'PreconditionFailedError',
 } as const);
 
 /** Errors worth retrying as they are: the database was unreachable, or the time ran out. */

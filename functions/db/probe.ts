@@ -88,21 +88,25 @@ export async function cleanupProbes(pub: Client): Promise<number> {
 
 export interface ProbeAnswer {
   readonly ok: boolean;
-  readonly values: ReadonlyMap<string, BucketValue>;
+  /** The answer as the subscriber wrote it: bucket values, a row list, or a repair's outcomes. */
+  readonly answer: unknown;
   readonly error: string | null;
   readonly computeMs: number | null;
 }
 
+/** A 'buckets' probe's answer as bucket values. */
+export const bucketValues = (a: ProbeAnswer): Map<string, BucketValue> => parseValues(a.answer as Record<string, [string, string]> | null);
+
 /** The subscriber's answers to some probes of one publisher (absent: not applied yet). */
 export async function readAnswers(sub: Client, origin: string, ids: readonly string[]): Promise<Map<string, ProbeAnswer>> {
   const { rows } = await sub.query<{
-    r: Record<string, { ok: boolean; answer: Record<string, [string, string]> | null; error: string | null; computeMs: string | null }>;
+    r: Record<string, { ok: boolean; answer: unknown; error: string | null; computeMs: string | null }>;
   }>('SELECT syncguard.probe_results($1, $2) AS r', [origin, ids]);
   const r = one(rows, 'syncguard.probe_results').r;
   return new Map(
     Object.entries(r).map(([id, a]) => [
       id,
-      { ok: a.ok, values: parseValues(a.answer), error: a.error, computeMs: a.computeMs === null ? null : Number(a.computeMs) },
+      { ok: a.ok, answer: a.answer, error: a.error, computeMs: a.computeMs === null ? null : Number(a.computeMs) },
     ]),
   );
 }

@@ -21,7 +21,7 @@ import {
 } from '../core/probe-plan.js';
 import { applyErrors, replicationStopped } from '../db/barrier.js';
 import type { Client } from '../db/connect.js';
-import { LOCK_NOT_AVAILABLE, type ProbeAnswer, readAnswers, type SentProbe, sendProbe } from '../db/probe.js';
+import { bucketValues, LOCK_NOT_AVAILABLE, type ProbeAnswer, readAnswers, type SentProbe, sendProbe } from '../db/probe.js';
 
 export interface ProbeRequest {
   readonly table: string;
@@ -152,9 +152,10 @@ export async function resolveByProbes(
       leaveOut(s.table, s.buckets, `the subscriber could not answer the probe: ${a.error ?? 'unknown error'}`);
       continue;
     }
+    const answered = bucketValues(a);
     for (const bucket of s.buckets) {
       const publisher = s.probe.values.get(bucket) ?? EMPTY;
-      const subscriber = a.values.get(bucket) ?? EMPTY;
+      const subscriber = answered.get(bucket) ?? EMPTY;
       outcomes
         .get(s.table)
         ?.push({ bucket, state: sameValue(publisher, subscriber) ? 'equal' : 'differ', publisher, subscriber, lsn: s.probe.lsn });

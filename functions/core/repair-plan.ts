@@ -1,0 +1,209 @@
+// Inspection and repair plans (pure; docs/repair.md).
+//   diffKeys:     the keys whose (key, row hash) lists differ, from one probe position;
+//   describeDiffs: what a user sees: missing, extra, or changed with the differing columns;
+//   planChanges:  the subscriber change per diff, with its precondition (both rows' hashes as
+//                 inspected), deletes first;
+//   planSql:      the plan as SQL a person can review;
+//   planChecksum: what an approval is recorded against;
+//   applicable:   whether a stored plan may be applied now, or the named error why not.
+
+import { createHash } from 'node:crypto';
+import {
+  FourEyesError,
+  PlanAlreadyAppliedError,
+  PlanExpiredError,
+  PlanNotApprovedError,
+  PlanRejectedError,
+  PlanTamperedError,
+  PlanTooLargeError,
+} from './errors.js';
+import { escapeIdentifier, escapeLiteral } from './sql-text.js';
+
+export type DiffKind = 'missing_on_subscriber' | 'extra_on_subscriber' | 'changed';
+
+/** key text -> row hash (decimal text), one side's rows of a bucket. */
+export type RowList = ReadonlyMap<string, string>;
+
+export interface KeyDiff {
+  readonly key: string;
+  readonly kind: DiffKind;
+  readonly publisherHash: string | null;
+  readonly subscriberHash: string | null;
+}
+
+/** One side's full rows of some keys (syncguard.row_values). */
+export interface RowValues {
+  readonly columns: readonly string[];
+  readonly keyColumns: readonly string[];
+  readonly identityAlways: readonly string[];
+  readonly generated: readonly string[];
+  readonly rows: ReadonlyMap<
+    string,
+    { readonly hash: string; readonly keyValues: readonly (string | null)[]; readonly values: readonly (string | null)[] }
+  >;
+}
+
+export interface Diff {
+  readonly kind: DiffKind;
+  readonly key: string;
+  /** missing: the publisher's columns; extra: the subscriber's; changed: those that differ. */
+  readonly columns: readonly { readonly name: string; readonly publisher: string | null; readonly subscriber: string | null }[];
+}
+
+const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+
+export function diffKeys(pub: RowList, sub: RowList): KeyDiff[] {
+  const out: KeyDiff[] = [];
+  for (const [key, h] of pub) {
+    const s = sub.get(key);
+    if (s === undefined) out.push({ key, kind: 'missing_on_subscriber', publisherHash: h, subscriberHash: null });
+    else if (s !== h) out.push({ key, kind: 'changed', publisherHash: h, subscriberHash: s });
+  }
+  for (const [key, s] of sub) if (!pub.has(key)) out.push({ key, kind: 'extra_on_subscriber', publisherHash: null, subscriberHash: s });
+  return out.sort(byKey);
+}
+
+export function describeDiffs(diffs: readonly KeyDiff[], pub: RowValues, sub: RowValues): Diff[] {
+  return diffs.map((d) => {
+    const p = pub.rows.get(d.key)?.values;
+    const s = sub.rows.get(d.key)?.values;
+    const columns = pub.columns
+      .map((name, i) => ({ name, publisher: p === undefined ? null : (p[i] ?? null), subscriber: s === undefined ? null : (s[i] ?? null) }))
+      .filter((c) => d.kind !== 'changed' || c.publisher !== c.subscriber);
+    return { kind: d.kind, key: d.key, columns };
+  });
+}
+
+export interface PlannedChange {
+  readonly key: string;
+  readonly op: 'upsert' | 'delete';
+  /** Preconditions: the rows' hashes as inspected; null = the row was absent. */
+  readonly subHash: string | null;
+  readonly pubHash: string | null;
+  /** A delete's key values (from the subscriber's row), to find the row by. */
+  readonly keyValues?: readonly (string | null)[];
+  /** An upsert's values as inspected (for review only: the repair sends the publisher's values as they are then). */
+  readonly values?: readonly (string | null)[];
+}
+
+/** The subscriber change per diff: deletes (extra rows) first, then upserts, each in key order. */
+export function planChanges(diffs: readonly KeyDiff[], pub: RowValues, sub: RowValues): PlannedChange[] {
+  const deletes = diffs
+    .filter((d) => d.kind === 'extra_on_subscriber')
+    .map((d) => ({
+      key: d.key,
+      op: 'delete' as const,
+      subHash: d.subscriberHash,
+      pubHash: null,
+      keyValues: sub.rows.get(d.key)?.keyValues ?? [],
+    }));
+  const upserts = diffs
+    .filter((d) => d.kind !== 'extra_on_subscriber')
+    .map((d) => ({
+      key: d.key,
+      op: 'upsert' as const,
+      subHash: d.subscriberHash,
+      pubHash: d.publisherHash,
+      values: pub.rows.get(d.key)?.values ?? [],
+    }));
+  return [...deletes.sort(byKey), ...upserts.sort(byKey)];
+}
+
+export const DEFAULT_PLAN_CAP = 1000;
+export const DEFAULT_PLAN_EXPIRY_MS = 24 * 3600 * 1000;
+
+export function checkCap(table: string, rows: number, cap: number): void {
+  if (rows > cap) {
+    throw new PlanTooLargeError(
+      `the plan for ${table} would change ${rows} rows, more than the cap of ${cap}: raise it with --max-rows ${rows} after reviewing, or resynchronise the table instead (copy it again through the subscription)`,
+    );
+  }
+}
+
+/** The plan as SQL a person can review; the repair itself applies it through the subscription. */
+export function planSql(table: { schema: string; table: string }, cols: RowValues, changes: readonly PlannedChange[]): string {
+  const t = `${escapeIdentifier(table.schema)}.${escapeIdentifier(table.table)}`;
+  const lit = (v: string | null | undefined) => (v === null || v === undefined ? 'NULL' : escapeLiteral(v));
+  const writable = cols.columns.map((c, i) => ({ c, i })).filter((x) => !cols.generated.includes(x.c));
+  const override = cols.columns.some((c) => cols.identityAlways.includes(c)) ? ' OVERRIDING SYSTEM VALUE' : '';
+  const keyList = cols.keyColumns.map(escapeIdentifier).join(', ');
+  const sets = writable
+    .filter((x) => !cols.keyColumns.includes(x.c))
+    .map((x) => `${escapeIdentifier(x.c)} = EXCLUDED.${escapeIdentifier(x.c)}`);
+  const lines: string[] = [];
+  for (const ch of changes) {
+    const pre = `-- precondition: subscriber row ${ch.subHash === null ? 'absent' : `hash ${ch.subHash}`}; publisher row ${ch.pubHash === null ? 'absent' : `hash ${ch.pubHash}`}`;
+    if (ch.op === 'delete') {
+      const where = cols.keyColumns.map((k, i) => `${escapeIdentifier(k)} = ${lit(ch.keyValues?.[i])}`).join(' AND ');
+      lines.push(pre, `DELETE FROM ${t} WHERE ${where};`);
+    } else {
+      lines.push(
+        pre,
+        `INSERT INTO ${t} (${writable.map((x) => escapeIdentifier(x.c)).join(', ')})${override} VALUES (${writable.map((x) => lit(ch.values?.[x.i])).join(', ')})` +
+          ` ON CONFLICT (${keyList}) DO ${sets.length === 0 ? 'NOTHING' : `UPDATE SET ${sets.join(', ')}`};`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+export interface PlanContent {
+  readonly pair: string;
+  readonly table: string;
+  readonly bucket: string;
+  readonly fingerprint: string;
+  readonly changes: readonly PlannedChange[];
+  readonly expiresAt: string;
+}
+
+/** sha256 over everything that would be applied, in a fixed key order. */
+export function planChecksum(p: PlanContent): string {
+  const canonical = JSON.stringify([
+    p.pair,
+    p.table,
+    p.bucket,
+    p.fingerprint,
+    p.expiresAt,
+    p.changes.map((c) => [c.key, c.op, c.subHash, c.pubHash, c.keyValues ?? null, c.values ?? null]),
+  ]);
+  return `sha256:${createHash('sha256').update(canonical).digest('hex')}`;
+}
+
+export interface StoredPlan extends PlanContent {
+  readonly planId: number;
+  readonly checksum: string;
+  readonly createdBy: string;
+  readonly state: 'proposed' | 'approved' | 'rejected' | 'applying' | 'applied';
+  readonly approval: { readonly decision: 'approved' | 'rejected'; readonly by: string; readonly checksum: string } | null;
+}
+
+/** Why a stored plan may not be applied now (a named error), or nothing when it may. */
+export function checkApplicable(p: StoredPlan, nowMs: number): void {
+  if (planChecksum(p) !== p.checksum) {
+    throw new PlanTamperedError(`plan ${p.planId} was altered after it was made (its checksum no longer matches); make a new plan`);
+  }
+  if (p.state === 'applied' || p.state === 'applying')
+    throw new PlanAlreadyAppliedError(`plan ${p.planId} was already applied; nothing to do`);
+  if (p.state === 'rejected' || p.approval?.decision === 'rejected')
+    throw new PlanRejectedError(`plan ${p.planId} was rejected by ${p.approval?.by ?? 'an approver'}`);
+  if (p.approval === null || p.state !== 'approved') {
+    throw new PlanNotApprovedError(`plan ${p.planId} is not approved; run syncguard approve --plan ${p.planId}`);
+  }
+  if (p.approval.checksum !== p.checksum) {
+    throw new PlanTamperedError(`plan ${p.planId} was approved as ${p.approval.checksum}, but is now ${p.checksum}; make a new plan`);
+  }
+  if (Date.parse(p.expiresAt) <= nowMs)
+    throw new PlanExpiredError(`plan ${p.planId} expired at ${p.expiresAt}; inspect again and make a new plan`);
+}
+
+/** Whether `who` may decide on a plan. */
+export function checkApprover(p: StoredPlan, who: string, fourEyes: boolean, nowMs: number): void {
+  if (planChecksum(p) !== p.checksum) throw new PlanTamperedError(`plan ${p.planId} was altered after it was made; make a new plan`);
+  if (p.approval !== null) throw new PlanAlreadyAppliedError(`plan ${p.planId} was already ${p.approval.decision} by ${p.approval.by}`);
+  if (p.state !== 'proposed') throw new PlanAlreadyAppliedError(`plan ${p.planId} is ${p.state}; it can no longer be decided`);
+  if (Date.parse(p.expiresAt) <= nowMs)
+    throw new PlanExpiredError(`plan ${p.planId} expired at ${p.expiresAt}; inspect again and make a new plan`);
+  if (fourEyes && who === p.createdBy) {
+    throw new FourEyesError(`four-eyes approval is on: ${who} made plan ${p.planId} and may not approve it; another person must`);
+  }
+}

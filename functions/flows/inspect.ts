@@ -1,0 +1,144 @@
+// Inspecting one bucket (docs/repair.md "Inspect"): the (key, row hash) lists of both sides at one
+// replication position, from an inspection probe; then the full rows of the differing keys only.
+// Values go to the caller (the user asked for the diff), never to a log.
+
+import { IncompatibleError, InputError, SyncGuardError } from '../core/errors.js';
+import { type QualifiedName, tableText } from '../core/identifiers.js';
+import { lockRetryDelayMs } from '../core/probe-plan.js';
+import { type Diff, describeDiffs, diffKeys, type KeyDiff, type RowValues } from '../core/repair-plan.js';
+import { readDetail } from '../db/catalogue.js';
+import type { Client } from '../db/connect.js';
+import { requireDistinct, requireInstalled } from '../db/install.js';
+import { LOCK_NOT_AVAILABLE } from '../db/probe.js';
+import { readRowValues, sendRowsProbe } from '../db/repair.js';
+import { nodeStatus } from '../db/status.js';
+import { registrationProblems } from '../db/verify-context.js';
+import { probeReach } from './probe-route.js';
+import { awaitAnswers } from './probes.js';
+
+export interface Inspection {
+  readonly table: string;
+  readonly bucket: string;
+  readonly fingerprint: string;
+  /** The publisher's WAL position right after the inspection probe committed. */
+  readonly lsn: string;
+  readonly rowsChecked: { readonly publisher: number; readonly subscriber: number };
+  readonly keys: readonly KeyDiff[];
+  readonly diffs: readonly Diff[];
+  readonly publisherRows: RowValues;
+  readonly subscriberRows: RowValues;
+  readonly durationMs: number;
+}
+
+/** What probing needs to know about a pair and one of its tables, checked. */
+export interface ProbeTarget {
+  readonly origin: string;
+  readonly target: string;
+  readonly subscription: string;
+  readonly fingerprint: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const code = (err: unknown): string => String((err as { code?: unknown }).code ?? '');
+
+/** Checks that the table is registered alike on both nodes and that probes reach it. */
+export async function probeTargetOf(pub: Client, sub: Client, table: QualifiedName): Promise<ProbeTarget> {
+  await requireInstalled(pub, 'publisher');
+  await requireInstalled(sub, 'subscriber');
+  await requireDistinct(pub, sub);
+  const name = tableText(table);
+  const { tableNames, problems } = await registrationProblems(pub, sub, table);
+  if (tableNames.length === 0) throw new InputError(`table ${name} is not registered on the publisher or the subscriber`);
+  const found = problems.get(name) ?? [];
+  if (found.length > 0) throw new IncompatibleError(`table ${name} cannot be inspected or repaired: ${found.join('; ')}`);
+  const [p, s] = [await nodeStatus(pub), await nodeStatus(sub)];
+  const pf = p.tables.find((t) => t.table === name)?.fingerprint;
+  const sf = s.tables.find((t) => t.table === name)?.fingerprint;
+  if (pf === undefined || pf !== sf)
+    throw new IncompatibleError(`registration fingerprints of ${name} differ: publisher ${pf}, subscriber ${sf}`);
+  const reach = (await probeReach(sub, [name])).reach.get(name);
+  if (reach?.ok !== true) {
+    throw new IncompatibleError(
+      `${name} cannot be inspected or repaired without probes: ${reach?.ok === false ? reach.reason : 'no subscription replicates it'}`,
+    );
+  }
+  return { origin: p.nodeId, target: s.nodeId, subscription: reach.subscription, fingerprint: pf };
+}
+
+/** Runs a locked publisher call, retrying a busy lock a few times (never queueing behind a long transaction). */
+export async function withLockRetries<T>(what: string, lockTimeoutMs: number, fn: () => Promise<T>, attempts = 6): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (code(err) !== LOCK_NOT_AVAILABLE) throw err;
+      if (attempt + 1 >= attempts) {
+        throw new SyncGuardError(
+          `${what}: the table's SHARE lock could not be had within ${lockTimeoutMs} ms in ${attempts} attempts (a long transaction holds the table; see pg_locks); try again later`,
+        );
+      }
+      await sleep(lockRetryDelayMs(attempt));
+    }
+  }
+}
+
+export async function inspectBucket(
+  pub: Client,
+  sub: Client,
+  table: QualifiedName,
+  bucketText: string,
+  opts: { timeLimitMs?: number; lockTimeoutMs?: number } = {},
+): Promise<Inspection> {
+  const started = Date.now();
+  const deadline = started + (opts.timeLimitMs ?? 60_000);
+  if (!/^-?\d{1,19}$/.test(bucketText)) throw new InputError(`bucket must be an integer, got ${JSON.stringify(bucketText)}`);
+  const bucket = BigInt(bucketText).toString();
+  const t = await probeTargetOf(pub, sub, table);
+  const name = tableText(table);
+  const known = async (c: Client) => {
+    const d = await readDetail(c, table, 64n, { buckets: [bucket] });
+    return d.buckets.has(bucket) || d.dirty.has(bucket);
+  };
+  if (!(await known(pub)) && !(await known(sub))) {
+    throw new InputError(
+      `bucket ${bucket} of ${name} is in neither catalogue (no row there on either side); the buckets to inspect are those verify reports`,
+    );
+  }
+  const lockTimeoutMs = opts.lockTimeoutMs ?? 20;
+  const probe = await withLockRetries(`inspecting ${name} bucket ${bucket}`, lockTimeoutMs, () =>
+    sendRowsProbe(pub, { table, bucket, target: t.target, subscription: t.subscription, lockTimeoutMs }),
+  );
+  const lsn = (await pub.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0]?.l ?? '';
+  const waited = await awaitAnswers(sub, t.origin, [probe.id], deadline, [t.subscription]);
+  const answer = waited.answers.get(probe.id);
+  if (answer === undefined)
+    throw new SyncGuardError(`the subscriber did not answer the inspection probe: ${waited.failure ?? 'no answer'}`);
+  if (!answer.ok)
+    throw new IncompatibleError(`the subscriber could not inspect ${name} bucket ${bucket}: ${answer.error ?? 'unknown error'}`);
+  const subRows = new Map(Object.entries(answer.answer as Record<string, string>));
+  const keys = diffKeys(probe.rows, subRows);
+  const publisherRows = await readRowValues(
+    pub,
+    table,
+    bucket,
+    keys.filter((k) => k.kind !== 'extra_on_subscriber').map((k) => k.key),
+  );
+  const subscriberRows = await readRowValues(
+    sub,
+    table,
+    bucket,
+    keys.filter((k) => k.kind !== 'missing_on_subscriber').map((k) => k.key),
+  );
+  return {
+    table: name,
+    bucket,
+    fingerprint: t.fingerprint,
+    lsn,
+    rowsChecked: { publisher: probe.rows.size, subscriber: subRows.size },
+    keys,
+    diffs: describeDiffs(keys, publisherRows, subscriberRows),
+    publisherRows,
+    subscriberRows,
+    durationMs: Date.now() - started,
+  };
+}

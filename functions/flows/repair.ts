@@ -1,0 +1,193 @@
+// Planning and applying a repair of one bucket (docs/repair.md). The plan comes from an
+// inspection; the repair travels through the subscription as a probe does, so it lands at one
+// replication position: the publisher holds the table still while it checks its rows against the
+// plan, the subscriber's trigger writes each change only where its row is still as inspected.
+// After the repair the bucket is probed again.
+
+import { IncompatibleError, PlanStaleError } from '../core/errors.js';
+import { parseTableName, type QualifiedName } from '../core/identifiers.js';
+import {
+  checkCap,
+  DEFAULT_PLAN_CAP,
+  DEFAULT_PLAN_EXPIRY_MS,
+  type PlanContent,
+  type PlannedChange,
+  planChanges,
+  planChecksum,
+  planSql,
+} from '../core/repair-plan.js';
+import type { Client } from '../db/connect.js';
+import { missingRepairPrivileges, sendRepair } from '../db/repair.js';
+import { nodeStatus } from '../db/status.js';
+import { type Inspection, inspectBucket, probeTargetOf, withLockRetries } from './inspect.js';
+import { awaitAnswers, emptyStats, resolveByProbes } from './probes.js';
+
+export interface Plan extends PlanContent {
+  readonly checksum: string;
+  readonly sql: string;
+  readonly rowCount: number;
+}
+
+export type ChangeOutcome =
+  | 'applied'
+  | 'already_equal'
+  | 'changed_since_inspection'
+  | 'publisher_changed'
+  | 'failed'
+  | 'applied_but_differs'
+  | 'not_answered';
+
+export interface RepairOutcome {
+  readonly table: string;
+  readonly bucket: string;
+  readonly changes: readonly { readonly key: string; readonly outcome: ChangeOutcome; readonly error?: string }[];
+  readonly counts: Readonly<Partial<Record<ChangeOutcome, number>>>;
+  /** The bucket probed again after the repair. */
+  readonly bucketAfter: 'equal' | 'differs' | 'unknown';
+  readonly lockWaitMs: number;
+  readonly holdMs: number;
+  /** The subscriber's time applying the request (the replication delay the repair causes). */
+  readonly applyMs: number | null;
+  readonly durationMs: number;
+}
+
+export interface PlanOptions {
+  readonly pair: string;
+  readonly maxRows?: number;
+  readonly expiresInMs?: number;
+  readonly now?: number;
+}
+
+/** A plan from an inspection: the changes, their SQL for review, the checksum an approval signs. */
+export function planFromInspection(ins: Inspection, opts: PlanOptions): Plan {
+  const changes = planChanges(ins.keys, ins.publisherRows, ins.subscriberRows);
+  checkCap(ins.table, changes.length, opts.maxRows ?? DEFAULT_PLAN_CAP);
+  const content: PlanContent = {
+    pair: opts.pair,
+    table: ins.table,
+    bucket: ins.bucket,
+    fingerprint: ins.fingerprint,
+    changes,
+    expiresAt: new Date((opts.now ?? Date.now()) + (opts.expiresInMs ?? DEFAULT_PLAN_EXPIRY_MS)).toISOString(),
+  };
+  const columns = ins.publisherRows.columns.length > 0 ? ins.publisherRows : ins.subscriberRows;
+  return {
+    ...content,
+    checksum: planChecksum(content),
+    sql: planSql(parseTableName(ins.table), columns, changes),
+    rowCount: changes.length,
+  };
+}
+
+async function requireRepairable(sub: Client, table: QualifiedName, name: string): Promise<void> {
+  const missing = await missingRepairPrivileges(sub, table);
+  if (missing.length > 0) {
+    throw new IncompatibleError(
+      `the syncguard owner on the subscriber lacks ${missing.join(', ')} on ${name}, so it cannot write repairs there; grant them to the role that installed syncguard`,
+    );
+  }
+}
+
+/** Inspects a bucket and plans its repair; refuses when the subscriber could not write it. */
+export async function planBucket(
+  pub: Client,
+  sub: Client,
+  table: QualifiedName,
+  bucket: string,
+  opts: PlanOptions & { timeLimitMs?: number },
+): Promise<{ inspection: Inspection; plan: Plan }> {
+  const inspection = await inspectBucket(pub, sub, table, bucket, opts.timeLimitMs === undefined ? {} : { timeLimitMs: opts.timeLimitMs });
+  await requireRepairable(sub, table, inspection.table);
+  return { inspection, plan: planFromInspection(inspection, opts) };
+}
+
+/** Applies a plan's changes through the subscription, then probes the bucket again. */
+export async function applyPlan(
+  pub: Client,
+  sub: Client,
+  plan: {
+    readonly id: string;
+    readonly table: string;
+    readonly bucket: string;
+    readonly fingerprint: string;
+    readonly changes: readonly PlannedChange[];
+  },
+  opts: { timeLimitMs?: number; lockTimeoutMs?: number } = {},
+): Promise<RepairOutcome> {
+  const started = Date.now();
+  const deadline = started + (opts.timeLimitMs ?? 60_000);
+  const table = parseTableName(plan.table);
+  const t = await probeTargetOf(pub, sub, table);
+  if (t.fingerprint !== plan.fingerprint) {
+    throw new PlanStaleError(
+      `${plan.table} was registered again since the plan was made (fingerprint ${plan.fingerprint}, now ${t.fingerprint}); inspect again and make a new plan`,
+    );
+  }
+  await requireRepairable(sub, table, plan.table);
+  const lockTimeoutMs = opts.lockTimeoutMs ?? 20;
+  const sent = await withLockRetries(`repairing ${plan.table} bucket ${plan.bucket}`, lockTimeoutMs, () =>
+    sendRepair(pub, {
+      table,
+      bucket: plan.bucket,
+      changes: plan.changes,
+      plan: plan.id,
+      target: t.target,
+      subscription: t.subscription,
+      lockTimeoutMs,
+    }),
+  );
+  const changes: { key: string; outcome: ChangeOutcome; error?: string }[] = sent.skipped.map((s) => ({ key: s.key, outcome: s.outcome }));
+  let applyMs: number | null = null;
+  if (sent.id !== null) {
+    const waited = await awaitAnswers(sub, t.origin, [sent.id], deadline, [t.subscription]);
+    const a = waited.answers.get(sent.id);
+    const outcomes = (a?.answer as { changes?: { key: string; outcome: ChangeOutcome; error?: string }[]; error?: string } | null) ?? null;
+    applyMs = a?.computeMs ?? null;
+    const reached = new Set<string>();
+    for (const c of outcomes?.changes ?? []) {
+      reached.add(c.key);
+      changes.push(c);
+    }
+    const why = a === undefined ? (waited.failure ?? 'no answer') : (a.error ?? outcomes?.error ?? 'no outcome');
+    for (const c of plan.changes) {
+      if (!reached.has(c.key) && !sent.skipped.some((s) => s.key === c.key))
+        changes.push({ key: c.key, outcome: 'not_answered', error: why });
+    }
+  }
+  const counts: Partial<Record<ChangeOutcome, number>> = {};
+  for (const c of changes) counts[c.outcome] = (counts[c.outcome] ?? 0) + 1;
+  return {
+    table: plan.table,
+    bucket: plan.bucket,
+    changes,
+    counts,
+    bucketAfter: await probeBucket(pub, sub, plan.table, plan.bucket, t, deadline),
+    lockWaitMs: sent.lockWaitMs,
+    holdMs: sent.holdMs,
+    applyMs,
+    durationMs: Date.now() - started,
+  };
+}
+
+/** One bucket compared at a probe's position: equal, differs, or unknown (not probed or not answered). */
+async function probeBucket(
+  pub: Client,
+  sub: Client,
+  table: string,
+  bucket: string,
+  t: { origin: string; target: string; subscription: string },
+  deadlineMs: number,
+): Promise<'equal' | 'differs' | 'unknown'> {
+  const status = (await nodeStatus(pub)).tables.find((x) => x.table === table);
+  const request = {
+    table,
+    scheme: (status?.scheme ?? 'int') as 'int' | 'range' | 'hash',
+    subscription: t.subscription,
+    targets: [{ bucket, rows: 1 }],
+    tableRows: status?.rows ?? 0,
+  };
+  const out = (await resolveByProbes(pub, sub, [request], { origin: t.origin, target: t.target, deadlineMs }, emptyStats())).get(
+    table,
+  )?.[0];
+  return out === undefined || out.state === 'left_out' ? 'unknown' : out.state === 'equal' ? 'equal' : 'differs';
+}
