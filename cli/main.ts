@@ -13,9 +13,13 @@ import { type Client, checkDsn, redactSecrets, secretsOf } from '../functions/db
 import { type InstallResult, installControl, installSchema } from '../functions/db/install.js';
 import { unregisterTable } from '../functions/db/register.js';
 import { installOnPair, registerOnPair } from '../functions/flows/pair-setup.js';
+import { approveCommand } from './approve-command.js';
 import { type Out, withClients } from './clients.js';
 import { drainCommand, statusCommand } from './drain-commands.js';
+import { inspectCommand } from './inspect-command.js';
 import { pairDsns, positiveInt, singleDsn } from './options.js';
+import { planCommand } from './plan-command.js';
+import { repairCommand } from './repair-command.js';
 import { verifyCommand } from './verify-command.js';
 
 /** The version in the package.json above this module (in the repository, or in dist/). */
@@ -176,6 +180,10 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
   drainCommand(program, out, warn);
   statusCommand(program, out);
   verifyCommand(program, out, warn, setExit);
+  inspectCommand(program, out);
+  planCommand(program, out);
+  approveCommand(program, out);
+  repairCommand(program, out, setExit);
   return program;
 }
 

@@ -96,8 +96,8 @@ export async function planBucket(
   bucket: string,
   opts: PlanOptions & { timeLimitMs?: number },
 ): Promise<{ inspection: Inspection; plan: Plan }> {
+  await requireRepairable(sub, table, `${table.schema}.${table.table}`);
   const inspection = await inspectBucket(pub, sub, table, bucket, opts.timeLimitMs === undefined ? {} : { timeLimitMs: opts.timeLimitMs });
-  await requireRepairable(sub, table, inspection.table);
   return { inspection, plan: planFromInspection(inspection, opts) };
 }
 

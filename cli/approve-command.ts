@@ -1,0 +1,35 @@
+// `syncguard approve`: record a decision on a stored plan, against its checksum. The approver is
+// the control-plane database role; with four-eyes on, it may not be the role that made the plan.
+
+import type { Command } from 'commander';
+import { InputError } from '../functions/core/errors.js';
+import { type Client, checkDsn } from '../functions/db/connect.js';
+import { decidePlan } from '../functions/flows/plans.js';
+import { type Out, withClients } from './clients.js';
+import { positiveInt } from './options.js';
+import { actorOf } from './plan-command.js';
+
+export function approveCommand(program: Command, out: Out): void {
+  program
+    .command('approve')
+    .description('approve (or --reject) a stored repair plan')
+    .requiredOption('--plan <id>', 'the plan id', positiveInt('--plan'))
+    .option('--control-dsn <url>', 'the control plane (or SYNCGUARD_CONTROL_DSN)')
+    .option('--reject', 'reject the plan: it can never be applied')
+    .option('--comment <text>', 'a comment recorded with the decision')
+    .option('--four-eyes', 'refuse an approval by the role that made the plan (or SYNCGUARD_FOUR_EYES=1)')
+    .action(async (o: { plan: number; controlDsn?: string; reject?: boolean; comment?: string; fourEyes?: boolean }) => {
+      const dsn = o.controlDsn ?? process.env.SYNCGUARD_CONTROL_DSN;
+      if (dsn === undefined) throw new InputError('no control plane: pass --control-dsn or set SYNCGUARD_CONTROL_DSN');
+      await withClients([[checkDsn(dsn, 'control-plane'), 'control-plane database']], async ([c]) => {
+        const r = await decidePlan(c as Client, {
+          planId: o.plan,
+          by: await actorOf(c as Client),
+          decision: o.reject ? 'rejected' : 'approved',
+          ...(o.comment !== undefined ? { comment: o.comment } : {}),
+          fourEyes: o.fourEyes === true || process.env.SYNCGUARD_FOUR_EYES === '1',
+        });
+        out(`plan ${r.planId} ${r.decision} (checksum ${r.checksum})`);
+      });
+    });
+}
