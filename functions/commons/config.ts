@@ -10,6 +10,10 @@
 //   SYNCGUARD_PAIRS       JSON: {"<name>": {"publisherSecretId": "...", "subscriberSecretId": "..."}}
 //   SYNCGUARD_CONTROL_SECRET_ID   the control-plane database's secret (every run is recorded)
 //   SYNCGUARD_MIN_COVERAGE        default 100 (probes resolve every dirty bucket)
+// Inspect, approval and repair (the verify keys, and):
+//   SYNCGUARD_FOUR_EYES           "true": the approver may not be the plan's creator (default false)
+//   SYNCGUARD_PLAN_MAX_ROWS       a plan may change at most this many rows, default 1000
+//   SYNCGUARD_PLAN_EXPIRY_HOURS   a plan expires after this long, default 24
 
 import { z } from 'zod';
 import { InputError } from '../core/errors.js';
@@ -91,4 +95,24 @@ export function loadVerifyConfig(env: NodeJS.ProcessEnv = process.env): VerifyCo
   });
   if (!parsed.success) throw new InputError(`invalid configuration: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
   return Object.freeze(parsed.data);
+}
+
+const RepairConfigSchema = z.strictObject({
+  fourEyes: z.boolean(),
+  planMaxRows: z.number().int().positive(),
+  planExpiryMs: z.number().int().positive(),
+});
+
+export type RepairConfig = VerifyConfig & Readonly<z.infer<typeof RepairConfigSchema>>;
+
+export function loadRepairConfig(env: NodeJS.ProcessEnv = process.env): RepairConfig {
+  const four = env.SYNCGUARD_FOUR_EYES ?? 'false';
+  if (!['true', 'false'].includes(four)) throw new InputError(`SYNCGUARD_FOUR_EYES must be true or false, got ${JSON.stringify(four)}`);
+  const parsed = RepairConfigSchema.safeParse({
+    fourEyes: four === 'true',
+    planMaxRows: number('SYNCGUARD_PLAN_MAX_ROWS', env.SYNCGUARD_PLAN_MAX_ROWS) ?? 1000,
+    planExpiryMs: Math.round((number('SYNCGUARD_PLAN_EXPIRY_HOURS', env.SYNCGUARD_PLAN_EXPIRY_HOURS) ?? 24) * 3600_000),
+  });
+  if (!parsed.success) throw new InputError(`invalid configuration: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+  return Object.freeze({ ...loadVerifyConfig(env), ...parsed.data });
 }

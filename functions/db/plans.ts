@@ -163,3 +163,34 @@ export async function releasePlan(c: Client, planId: number): Promise<void> {
     [planId],
   );
 }
+
+/** Stores the workflow's task token for a plan's decision. */
+export async function setTaskToken(c: Client, planId: number, token: string): Promise<boolean> {
+  const { rowCount } = await c.query("UPDATE syncguard_control.repair_plan SET task_token = $2 WHERE plan_id = $1 AND state = 'proposed'", [
+    planId,
+    token,
+  ]);
+  return rowCount === 1;
+}
+
+/** The task token waiting for a plan's decision, taken (cleared) so that it is completed once. */
+export async function takeTaskToken(c: Client, planId: number): Promise<string | null> {
+  const { rows } = await c.query<{ t: string | null }>(
+    `WITH o AS (SELECT task_token AS t FROM syncguard_control.repair_plan WHERE plan_id = $1 FOR UPDATE)
+     UPDATE syncguard_control.repair_plan p SET task_token = NULL FROM o WHERE p.plan_id = $1 RETURNING o.t`,
+    [planId],
+  );
+  return rows[0]?.t ?? null;
+}
+
+/** The buckets of some divergences: what an investigation inspects. */
+export async function divergencesById(
+  c: Client,
+  ids: readonly number[],
+): Promise<{ id: number; pair: string; table: string; bucket: string; state: string }[]> {
+  const { rows } = await c.query<{ id: string; pair: string; table_name: string; bucket: string; state: string }>(
+    'SELECT divergence_id::text AS id, pair, table_name, bucket, state FROM syncguard_control.divergence WHERE divergence_id = ANY($1) ORDER BY divergence_id',
+    [ids],
+  );
+  return rows.map((r) => ({ id: Number(r.id), pair: r.pair, table: r.table_name, bucket: r.bucket, state: r.state }));
+}

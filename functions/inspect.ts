@@ -1,0 +1,99 @@
+// Lambda: inspect diverged buckets and store a repair plan for each, for a person to approve.
+// Event: { "divergenceIds": [1, 2] } (what the verify Lambda returns), or
+//        { "pair": "<name>", "table": "schema.table", "bucket": "17" }.
+// Returns per bucket the plan id, a summary and the SQL preview (for the notification). Values
+// appear only in the preview the approver needs; the log holds counts.
+
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { z } from 'zod';
+import { loadRepairConfig } from './commons/config.js';
+import { connectionFor } from './commons/connections.js';
+import { logger, metrics } from './commons/observability.js';
+import { InputError } from './core/errors.js';
+import { parseTableName } from './core/identifiers.js';
+import { divergencesById } from './db/plans.js';
+import { storePlan } from './flows/plans.js';
+import { planBucket } from './flows/repair.js';
+
+const InspectEventSchema = z.union([
+  z.strictObject({ divergenceIds: z.array(z.number().int().positive()).min(1).max(50) }),
+  z.strictObject({ pair: z.string().min(1), table: z.string().min(1), bucket: z.string().regex(/^-?\d{1,19}$/) }),
+]);
+
+/** Lines of SQL preview returned per plan (the rest is in the control plane). */
+const PREVIEW_LINES = 40;
+
+export interface InspectedPlan {
+  readonly planId: number;
+  readonly divergenceId: number | null;
+  readonly pair: string;
+  readonly table: string;
+  readonly bucket: string;
+  readonly rowCount: number;
+  readonly diffs: Readonly<Record<string, number>>;
+  readonly checksum: string;
+  readonly expiresAt: string;
+  readonly sqlPreview: string;
+}
+
+export async function inspectHandler(event: unknown, context: Context): Promise<{ plans: InspectedPlan[] }> {
+  const parsed = InspectEventSchema.safeParse(event ?? {});
+  if (!parsed.success) throw new InputError(`invalid inspect event: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+  const config = loadRepairConfig();
+  const control = await connectionFor('control', config.controlSecretId);
+  const targets =
+    'divergenceIds' in parsed.data
+      ? await divergencesById(control, parsed.data.divergenceIds)
+      : [{ id: null, pair: parsed.data.pair, table: parsed.data.table, bucket: parsed.data.bucket }];
+  if ('divergenceIds' in parsed.data && targets.length < parsed.data.divergenceIds.length) {
+    const known = new Set(targets.map((t) => t.id));
+    throw new InputError(`unknown divergence id(s): ${parsed.data.divergenceIds.filter((i) => !known.has(i)).join(', ')}`);
+  }
+  const plans: InspectedPlan[] = [];
+  for (const t of targets) {
+    const pair = config.pairs[t.pair];
+    if (pair === undefined)
+      throw new InputError(`unknown pair ${JSON.stringify(t.pair)}; configured: ${Object.keys(config.pairs).join(', ')}`);
+    const pub = await connectionFor(`${t.pair}/publisher`, pair.publisherSecretId);
+    const sub = await connectionFor(`${t.pair}/subscriber`, pair.subscriberSecretId);
+    const timeLimitMs = Math.max(1000, context.getRemainingTimeInMillis() - 3000);
+    const { inspection, plan } = await planBucket(pub, sub, parseTableName(t.table), t.bucket, {
+      pair: t.pair,
+      maxRows: config.planMaxRows,
+      expiresInMs: config.planExpiryMs,
+      timeLimitMs,
+    });
+    const stored = await storePlan(control, plan, context.invokedFunctionArn);
+    const diffs: Record<string, number> = {};
+    for (const d of inspection.diffs) diffs[d.kind] = (diffs[d.kind] ?? 0) + 1;
+    plans.push({
+      planId: stored.planId,
+      divergenceId: stored.divergenceId,
+      pair: t.pair,
+      table: plan.table,
+      bucket: plan.bucket,
+      rowCount: plan.rowCount,
+      diffs,
+      checksum: plan.checksum,
+      expiresAt: plan.expiresAt,
+      sqlPreview: plan.sql.split('\n').slice(0, PREVIEW_LINES).join('\n'),
+    });
+    // counts only: row values never go to the log
+    logger.info('plan stored', {
+      planId: stored.planId,
+      pair: t.pair,
+      table: plan.table,
+      bucket: plan.bucket,
+      rowCount: plan.rowCount,
+      diffs,
+    });
+    metrics.addMetric('PlannedRows', MetricUnit.Count, plan.rowCount);
+  }
+  return { plans };
+}
+
+export const handler = middy(inspectHandler).use(injectLambdaContext(logger)).use(logMetrics(metrics));

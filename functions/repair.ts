@@ -1,0 +1,54 @@
+// Lambda: apply an approved plan. Event: { "planId": 7 }. Refuses (named errors the workflow
+// routes on) a plan that is not approved, rejected, expired, altered or already applied; applies
+// it through the subscription; records the outcome; returns the counts and whether the bucket is
+// now equal (the workflow's re-verify).
+
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { z } from 'zod';
+import { loadRepairConfig } from './commons/config.js';
+import { connectionFor } from './commons/connections.js';
+import { logger, metrics } from './commons/observability.js';
+import { InputError } from './core/errors.js';
+import { loadPlan } from './db/plans.js';
+import { applyStoredPlan } from './flows/plans.js';
+
+const RepairEventSchema = z.strictObject({ planId: z.number().int().positive() });
+
+export async function repairHandler(event: unknown, context: Context) {
+  const parsed = RepairEventSchema.safeParse(event ?? {});
+  if (!parsed.success) throw new InputError(`invalid repair event: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+  const config = loadRepairConfig();
+  const control = await connectionFor('control', config.controlSecretId);
+  const plan = await loadPlan(control, parsed.data.planId);
+  if (plan === null) throw new InputError(`plan ${parsed.data.planId} does not exist in this control plane`);
+  const pair = config.pairs[plan.pair];
+  if (pair === undefined) throw new InputError(`plan ${plan.planId} is for pair ${JSON.stringify(plan.pair)}, which is not configured`);
+  const pub = await connectionFor(`${plan.pair}/publisher`, pair.publisherSecretId);
+  const sub = await connectionFor(`${plan.pair}/subscriber`, pair.subscriberSecretId);
+  const r = await applyStoredPlan(control, pub, sub, {
+    planId: plan.planId,
+    by: context.invokedFunctionArn,
+    timeLimitMs: Math.max(1000, context.getRemainingTimeInMillis() - 3000),
+  });
+  const summary = {
+    planId: r.planId,
+    pair: plan.pair,
+    table: r.table,
+    bucket: r.bucket,
+    counts: r.counts,
+    bucketAfter: r.bucketAfter,
+    holdMs: r.holdMs,
+    applyMs: r.applyMs,
+  };
+  metrics.addDimension('Pair', plan.pair);
+  metrics.addMetric('RepairedRows', MetricUnit.Count, r.counts.applied ?? 0);
+  metrics.addMetric('RepairSkippedRows', MetricUnit.Count, r.changes.length - (r.counts.applied ?? 0) - (r.counts.already_equal ?? 0));
+  logger.info('repair finished', summary);
+  return summary;
+}
+
+export const handler = middy(repairHandler).use(injectLambdaContext(logger)).use(logMetrics(metrics));
