@@ -4,7 +4,9 @@
 
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { parseTableName } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
+import { applyPlan, planBucket } from '../../functions/flows/repair.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { catalogue, differingBuckets, dirtyBuckets, register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -113,6 +115,38 @@ describe('privileges', () => {
       );
     } finally {
       await writer.end();
+    }
+  });
+
+  it('lets a repair role inspect and repair (the subscriber writes as the owner), and a verify role not', async () => {
+    const PW = 'repairer-pw';
+    for (const c of [ctx.pair.pub, ctx.pair.sub]) {
+      await c
+        .query(
+          `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sg_probe_repairer') THEN CREATE ROLE sg_probe_repairer LOGIN PASSWORD '${PW}'; END IF; END $$`,
+        )
+        .catch(() => {});
+    }
+    await ctx.pub.query("SELECT syncguard.grant_role('sg_probe_repairer', 'repair')");
+    await ctx.sub.query("SELECT syncguard.grant_role('sg_probe_repairer', 'repair')");
+    const as = (dsn: string, user: string, pw: string) => dsn.replace(/\/\/[^@]+@/, `//${user}:${pw}@`);
+    const rp = await connect(as(ctx.pair.publisherDsn, 'sg_probe_repairer', PW), 'publisher');
+    const rs = await connect(as(ctx.pair.subscriberDsn, 'sg_probe_repairer', PW), 'subscriber');
+    const vp = await connect(as(ctx.pair.publisherDsn, 'sg_probe_verifier', 'verifier-pw'), 'publisher');
+    try {
+      await ctx.pair.sub.query(`UPDATE ${T} SET balance = -5 WHERE id = 310`);
+      const { plan } = await planBucket(rp, rs, parseTableName(T), '6', { pair: 'p' });
+      expect(plan.rowCount).toBe(1);
+      const r = await applyPlan(rp, rs, { id: 'roles', ...plan });
+      expect(r).toMatchObject({ counts: { applied: 1 }, bucketAfter: 'equal' });
+      await expect(vp.query("SELECT syncguard.probe_rows('public', 'accounts', 6, gen_random_uuid(), 'x')")).rejects.toThrow(
+        /permission denied/,
+      );
+      await expect(vp.query("SELECT syncguard.row_values('public', 'accounts', 6, NULL)")).rejects.toThrow(/permission denied/);
+    } finally {
+      await rp.end();
+      await rs.end();
+      await vp.end();
     }
   });
 });
