@@ -1,21 +1,41 @@
 // Inspection and repair on the nodes (sql/node/0014_repair.sql): one transaction or statement per
 // function. The flow is in flows/inspect.ts and flows/repair.ts.
 
+import { SyncGuardError } from '../core/errors.js';
 import type { QualifiedName } from '../core/identifiers.js';
 import type { PlannedChange, RowList, RowValues } from '../core/repair-plan.js';
 import { type Client, one } from './connect.js';
 
-/** A short READ COMMITTED transaction with a lock_timeout around one locked probe function; commit right after. */
-async function lockedCall<T>(pub: Client, lockTimeoutMs: number, sql: string, params: unknown[]): Promise<T> {
+/** The longest a writer may wait because of an inspection or a repair (issue 9: 50 ms): the wait for the lock and the time under it together. */
+export const MAX_HOLD_MS = 50;
+const QUERY_CANCELED = '57014';
+
+/**
+ * A short READ COMMITTED transaction around one locked probe function, committed right after.
+ * lock_timeout bounds the wait for the lock (55P03, retried by the caller); statement_timeout
+ * bounds the wait and the time under the lock together, which is the longest a writer queued
+ * behind it can wait: a call that would take longer is cancelled and changes nothing.
+ */
+async function lockedCall<T>(pub: Client, lockTimeoutMs: number, sql: string, params: unknown[], what: string): Promise<T> {
   await pub.query('BEGIN ISOLATION LEVEL READ COMMITTED');
   try {
-    await pub.query('SELECT set_config($1, $2, true)', ['lock_timeout', `${Math.max(1, Math.round(lockTimeoutMs))}ms`]);
+    await pub.query('SELECT set_config($1, $2, true), set_config($3, $4, true)', [
+      'lock_timeout',
+      `${Math.max(1, Math.round(lockTimeoutMs))}ms`,
+      'statement_timeout',
+      `${Math.max(lockTimeoutMs + 1, MAX_HOLD_MS)}ms`,
+    ]);
     const { rows } = await pub.query<{ r: T }>(sql, params);
     const r = one(rows, sql).r;
     await pub.query('COMMIT');
     return r;
   } catch (err) {
     await pub.query('ROLLBACK').catch(() => {});
+    if ((err as { code?: string }).code === QUERY_CANCELED) {
+      throw new SyncGuardError(
+        `${what} would hold writers to the table back for more than ${MAX_HOLD_MS} ms, so it was cancelled and changed nothing (a hash-bucketed table is read whole; register it with a range scheme or smaller buckets)`,
+      );
+    }
     throw err;
   }
 }
@@ -30,6 +50,7 @@ export async function sendRowsProbe(
     p.lockTimeoutMs,
     'SELECT syncguard.probe_rows($1, $2, $3, $4, $5) AS r',
     [p.table.schema, p.table.table, p.bucket, p.target, p.subscription],
+    `inspecting bucket ${p.bucket}`,
   );
   return { id: String(r.id), rows: new Map(Object.entries(r.rows)), lockWaitMs: Number(r.lockWaitMs), computeMs: Number(r.computeMs) };
 }
@@ -84,6 +105,7 @@ export async function sendRepair(
     p.lockTimeoutMs,
     'SELECT syncguard.repair_request($1, $2, $3, $4, $5, $6, $7) AS r',
     [p.table.schema, p.table.table, p.bucket, JSON.stringify(changes), p.plan, p.target, p.subscription],
+    `the repair of bucket ${p.bucket}`,
   );
   return {
     id: r.id === null ? null : String(r.id),
