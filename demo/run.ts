@@ -2,7 +2,9 @@
 // publisher and subscriber with real logical replication, creates sample tables (integer, uuid and
 // composite keys), and then drives the real `syncguard` CLI: install, register, drain, verify
 // (in sync) while an application keeps writing, a few divergences injected on the subscriber,
-// verify again (exactly those buckets, confirmed by probes while the writes go on).
+// verify again (exactly those buckets, confirmed by probes while the writes go on), then inspect
+// a bucket, plan, approve and repair each divergence through the subscription, and verify in
+// sync. It ends with a summary: rows checked, buckets, time per step, divergences found and repaired.
 // Everything it started is stopped and its data removed at the end, also on failure or Ctrl-C.
 
 import { run } from '../cli/main.js';
@@ -11,10 +13,21 @@ import { createPair, type Pair } from '../dev/pair.js';
 
 const say = (s: string) => process.stdout.write(`\n\x1b[1m== ${s}\x1b[0m\n`);
 
+/** Lines the last command printed (the demo reads plan ids and buckets from them). */
+let printed: string[] = [];
+const steps: { step: string; ms: number }[] = [];
+
 async function syncguard(...args: string[]): Promise<number> {
   const shown = args.map((a) => (a.startsWith('postgres://') ? a.replace(/:[^:@/]+@/, ':***@') : a)).join(' ');
   process.stdout.write(`$ syncguard ${shown}\n`);
-  return run(['node', 'syncguard', ...args]);
+  printed = [];
+  const t0 = Date.now();
+  const code = await run(['node', 'syncguard', ...args], (l) => {
+    printed.push(l);
+    process.stdout.write(`${l}\n`);
+  });
+  steps.push({ step: args[0] === 'drain' ? 'drain (one node)' : (args[0] ?? ''), ms: Date.now() - t0 });
+  return code;
 }
 
 async function main(): Promise<void> {
@@ -80,10 +93,51 @@ async function main(): Promise<void> {
     say('verify again, the writes still going on: exactly those buckets, each confirmed by a probe');
     const second = await syncguard('verify', ...pairArgs);
     process.stdout.write(`exit code ${second}\n`);
+    const diverged = printed.flatMap((l) => {
+      const m = /^ {2}mismatch (\S+) bucket (-?\d+):/.exec(l);
+      return m === null ? [] : [{ table: m[1] as string, bucket: m[2] as string }];
+    });
+
+    say('inspect one diverged bucket: the rows behind it, both sides read at one replication position');
+    const first3 = diverged[0] ?? { table: 'public.orders', bucket: '0' };
+    await syncguard('inspect', ...pairArgs, '--table', first3.table, '--bucket', first3.bucket);
+
+    say('plan, approve and repair each diverged bucket (recorded in a control-plane database)');
+    await p.pub.query(`CREATE DATABASE ${p.name}_ctl OWNER sg_owner`);
+    const control = ['--control-dsn', p.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl')];
+    await syncguard('install', ...control);
+    let repaired = 0;
+    for (const d of diverged) {
+      await syncguard('plan', ...pairArgs, ...control, '--table', d.table, '--bucket', d.bucket);
+      const id = /stored as plan (\d+)/.exec(printed.at(-1) ?? '')?.[1];
+      if (id === undefined) throw new Error(`no plan stored for ${d.table} bucket ${d.bucket}`);
+      await syncguard('approve', ...control, '--plan', id, '--comment', 'reviewed in the demo');
+      if ((await syncguard('repair', ...pairArgs, ...control, '--plan', id)) === 0) repaired++;
+    }
+
+    say('verify once more, the writes still going on: in sync');
+    const third = await syncguard('verify', ...pairArgs);
+    process.stdout.write(`exit code ${third}\n`);
     writing = false;
     await writer;
     await app.end();
-    if (first !== 0 || second !== 1) throw new Error(`unexpected verify results: ${first}, ${second} (expected 0 and 1)`);
+    if (first !== 0 || second !== 1 || third !== 0 || repaired !== diverged.length) {
+      throw new Error(
+        `unexpected results: verify ${first}, ${second}, ${third} (expected 0, 1, 0); repaired ${repaired} of ${diverged.length}`,
+      );
+    }
+
+    say('summary');
+    const rows = await p.pub.query<{ n: string }>(
+      'SELECT (SELECT count(*) FROM public.orders) + (SELECT count(*) FROM public.customers) + (SELECT count(*) FROM public.order_lines) AS n',
+    );
+    const buckets = await p.pub.query<{ n: string }>('SELECT count(*) AS n FROM syncguard.bucket');
+    const perStep = new Map<string, { n: number; ms: number }>();
+    for (const st of steps) perStep.set(st.step, { n: (perStep.get(st.step)?.n ?? 0) + 1, ms: (perStep.get(st.step)?.ms ?? 0) + st.ms });
+    process.stdout.write(`rows checked on each side   ${Number(rows.rows[0]?.n).toLocaleString('en-US')} in 3 tables\n`);
+    process.stdout.write(`buckets                     ${buckets.rows[0]?.n}\n`);
+    process.stdout.write(`divergences found/repaired  ${diverged.length} / ${repaired}\n`);
+    for (const [step, v] of perStep) process.stdout.write(`${`${step} (x${v.n})`.padEnd(28)}${(v.ms / v.n / 1000).toFixed(2)} s each\n`);
   } finally {
     say('stopping both servers and removing their data');
     await stop();
