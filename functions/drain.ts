@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { loadConfig, pickDatabase } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
 import { logger, metrics } from './commons/observability.js';
+import { DIMENSION, METRIC } from './contract.js';
 import type { DrainSummary } from './core/drain.js';
 import { DrainError, InputError } from './core/errors.js';
 import { drain } from './db/drain.js';
@@ -30,17 +31,17 @@ export async function drainHandler(event: unknown, context: Context): Promise<Dr
     ...(config.drainMarginMs !== undefined ? { marginMs: config.drainMarginMs } : {}),
   });
 
-  metrics.addDimension('Database', database);
+  metrics.addDimension(DIMENSION.Database, database);
   // unknown is not 0: without a status the metric is left out (and DrainStatusUnknown says so),
   // so a "dirty buckets" alarm on missing data never reads it as caught up
-  if (summary.remainingDirty !== null) metrics.addMetric('DirtyBuckets', MetricUnit.Count, summary.remainingDirty);
-  metrics.addMetric('DrainStatusUnknown', MetricUnit.Count, summary.remainingDirty === null ? 1 : 0);
-  metrics.addMetric('OldestDirtyAgeSeconds', MetricUnit.Seconds, (summary.oldestDirtyAgeMs ?? 0) / 1000);
-  metrics.addMetric('BucketsRecomputed', MetricUnit.Count, summary.bucketsRecomputed);
-  metrics.addMetric('RowsHashed', MetricUnit.Count, summary.rowsHashed);
-  metrics.addMetric('DrainStoppedOnTime', MetricUnit.Count, summary.stoppedBecause === 'time' ? 1 : 0);
+  if (summary.remainingDirty !== null) metrics.addMetric(METRIC.DirtyBuckets, MetricUnit.Count, summary.remainingDirty);
+  metrics.addMetric(METRIC.DrainStatusUnknown, MetricUnit.Count, summary.remainingDirty === null ? 1 : 0);
+  metrics.addMetric(METRIC.OldestDirtyAgeSeconds, MetricUnit.Seconds, (summary.oldestDirtyAgeMs ?? 0) / 1000);
+  metrics.addMetric(METRIC.BucketsRecomputed, MetricUnit.Count, summary.bucketsRecomputed);
+  metrics.addMetric(METRIC.RowsHashed, MetricUnit.Count, summary.rowsHashed);
+  metrics.addMetric(METRIC.DrainStoppedOnTime, MetricUnit.Count, summary.stoppedBecause === 'time' ? 1 : 0);
   // tables skipped because a fault is recorded for them: not drained until they are registered again
-  metrics.addMetric('FaultyTables', MetricUnit.Count, summary.faultyTables.length);
+  metrics.addMetric(METRIC.FaultyTables, MetricUnit.Count, summary.faultyTables.length);
   logger.info('drain finished', { database, ...summary });
 
   if (summary.stoppedBecause === 'error') throw new DrainError(`drain of ${database} stopped on an error: ${summary.error}`);

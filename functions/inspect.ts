@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { loadRepairConfig } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
 import { logger, metrics } from './commons/observability.js';
+import { METRIC } from './contract.js';
 import { InputError } from './core/errors.js';
 import { parseTableName } from './core/identifiers.js';
 import { divergencesById } from './db/plans.js';
@@ -91,7 +92,7 @@ export async function inspectHandler(event: unknown, context: Context): Promise<
       rowCount: plan.rowCount,
       diffs,
     });
-    metrics.addMetric('PlannedRows', MetricUnit.Count, plan.rowCount);
+    metrics.addMetric(METRIC.PlannedRows, MetricUnit.Count, plan.rowCount);
   }
   return { plans };
 }

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { loadRepairConfig } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
 import { logger, metrics } from './commons/observability.js';
+import { DIMENSION, METRIC } from './contract.js';
 import { InputError } from './core/errors.js';
 import { loadPlan } from './db/plans.js';
 import { applyStoredPlan } from './flows/plans.js';
@@ -44,9 +45,9 @@ export async function repairHandler(event: unknown, context: Context) {
     holdMs: r.holdMs,
     applyMs: r.applyMs,
   };
-  metrics.addDimension('Pair', plan.pair);
-  metrics.addMetric('RepairedRows', MetricUnit.Count, r.counts.applied ?? 0);
-  metrics.addMetric('RepairSkippedRows', MetricUnit.Count, r.changes.length - (r.counts.applied ?? 0) - (r.counts.already_equal ?? 0));
+  metrics.addDimension(DIMENSION.Pair, plan.pair);
+  metrics.addMetric(METRIC.RepairedRows, MetricUnit.Count, r.counts.applied ?? 0);
+  metrics.addMetric(METRIC.RepairSkippedRows, MetricUnit.Count, r.changes.length - (r.counts.applied ?? 0) - (r.counts.already_equal ?? 0));
   logger.info('repair finished', summary);
   return summary;
 }

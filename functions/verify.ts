@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { loadVerifyConfig } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
 import { logger, metrics } from './commons/observability.js';
+import { DIMENSION, METRIC } from './contract.js';
 import { InputError, TimeLimitError } from './core/errors.js';
 import { parseTableName } from './core/identifiers.js';
 import type { VerifyReport } from './core/report.js';
@@ -74,14 +75,14 @@ export async function verifyHandler(event: unknown, context: Context): Promise<V
   );
 
   const localWrites = report.localWrites.reduce((a, g) => a + g.writes, 0);
-  metrics.addDimension('Pair', parsed.data.pair);
-  metrics.addMetric('DivergentBuckets', MetricUnit.Count, report.mismatches.length);
-  metrics.addMetric('CoveragePct', MetricUnit.Percent, report.coveragePct);
-  metrics.addMetric('VerifyDurationMs', MetricUnit.Milliseconds, report.durationMs);
-  metrics.addMetric('ReplicationBarrierMs', MetricUnit.Milliseconds, report.barrierMs);
-  metrics.addMetric('ProbesSent', MetricUnit.Count, report.probes.probes);
-  metrics.addMetric('ProbeMaxHoldMs', MetricUnit.Milliseconds, report.probes.maxHoldMs);
-  metrics.addMetric('LocalWrites', MetricUnit.Count, localWrites);
+  metrics.addDimension(DIMENSION.Pair, parsed.data.pair);
+  metrics.addMetric(METRIC.DivergentBuckets, MetricUnit.Count, report.mismatches.length);
+  metrics.addMetric(METRIC.CoveragePct, MetricUnit.Percent, report.coveragePct);
+  metrics.addMetric(METRIC.VerifyDurationMs, MetricUnit.Milliseconds, report.durationMs);
+  metrics.addMetric(METRIC.ReplicationBarrierMs, MetricUnit.Milliseconds, report.barrierMs);
+  metrics.addMetric(METRIC.ProbesSent, MetricUnit.Count, report.probes.probes);
+  metrics.addMetric(METRIC.ProbeMaxHoldMs, MetricUnit.Milliseconds, report.probes.maxHoldMs);
+  metrics.addMetric(METRIC.LocalWrites, MetricUnit.Count, localWrites);
   const summary: VerifySummary = {
     pair: parsed.data.pair,
     status: report.status,
