@@ -1,12 +1,40 @@
 // One PostgreSQL connection per database and execution environment, reused across invocations
 // and replaced when it broke.
 
+import { z } from 'zod';
+import { ENV } from '../contract.js';
+import { InputError } from '../core/errors.js';
 import { type Client, connect } from '../db/connect.js';
 import { getCredentials, toDsn } from './secrets.js';
 
 export const LAMBDA_APPLICATION_NAME = 'syncguard-lambda';
 
 const open = new Map<string, Client>();
+
+const OverridesSchema = z.record(
+  z.string().min(1),
+  z.strictObject({ host: z.string().min(1).optional(), port: z.number().int().min(1).max(65535).optional() }),
+);
+
+/**
+ * Host and port to use instead of a secret's (SYNCGUARD_ENDPOINT_OVERRIDES, {"<secretId>": {host, port}}):
+ * a proxy, a reader endpoint, or a tunnel. Credentials always come from the secret.
+ */
+export function endpointOverrides(
+  env: NodeJS.ProcessEnv = process.env,
+): Record<string, { host?: string | undefined; port?: number | undefined }> {
+  const raw = env[ENV.endpointOverrides];
+  if (raw === undefined || raw === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new InputError(`environment variable ${ENV.endpointOverrides} is not valid JSON`);
+  }
+  const parsed = OverridesSchema.safeParse(value);
+  if (!parsed.success) throw new InputError(`invalid ${ENV.endpointOverrides}: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+  return parsed.data;
+}
 
 export async function connectionFor(name: string, secretId: string): Promise<Client> {
   const existing = open.get(name);
@@ -19,7 +47,10 @@ export async function connectionFor(name: string, secretId: string): Promise<Cli
       await existing.end().catch(() => {});
     }
   }
-  const client = await connect(toDsn(await getCredentials(secretId)), `database ${name}`, { applicationName: LAMBDA_APPLICATION_NAME });
+  const override = endpointOverrides()[secretId];
+  const secret = await getCredentials(secretId);
+  const credentials = { ...secret, host: override?.host ?? secret.host, port: override?.port ?? secret.port };
+  const client = await connect(toDsn(credentials), `database ${name}`, { applicationName: LAMBDA_APPLICATION_NAME });
   open.set(name, client);
   return client;
 }
