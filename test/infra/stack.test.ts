@@ -106,10 +106,10 @@ describe('the deployment', () => {
       AlarmName: 'syncguard-upgrade-divergence',
       Namespace: DEFAULT_NAMESPACE,
       MetricName: METRIC.DivergentBuckets,
-      Dimensions: Match.arrayWith([
-        { Name: 'service', Value: DEFAULT_SERVICE },
+      Dimensions: [
         { Name: 'Pair', Value: 'upgrade' },
-      ]),
+        { Name: 'service', Value: DEFAULT_SERVICE },
+      ],
       ComparisonOperator: 'GreaterThanThreshold',
       Threshold: 0,
       AlarmActions: [{ Ref: Match.stringLikeRegexp('^Notify') }],
