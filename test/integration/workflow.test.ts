@@ -1,0 +1,261 @@
+// The investigation workflow as deployed, run locally: the app is synthesized with the example
+// config, the state machine's ASL is taken from the template (and checked by asl-validator), and
+// aws-local-stepfunctions runs it with each Task calling the real handler, with the environment
+// the stack gives that function, against a real replicating pair. Only AWS services are faked, at
+// the SDK boundary: Secrets Manager, and Step Functions' SendTaskSuccess/SendTaskFailure (which
+// complete the waiting task locally); the SNS publish is the one state replaced by a recorder.
+// Three paths: approve (the repair lands, the re-verify is in sync), reject (nothing changes),
+// timeout (the execution ends as expired, the plan is never applied).
+
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
+import aslValidator from 'asl-validator';
+import { App, Duration } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import type { Context } from 'aws-lambda';
+import { StateMachine } from 'aws-local-stepfunctions';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OWNER, OWNER_PASSWORD } from '../../dev/pair.js';
+import { handler as approval } from '../../functions/approval.js';
+import { closeConnections } from '../../functions/commons/connections.js';
+import { clearSecretCache } from '../../functions/commons/secrets.js';
+import { DEFAULT_NAMESPACE, ERROR_NAMES, METRIC } from '../../functions/contract.js';
+import { connect } from '../../functions/db/connect.js';
+import { installControl } from '../../functions/db/install.js';
+import { handler as inspect } from '../../functions/inspect.js';
+import { handler as repair } from '../../functions/repair.js';
+import { handler as verify } from '../../functions/verify.js';
+import { loadDeployConfig } from '../../infra/config.js';
+import { SyncGuardStack } from '../../infra/stack.js';
+import { captureStdout, context } from '../support/lambda.js';
+import { register, settle } from '../support/syncguard.js';
+import { usePair } from '../support/use-pair.js';
+import { functionEnv, functionIdOf, stateMachines, taskStates } from '../support/workflow.js';
+
+// aws-local-stepfunctions uses Promise.withResolvers, which Node 20 lacks
+const P = Promise as unknown as { withResolvers?: () => unknown };
+P.withResolvers ??= () => {
+  let resolve: unknown;
+  let reject: unknown;
+  const promise = new Promise((a, b) => {
+    resolve = a;
+    reject = b;
+  });
+  return { promise, resolve, reject };
+};
+
+const T = 'public.ledger';
+const APPROVAL_TIMEOUT_S = 6;
+const config = loadDeployConfig('syncguard.config.example.json');
+const PUB_ARN = config.databases.blue?.secretArn as string;
+const SUB_ARN = config.databases.green?.secretArn as string;
+const sm = mockClient(SecretsManagerClient);
+const sfn = mockClient(SFNClient);
+
+const ctx = usePair({
+  label: 'workflow',
+  tables: [T],
+  async prepare(pair) {
+    await pair.both(`CREATE TABLE ${T} (id int PRIMARY KEY, amount numeric NOT NULL, memo text)`);
+    await pair.pub.query(`INSERT INTO ${T} SELECT i, i, 'm' || i FROM generate_series(1, 3000) i`);
+    await pair.pub.query(`CREATE DATABASE ${pair.name}_ctl OWNER ${OWNER}`);
+  },
+  async ready({ pub, sub }) {
+    await register(pub, sub, T, { bucketSize: 1000 });
+    await settle(pub);
+    await settle(sub);
+  },
+});
+
+let template: Template;
+let investigation: Record<string, unknown>;
+
+const secret = (port: number, dbname: string) => ({
+  SecretString: JSON.stringify({ engine: 'postgres', host: '127.0.0.1', port, username: OWNER, password: OWNER_PASSWORD, dbname }),
+});
+
+beforeAll(async () => {
+  const app = new App();
+  const stack = new SyncGuardStack(app, 'local', config, { approvalTimeout: Duration.seconds(APPROVAL_TIMEOUT_S) });
+  template = Template.fromStack(stack);
+  const all = stateMachines(template);
+  for (const m of all) {
+    const v = aslValidator(m.asl);
+    expect(v.errorsText(), m.id).toBe('');
+  }
+  investigation = all.find((m) => m.id.startsWith('WorkflowsInvestigation'))?.asl as Record<string, unknown>;
+  const c = await connect(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'), 'control');
+  await installControl(c);
+  await c.end();
+  sm.on(GetSecretValueCommand, { SecretId: PUB_ARN }).resolves(secret(ctx.pair.publisher.port, ctx.pair.name));
+  sm.on(GetSecretValueCommand, { SecretId: SUB_ARN }).resolves(secret(ctx.pair.subscriber.port, ctx.pair.name));
+  sm.on(GetSecretValueCommand, { SecretId: config.control.secretArn }).resolves(secret(ctx.pair.publisher.port, `${ctx.pair.name}_ctl`));
+  process.env.AWS_REGION = 'eu-west-1';
+}, 120_000);
+
+afterAll(async () => {
+  await closeConnections();
+  clearSecretCache();
+  sm.restore();
+  sfn.restore();
+  await ctx.pair.pub.query(`DROP DATABASE IF EXISTS ${ctx.pair.name}_ctl WITH (FORCE)`).catch(() => {});
+});
+
+type Handler = (event: unknown, context: Context) => Promise<unknown>;
+const HANDLERS: [string, Handler][] = [
+  ['WorkflowVerify', verify as Handler],
+  ['Inspect', inspect as Handler],
+  ['Approval', approval as Handler],
+  ['Repair', repair as Handler],
+];
+
+/** Runs one task as the deployed function would: its environment, its handler. */
+async function asFunction(fnArn: string, event: unknown): Promise<unknown> {
+  const id = functionIdOf(fnArn);
+  const h = HANDLERS.find(([prefix]) => id.startsWith(prefix))?.[1];
+  if (h === undefined) throw new Error(`no handler for ${id}`);
+  Object.assign(process.env, functionEnv(template, id));
+  return h(event, context(120_000));
+}
+
+interface Run {
+  readonly result: Promise<unknown>;
+  /** The plan id, once the workflow waits for its decision. */
+  readonly waiting: Promise<number>;
+  readonly notified: string[];
+}
+
+function start(token: string): Run {
+  const notified: string[] = [];
+  let waitingFor: (planId: number) => void = () => {};
+  const waiting = new Promise<number>((r) => {
+    waitingFor = r;
+  });
+  const overrides: Record<string, (input: unknown) => Promise<unknown>> = {};
+  for (const [name, state] of taskStates(investigation)) {
+    const resource = state.Resource as string;
+    if (resource.includes(':sns:')) {
+      overrides[name] = async (input) => {
+        notified.push((input as { Message: string }).Message);
+        return {};
+      };
+    } else if (resource.endsWith('.waitForTaskToken')) {
+      overrides[name] = async (input) => {
+        const { FunctionName, Payload } = input as { FunctionName: string; Payload: { planId: number; taskToken: string } };
+        await asFunction(FunctionName, Payload);
+        // completed by the approval function's SendTaskSuccess / SendTaskFailure (faked at the SDK)
+        const decided = new Promise((resolve, reject) => {
+          sfn.on(SendTaskSuccessCommand, { taskToken: Payload.taskToken }).callsFake((i: { output: string }) => {
+            resolve(JSON.parse(i.output));
+            return {};
+          });
+          sfn.on(SendTaskFailureCommand, { taskToken: Payload.taskToken }).callsFake((i: { error: string; cause: string }) => {
+            reject(Object.assign(new Error(i.cause), { name: i.error }));
+            return {};
+          });
+        });
+        waitingFor(Payload.planId);
+        return decided;
+      };
+    } else {
+      overrides[name] = (input) => asFunction(resource, input);
+    }
+  }
+  const machine = new StateMachine(investigation as never, { validationOptions: { checkPaths: false } });
+  const execution = machine.run(
+    { pair: 'upgrade' },
+    { overrides: { taskResourceLocalHandlers: overrides as never }, context: { Task: { Token: token } } as never },
+  );
+  return { result: execution.result, waiting, notified };
+}
+
+async function subscriberMemo(id: number): Promise<string> {
+  const { rows } = await ctx.pair.sub.query<{ memo: string }>(`SELECT memo FROM ${T} WHERE id = $1`, [id]);
+  return rows[0]?.memo ?? '(missing)';
+}
+
+async function planState(planId: number): Promise<string> {
+  const c = await connect(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'), 'control');
+  try {
+    return (
+      (await c.query<{ state: string }>('SELECT state FROM syncguard_control.repair_plan WHERE plan_id = $1', [planId])).rows[0]?.state ??
+      ''
+    );
+  } finally {
+    await c.end();
+  }
+}
+
+describe('the investigation workflow, run locally against the real handlers', () => {
+  it('approve: the repair lands and the re-verify is in sync; the alarms watch the metrics verify emits', async () => {
+    await ctx.pair.sub.query(`UPDATE ${T} SET memo = 'drift' WHERE id = 1500`);
+    const out = captureStdout();
+    let emf: {
+      _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[] };
+      [k: string]: unknown;
+    }[];
+    try {
+      const run = start('token-approve');
+      const planId = await run.waiting;
+      expect(run.notified[0]).toMatch(new RegExp(`^Plan ${planId} repairs 1 rows of public\\.ledger bucket 1 on pair upgrade`));
+      expect(run.notified[0]).not.toContain('drift'); // no row values in notifications
+      await asFunction(
+        functionIdOf(`:function:${Object.keys(template.findResources('AWS::Lambda::Function')).find((k) => k.startsWith('Approval'))}`),
+        {
+          action: 'decide',
+          planId,
+          decision: 'approved',
+          approver: 'alice',
+        },
+      );
+      const result = (await run.result) as Record<string, unknown>;
+      expect(result).toMatchObject({ pair: 'upgrade', verify: { status: 'diverged' } });
+      expect(await planState(planId)).toBe('applied');
+    } finally {
+      emf = out
+        .lines()
+        .filter((l) => l.includes('"_aws"'))
+        .map((l) => JSON.parse(l));
+      out.restore();
+    }
+    expect(await subscriberMemo(1500)).toBe('m1500');
+    // the divergence alarm's metric is exactly what the verify handler emitted
+    const emitted = emf.find((e) => e._aws.CloudWatchMetrics[0]?.Metrics.some((m) => m.Name === METRIC.DivergentBuckets));
+    const alarm = Object.values(template.findResources('AWS::CloudWatch::Alarm')).find(
+      (a) => a.Properties.MetricName === METRIC.DivergentBuckets,
+    )?.Properties as { Namespace: string; Dimensions: { Name: string; Value: string }[] };
+    expect(emitted?._aws.CloudWatchMetrics[0]?.Namespace).toBe(alarm.Namespace);
+    expect(alarm.Namespace).toBe(DEFAULT_NAMESPACE);
+    expect([...(emitted?._aws.CloudWatchMetrics[0]?.Dimensions[0] ?? [])].sort()).toEqual(alarm.Dimensions.map((d) => d.Name).sort());
+    for (const d of alarm.Dimensions) expect(emitted?.[d.Name]).toBe(d.Value);
+  });
+
+  it('reject: nothing changes', async () => {
+    await ctx.pair.sub.query(`UPDATE ${T} SET memo = 'drift' WHERE id = 2500`);
+    const run = start('token-reject');
+    const planId = await run.waiting;
+    const approvalId = Object.keys(template.findResources('AWS::Lambda::Function')).find((k) => k.startsWith('Approval')) as string;
+    await asFunction(`:function:${approvalId}`, { action: 'decide', planId, decision: 'rejected', approver: 'bob', comment: 'not now' });
+    await run.result; // ends in the Rejected success state
+    expect(await planState(planId)).toBe('rejected');
+    expect(await subscriberMemo(2500)).toBe('drift');
+    await ctx.pair.sub.query(`UPDATE ${T} SET memo = 'm2500' WHERE id = 2500`);
+  });
+
+  it('timeout: the execution ends as expired and the plan is never applied', async () => {
+    await ctx.pair.sub.query(`UPDATE ${T} SET memo = 'drift' WHERE id = 500`);
+    const run = start('token-timeout');
+    const planId = await run.waiting;
+    const failure = await run.result.then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    // the execution failed in the PlanExpired state, with the contract's error name
+    expect(failure).toMatchObject({ name: 'ExecutionError', cause: { name: ERROR_NAMES.PlanExpiredError } });
+    expect(failure?.message).toMatch(/no decision before the plan expired/);
+    expect(await planState(planId)).toBe('proposed');
+    expect(await subscriberMemo(500)).toBe('drift');
+    await ctx.pair.sub.query(`UPDATE ${T} SET memo = 'm500' WHERE id = 500`);
+  }, 60_000);
+});
