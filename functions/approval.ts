@@ -11,24 +11,13 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
 import { loadRepairConfig } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
 import { logger, metrics } from './commons/observability.js';
 import { ERROR_NAMES, InputError } from './core/errors.js';
 import { loadPlan, setTaskToken, takeTaskToken } from './db/plans.js';
+import { parseEvent } from './events.js';
 import { decidePlan } from './flows/plans.js';
-
-const ApprovalEventSchema = z.discriminatedUnion('action', [
-  z.strictObject({ action: z.literal('await'), planId: z.number().int().positive(), taskToken: z.string().min(1).max(2048) }),
-  z.strictObject({
-    action: z.literal('decide'),
-    planId: z.number().int().positive(),
-    decision: z.enum(['approved', 'rejected']),
-    approver: z.string().min(1).max(200),
-    comment: z.string().max(2000).optional(),
-  }),
-]);
 
 let sfn: SFNClient | undefined;
 const sfnClient = () => {
@@ -37,11 +26,9 @@ const sfnClient = () => {
 };
 
 export async function approvalHandler(event: unknown, _context: Context): Promise<{ planId: number; status: string }> {
-  const parsed = ApprovalEventSchema.safeParse(event ?? {});
-  if (!parsed.success) throw new InputError(`invalid approval event: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+  const e = parseEvent('approval', event);
   const config = loadRepairConfig();
   const control = await connectionFor('control', config.controlSecretId);
-  const e = parsed.data;
   if (e.action === 'await') {
     if ((await loadPlan(control, e.planId)) === null) throw new InputError(`plan ${e.planId} does not exist in this control plane`);
     if (!(await setTaskToken(control, e.planId, e.taskToken))) throw new InputError(`plan ${e.planId} is no longer waiting for a decision`);

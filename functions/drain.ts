@@ -6,7 +6,6 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
 import { loadConfig, pickDatabase } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
 import { logger, metrics } from './commons/observability.js';
@@ -14,14 +13,12 @@ import { DIMENSION, METRIC } from './contract.js';
 import type { DrainSummary } from './core/drain.js';
 import { DrainError, InputError } from './core/errors.js';
 import { drain } from './db/drain.js';
-
-const DrainEventSchema = z.strictObject({ database: z.string().min(1).optional() });
+import { parseEvent } from './events.js';
 
 export async function drainHandler(event: unknown, context: Context): Promise<DrainSummary & { database: string }> {
-  const parsed = DrainEventSchema.safeParse(event ?? {});
-  if (!parsed.success) throw new InputError(`invalid drain event: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+  const e = parseEvent('drain', event);
   const config = loadConfig();
-  const database = pickDatabase(config, parsed.data.database);
+  const database = pickDatabase(config, e.database);
   const remaining = context.getRemainingTimeInMillis();
   if (!(remaining > 0)) throw new InputError(`no time left to drain (remaining ${remaining} ms)`);
   const client = await connectionFor(database, config.databases[database]?.secretId as string);

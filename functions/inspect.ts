@@ -9,7 +9,6 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
 import { loadRepairConfig } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
 import { logger, metrics } from './commons/observability.js';
@@ -17,13 +16,9 @@ import { METRIC } from './contract.js';
 import { InputError } from './core/errors.js';
 import { parseTableName } from './core/identifiers.js';
 import { divergencesById } from './db/plans.js';
+import { parseEvent } from './events.js';
 import { storePlan } from './flows/plans.js';
 import { planBucket } from './flows/repair.js';
-
-const InspectEventSchema = z.union([
-  z.strictObject({ divergenceIds: z.array(z.number().int().positive()).min(1).max(50) }),
-  z.strictObject({ pair: z.string().min(1), table: z.string().min(1), bucket: z.string().regex(/^-?\d{1,19}$/) }),
-]);
 
 /** Lines of SQL preview returned per plan (the rest is in the control plane). */
 const PREVIEW_LINES = 40;
@@ -42,17 +37,14 @@ export interface InspectedPlan {
 }
 
 export async function inspectHandler(event: unknown, context: Context): Promise<{ plans: InspectedPlan[] }> {
-  const parsed = InspectEventSchema.safeParse(event ?? {});
-  if (!parsed.success) throw new InputError(`invalid inspect event: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+  const e = parseEvent('inspect', event);
   const config = loadRepairConfig();
   const control = await connectionFor('control', config.controlSecretId);
   const targets =
-    'divergenceIds' in parsed.data
-      ? await divergencesById(control, parsed.data.divergenceIds)
-      : [{ id: null, pair: parsed.data.pair, table: parsed.data.table, bucket: parsed.data.bucket }];
-  if ('divergenceIds' in parsed.data && targets.length < parsed.data.divergenceIds.length) {
+    'divergenceIds' in e ? await divergencesById(control, e.divergenceIds) : [{ id: null, pair: e.pair, table: e.table, bucket: e.bucket }];
+  if ('divergenceIds' in e && targets.length < e.divergenceIds.length) {
     const known = new Set(targets.map((t) => t.id));
-    throw new InputError(`unknown divergence id(s): ${parsed.data.divergenceIds.filter((i) => !known.has(i)).join(', ')}`);
+    throw new InputError(`unknown divergence id(s): ${e.divergenceIds.filter((i) => !known.has(i)).join(', ')}`);
   }
   const plans: InspectedPlan[] = [];
   for (const t of targets) {

@@ -8,24 +8,21 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
 import { loadRepairConfig } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
 import { logger, metrics } from './commons/observability.js';
 import { DIMENSION, METRIC } from './contract.js';
 import { InputError } from './core/errors.js';
 import { loadPlan } from './db/plans.js';
+import { parseEvent } from './events.js';
 import { applyStoredPlan } from './flows/plans.js';
 
-const RepairEventSchema = z.strictObject({ planId: z.number().int().positive() });
-
 export async function repairHandler(event: unknown, context: Context) {
-  const parsed = RepairEventSchema.safeParse(event ?? {});
-  if (!parsed.success) throw new InputError(`invalid repair event: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+  const e = parseEvent('repair', event);
   const config = loadRepairConfig();
   const control = await connectionFor('control', config.controlSecretId);
-  const plan = await loadPlan(control, parsed.data.planId);
-  if (plan === null) throw new InputError(`plan ${parsed.data.planId} does not exist in this control plane`);
+  const plan = await loadPlan(control, e.planId);
+  if (plan === null) throw new InputError(`plan ${e.planId} does not exist in this control plane`);
   const pair = config.pairs[plan.pair];
   if (pair === undefined) throw new InputError(`plan ${plan.planId} is for pair ${JSON.stringify(plan.pair)}, which is not configured`);
   const pub = await connectionFor(`${plan.pair}/publisher`, pair.publisherSecretId);

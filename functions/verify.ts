@@ -7,7 +7,6 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
 import { loadVerifyConfig } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
 import { logger, metrics } from './commons/observability.js';
@@ -16,12 +15,11 @@ import { InputError, TimeLimitError } from './core/errors.js';
 import { parseTableName } from './core/identifiers.js';
 import type { VerifyReport } from './core/report.js';
 import { recordRun } from './db/control.js';
+import { parseEvent } from './events.js';
 import { verifyPair } from './flows/verify.js';
 
 /** Kept free after verify for recording the run and returning. */
 const RECORD_MARGIN_MS = 3000;
-
-const VerifyEventSchema = z.strictObject({ pair: z.string().min(1), table: z.string().min(1).optional() });
 
 export interface VerifySummary {
   readonly pair: string;
@@ -37,21 +35,20 @@ export interface VerifySummary {
 }
 
 export async function verifyHandler(event: unknown, context: Context): Promise<VerifySummary> {
-  const parsed = VerifyEventSchema.safeParse(event ?? {});
-  if (!parsed.success) throw new InputError(`invalid verify event: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+  const e = parseEvent('verify', event);
   const config = loadVerifyConfig();
-  const pair = config.pairs[parsed.data.pair];
+  const pair = config.pairs[e.pair];
   if (pair === undefined) {
-    throw new InputError(`unknown pair ${JSON.stringify(parsed.data.pair)}; configured: ${Object.keys(config.pairs).join(', ')}`);
+    throw new InputError(`unknown pair ${JSON.stringify(e.pair)}; configured: ${Object.keys(config.pairs).join(', ')}`);
   }
-  const table = parsed.data.table === undefined ? undefined : parseTableName(parsed.data.table);
+  const table = e.table === undefined ? undefined : parseTableName(e.table);
   // the whole remaining time, less a margin to record the run and return; verify splits it itself
   const timeLimitMs = context.getRemainingTimeInMillis() - RECORD_MARGIN_MS;
   if (!(timeLimitMs >= 5000))
     throw new TimeLimitError(`not enough time left to verify (${timeLimitMs} ms after the margin; give the function a longer timeout)`);
 
-  const pub = await connectionFor(`${parsed.data.pair}/publisher`, pair.publisherSecretId);
-  const sub = await connectionFor(`${parsed.data.pair}/subscriber`, pair.subscriberSecretId);
+  const pub = await connectionFor(`${e.pair}/publisher`, pair.publisherSecretId);
+  const sub = await connectionFor(`${e.pair}/subscriber`, pair.subscriberSecretId);
   const control = await connectionFor('control', config.controlSecretId);
   const startedAt = new Date();
   const report = await verifyPair(pub, sub, {
@@ -62,12 +59,12 @@ export async function verifyHandler(event: unknown, context: Context): Promise<V
   const run = await recordRun(
     control,
     {
-      pair: parsed.data.pair,
+      pair: e.pair,
       publisher: pair.publisherSecretId,
       subscriber: pair.subscriberSecretId,
       requestedBy: context.invokedFunctionArn,
       via: 'lambda',
-      ...(parsed.data.table !== undefined ? { table: parsed.data.table } : {}),
+      ...(e.table !== undefined ? { table: e.table } : {}),
       startedAt,
       finishedAt: new Date(),
     },
@@ -75,7 +72,7 @@ export async function verifyHandler(event: unknown, context: Context): Promise<V
   );
 
   const localWrites = report.localWrites.reduce((a, g) => a + g.writes, 0);
-  metrics.addDimension(DIMENSION.Pair, parsed.data.pair);
+  metrics.addDimension(DIMENSION.Pair, e.pair);
   metrics.addMetric(METRIC.DivergentBuckets, MetricUnit.Count, report.mismatches.length);
   metrics.addMetric(METRIC.CoveragePct, MetricUnit.Percent, report.coveragePct);
   metrics.addMetric(METRIC.VerifyDurationMs, MetricUnit.Milliseconds, report.durationMs);
@@ -84,7 +81,7 @@ export async function verifyHandler(event: unknown, context: Context): Promise<V
   metrics.addMetric(METRIC.ProbeMaxHoldMs, MetricUnit.Milliseconds, report.probes.maxHoldMs);
   metrics.addMetric(METRIC.LocalWrites, MetricUnit.Count, localWrites);
   const summary: VerifySummary = {
-    pair: parsed.data.pair,
+    pair: e.pair,
     status: report.status,
     reasons: report.reasons,
     verifiedLsn: report.verifiedLsn,
