@@ -2,6 +2,7 @@
 // the control-plane database role; with four-eyes on, it may not be the role that made the plan.
 
 import type { Command } from 'commander';
+import { decideRemotely } from '../functions/commons/remote-approval.js';
 import { InputError } from '../functions/core/errors.js';
 import { type Client, checkDsn } from '../functions/db/connect.js';
 import { decidePlan } from '../functions/flows/plans.js';
@@ -15,10 +16,24 @@ export function approveCommand(program: Command, out: Out): void {
     .description('approve (or --reject) a stored repair plan')
     .requiredOption('--plan <id>', 'the plan id', positiveInt('--plan'))
     .option('--control-dsn <url>', 'the control plane (or SYNCGUARD_CONTROL_DSN)')
+    .option(
+      '--function <name>',
+      "decide through a deployment's approval function (name or ARN) instead of the control plane; your AWS identity is the approver",
+    )
     .option('--reject', 'reject the plan: it can never be applied')
     .option('--comment <text>', 'a comment recorded with the decision')
     .option('--four-eyes', 'refuse an approval by the role that made the plan (or SYNCGUARD_FOUR_EYES=1)')
-    .action(async (o: { plan: number; controlDsn?: string; reject?: boolean; comment?: string; fourEyes?: boolean }) => {
+    .action(async (o: { plan: number; controlDsn?: string; function?: string; reject?: boolean; comment?: string; fourEyes?: boolean }) => {
+      if (o.function !== undefined) {
+        const r = await decideRemotely({
+          functionName: o.function,
+          planId: o.plan,
+          decision: o.reject ? 'rejected' : 'approved',
+          ...(o.comment !== undefined ? { comment: o.comment } : {}),
+        });
+        out(`plan ${r.planId} ${r.status} by ${r.approver} (through ${o.function})`);
+        return;
+      }
       const dsn = o.controlDsn ?? process.env.SYNCGUARD_CONTROL_DSN;
       if (dsn === undefined) throw new InputError('no control plane: pass --control-dsn or set SYNCGUARD_CONTROL_DSN');
       await withClients([[checkDsn(dsn, 'control-plane'), 'control-plane database']], async ([c]) => {

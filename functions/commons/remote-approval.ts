@@ -1,0 +1,36 @@
+// Deciding on a plan through a deployment's approval function (the CLI's `approve --function`):
+// the caller's AWS identity is the approver, so four-eyes compares IAM principals.
+
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { SyncGuardError } from '../core/errors.js';
+
+export interface RemoteDecision {
+  readonly functionName: string;
+  readonly planId: number;
+  readonly decision: 'approved' | 'rejected';
+  readonly comment?: string;
+}
+
+/** Invokes the approval function; returns its answer, or throws its error with the error's name. */
+export async function decideRemotely(d: RemoteDecision): Promise<{ approver: string; planId: number; status: string }> {
+  const identity = await new STSClient({}).send(new GetCallerIdentityCommand({}));
+  const approver = identity.Arn ?? 'unknown';
+  const event = {
+    action: 'decide',
+    planId: d.planId,
+    decision: d.decision,
+    approver,
+    ...(d.comment !== undefined ? { comment: d.comment } : {}),
+  };
+  const r = await new LambdaClient({}).send(
+    new InvokeCommand({ FunctionName: d.functionName, Payload: Buffer.from(JSON.stringify(event)) }),
+  );
+  const body = r.Payload === undefined ? null : (JSON.parse(Buffer.from(r.Payload).toString('utf8')) as Record<string, unknown> | null);
+  if (r.FunctionError !== undefined) {
+    const err = new SyncGuardError(String(body?.errorMessage ?? r.FunctionError));
+    err.name = String(body?.errorType ?? 'SyncGuardError');
+    throw err;
+  }
+  return { approver, planId: Number(body?.planId), status: String(body?.status) };
+}
