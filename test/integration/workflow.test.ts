@@ -92,9 +92,11 @@ beforeAll(async () => {
   sm.on(GetSecretValueCommand, { SecretId: SUB_ARN }).resolves(secret(ctx.pair.subscriber.port, ctx.pair.name));
   sm.on(GetSecretValueCommand, { SecretId: config.control.secretArn }).resolves(secret(ctx.pair.publisher.port, `${ctx.pair.name}_ctl`));
   process.env.AWS_REGION = 'eu-west-1';
+  stdout = captureStdout();
 }, 120_000);
 
 afterAll(async () => {
+  stdout?.restore();
   await closeConnections();
   clearSecretCache();
   sm.restore();
@@ -109,6 +111,11 @@ const HANDLERS: [string, Handler][] = [
   ['Approval', approval as Handler],
   ['Repair', repair as Handler],
 ];
+
+/** What the handlers print (their JSON logs and EMF metrics), captured for the whole file: handlers overlap. */
+let stdout: ReturnType<typeof captureStdout>;
+let printedFrom = 0;
+const printed = () => stdout.lines().slice(printedFrom);
 
 /** Runs one task as the deployed function would: its environment, its handler. */
 async function asFunction(fnArn: string, event: unknown): Promise<unknown> {
@@ -190,12 +197,8 @@ async function planState(planId: number): Promise<string> {
 describe('the investigation workflow, run locally against the real handlers', () => {
   it('approve: the repair lands and the re-verify is in sync; the alarms watch the metrics verify emits', async () => {
     await ctx.pair.sub.query(`UPDATE ${T} SET memo = 'drift' WHERE id = 1500`);
-    const out = captureStdout();
-    let emf: {
-      _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[] };
-      [k: string]: unknown;
-    }[];
-    try {
+    printedFrom = stdout.lines().length;
+    {
       const run = start('token-approve');
       const planId = await run.waiting;
       expect(run.notified[0]).toMatch(new RegExp(`^Plan ${planId} repairs 1 rows of public\\.ledger bucket 1 on pair upgrade`));
@@ -212,13 +215,13 @@ describe('the investigation workflow, run locally against the real handlers', ()
       const result = (await run.result) as Record<string, unknown>;
       expect(result).toMatchObject({ pair: 'upgrade', verify: { status: 'diverged' } });
       expect(await planState(planId)).toBe('applied');
-    } finally {
-      emf = out
-        .lines()
-        .filter((l) => l.includes('"_aws"'))
-        .map((l) => JSON.parse(l));
-      out.restore();
     }
+    const emf = printed()
+      .filter((l) => l.includes('"_aws"'))
+      .map((l) => JSON.parse(l)) as {
+      _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[] };
+      [k: string]: unknown;
+    }[];
     expect(await subscriberMemo(1500)).toBe('m1500');
     // the divergence alarm's metric is exactly what the verify handler emitted
     const emitted = emf.find((e) => e._aws.CloudWatchMetrics[0]?.Metrics.some((m) => m.Name === METRIC.DivergentBuckets));
