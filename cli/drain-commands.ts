@@ -5,7 +5,7 @@ import type { DrainSummary } from '../functions/core/drain.js';
 import { DrainError } from '../functions/core/errors.js';
 import type { Client } from '../functions/db/connect.js';
 import { drain } from '../functions/db/drain.js';
-import { requireStatus } from '../functions/db/status.js';
+import { requireStatus, unmonitoredTables } from '../functions/db/status.js';
 import { type Out, withClients } from './clients.js';
 import { MAX_SECONDS, nodeDsn, positiveNumber } from './options.js';
 import { drainReporter } from './progress.js';
@@ -77,8 +77,9 @@ export function statusCommand(program: Command, out: Out): void {
       const dsn = nodeDsn(o.dsn);
       await withClients([[dsn, 'database']], async ([c]) => {
         const s = await requireStatus(c as Client, 'database');
+        const unmonitored = await unmonitoredTables(c as Client, new Set(s.tables.map((t) => t.table)));
         if (o.json) {
-          out(JSON.stringify(s));
+          out(JSON.stringify({ ...s, unmonitored }));
           return;
         }
         out(`node ${s.nodeId}: ${s.remainingDirty} dirty buckets, oldest mark ${age(s.oldestDirtyAgeMs)}`);
@@ -86,6 +87,8 @@ export function statusCommand(program: Command, out: Out): void {
         if (s.stateLostCount > 0) out(`  unlogged state lost ${s.stateLostCount} time(s), last at ${s.stateLostAt}; re-swept since`);
         if (!s.stateIntact) out('  unlogged state is missing now (crash recovery or failover): the next drain re-sweeps');
         for (const t of s.tables.filter((x) => x.fault !== null)) out(`  ${t.table}: not drained, ${t.fault}`);
+        for (const t of unmonitored)
+          out(`  warning: ${t} is published but not monitored; register it: syncguard register --table ${t} (or --all)`);
         const rows = s.tables.map((t) => [
           t.table,
           t.role,

@@ -5,20 +5,20 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError, Option } from 'commander';
-import { BUCKET_SCHEMES, type BucketScheme } from '../functions/core/buckets.js';
+import { Command, CommanderError } from 'commander';
 import { SyncGuardError } from '../functions/core/errors.js';
-import { parseColumnList, parseTableName } from '../functions/core/identifiers.js';
+import { parseTableName } from '../functions/core/identifiers.js';
 import { type Client, checkDsn, redactSecrets, secretsOf } from '../functions/db/connect.js';
 import { type InstallResult, installControl, installSchema } from '../functions/db/install.js';
 import { unregisterTable } from '../functions/db/register.js';
-import { installOnPair, registerOnPair } from '../functions/flows/pair-setup.js';
+import { installOnPair } from '../functions/flows/pair-setup.js';
 import { approveCommand } from './approve-command.js';
 import { type Out, withClients } from './clients.js';
 import { drainCommand, statusCommand } from './drain-commands.js';
 import { inspectCommand } from './inspect-command.js';
-import { pairDsns, positiveInt, singleDsn } from './options.js';
+import { pairDsns, singleDsn } from './options.js';
 import { planCommand } from './plan-command.js';
+import { registerCommand } from './register-command.js';
 import { repairCommand } from './repair-command.js';
 import { verifyCommand } from './verify-command.js';
 
@@ -104,57 +104,6 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
     });
 
   program
-    .command('register')
-    .description('monitor a table on a pair: choose key, buckets and columns, install the dirty-tracking triggers')
-    .requiredOption('--table <schema.table>', 'the table (schema defaults to public)')
-    .option('--publisher-dsn <url>', 'publisher database (or SYNCGUARD_PUBLISHER_DSN)')
-    .option('--subscriber-dsn <url>', 'subscriber database (or SYNCGUARD_SUBSCRIBER_DSN)')
-    .option('--bucket-size <n>', 'rows per bucket (keys per bucket for integer keys)', positiveInt('--bucket-size'))
-    .option('--columns <a,b,...>', 'hash only these columns (the key is always included)')
-    .addOption(new Option('--bucket-scheme <scheme>', 'override the bucket scheme').choices([...BUCKET_SCHEMES]))
-    .action(
-      async (o: {
-        table: string;
-        publisherDsn?: string;
-        subscriberDsn?: string;
-        bucketSize?: number;
-        columns?: string;
-        bucketScheme?: BucketScheme;
-      }) => {
-        const table = parseTableName(o.table);
-        const columns = o.columns === undefined ? undefined : parseColumnList(o.columns);
-        const { publisher, subscriber } = pairDsns(o);
-        await withClients(
-          [
-            [publisher, 'publisher'],
-            [subscriber, 'subscriber'],
-          ],
-          async ([p, s]) => {
-            const r = await registerOnPair(p as Client, s as Client, {
-              table,
-              ...(o.bucketSize !== undefined ? { bucketSize: o.bucketSize } : {}),
-              ...(columns !== undefined ? { columns } : {}),
-              ...(o.bucketScheme !== undefined ? { scheme: o.bucketScheme } : {}),
-            });
-            const c = r.config;
-            if (r.alreadyRegistered) {
-              out(`${c.schema}.${c.table} is already registered on both nodes (fingerprint ${c.fingerprint}); nothing changed`);
-              for (const n of r.notes) out(`  note: ${n}`);
-              return;
-            }
-            const layout =
-              c.scheme === 'int' ? `${c.bucketWidth} keys per bucket` : `${c.bucketCount} bucket${c.bucketCount === 1 ? '' : 's'}`;
-            out(`registered ${c.schema}.${c.table}: key (${c.keyColumns.join(', ')}), ${c.scheme} buckets, ${layout}`);
-            out(`  hashed columns (${c.columns.length}): ${c.columns.join(', ')}`);
-            out(`  fingerprint ${c.fingerprint}, publications ${c.publications.join(', ')}`);
-            for (const n of r.notes) out(`  note: ${n}`);
-            out('  run `syncguard drain` on both nodes to compute the initial hashes');
-          },
-        );
-      },
-    );
-
-  program
     .command('unregister')
     .description('stop monitoring a table on a pair: remove its triggers and state')
     .requiredOption('--table <schema.table>', 'the table (schema defaults to public)')
@@ -179,6 +128,7 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
 
   drainCommand(program, out, warn);
   statusCommand(program, out);
+  registerCommand(program, out, setExit);
   verifyCommand(program, out, warn, setExit);
   inspectCommand(program, out);
   planCommand(program, out);

@@ -51,3 +51,19 @@ export function parseColumnList(input: string): string[] {
   }
   return names;
 }
+
+/**
+ * Whether `schema.table` matches a pattern: `*` stands for any run of characters, everything
+ * else is literal (`public.audit_*`, `*.tmp_*`); a pattern without a dot matches the table name
+ * in any schema.
+ */
+export function matchesPattern(t: QualifiedName, pattern: string): boolean {
+  const glob = (p: string) =>
+    new RegExp(
+      `^${p
+        .split('*')
+        .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*')}$`,
+    );
+  return pattern.includes('.') ? glob(pattern).test(tableText(t)) : glob(pattern).test(t.table);
+}

@@ -46,3 +46,32 @@ export async function requireStatus(client: Client, label: string): Promise<Node
   await requireInstalled(client, label);
   return nodeStatus(client);
 }
+
+/**
+ * Tables this node replicates (a subscription's tables) or publishes in a publication a
+ * registration names, that are not registered: "published but not monitored".
+ */
+export async function unmonitoredTables(client: Client, registered: ReadonlySet<string>): Promise<string[]> {
+  const { rows } = await client
+    .query<{ t: string }>(
+      `SELECT format('%s.%s', n.nspname, c.relname) AS t
+       FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
+       JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND n.nspname <> 'syncguard'
+     UNION
+     SELECT format('%s.%s', p.schemaname, p.tablename) FROM pg_publication_tables p
+      WHERE p.schemaname <> 'syncguard'
+        AND p.pubname IN (SELECT unnest(g.publications) FROM syncguard.registrations g)
+     ORDER BY 1`,
+    )
+    .catch(async () =>
+      // a role without access to the registrations: the subscription's tables only
+      client.query<{ t: string }>(
+        `SELECT format('%s.%s', n.nspname, c.relname) AS t
+         FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
+         JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND n.nspname <> 'syncguard' ORDER BY 1`,
+      ),
+    );
+  return rows.map((r) => r.t).filter((t) => !registered.has(t));
+}

@@ -2,10 +2,11 @@
 // registration, then the probe's route for the registered tables (flows/probe-route.ts), so that
 // verify can resolve busy buckets exactly. What could not be done is said in the notes.
 
-import { tableText } from '../core/identifiers.js';
+import { ConnectionError, InputError, SyncGuardError } from '../core/errors.js';
+import { matchesPattern, type QualifiedName, tableText } from '../core/identifiers.js';
 import type { Client } from '../db/connect.js';
 import { installPair } from '../db/install.js';
-import { type RegisterOptions, type RegisterResult, registerTable } from '../db/register.js';
+import { type RegisterOptions, type RegisterResult, registerTable, subscribedPublications } from '../db/register.js';
 import { ensureProbeRoute } from './probe-route.js';
 
 export async function installOnPair(
@@ -30,4 +31,75 @@ export async function registerOnPair(publisher: Client, subscriber: Client, opts
   const r = await registerTable(publisher, subscriber, opts);
   const notes = await ensureProbeRoute(publisher, subscriber, [tableText(opts.table)]);
   return { ...r, notes: [...r.notes, ...notes] };
+}
+
+export interface RegisterAllOptions {
+  /** Only this publication's tables (it must be one the subscriber subscribes to). */
+  readonly publication?: string;
+  /** Leave out tables matching any of these patterns (core/identifiers.ts matchesPattern). */
+  readonly exclude?: readonly string[];
+  readonly bucketSize?: number;
+  readonly onTable?: (r: TableOutcome) => void;
+}
+
+export type TableOutcome =
+  | { readonly table: string; readonly outcome: 'registered' | 'already registered'; readonly result: RegisterResult }
+  | { readonly table: string; readonly outcome: 'refused'; readonly reason: string };
+
+/**
+ * Registers every table of the subscriber's publications (or one of them) that exists on both
+ * sides, one at a time: a table that cannot be registered is refused with its reason and the
+ * others go on. Then lets probes travel with all of them.
+ */
+export async function registerAll(
+  publisher: Client,
+  subscriber: Client,
+  opts: RegisterAllOptions = {},
+): Promise<{ outcomes: TableOutcome[]; probeNotes: string[] }> {
+  const subscribed = await subscribedPublications(publisher, subscriber);
+  if (opts.publication !== undefined && !subscribed.includes(opts.publication)) {
+    throw new InputError(
+      `publication ${JSON.stringify(opts.publication)} is not one the subscriber subscribes to; those are ${subscribed.join(', ')}`,
+    );
+  }
+  const pubs = opts.publication === undefined ? subscribed : [opts.publication];
+  const { rows } = await publisher.query<{ schema: string; table: string }>(
+    `SELECT DISTINCT schemaname AS schema, tablename AS table FROM pg_publication_tables
+      WHERE pubname = ANY($1) AND schemaname <> 'syncguard' ORDER BY 1, 2`,
+    [pubs],
+  );
+  const tables: QualifiedName[] = rows
+    .map((r) => ({ schema: r.schema, table: r.table }))
+    .filter((t) => !(opts.exclude ?? []).some((p) => matchesPattern(t, p)));
+  const outcomes: TableOutcome[] = [];
+  const note = (o: TableOutcome) => {
+    outcomes.push(o);
+    opts.onTable?.(o);
+  };
+  for (const t of tables) {
+    const name = tableText(t);
+    const { rows: here } = await subscriber.query<{ ok: boolean }>('SELECT to_regclass(format($1, $2::text, $3::text)) IS NOT NULL AS ok', [
+      '%I.%I',
+      t.schema,
+      t.table,
+    ]);
+    if (!here[0]?.ok) {
+      note({ table: name, outcome: 'refused', reason: 'it does not exist on the subscriber' });
+      continue;
+    }
+    try {
+      const result = await registerTable(publisher, subscriber, {
+        table: t,
+        ...(opts.bucketSize !== undefined ? { bucketSize: opts.bucketSize } : {}),
+      });
+      note({ table: name, outcome: result.alreadyRegistered ? 'already registered' : 'registered', result });
+    } catch (err) {
+      if (err instanceof ConnectionError) throw err;
+      const pgCode = (err as { code?: unknown }).code;
+      if (!(err instanceof SyncGuardError) && typeof pgCode !== 'string') throw err;
+      note({ table: name, outcome: 'refused', reason: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  const registered = outcomes.filter((o) => o.outcome !== 'refused').map((o) => o.table);
+  return { outcomes, probeNotes: await ensureProbeRoute(publisher, subscriber, registered) };
 }

@@ -23,7 +23,7 @@ import { type Client, setQueryTimeout } from '../db/connect.js';
 import { drain } from '../db/drain.js';
 import { requireDistinct, requireInstalled } from '../db/install.js';
 import { cleanupProbes, sendMarker } from '../db/probe.js';
-import { nodeStatus } from '../db/status.js';
+import { nodeStatus, unmonitoredTables } from '../db/status.js';
 import { localWrites, parityOf, registrationProblems } from '../db/verify-context.js';
 import { probeReach } from './probe-route.js';
 import { awaitAnswers, emptyStats, resolveByProbes } from './probes.js';
@@ -90,6 +90,7 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
     (f) => opts.table === undefined || f.table === tableText(opts.table),
   );
   const stats = emptyStats();
+  const unmonitored = opts.table === undefined ? await unmonitoredTables(sub, new Set(tableNames)) : [];
   const finish = (run: RunOutcome): VerifyReport =>
     verifyReport(run, {
       minCoveragePct: opts.minCoveragePct ?? 100,
@@ -97,6 +98,7 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
         ...localWriteWarning(local.count),
         ...parity.filter((f) => f.level === 'warning').map((f) => `${f.table}: ${f.message}`),
         ...routes.warnings,
+        ...unmonitored.map((t) => `${t}: published but not monitored; register it: syncguard register --table ${t} (or --all)`),
       ],
       parity,
       localWrites: local.groups,
