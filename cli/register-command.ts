@@ -19,6 +19,7 @@ const layoutOf = (c: RegistrationConfig) =>
 interface RegisterFlags {
   table?: string;
   all?: boolean;
+  refresh?: boolean;
   publication?: string;
   exclude: string[];
   publisherDsn?: string;
@@ -36,6 +37,7 @@ export function registerCommand(program: Command, out: Out, setExit: (code: numb
     )
     .option('--table <schema.table>', 'the table (schema defaults to public)')
     .option('--all', "every table of the subscriber's publications that exists on both sides")
+    .option('--refresh', 'with --table: register it again with the columns it has now, after DDL on both sides (new fingerprint, re-sweep)')
     .option('--publication <name>', 'with --all: only this publication')
     .option(
       '--exclude <pattern>',
@@ -85,6 +87,7 @@ export function registerCommand(program: Command, out: Out, setExit: (code: numb
             ...(o.bucketSize !== undefined ? { bucketSize: o.bucketSize } : {}),
             ...(columns !== undefined ? { columns } : {}),
             ...(o.bucketScheme !== undefined ? { scheme: o.bucketScheme } : {}),
+            ...(o.refresh ? { refresh: true } : {}),
           });
           const c = r.config;
           if (r.alreadyRegistered) {

@@ -15,7 +15,7 @@ export interface NodeHealth {
   readonly columnsNow: readonly string[];
 }
 
-const reregister = (table: string) => `re-register it: syncguard unregister --table ${table}, then syncguard register --table ${table}`;
+const reregister = (table: string) => `re-register it: syncguard register --table ${table} --refresh`;
 
 /** Why a table cannot be compared; empty when it can. */
 export function tableProblems(table: string, pub: NodeHealth | undefined, sub: NodeHealth | undefined): string[] {

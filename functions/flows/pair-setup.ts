@@ -6,7 +6,7 @@ import { ConnectionError, InputError, SyncGuardError } from '../core/errors.js';
 import { matchesPattern, type QualifiedName, tableText } from '../core/identifiers.js';
 import type { Client } from '../db/connect.js';
 import { installPair } from '../db/install.js';
-import { type RegisterOptions, type RegisterResult, registerTable, subscribedPublications } from '../db/register.js';
+import { type RegisterOptions, type RegisterResult, registerTable, subscribedPublications, unregisterTable } from '../db/register.js';
 import { ensureProbeRoute } from './probe-route.js';
 
 export async function installOnPair(
@@ -27,10 +27,49 @@ export async function installOnPair(
   };
 }
 
-export async function registerOnPair(publisher: Client, subscriber: Client, opts: RegisterOptions): Promise<RegisterResult> {
+/**
+ * Registers a table on both nodes. With `refresh`, a table registered before is registered again
+ * with the columns it has now (after DDL applied to both sides): same scheme and, for integer
+ * buckets, the same width unless given; new fingerprint; its catalogue starts over, so until both
+ * sides are swept again it is not comparable (never diverged).
+ */
+export async function registerOnPair(
+  publisher: Client,
+  subscriber: Client,
+  opts: RegisterOptions & { refresh?: boolean },
+): Promise<RegisterResult> {
+  if (opts.refresh === true) return refreshRegistration(publisher, subscriber, opts);
   const r = await registerTable(publisher, subscriber, opts);
   const notes = await ensureProbeRoute(publisher, subscriber, [tableText(opts.table)]);
   return { ...r, notes: [...r.notes, ...notes] };
+}
+
+async function refreshRegistration(
+  publisher: Client,
+  subscriber: Client,
+  opts: RegisterOptions & { refresh?: boolean },
+): Promise<RegisterResult> {
+  const { rows } = await publisher.query<{ scheme: 'int' | 'range' | 'hash'; width: string | null }>(
+    'SELECT scheme, bucket_width::text AS width FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
+    [opts.table.schema, opts.table.table],
+  );
+  const prev = rows[0];
+  if (prev === undefined)
+    throw new InputError(`table ${tableText(opts.table)} is not registered on the publisher; register it without --refresh`);
+  await unregisterTable(publisher, subscriber, opts.table);
+  const { refresh: _refresh, ...again } = opts;
+  const r = await registerOnPair(publisher, subscriber, {
+    ...again,
+    scheme: opts.scheme ?? prev.scheme,
+    ...(opts.bucketSize === undefined && prev.width !== null ? { bucketSize: Number(prev.width) } : {}),
+  });
+  return {
+    ...r,
+    notes: [
+      'registered again with the columns the table has now; both sides re-sweep it (run syncguard drain), and it is not comparable until they have',
+      ...r.notes,
+    ],
+  };
 }
 
 export interface RegisterAllOptions {

@@ -4,6 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import type { VerifyReport } from '../../functions/core/report.js';
+import { registerOnPair } from '../../functions/flows/pair-setup.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -68,8 +69,19 @@ describe('registrations that no longer hold', () => {
     await ctx.pair.both('ALTER TABLE public.grown ADD COLUMN extra int');
     await ctx.pair.sub.query('UPDATE public.grown SET extra = 7 WHERE id = 5');
     expect(reasonOf(await verifyOne('grown'))).toMatch(
-      /^columns added on both sides since registration are not hashed: extra; to compare them, re-register it: syncguard unregister --table public\.grown, then syncguard register --table public\.grown/,
+      /^columns added on both sides since registration are not hashed: extra; to compare them, re-register it: syncguard register --table public\.grown --refresh$/,
     );
+    // --refresh adopts the new column on both sides: not comparable until both re-swept, then the
+    // subscriber's value in the new column is found
+    const r = await registerOnPair(ctx.pub, ctx.sub, { table: { schema: 'public', table: 'grown' }, refresh: true });
+    expect(r.config.columns).toContain('extra');
+    expect(reasonOf(await verifyOne('grown'))).toMatch(/first sweep has not finished/);
+    await settle(ctx.pub);
+    await settle(ctx.sub);
+    const after = await verifyOne('grown');
+    expect(after.status).toBe('diverged');
+    await ctx.pair.sub.query('UPDATE public.grown SET extra = NULL WHERE id = 5');
+    expect((await verifyOne('grown')).status).toBe('in_sync');
   });
 
   it('reports triggers demoted from ENABLE ALWAYS by ENABLE TRIGGER ALL', async () => {
