@@ -14,7 +14,7 @@ import { connectionFor } from './commons/connections.js';
 import { logger, metrics } from './commons/observability.js';
 import { METRIC } from './contract.js';
 import { InputError } from './core/errors.js';
-import { parseTableName } from './core/identifiers.js';
+import { tableFromText } from './core/identifiers.js';
 import { divergencesById } from './db/plans.js';
 import { parseEvent } from './events.js';
 import { storePlan } from './flows/plans.js';
@@ -54,7 +54,7 @@ export async function inspectHandler(event: unknown, context: Context): Promise<
     const pub = await connectionFor(`${t.pair}/publisher`, pair.publisherSecretId);
     const sub = await connectionFor(`${t.pair}/subscriber`, pair.subscriberSecretId);
     const timeLimitMs = Math.max(1000, context.getRemainingTimeInMillis() - 3000);
-    const { inspection, plan } = await planBucket(pub, sub, parseTableName(t.table), t.bucket, {
+    const { inspection, plan } = await planBucket(pub, sub, tableFromText(t.table), t.bucket, {
       pair: t.pair,
       maxRows: config.planMaxRows,
       expiresInMs: config.planExpiryMs,

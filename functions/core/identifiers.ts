@@ -1,6 +1,10 @@
-// Parsing of user-given SQL names. Names reach SQL only as bind parameters or through
-// escapeIdentifier, but a name that could only be a mistake (quotes, semicolons, whitespace,
-// a third dot) is refused here with a clear message rather than looked up.
+// Parsing of user-given SQL names, in PostgreSQL's own syntax: a plain name (letters, digits, _
+// and $, not starting with a digit) as typed (no case folding: names match exactly as stored), or
+// a quoted one ("Order Items", "say ""hi""") that may hold any character. Names reach SQL only as
+// bind parameters or through quote_ident/%I. An unquoted name that could only be a mistake
+// (spaces, quotes, semicolons, a third dot) is refused with what to type instead.
+// Reports name a table as `schema.table` (tableText); until they quote, a name that holds a dot
+// is refused (it could not be told apart).
 
 import { InputError } from './errors.js';
 
@@ -16,33 +20,95 @@ export const tableText = (t: QualifiedName): string => `${t.schema}.${t.table}`;
 const MAX_IDENTIFIER_BYTES = 63;
 const PLAIN = /^[\p{L}_][\p{L}\p{N}_$]*$/u;
 
-/** Checks one identifier (a schema, table or column name) and returns it unchanged. */
+/** Checks one identifier (a schema, table or column name) as stored, and returns it unchanged. */
 export function checkIdentifier(name: string, what: string): string {
   if (name.length === 0) throw new InputError(`${what} name is empty`);
   if (Buffer.byteLength(name, 'utf8') > MAX_IDENTIFIER_BYTES) {
     throw new InputError(`${what} name ${JSON.stringify(name)} is longer than ${MAX_IDENTIFIER_BYTES} bytes`);
   }
-  if (!PLAIN.test(name)) {
-    throw new InputError(
-      `${what} name ${JSON.stringify(name)} is not allowed: use letters, digits, _ and $, starting with a letter or _ (no quotes, dots, semicolons or spaces)`,
-    );
-  }
+  if (name.includes('\0')) throw new InputError(`${what} name ${JSON.stringify(name)} holds a NUL character`);
   return name;
 }
 
-/** Parses `schema.table` (or `table`, meaning `public.table`). */
-export function parseTableName(input: string): QualifiedName {
-  const parts = input.split('.');
-  if (parts.length > 2) {
-    throw new InputError(`table ${JSON.stringify(input)} has more than one dot; expected schema.table`);
+/**
+ * Splits `input` into identifiers separated by `sep` ('.' or ','), each plain or double-quoted
+ * ("" inside quotes is one quote). Whitespace around an identifier is ignored.
+ */
+function identifiers(input: string, sep: '.' | ',', what: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  const skipSpace = () => {
+    while (i < input.length && /\s/.test(input[i] as string)) i++;
+  };
+  for (;;) {
+    skipSpace();
+    let name = '';
+    if (input[i] === '"') {
+      i++;
+      for (;;) {
+        if (i >= input.length) throw new InputError(`${what} ${JSON.stringify(input)} has an unterminated quoted name`);
+        if (input[i] === '"') {
+          if (input[i + 1] === '"') {
+            name += '"';
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        name += input[i];
+        i++;
+      }
+      if (name === '') throw new InputError(`${what} ${JSON.stringify(input)} has an empty quoted name`);
+    } else {
+      const start = i;
+      while (i < input.length && input[i] !== sep && !/\s/.test(input[i] as string)) i++;
+      name = input.slice(start, i);
+      if (name !== '' && !PLAIN.test(name)) {
+        throw new InputError(
+          `${what} ${JSON.stringify(input)}: ${JSON.stringify(name)} is not a plain name (letters, digits, _ and $, starting with a letter or _); quote it as PostgreSQL does: "${name.replaceAll('"', '""')}"`,
+        );
+      }
+    }
+    out.push(name);
+    skipSpace();
+    if (i >= input.length) return out;
+    if (input[i] !== sep)
+      throw new InputError(`${what} ${JSON.stringify(input)}: unexpected ${JSON.stringify(input[i])} after ${JSON.stringify(name)}`);
+    i++;
   }
-  const [schema, table] = parts.length === 2 ? [parts[0] ?? '', parts[1] ?? ''] : ['public', parts[0] ?? ''];
-  return { schema: checkIdentifier(schema, 'schema'), table: checkIdentifier(table, 'table') };
 }
 
-/** Parses a comma-separated column list; duplicates are refused. */
+/** Parses `schema.table` (or `table`, meaning `public.table`), each part plain or "quoted". */
+export function parseTableName(input: string): QualifiedName {
+  const parts = identifiers(input, '.', 'table');
+  if (parts.length > 2) {
+    throw new InputError(
+      `table ${JSON.stringify(input)} has more than one dot; expected schema.table (a name that holds a dot is quoted: "my.schema"."my.table")`,
+    );
+  }
+  const [schema, table] = parts.length === 2 ? [parts[0] ?? '', parts[1] ?? ''] : ['public', parts[0] ?? ''];
+  checkIdentifier(schema, 'schema');
+  checkIdentifier(table, 'table');
+  for (const [what, n] of [
+    ['schema', schema],
+    ['table', table],
+  ] as const) {
+    if (n.includes('.')) throw new InputError(`${what} name ${JSON.stringify(n)} holds a dot; such names are not supported yet`);
+  }
+  return { schema, table };
+}
+
+/** A table as syncguard's reports name it (`schema.table`, parts as stored, split at the dot). */
+export function tableFromText(text: string): QualifiedName {
+  const dot = text.indexOf('.');
+  if (dot <= 0 || dot === text.length - 1) throw new InputError(`not a schema.table name: ${JSON.stringify(text)}`);
+  return { schema: text.slice(0, dot), table: text.slice(dot + 1) };
+}
+
+/** Parses a comma-separated column list (each plain or "quoted"); duplicates are refused. */
 export function parseColumnList(input: string): string[] {
-  const names = input.split(',').map((s) => s.trim());
+  const names = identifiers(input, ',', 'column list');
   const seen = new Set<string>();
   for (const n of names) {
     checkIdentifier(n, 'column');

@@ -2,7 +2,7 @@
 // and what keeps each from being compared (health), the parity checks, and the local writes.
 
 import { tableProblems } from '../core/health.js';
-import { parseTableName, type QualifiedName, tableText } from '../core/identifiers.js';
+import { type QualifiedName, tableFromText, tableText } from '../core/identifiers.js';
 import { type Finding, type ParityInfo, parityFindings } from '../core/parity.js';
 import type { LocalWrite } from '../core/report.js';
 import { subscriptionsOf } from './barrier.js';
@@ -19,7 +19,7 @@ export async function registrationProblems(
   const pubHealth = new Map((await readHealth(pub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
   const subHealth = new Map((await readHealth(sub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
   const tableNames = [...new Set([...pubHealth.keys(), ...subHealth.keys()])].sort();
-  const { unsubscribed } = await subscriptionsOf(sub, tableNames.map(parseTableName));
+  const { unsubscribed } = await subscriptionsOf(sub, tableNames.map(tableFromText));
   const problems = new Map(
     tableNames.map((t) => [
       t,

@@ -8,7 +8,7 @@
 //                     user added to the publication). When the role may not, it says what to run.
 
 import { escapeIdentifier } from 'pg';
-import { parseTableName } from '../core/identifiers.js';
+import { tableFromText } from '../core/identifiers.js';
 import { subscriptionsOf } from '../db/barrier.js';
 import type { Client } from '../db/connect.js';
 import { probeRoute } from '../db/probe.js';
@@ -24,7 +24,7 @@ export async function probeReach(
 ): Promise<{ reach: Map<string, ProbeReach>; target: string; warnings: string[] }> {
   const reach = new Map<string, ProbeReach>();
   const route = await probeRoute(sub);
-  const { subscriptions } = await subscriptionsOf(sub, tables.map(parseTableName));
+  const { subscriptions } = await subscriptionsOf(sub, tables.map(tableFromText));
   for (const s of subscriptions) {
     const state = route.subscriptions.get(s.name);
     const reason = !route.table
@@ -54,7 +54,7 @@ const INSUFFICIENT_PRIVILEGE = '42501';
 export async function ensureProbeRoute(pub: Client, sub: Client, tables: readonly string[]): Promise<string[]> {
   if (tables.length === 0) return [];
   const notes: string[] = [];
-  const { subscriptions } = await subscriptionsOf(sub, tables.map(parseTableName));
+  const { subscriptions } = await subscriptionsOf(sub, tables.map(tableFromText));
   const route = await probeRoute(sub);
   for (const s of subscriptions) {
     if (route.subscriptions.get(s.name) === 'r') continue;

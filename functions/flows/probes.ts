@@ -9,7 +9,7 @@
 import type { BucketScheme } from '../core/buckets.js';
 import { EMPTY, sameValue } from '../core/compare.js';
 import { ConnectionError } from '../core/errors.js';
-import { parseTableName } from '../core/identifiers.js';
+import { tableFromText } from '../core/identifiers.js';
 import {
   type BucketOutcome,
   DEFAULT_PROBE_BUDGET,
@@ -98,7 +98,7 @@ export async function resolveByProbes(
       }
       try {
         const probe = await sendProbe(pub, {
-          table: parseTableName(req.table),
+          table: tableFromText(req.table),
           buckets: batch.buckets,
           target: ctx.target,
           subscription: req.subscription,

@@ -5,7 +5,7 @@
 // After the repair the bucket is probed again.
 
 import { IncompatibleError, PlanStaleError } from '../core/errors.js';
-import { parseTableName, type QualifiedName } from '../core/identifiers.js';
+import { type QualifiedName, tableFromText } from '../core/identifiers.js';
 import {
   checkCap,
   DEFAULT_PLAN_CAP,
@@ -74,7 +74,7 @@ export function planFromInspection(ins: Inspection, opts: PlanOptions): Plan {
   return {
     ...content,
     checksum: planChecksum(content),
-    sql: planSql(parseTableName(ins.table), columns, changes),
+    sql: planSql(tableFromText(ins.table), columns, changes),
     rowCount: changes.length,
   };
 }
@@ -116,7 +116,7 @@ export async function applyPlan(
 ): Promise<RepairOutcome> {
   const started = Date.now();
   const deadline = started + (opts.timeLimitMs ?? 60_000);
-  const table = parseTableName(plan.table);
+  const table = tableFromText(plan.table);
   const t = await probeTargetOf(pub, sub, table);
   if (t.fingerprint !== plan.fingerprint) {
     throw new PlanStaleError(

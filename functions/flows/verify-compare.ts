@@ -3,7 +3,7 @@
 // a probe request for each table probes can reach, the first round's candidates for the others.
 
 import { compareTable, type TableComparison } from '../core/compare.js';
-import { parseTableName } from '../core/identifiers.js';
+import { tableFromText } from '../core/identifiers.js';
 import { type TableReport, tableReport, uncomparable } from '../core/report.js';
 import type { TableRounds } from '../core/verdict.js';
 import { meanRowsPerBucket, probeTargets, rangesToInspect, whyNotCompared } from '../core/verify-plan.js';
@@ -63,7 +63,7 @@ export async function compareCatalogues(
       continue;
     }
     const { inspect, equalBuckets } = rangesToInspect(pt, st, input.width);
-    const t = parseTableName(table);
+    const t = tableFromText(table);
     const pd = inspect.length > 0 ? await readDetail(pub, t, input.width, { ranges: inspect }) : null;
     const sd = inspect.length > 0 ? await readDetail(sub, t, input.width, { ranges: inspect }) : null;
     const cmp = pd !== null && sd !== null ? compareTable(pd, sd) : compareTable(NO_DETAIL(pt.fingerprint), NO_DETAIL(st.fingerprint));

@@ -5,7 +5,7 @@
 // probes exist, and why verify warns about every table that falls back.
 
 import type { DetailCatalogue } from '../core/compare.js';
-import { parseTableName } from '../core/identifiers.js';
+import { tableFromText } from '../core/identifiers.js';
 import { secondLook, type TableRounds } from '../core/verdict.js';
 import { waitForBarrier } from '../db/barrier.js';
 import { readDetail } from '../db/catalogue.js';
@@ -37,19 +37,19 @@ export async function secondRound(
   await ctx.drain(pub, 'publisher');
   const pubValues = new Map<string, DetailCatalogue>();
   for (const r of first) {
-    pubValues.set(r.table, await readDetail(pub, parseTableName(r.table), ctx.width, { buckets: r.first.map((m) => m.bucket) }));
+    pubValues.set(r.table, await readDetail(pub, tableFromText(r.table), ctx.width, { buckets: r.first.map((m) => m.bucket) }));
   }
   const b = await waitForBarrier(
     pub,
     sub,
-    first.map((r) => parseTableName(r.table)),
+    first.map((r) => tableFromText(r.table)),
     ctx.barrierMs,
   );
   if (!b.ok) return { rounds: [], lsn: null, waitedMs: 0, barrierFailure: b.failure };
   await ctx.drain(sub, 'subscriber');
   const rounds: TableRounds[] = [];
   for (const r of first) {
-    const t = parseTableName(r.table);
+    const t = tableFromText(r.table);
     const buckets = { buckets: r.first.map((m) => m.bucket) };
     const pv = pubValues.get(r.table) as DetailCatalogue;
     const sv = await readDetail(sub, t, ctx.width, buckets);

@@ -10,7 +10,7 @@
 // One time limit covers it all; core/verify-plan.ts splits it, and the core makes every decision.
 
 import { InputError, SyncGuardError, TimeLimitError } from '../core/errors.js';
-import { parseTableName, type QualifiedName, tableText } from '../core/identifiers.js';
+import { type QualifiedName, tableFromText, tableText } from '../core/identifiers.js';
 import type { Finding } from '../core/parity.js';
 import { DEFAULT_PROBE_BUDGET } from '../core/probe-plan.js';
 import { type TableReport, uncomparable, type VerifyReport } from '../core/report.js';
@@ -114,7 +114,7 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   }
   if (comparable.length === 0) return finish({ tables: notCompared, lsn: null, barrierMs: 0 });
 
-  const only = comparable.map(parseTableName);
+  const only = comparable.map(tableFromText);
   const drainSide = async (c: Client, label: string) => {
     const s = await drain(c, { deadlineMs: Math.min(deadline, Date.now() + plan.drainMs), resweepIntervalMs: null, only });
     if (s.stoppedBecause === 'error') throw new SyncGuardError(`the drain before reading the ${label} failed: ${s.error}`);
@@ -127,7 +127,7 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   // a subscription that cannot give a barrier (disabled, tables not ready, another publisher's) gets no marker
   const excluded = new Map<string, string>();
   const probeSubs: string[] = [];
-  for (const s of (await subscriptionsOf(sub, [...probeable.keys()].map(parseTableName))).subscriptions) {
+  for (const s of (await subscriptionsOf(sub, [...probeable.keys()].map(tableFromText))).subscriptions) {
     const why = await unhealthy(pub, s);
     if (why === null) probeSubs.push(s.name);
     else for (const t of s.tables) excluded.set(t, `no replication barrier: ${why}`);
@@ -148,7 +148,7 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
       }
     }
     if (fallback.length > 0) {
-      const b = await waitForBarrier(pub, sub, fallback.map(parseTableName), barrierEnd() - Date.now(), lsn, true);
+      const b = await waitForBarrier(pub, sub, fallback.map(tableFromText), barrierEnd() - Date.now(), lsn, true);
       if (b.ok) barrierMs += b.waitedMs;
       for (const [t, why] of b.ok ? b.excluded : fallback.map((x) => [x, `no replication barrier: ${b.failure}`] as const))
         excluded.set(t, why);

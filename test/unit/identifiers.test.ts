@@ -46,3 +46,35 @@ describe('parseColumnList', () => {
     expect(() => parseColumnList('a,,b')).toThrow(/empty/);
   });
 });
+
+describe('quoted names, as PostgreSQL writes them', () => {
+  it('accepts any character inside quotes, with "" for a quote', () => {
+    expect(parseTableName('"Sales"."Order Items"')).toEqual({ schema: 'Sales', table: 'Order Items' });
+    expect(parseTableName('"say ""hi"""')).toEqual({ schema: 'public', table: 'say "hi"' });
+    expect(parseTableName('ventes."été 2026"')).toEqual({ schema: 'ventes', table: 'été 2026' });
+    expect(parseTableName('MixedCase.Orders')).toEqual({ schema: 'MixedCase', table: 'Orders' }); // as stored, no folding
+    expect(parseColumnList('id, "Unit Price", "a,b"')).toEqual(['id', 'Unit Price', 'a,b']);
+  });
+
+  it('round-trips any name through its quoted form', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 20 }).filter((x) => !x.includes('.') && !x.includes('\0')),
+        (name) => {
+          const q = `"${name.replaceAll('"', '""')}"`;
+          expect(parseTableName(`${q}.${q}`)).toEqual({ schema: name, table: name });
+        },
+      ),
+    );
+  });
+
+  it('says how to quote an unquoted awkward name, and refuses ambiguity', () => {
+    expect(() => parseTableName('sales.order-items')).toThrow(
+      /"order-items" is not a plain name .* quote it as PostgreSQL does: "order-items"/,
+    );
+    expect(() => parseTableName('public.Order Items')).toThrow(InputError);
+    expect(() => parseTableName('a.b.c')).toThrow(/more than one dot; expected schema\.table \(a name that holds a dot is quoted/);
+    expect(() => parseTableName('"unterminated')).toThrow(/unterminated quoted name/);
+    expect(() => parseTableName('"a.b".t')).toThrow(/holds a dot; such names are not supported yet/);
+  });
+});
