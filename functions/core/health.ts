@@ -49,3 +49,16 @@ export function addedOnBothSides(pub: NodeHealth, sub: NodeHealth): string[] {
   const onSub = new Set(sub.columnsNow);
   return pub.columnsNow.filter((c) => !before.has(c) && onSub.has(c));
 }
+
+/**
+ * Columns the publisher still has that were dropped on the subscriber only: the subscriber can no
+ * longer hold the publisher's data, which is drift (diverged), not a registration to redo.
+ * Empty when none.
+ */
+export function droppedOnSubscriberOnly(pub: NodeHealth | undefined, sub: NodeHealth | undefined): string[] {
+  // a table dropped or replaced on a side is a registration problem of its own
+  if (pub === undefined || sub === undefined || sub.columnsNow.length === 0 || pub.columnsNow.length === 0) return [];
+  const had = new Set([...(pub.columnsAtRegistration ?? []), ...(sub.columnsAtRegistration ?? [])]);
+  const onSub = new Set(sub.columnsNow);
+  return pub.columnsNow.filter((c) => had.has(c) && !onSub.has(c));
+}

@@ -69,6 +69,8 @@ export interface VerdictInput {
   /** Buckets left out of the comparison, named with their reasons (said when coverage is short). */
   readonly leftOut?: readonly string[];
   readonly confirmation: Confirmation;
+  /** Schema drift that is divergence by itself (a column dropped on the subscriber only), as reasons. */
+  readonly schemaDrift?: readonly string[];
   /** Tables that could not be compared at all (fingerprint mismatch, missing on a side). */
   readonly uncomparableTables: readonly string[];
 }
@@ -79,9 +81,13 @@ export interface Verdict {
 }
 
 export function decide(v: VerdictInput): Verdict {
-  if (v.barrierFailure !== undefined) return { status: 'incomplete', reasons: [`no replication barrier: ${v.barrierFailure}`] };
-  if (v.confirmation.confirmed.length > 0) {
-    const reasons: string[] = [];
+  const drift = v.schemaDrift ?? [];
+  // a column dropped on the subscriber is divergence whatever replication is doing
+  if (v.barrierFailure !== undefined && drift.length === 0)
+    return { status: 'incomplete', reasons: [`no replication barrier: ${v.barrierFailure}`] };
+  if (v.barrierFailure !== undefined) return { status: 'diverged', reasons: [...drift] };
+  if (v.confirmation.confirmed.length > 0 || drift.length > 0) {
+    const reasons: string[] = [...drift];
     const probed = v.confirmation.confirmed.filter((c) => c.how === 'probe').length;
     const rounds = v.confirmation.confirmed.length - probed;
     const s = (n: number) => (n === 1 ? ' differs' : 's differ');

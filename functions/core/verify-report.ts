@@ -28,6 +28,7 @@ export interface RunOutcome {
 /** What a run knows before it compares anything. */
 export interface RunContext {
   readonly minCoveragePct: number;
+  readonly schemaDrift?: readonly string[];
   readonly warnings: readonly string[];
   readonly parity: readonly Finding[];
   readonly localWrites: readonly LocalWrite[];
@@ -44,6 +45,7 @@ export function verifyReport(run: RunOutcome, ctx: RunContext): VerifyReport {
     ...(run.barrierFailure !== undefined ? { barrierFailure: run.barrierFailure } : {}),
     tableCoverage: tables.filter((t) => t.state === 'compared').map((t) => ({ table: t.table, coveragePct: t.coveragePct })),
     minCoveragePct: ctx.minCoveragePct,
+    ...(ctx.schemaDrift !== undefined ? { schemaDrift: ctx.schemaDrift } : {}),
     blocked: run.blocked ?? [],
     leftOut: tables.flatMap((t) => leftOutText(t)),
     confirmation,

@@ -1,7 +1,7 @@
 // What a verification reads besides the catalogues: which tables are registered on either side
 // and what keeps each from being compared (health), the parity checks, and the local writes.
 
-import { tableProblems } from '../core/health.js';
+import { droppedOnSubscriberOnly, tableProblems } from '../core/health.js';
 import { type QualifiedName, tableFromText, tableText } from '../core/identifiers.js';
 import { type Finding, type ParityInfo, parityFindings } from '../core/parity.js';
 import type { LocalWrite } from '../core/report.js';
@@ -14,7 +14,7 @@ export async function registrationProblems(
   pub: Client,
   sub: Client,
   only: QualifiedName | undefined,
-): Promise<{ tableNames: string[]; problems: Map<string, string[]> }> {
+): Promise<{ tableNames: string[]; problems: Map<string, string[]>; schemaDrift: Map<string, string[]> }> {
   const wanted = (t: string) => only === undefined || t === tableText(only);
   const pubHealth = new Map((await readHealth(pub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
   const subHealth = new Map((await readHealth(sub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
@@ -29,7 +29,10 @@ export async function registrationProblems(
       ],
     ]),
   );
-  return { tableNames, problems };
+  const schemaDrift = new Map(
+    tableNames.map((t) => [t, droppedOnSubscriberOnly(pubHealth.get(t), subHealth.get(t))] as const).filter(([, cols]) => cols.length > 0),
+  );
+  return { tableNames, problems, schemaDrift };
 }
 
 /** Parity findings; best effort: a failure (a table locked by DDL, say) becomes a finding. */

@@ -67,7 +67,11 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   await requireDistinct(pub, sub);
 
   // What is compared, and how: probes where they reach, two rounds elsewhere
-  const { tableNames, problems } = await registrationProblems(pub, sub, opts.table);
+  const { tableNames, problems, schemaDrift } = await registrationProblems(pub, sub, opts.table);
+  const drift = [...schemaDrift].map(
+    ([t, cols]) =>
+      `${t}: column${cols.length === 1 ? '' : 's'} ${cols.join(', ')} dropped on the subscriber only, so it no longer holds the publisher's data: add ${cols.length === 1 ? 'it' : 'them'} back on the subscriber (ALTER TABLE ... ADD COLUMN), then resynchronise the table`,
+  );
   if (opts.table !== undefined && tableNames.length === 0) {
     throw new InputError(`table ${tableText(opts.table)} is not registered on the publisher or the subscriber`);
   }
@@ -94,6 +98,7 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   const finish = (run: RunOutcome): VerifyReport =>
     verifyReport(run, {
       minCoveragePct: opts.minCoveragePct ?? 100,
+      schemaDrift: drift,
       warnings: [
         ...localWriteWarning(local.count),
         ...parity.filter((f) => f.level === 'warning').map((f) => `${f.table}: ${f.message}`),

@@ -9,7 +9,9 @@ import { verifyPair } from '../../functions/flows/verify.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
 
-const TABLES = ['dropped', 'replaced', 'pubonly', 'subonly', 'grown', 'demoted', 'cloned', 'secret', 'fine'].map((t) => `public.${t}`);
+const TABLES = ['dropped', 'replaced', 'pubonly', 'subonly', 'grown', 'demoted', 'cloned', 'secret', 'fine', 'narrowed'].map(
+  (t) => `public.${t}`,
+);
 const quick = { timeLimitMs: 20_000 };
 
 const ctx = usePair({
@@ -82,6 +84,20 @@ describe('registrations that no longer hold', () => {
     expect(after.status).toBe('diverged');
     await ctx.pair.sub.query('UPDATE public.grown SET extra = NULL WHERE id = 5');
     expect((await verifyOne('grown')).status).toBe('in_sync');
+  });
+
+  it('reports a column dropped on the subscriber only as drift (diverged), naming it and what to do', async () => {
+    await ctx.pair.sub.query('ALTER TABLE public.narrowed DROP COLUMN v');
+    try {
+      const r = await verifyOne('narrowed');
+      expect(r.status).toBe('diverged');
+      expect(r.reasons).toEqual([
+        "public.narrowed: column v dropped on the subscriber only, so it no longer holds the publisher's data: add it back on the subscriber (ALTER TABLE ... ADD COLUMN), then resynchronise the table",
+      ]);
+      expect(r.tables[0]?.state).toBe('uncomparable');
+    } finally {
+      await ctx.pair.sub.query('ALTER TABLE public.narrowed ADD COLUMN v text');
+    }
   });
 
   it('reports triggers demoted from ENABLE ALWAYS by ENABLE TRIGGER ALL', async () => {
