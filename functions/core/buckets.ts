@@ -35,6 +35,12 @@ const rangeSafe = (c: ColumnInfo): boolean =>
 
 /** The scheme for a key: int for one integer column, range where order is stable, else hash. */
 export function chooseScheme(key: readonly ColumnInfo[], requested?: BucketScheme): BucketScheme {
+  if (key.length === 0) {
+    // no key: buckets by a hash of the whole row
+    if (requested !== undefined && requested !== 'hash')
+      throw new InputError(`a table without a key is bucketed by row content (hash); ${requested} needs a key`);
+    return 'hash';
+  }
   for (const c of key) {
     if (!HASHABLE_TYPES.has(c.baseType)) {
       throw new IncompatibleError(

@@ -133,4 +133,10 @@ export type BucketOutcome =
       /** The publisher's WAL position right after the probe committed. */
       readonly lsn: string;
     }
-  | { readonly bucket: string; readonly state: 'left_out'; readonly reason: string };
+  | {
+      readonly bucket: string;
+      readonly state: 'left_out';
+      readonly reason: string;
+      /** Too big to probe within the hold budget: a clean candidate can still be confirmed in two rounds. */
+      readonly tooBig?: boolean;
+    };

@@ -98,15 +98,18 @@ export function chooseColumns(pub: TableInfo, sub: TableInfo, requested?: readon
   return { columns, notes };
 }
 
-/** The key both sides agree on, or a clear refusal. */
+/**
+ * The key both sides agree on, or a clear refusal. A table without a key on either side has none
+ * ([]): its rows are bucketed by their content (buckets.ts chooseScheme).
+ */
 export function chooseKey(pub: TableInfo, sub: TableInfo): ColumnInfo[] {
   const name = `${pub.schema}.${pub.table}`;
-  if (pub.key === null) {
+  if (pub.key === null && sub.key === null) return [];
+  if (pub.key === null || sub.key === null) {
     throw new IncompatibleError(
-      `table ${name} has no primary key or unique NOT NULL key on the publisher; syncguard needs one to bucket and compare rows`,
+      `table ${name} has ${pub.key === null ? 'no key on the publisher but one on the subscriber' : 'a key on the publisher but none on the subscriber'}; give both the same primary key, or neither`,
     );
   }
-  if (sub.key === null) throw new IncompatibleError(`table ${name} has no primary key or unique NOT NULL key on the subscriber`);
   if (pub.key.columns.join(',') !== sub.key.columns.join(',')) {
     throw new IncompatibleError(
       `table ${name} has key (${pub.key.columns.join(', ')}) on the publisher but (${sub.key.columns.join(', ')}) on the subscriber`,
@@ -179,6 +182,13 @@ export function planRegistration(input: PlanInput): { key: ColumnInfo[]; scheme:
   const key = chooseKey(pub, sub);
   const scheme = chooseScheme(key, input.requestedScheme);
   const choice = chooseColumns(pub, sub, input.requestedColumns);
+  if (key.length === 0) {
+    const notes = [
+      ...choice.notes,
+      'no key: rows are bucketed by their content, and a bucket compares its rows as a multiset (duplicates count); an UPDATE or DELETE of such a table needs REPLICA IDENTITY FULL on the publisher, or replication refuses it; inspect and repair need a key',
+    ];
+    return { key, scheme, choice: { ...choice, notes } };
+  }
   return { key, scheme, choice };
 }
 

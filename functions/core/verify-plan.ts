@@ -62,9 +62,20 @@ export function meanRowsPerBucket(ranges: ReadonlyMap<string, RangeSum>): number
 }
 
 /**
+ * The clean candidate mismatches that were too big to probe: the two-round confirmation decides
+ * them instead (a mismatch in a hash-bucketed table, which every probe reads whole, stays
+ * confirmable as before the probe existed).
+ */
+export function twoRoundCandidates(cmp: TableComparison, outcomes: readonly BucketOutcome[]): Mismatch[] {
+  const tooBig = new Set(outcomes.filter((o) => o.state === 'left_out' && o.tooBig === true).map((o) => o.bucket));
+  return cmp.mismatches.filter((m) => tooBig.has(m.bucket));
+}
+
+/**
  * A probed table's report: buckets equal at range level, the clean equal buckets of the detail,
  * and the probes' answers. Each probed bucket that differs is a confirmed divergence; each one
- * left out is named with its reason and lowers the coverage.
+ * left out is named with its reason and lowers the coverage, except the clean candidates handed
+ * to the two-round confirmation (`twoRounds`), which count as compared as in the fallback.
  */
 export function probedTable(
   table: string,
@@ -72,13 +83,16 @@ export function probedTable(
   equalBuckets: number,
   cmp: TableComparison,
   outcomes: readonly BucketOutcome[],
+  twoRounds: readonly Mismatch[] = [],
 ): { report: TableReport; diverged: (Mismatch & { readonly lsn: string })[] } {
   const probedAway = new Set(cmp.mismatches.map((m) => m.bucket));
-  let compared = equalBuckets + cmp.bucketsCompared - probedAway.size;
+  const deferred = new Set(twoRounds.map((m) => m.bucket));
+  let compared = equalBuckets + cmp.bucketsCompared - probedAway.size + deferred.size;
   const diverged: (Mismatch & { lsn: string })[] = [];
   const leftOut: { bucket: string; reason: string }[] = [];
   let probed = 0;
   for (const o of outcomes) {
+    if (deferred.has(o.bucket)) continue;
     if (o.state === 'left_out') {
       leftOut.push({ bucket: o.bucket, reason: o.reason });
       continue;

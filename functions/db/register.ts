@@ -24,6 +24,16 @@ export interface RegisterResult {
   readonly alreadyRegistered: boolean;
 }
 
+/**
+ * The configuration as register_table() reads it. A table without a key is sent without the key
+ * fields: the node's description of it has no key either, and an absent key is what matches.
+ */
+function sqlConfig(config: RegistrationConfig): string {
+  if (config.keyColumns.length > 0) return JSON.stringify(config);
+  const { keyColumns: _c, keyTypes: _t, keyCollations: _k, ...rest } = config;
+  return JSON.stringify(rest);
+}
+
 export async function describeTable(client: Client, t: QualifiedName, publications: readonly string[], label: string): Promise<TableInfo> {
   const { rows } = await client.query<{ d: TableInfo | null }>('SELECT syncguard.describe_table($1, $2, $3) AS d', [
     t.schema,
@@ -122,7 +132,7 @@ export async function registerTable(publisher: Client, subscriber: Client, opts:
       [subscriber, 'subscriber'],
       [publisher, 'publisher'],
     ] as const) {
-      await client.query('SELECT syncguard.register_table($1, $2)', [JSON.stringify(config), role]);
+      await client.query('SELECT syncguard.register_table($1, $2)', [sqlConfig(config), role]);
     }
     await subscriber.query('COMMIT');
     await publisher.query('COMMIT');

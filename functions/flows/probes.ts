@@ -74,8 +74,8 @@ export async function resolveByProbes(
   const budget = ctx.budget ?? DEFAULT_PROBE_BUDGET;
   const outcomes = new Map<string, BucketOutcome[]>(requests.map((r) => [r.table, []]));
   const sent: { table: string; probe: SentProbe; buckets: readonly string[] }[] = [];
-  const leaveOut = (table: string, buckets: readonly string[], reason: string) =>
-    outcomes.get(table)?.push(...buckets.map((bucket) => ({ bucket, state: 'left_out' as const, reason })));
+  const leaveOut = (table: string, buckets: readonly string[], reason: string, tooBig = false) =>
+    outcomes.get(table)?.push(...buckets.map((bucket) => ({ bucket, state: 'left_out' as const, reason, ...(tooBig ? { tooBig } : {}) })));
 
   for (const req of requests) {
     const rate = new ProbeRate();
@@ -93,7 +93,7 @@ export async function resolveByProbes(
       const plan = planProbes(req.scheme, queue, rate.rowsWithin(budget), budget, req.tableRows);
       const batch = plan.batches[0];
       if (batch === undefined) {
-        for (const t of plan.tooBig) leaveOut(req.table, [t.bucket], t.reason);
+        for (const t of plan.tooBig) leaveOut(req.table, [t.bucket], t.reason, true);
         break;
       }
       try {

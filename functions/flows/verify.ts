@@ -15,7 +15,7 @@ import type { Finding } from '../core/parity.js';
 import { DEFAULT_PROBE_BUDGET } from '../core/probe-plan.js';
 import { type TableReport, uncomparable, type VerifyReport } from '../core/report.js';
 import type { Confirmed } from '../core/verdict.js';
-import { laterLsn, probedTable, splitTimeLimit } from '../core/verify-plan.js';
+import { laterLsn, probedTable, splitTimeLimit, twoRoundCandidates } from '../core/verify-plan.js';
 import { localWriteText, localWriteWarning, probeSummary, type RunOutcome, verifyReport } from '../core/verify-report.js';
 import { subscriptionsOf, unhealthy, waitForBarrier } from '../db/barrier.js';
 import { readRanges, type TableSnapshot } from '../db/catalogue.js';
@@ -191,7 +191,9 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
       const outcomes = await resolveByProbes(pub, sub, compared.requests, ctx, stats);
       for (const [table, p] of compared.pending) {
         const o = outcomes.get(table) ?? [];
-        const { report, diverged } = probedTable(table, p.fingerprints, p.equalBuckets, p.cmp, o);
+        const deferred = twoRoundCandidates(p.cmp, o);
+        if (deferred.length > 0) compared.first.push({ table, first: deferred, second: new Map() });
+        const { report, diverged } = probedTable(table, p.fingerprints, p.equalBuckets, p.cmp, o, deferred);
         reports.push(report);
         probed.push(...diverged.map((d) => ({ ...d, table, how: 'probe' as const })));
         const hidden = (report.leftOut ?? []).map((l) => l.bucket).filter((b) => p.localWrites.has(b));

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compareTable, EMPTY } from '../../functions/core/compare.js';
 import { DEFAULT_PROBE_BUDGET, lockRetryDelayMs, ProbeRate, planProbes } from '../../functions/core/probe-plan.js';
-import { laterLsn, probedTable, probeTargets, splitTimeLimit } from '../../functions/core/verify-plan.js';
+import { laterLsn, probedTable, probeTargets, splitTimeLimit, twoRoundCandidates } from '../../functions/core/verify-plan.js';
 
 const budget = DEFAULT_PROBE_BUDGET;
 
@@ -94,6 +94,18 @@ describe('verify plan', () => {
     ]);
     expect(equal.report.coveragePct).toBe(100);
     expect(equal.diverged).toEqual([]);
+  });
+
+  it('hands clean candidates too big to probe to the two-round confirmation, counted as compared', () => {
+    const cmp = compareTable(side({ '1': [1, 1n], '2': [1, 2n] }, ['3']), side({ '1': [1, 1n], '2': [1, 5n] }));
+    const outcomes = [
+      { bucket: '2', state: 'left_out' as const, reason: 'too big', tooBig: true },
+      { bucket: '3', state: 'left_out' as const, reason: 'too big', tooBig: true },
+    ];
+    const deferred = twoRoundCandidates(cmp, outcomes);
+    expect(deferred.map((m) => m.bucket)).toEqual(['2']); // 3 is dirty: two rounds cannot settle it either
+    const { report } = probedTable('t', { publisher: 'f', subscriber: 'f' }, 0, cmp, outcomes, deferred);
+    expect(report).toMatchObject({ bucketsCompared: 2, bucketsSkipped: 1, leftOut: [{ bucket: '3', reason: 'too big' }] });
   });
 
   it('compares LSNs as positions, not as text', () => {
