@@ -185,7 +185,7 @@ export function planRegistration(input: PlanInput): { key: ColumnInfo[]; scheme:
   if (key.length === 0) {
     const notes = [
       ...choice.notes,
-      'no key: rows are bucketed by their content, and a bucket compares its rows as a multiset (duplicates count); an UPDATE or DELETE of such a table needs REPLICA IDENTITY FULL on the publisher, or replication refuses it; inspect and repair need a key',
+      'no key: rows are bucketed by their content, and a bucket compares its rows as a multiset (duplicates count); an UPDATE or DELETE of such a table needs REPLICA IDENTITY FULL on the publisher, or replication refuses it',
     ];
     return { key, scheme, choice: { ...choice, notes } };
   }

@@ -131,8 +131,20 @@ export function planSql(table: { schema: string; table: string }, cols: RowValue
     .filter((x) => !cols.keyColumns.includes(x.c))
     .map((x) => `${escapeIdentifier(x.c)} = EXCLUDED.${escapeIdentifier(x.c)}`);
   const lines: string[] = [];
+  const keyless = cols.keyColumns.length === 0;
+  const content = `ROW(${cols.columns.map(escapeIdentifier).join(', ')})::text`;
   for (const ch of changes) {
     const pre = `-- precondition: subscriber row ${ch.subHash === null ? 'absent' : `hash ${ch.subHash}`}; publisher row ${ch.pubHash === null ? 'absent' : `hash ${ch.pubHash}`}`;
+    if (keyless) {
+      // no key: one copy more or less of a row, found by the md5 of its content (rendered under syncguard's pinned settings)
+      lines.push(
+        pre,
+        ch.op === 'delete'
+          ? `DELETE FROM ${t} WHERE ctid = (SELECT ctid FROM ${t} WHERE md5(${content}) = ${lit(ch.keyValues?.[0])} LIMIT 1);`
+          : `INSERT INTO ${t} (${writable.map((x) => escapeIdentifier(x.c)).join(', ')})${override} VALUES (${writable.map((x) => lit(ch.values?.[x.i])).join(', ')});`,
+      );
+      continue;
+    }
     if (ch.op === 'delete') {
       const where = cols.keyColumns.map((k, i) => `${escapeIdentifier(k)} = ${lit(ch.keyValues?.[i])}`).join(' AND ');
       lines.push(pre, `DELETE FROM ${t} WHERE ${where};`);
