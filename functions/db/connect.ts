@@ -1,7 +1,7 @@
 // Opening connections: DSN checks, redaction, and the session settings syncguard always uses.
 
 import pg from 'pg';
-import { ConnectionError, InputError, SyncGuardError } from '../core/errors.js';
+import { ConnectionError, IncompatibleError, InputError, SyncGuardError } from '../core/errors.js';
 
 export type Client = pg.Client;
 
@@ -92,6 +92,13 @@ function annotate(client: Client, err: unknown): unknown {
     return new ConnectionError(`lost the connection to the ${label}: ${message}; check the ${label} and run the command again`, {
       cause: err,
     });
+  }
+  if (code === '42501' && /pg_subscription\b/.test(message)) {
+    // PostgreSQL 13 lets only superusers read pg_subscription (14 opened it, but subconninfo)
+    return new IncompatibleError(
+      `the ${label} does not let this role read pg_subscription (PostgreSQL 13 restricts it to superusers), and syncguard needs it to find the subscription; run syncguard there as a superuser (install it as one, too), or upgrade the ${label} to PostgreSQL 14 or later`,
+      { cause: err },
+    );
   }
   return err;
 }

