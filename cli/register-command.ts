@@ -6,7 +6,7 @@
 import { type Command, Option } from 'commander';
 import { BUCKET_SCHEMES, type BucketScheme } from '../functions/core/buckets.js';
 import { InputError } from '../functions/core/errors.js';
-import { parseColumnList, parseTableName } from '../functions/core/identifiers.js';
+import { parseColumnList, parseTableName, tableText } from '../functions/core/identifiers.js';
 import type { RegistrationConfig } from '../functions/core/registration.js';
 import type { Client } from '../functions/db/connect.js';
 import { registerAll, registerOnPair } from '../functions/flows/pair-setup.js';
@@ -91,11 +91,11 @@ export function registerCommand(program: Command, out: Out, setExit: (code: numb
           });
           const c = r.config;
           if (r.alreadyRegistered) {
-            out(`${c.schema}.${c.table} is already registered on both nodes (fingerprint ${c.fingerprint}); nothing changed`);
+            out(`${tableText(c)} is already registered on both nodes (fingerprint ${c.fingerprint}); nothing changed`);
             for (const note of r.notes) out(`  note: ${note}`);
             return;
           }
-          out(`registered ${c.schema}.${c.table}: ${layoutOf(c)}`);
+          out(`registered ${tableText(c)}: ${layoutOf(c)}`);
           out(`  hashed columns (${c.columns.length}): ${c.columns.join(', ')}`);
           out(`  fingerprint ${c.fingerprint}, publications ${c.publications.join(', ')}`);
           for (const note of r.notes) out(`  note: ${note}`);

@@ -3,8 +3,9 @@
 // a quoted one ("Order Items", "say ""hi""") that may hold any character. Names reach SQL only as
 // bind parameters or through quote_ident/%I. An unquoted name that could only be a mistake
 // (spaces, quotes, semicolons, a third dot) is refused with what to type instead.
-// Reports name a table as `schema.table` (tableText); until they quote, a name that holds a dot
-// is refused (it could not be told apart).
+// Reports name a table as `schema.table` (tableText), and a part that holds a dot or a quote is
+// written quoted ("a.b"."t"), so every name reads back (tableFromText) as it was. The node schema
+// writes names by the same rule (syncguard._table_text, migration 0017).
 
 import { InputError } from './errors.js';
 
@@ -13,8 +14,11 @@ export interface QualifiedName {
   readonly table: string;
 }
 
-/** `schema.table`, as syncguard's reports and SQL functions name a table. */
-export const tableText = (t: QualifiedName): string => `${t.schema}.${t.table}`;
+/** One part of a table's report name: quoted ("" for a quote) when it holds a dot or a quote. */
+const namePart = (n: string): string => (n.includes('.') || n.includes('"') ? `"${n.replaceAll('"', '""')}"` : n);
+
+/** `schema.table`, as syncguard's reports and SQL functions name a table (see namePart). */
+export const tableText = (t: QualifiedName): string => `${namePart(t.schema)}.${namePart(t.table)}`;
 
 /** PostgreSQL truncates identifiers to 63 bytes; a longer name could never match. */
 const MAX_IDENTIFIER_BYTES = 63;
@@ -90,20 +94,43 @@ export function parseTableName(input: string): QualifiedName {
   const [schema, table] = parts.length === 2 ? [parts[0] ?? '', parts[1] ?? ''] : ['public', parts[0] ?? ''];
   checkIdentifier(schema, 'schema');
   checkIdentifier(table, 'table');
-  for (const [what, n] of [
-    ['schema', schema],
-    ['table', table],
-  ] as const) {
-    if (n.includes('.')) throw new InputError(`${what} name ${JSON.stringify(n)} holds a dot; such names are not supported yet`);
-  }
   return { schema, table };
 }
 
-/** A table as syncguard's reports name it (`schema.table`, parts as stored, split at the dot). */
+/** A table as syncguard's reports name it (tableText): parts as stored, or quoted as namePart writes them. */
 export function tableFromText(text: string): QualifiedName {
-  const dot = text.indexOf('.');
-  if (dot <= 0 || dot === text.length - 1) throw new InputError(`not a schema.table name: ${JSON.stringify(text)}`);
-  return { schema: text.slice(0, dot), table: text.slice(dot + 1) };
+  const parts: string[] = [];
+  let i = 0;
+  while (i <= text.length) {
+    let part = '';
+    if (text[i] === '"') {
+      i++;
+      for (;;) {
+        if (i >= text.length) throw new InputError(`not a schema.table name: ${JSON.stringify(text)}`);
+        if (text[i] === '"' && text[i + 1] === '"') {
+          part += '"';
+          i += 2;
+        } else if (text[i] === '"') {
+          i++;
+          break;
+        } else {
+          part += text[i];
+          i++;
+        }
+      }
+    } else {
+      const end = text.indexOf('.', i);
+      part = text.slice(i, end < 0 ? text.length : end);
+      i = end < 0 ? text.length : end;
+    }
+    parts.push(part);
+    if (i >= text.length) break;
+    if (text[i] !== '.') throw new InputError(`not a schema.table name: ${JSON.stringify(text)}`);
+    i++;
+  }
+  const [schema, table] = parts;
+  if (parts.length !== 2 || !schema || !table) throw new InputError(`not a schema.table name: ${JSON.stringify(text)}`);
+  return { schema, table };
 }
 
 /** Parses a comma-separated column list (each plain or "quoted"); duplicates are refused. */

@@ -7,7 +7,7 @@
 // state r, and apply errors are not rising; any of these failing, or a timeout, gives no barrier
 // and so no data verdict.
 
-import type { QualifiedName } from '../core/identifiers.js';
+import { type QualifiedName, tableText } from '../core/identifiers.js';
 import type { Client } from './connect.js';
 
 export interface SubscriptionInfo {
@@ -59,12 +59,12 @@ export async function subscriptionsOf(
   const unsubscribed: string[] = [];
   for (const r of rows) {
     if (r.subname === null) {
-      unsubscribed.push(`${r.schema}.${r.table}`);
+      unsubscribed.push(tableText(r));
       continue;
     }
     const s = subs.get(r.subname) ?? { slot: r.slot, enabled: r.enabled, notReady: 0, tables: [] };
     if (r.state !== 'r') s.notReady++;
-    s.tables.push(`${r.schema}.${r.table}`);
+    s.tables.push(tableText(r));
     subs.set(r.subname, s);
   }
   return { subscriptions: [...subs].map(([name, s]) => ({ name, ...s })), unsubscribed };

@@ -74,10 +74,6 @@ async function publisherRows(publisher: Client, t: QualifiedName): Promise<numbe
 }
 
 export async function registerTable(publisher: Client, subscriber: Client, opts: RegisterOptions): Promise<RegisterResult> {
-  for (const n of [opts.table.schema, opts.table.table]) {
-    if (n.includes('.'))
-      throw new InputError(`${JSON.stringify(n)} holds a dot; tables whose schema or name holds a dot are not supported yet`);
-  }
   await requireInstalled(publisher, 'publisher');
   await requireInstalled(subscriber, 'subscriber');
   await requireDistinct(publisher, subscriber);

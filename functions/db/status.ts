@@ -1,5 +1,6 @@
 // Reading a node's drain state (syncguard.status()).
 
+import { tableText } from '../core/identifiers.js';
 import type { Client } from './connect.js';
 import { requireInstalled } from './install.js';
 
@@ -53,25 +54,25 @@ export async function requireStatus(client: Client, label: string): Promise<Node
  */
 export async function unmonitoredTables(client: Client, registered: ReadonlySet<string>): Promise<string[]> {
   const { rows } = await client
-    .query<{ t: string }>(
-      `SELECT format('%s.%s', n.nspname, c.relname) AS t
+    .query<{ schema: string; table: string }>(
+      `SELECT n.nspname AS schema, c.relname AS table
        FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
        JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND n.nspname <> 'syncguard'
      UNION
-     SELECT format('%s.%s', p.schemaname, p.tablename) FROM pg_publication_tables p
+     SELECT p.schemaname, p.tablename FROM pg_publication_tables p
       WHERE p.schemaname <> 'syncguard'
         AND p.pubname IN (SELECT unnest(g.publications) FROM syncguard.registrations g)
-     ORDER BY 1`,
+     ORDER BY 1, 2`,
     )
     .catch(async () =>
       // a role without access to the registrations: the subscription's tables only
-      client.query<{ t: string }>(
-        `SELECT format('%s.%s', n.nspname, c.relname) AS t
+      client.query<{ schema: string; table: string }>(
+        `SELECT n.nspname AS schema, c.relname AS table
          FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
          JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND n.nspname <> 'syncguard' ORDER BY 1`,
+        WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND n.nspname <> 'syncguard' ORDER BY 1, 2`,
       ),
     );
-  return rows.map((r) => r.t).filter((t) => !registered.has(t));
+  return rows.map(tableText).filter((t) => !registered.has(t));
 }

@@ -14,16 +14,12 @@ export async function installOnPair(
   subscriber: Client,
 ): Promise<Awaited<ReturnType<typeof installPair>> & { probeNotes: string[] }> {
   const r = await installPair(publisher, subscriber);
-  const { rows } = await subscriber.query<{ t: string }>(
-    "SELECT format('%s.%s', schema_name, table_name) AS t FROM syncguard.registrations ORDER BY 1",
+  const { rows } = await subscriber.query<{ schema: string; table: string }>(
+    'SELECT schema_name AS schema, table_name AS table FROM syncguard.registrations ORDER BY 1, 2',
   );
   return {
     ...r,
-    probeNotes: await ensureProbeRoute(
-      publisher,
-      subscriber,
-      rows.map((x) => x.t),
-    ),
+    probeNotes: await ensureProbeRoute(publisher, subscriber, rows.map(tableText)),
   };
 }
 

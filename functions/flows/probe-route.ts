@@ -8,7 +8,7 @@
 //                     user added to the publication). When the role may not, it says what to run.
 
 import { escapeIdentifier } from 'pg';
-import { tableFromText } from '../core/identifiers.js';
+import { tableFromText, tableText } from '../core/identifiers.js';
 import { subscriptionsOf } from '../db/barrier.js';
 import type { Client } from '../db/connect.js';
 import { probeRoute } from '../db/probe.js';
@@ -69,10 +69,10 @@ export async function ensureProbeRoute(pub: Client, sub: Client, tables: readonl
                                     AND t.schemaname = 'syncguard' AND t.tablename = 'probe') AS probe
          FROM pg_publication p
         WHERE p.pubname = ANY($1)
-          AND EXISTS (SELECT 1 FROM pg_publication_tables t, unnest($2::text[]) x(name)
-                       WHERE t.pubname = p.pubname AND format('%s.%s', t.schemaname, t.tablename) = x.name)
+          AND EXISTS (SELECT 1 FROM pg_publication_tables t, unnest($2::text[], $3::text[]) x(s, n)
+                       WHERE t.pubname = p.pubname AND t.schemaname = x.s AND t.tablename = x.n)
         ORDER BY p.pubname`,
-      [pubs, s.tables],
+      [pubs, s.tables.map((t) => tableFromText(t).schema), s.tables.map((t) => tableFromText(t).table)],
     );
     const chosen = carrying.find((c) => c.probe) ?? carrying[0];
     if (chosen === undefined) continue;
@@ -91,18 +91,18 @@ export async function ensureProbeRoute(pub: Client, sub: Client, tables: readonl
       }
     }
     // refresh only when syncguard.probe is the one difference between publication and subscription
-    const { rows: published } = await pub.query<{ name: string }>(
-      'SELECT DISTINCT format($2, schemaname, tablename) AS name FROM pg_publication_tables WHERE pubname = ANY($1)',
-      [pubs, '%s.%s'],
+    const { rows: published } = await pub.query<{ schema: string; table: string }>(
+      'SELECT DISTINCT schemaname AS schema, tablename AS table FROM pg_publication_tables WHERE pubname = ANY($1)',
+      [pubs],
     );
-    const { rows: subscribed } = await sub.query<{ name: string }>(
-      `SELECT format('%s.%s', n.nspname, c.relname) AS name FROM pg_subscription_rel r
+    const { rows: subscribed } = await sub.query<{ schema: string; table: string }>(
+      `SELECT n.nspname AS schema, c.relname AS table FROM pg_subscription_rel r
          JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
          JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1`,
       [s.name],
     );
-    const have = new Set(subscribed.map((r) => r.name));
-    const want = new Set(published.map((r) => r.name));
+    const have = new Set(subscribed.map(tableText));
+    const want = new Set(published.map(tableText));
     const others = [...want].filter((n) => n !== 'syncguard.probe' && !have.has(n));
     const gone = [...have].filter((n) => !want.has(n));
     if (others.length > 0 || gone.length > 0) {

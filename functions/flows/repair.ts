@@ -5,7 +5,7 @@
 // After the repair the bucket is probed again.
 
 import { IncompatibleError, PlanStaleError } from '../core/errors.js';
-import { type QualifiedName, tableFromText } from '../core/identifiers.js';
+import { type QualifiedName, tableFromText, tableText } from '../core/identifiers.js';
 import {
   checkCap,
   DEFAULT_PLAN_CAP,
@@ -96,7 +96,7 @@ export async function planBucket(
   bucket: string,
   opts: PlanOptions & { timeLimitMs?: number },
 ): Promise<{ inspection: Inspection; plan: Plan }> {
-  await requireRepairable(sub, table, `${table.schema}.${table.table}`);
+  await requireRepairable(sub, table, tableText(table));
   const inspection = await inspectBucket(pub, sub, table, bucket, opts.timeLimitMs === undefined ? {} : { timeLimitMs: opts.timeLimitMs });
   return { inspection, plan: planFromInspection(inspection, opts) };
 }

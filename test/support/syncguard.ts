@@ -2,7 +2,7 @@
 
 import type pg from 'pg';
 import type { Pair } from '../../dev/pair.js';
-import { parseTableName } from '../../functions/core/identifiers.js';
+import { parseTableName, tableText } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
 import type { RegisterOptions, RegisterResult } from '../../functions/db/register.js';
 import { installOnPair, registerOnPair } from '../../functions/flows/pair-setup.js';
@@ -28,17 +28,13 @@ export async function installed(pair: Pair): Promise<{ pub: pg.Client; sub: pg.C
  * only prints what to run for probes (flows/probe-route.ts); this runs it, as the superuser would.
  */
 export async function enableProbes(pair: Pair): Promise<string[]> {
-  const { rows } = await pair.sub.query<{ t: string }>(
-    `SELECT format('%s.%s', n.nspname, c.relname) AS t FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
+  const { rows } = await pair.sub.query<{ schema: string; table: string }>(
+    `SELECT n.nspname AS schema, c.relname AS table FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
        JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE s.subname = $1 AND n.nspname <> 'syncguard'`,
     [pair.name],
   );
-  const notes = await ensureProbeRoute(
-    pair.pub,
-    pair.sub,
-    rows.map((r) => r.t),
-  );
+  const notes = await ensureProbeRoute(pair.pub, pair.sub, rows.map(tableText));
   await pair.waitForSync();
   return notes;
 }
