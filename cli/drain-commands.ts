@@ -87,6 +87,13 @@ export function statusCommand(program: Command, out: Out): void {
         if (s.stateLostCount > 0) out(`  unlogged state lost ${s.stateLostCount} time(s), last at ${s.stateLostAt}; re-swept since`);
         if (!s.stateIntact) out('  unlogged state is missing now (crash recovery or failover): the next drain re-sweeps');
         for (const t of s.tables.filter((x) => x.fault !== null)) out(`  ${t.table}: not drained, ${t.fault}`);
+        for (const t of s.tables) {
+          const change = t.partitions?.lastChange;
+          if (change)
+            out(
+              `  ${t.table}: partitions changed (seen ${change.at}; added: ${change.added.join(', ') || 'none'}; removed: ${change.removed.join(', ') || 'none'}); its catalogue was rebuilt from the table`,
+            );
+        }
         for (const t of unmonitored)
           out(`  warning: ${t} is published but not monitored; register it: syncguard register --table ${t} (or --all)`);
         const rows = s.tables.map((t) => [

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { type BucketScheme, chooseScheme } from './buckets.js';
 import { IncompatibleError, InputError } from './errors.js';
 import { HASH_VERSION } from './hashing.js';
+import { tableText } from './identifiers.js';
 import type { ColumnInfo, TableInfo } from './table-info.js';
 
 export const DEFAULT_BUCKET_SIZE = 1000;
@@ -173,23 +174,46 @@ export function planRegistration(input: PlanInput): { key: ColumnInfo[]; scheme:
     [pub, 'publisher'],
     [sub, 'subscriber'],
   ] as const) {
-    if (t.relkind !== 'r' || (t.inheritance ?? 'none') !== 'none') {
+    const tree = t.inheritance ?? 'none';
+    if (!(t.relkind === 'r' || (t.relkind === 'p' && tree === 'partitioned')) || tree === 'child' || tree === 'parent') {
       throw new IncompatibleError(
-        `${t.schema}.${t.table} is ${t.inheritance !== undefined && t.inheritance !== 'none' ? `in an inheritance or partition tree (${t.inheritance})` : `not a plain table (relkind ${t.relkind})`} on the ${side}; partitioned tables, partitions, inheritance parents and children, views and foreign tables are not supported yet`,
+        `${tableText(t)} is ${tree === 'child' || tree === 'parent' ? `in an inheritance tree (${tree})` : `not a plain or partitioned table (relkind ${t.relkind})`} on the ${side}; inheritance parents and children, views and foreign tables are not supported (partitioned tables and partitions are)`,
       );
     }
   }
   const key = chooseKey(pub, sub);
   const scheme = chooseScheme(key, input.requestedScheme);
   const choice = chooseColumns(pub, sub, input.requestedColumns);
+  const notes = [...choice.notes, ...partitionNotes(pub, sub)];
   if (key.length === 0) {
-    const notes = [
-      ...choice.notes,
+    notes.push(
       'no key: rows are bucketed by their content, and a bucket compares its rows as a multiset (duplicates count); an UPDATE or DELETE of such a table needs REPLICA IDENTITY FULL on the publisher, or replication refuses it',
-    ];
-    return { key, scheme, choice: { ...choice, notes } };
+    );
   }
-  return { key, scheme, choice };
+  return { key, scheme, choice: { ...choice, notes } };
+}
+
+/** What registering a partitioned table or a partition means, per side. */
+function partitionNotes(pub: TableInfo, sub: TableInfo): string[] {
+  const notes: string[] = [];
+  for (const [t, side] of [
+    [pub, 'publisher'],
+    [sub, 'subscriber'],
+  ] as const) {
+    if (t.inheritance === 'partitioned') {
+      notes.push(
+        `partitioned on the ${side}: the rows of all its partitions are verified together, and partitions attached, created, detached or dropped later are picked up by the next drain there (which rebuilds the table's catalogue)`,
+      );
+    } else if (t.inheritance === 'partition') {
+      notes.push(`a partition on the ${side}, registered on its own: only its rows are verified`);
+    }
+  }
+  if (pub.inheritance !== sub.inheritance && (pub.inheritance === 'partitioned' || sub.inheritance === 'partitioned')) {
+    notes.push(
+      'partitioned differently on the two sides: replication needs publish_via_partition_root = true on the publication for that (PostgreSQL applies changes to the subscriber table by name)',
+    );
+  }
+  return notes;
 }
 
 export function buildConfig(input: PlanInput, plan: ReturnType<typeof planRegistration>, layout: BucketLayout): RegistrationConfig {

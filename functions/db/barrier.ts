@@ -49,7 +49,11 @@ export async function subscriptionsOf(
   }>(
     `SELECT t.schema, t.table, s.subname, s.subslotname AS slot, s.subenabled AS enabled, sr.srsubstate AS state
        FROM unnest($1::text[], $2::text[]) t(schema, "table")
-       LEFT JOIN pg_subscription_rel sr ON sr.srrelid = to_regclass(format('%I.%I', t.schema, t."table"))
+       -- a partitioned table is subscribed as its root or as its leaves; a partition as itself or its root
+       LEFT JOIN pg_subscription_rel sr ON sr.srrelid IN (
+              SELECT to_regclass(format('%I.%I', t.schema, t."table"))
+              UNION SELECT p.relid FROM pg_partition_tree(to_regclass(format('%I.%I', t.schema, t."table"))) p
+              UNION SELECT a.relid FROM pg_partition_ancestors(to_regclass(format('%I.%I', t.schema, t."table"))) a)
        LEFT JOIN pg_subscription s ON s.oid = sr.srsubid
             AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
       ORDER BY s.subname`,
@@ -59,12 +63,14 @@ export async function subscriptionsOf(
   const unsubscribed: string[] = [];
   for (const r of rows) {
     if (r.subname === null) {
-      unsubscribed.push(tableText(r));
+      // one row per table when nothing subscribes it (a partition tree may have several)
+      if (!rows.some((o) => o.subname !== null && tableText(o) === tableText(r)) && !unsubscribed.includes(tableText(r)))
+        unsubscribed.push(tableText(r));
       continue;
     }
     const s = subs.get(r.subname) ?? { slot: r.slot, enabled: r.enabled, notReady: 0, tables: [] };
     if (r.state !== 'r') s.notReady++;
-    s.tables.push(tableText(r));
+    if (!s.tables.includes(tableText(r))) s.tables.push(tableText(r));
     subs.set(r.subname, s);
   }
   return { subscriptions: [...subs].map(([name, s]) => ({ name, ...s })), unsubscribed };

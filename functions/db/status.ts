@@ -19,6 +19,14 @@ export interface TableStatus {
   readonly lastSweepFinishedAt: string | null;
   /** A recorded fault ("kind: message"): the drain skips the table until it is registered again. */
   readonly fault: string | null;
+  /** A partitioned table: its leaves and last partition change; a partition registered alone: its parent. */
+  readonly partitions?: PartitionStatus | null;
+}
+
+export interface PartitionStatus {
+  readonly leaves?: number;
+  readonly lastChange?: { readonly at: string; readonly added: readonly string[]; readonly removed: readonly string[] } | null;
+  readonly partitionOf?: string | null;
 }
 
 export interface NodeStatus {
@@ -53,26 +61,28 @@ export async function requireStatus(client: Client, label: string): Promise<Node
  * registration names, that are not registered: "published but not monitored".
  */
 export async function unmonitoredTables(client: Client, registered: ReadonlySet<string>): Promise<string[]> {
+  const subscribed = `SELECT r.srrelid AS relid FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
+      WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+  const published = `SELECT c.oid FROM pg_publication_tables p
+       JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+      WHERE p.pubname IN (SELECT unnest(g.publications) FROM syncguard.registrations g)`;
+  // each table with its partition ancestors (itself first, its root last): a partition counts as
+  // monitored when it or an ancestor is registered, and an unmonitored one is named by its root
+  const withAncestors = (source: string) =>
+    `SELECT (SELECT json_agg(json_build_array(an.nspname, ac.relname) ORDER BY x.o)
+               FROM (SELECT t.relid AS r, 0 AS o UNION ALL
+                     SELECT a.relid, row_number() OVER () FROM pg_partition_ancestors(t.relid) a WHERE a.relid <> t.relid) x
+               JOIN pg_class ac ON ac.oid = x.r JOIN pg_namespace an ON an.oid = ac.relnamespace) AS chain
+       FROM (${source}) t(relid) JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname <> 'syncguard'`;
   const { rows } = await client
-    .query<{ schema: string; table: string }>(
-      `SELECT n.nspname AS schema, c.relname AS table
-       FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
-       JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND n.nspname <> 'syncguard'
-     UNION
-     SELECT p.schemaname, p.tablename FROM pg_publication_tables p
-      WHERE p.schemaname <> 'syncguard'
-        AND p.pubname IN (SELECT unnest(g.publications) FROM syncguard.registrations g)
-     ORDER BY 1, 2`,
-    )
-    .catch(async () =>
-      // a role without access to the registrations: the subscription's tables only
-      client.query<{ schema: string; table: string }>(
-        `SELECT n.nspname AS schema, c.relname AS table
-         FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
-         JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND n.nspname <> 'syncguard' ORDER BY 1, 2`,
-      ),
-    );
-  return rows.map(tableText).filter((t) => !registered.has(t));
+    .query<{ chain: [string, string][] }>(withAncestors(`${subscribed} UNION ${published}`))
+    // a role without access to the registrations: the subscription's tables only
+    .catch(async () => client.query<{ chain: [string, string][] }>(withAncestors(subscribed)));
+  const out = new Set<string>();
+  for (const { chain } of rows) {
+    const names = chain.map(([schema, table]) => tableText({ schema, table }));
+    if (!names.some((n) => registered.has(n))) out.add(names[names.length - 1] as string);
+  }
+  return [...out].sort();
 }

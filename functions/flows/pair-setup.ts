@@ -99,8 +99,21 @@ export async function registerAll(
   }
   const pubs = opts.publication === undefined ? subscribed : [opts.publication];
   const { rows } = await publisher.query<{ schema: string; table: string }>(
-    `SELECT DISTINCT schemaname AS schema, tablename AS table FROM pg_publication_tables
-      WHERE pubname = ANY($1) AND schemaname <> 'syncguard' ORDER BY 1, 2`,
+    // publish_via_partition_root off publishes a partitioned table as its leaves: when every leaf
+    // of a tree is published, its root is registered (once); a leaf published alone stays itself
+    `WITH pub AS (
+       SELECT DISTINCT c.oid FROM pg_publication_tables p
+         JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+        WHERE p.pubname = ANY($1) AND p.schemaname <> 'syncguard'
+     ), mapped AS (
+       SELECT CASE WHEN pg_partition_root(pub.oid) IS NOT NULL
+                    AND NOT EXISTS (SELECT 1 FROM pg_partition_tree(pg_partition_root(pub.oid)) t
+                                     WHERE t.isleaf AND t.relid::oid NOT IN (SELECT oid FROM pub))
+                   THEN pg_partition_root(pub.oid)::oid ELSE pub.oid END AS relid
+         FROM pub
+     )
+     SELECT DISTINCT n.nspname AS schema, c.relname AS table
+       FROM mapped m JOIN pg_class c ON c.oid = m.relid JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1, 2`,
     [pubs],
   );
   const tables: QualifiedName[] = rows

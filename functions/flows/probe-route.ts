@@ -69,8 +69,14 @@ export async function ensureProbeRoute(pub: Client, sub: Client, tables: readonl
                                     AND t.schemaname = 'syncguard' AND t.tablename = 'probe') AS probe
          FROM pg_publication p
         WHERE p.pubname = ANY($1)
-          AND EXISTS (SELECT 1 FROM pg_publication_tables t, unnest($2::text[], $3::text[]) x(s, n)
-                       WHERE t.pubname = p.pubname AND t.schemaname = x.s AND t.tablename = x.n)
+          AND EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) x(s, n),
+                             -- a partitioned table is published as its root or as its leaves
+                             LATERAL (SELECT to_regclass(format('%I.%I', x.s, x.n)) AS relid
+                                      UNION SELECT m.relid FROM pg_partition_tree(to_regclass(format('%I.%I', x.s, x.n))) m
+                                      UNION SELECT a.relid FROM pg_partition_ancestors(to_regclass(format('%I.%I', x.s, x.n))) a) m
+                             JOIN pg_class c ON c.oid = m.relid JOIN pg_namespace ns ON ns.oid = c.relnamespace
+                             JOIN pg_publication_tables t ON t.schemaname = ns.nspname AND t.tablename = c.relname
+                       WHERE t.pubname = p.pubname)
         ORDER BY p.pubname`,
       [pubs, s.tables.map((t) => tableFromText(t).schema), s.tables.map((t) => tableFromText(t).table)],
     );

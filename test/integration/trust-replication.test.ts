@@ -137,7 +137,7 @@ describe('replication and application writes never fail because of syncguard', (
     expect((await ctx.sub.query('SELECT count(*)::int AS n FROM syncguard.local_write')).rows[0]?.n).toBe(0);
   });
 
-  it('refuses partitions, inheritance children and keys whose collation differs between the nodes', async () => {
+  it('refuses a partition tree registered twice, inheritance children and keys whose collation differs between the nodes', async () => {
     await ctx.pair.both(`CREATE TABLE public.parted (id int PRIMARY KEY) PARTITION BY RANGE (id);
                          CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES FROM (0) TO (1000);
                          CREATE TABLE public.base (id int PRIMARY KEY);
@@ -145,8 +145,12 @@ describe('replication and application writes never fail because of syncguard', (
     await ctx.pair.pub.query('CREATE TABLE public.coll (k text COLLATE "C" PRIMARY KEY)');
     await ctx.pair.sub.query('CREATE TABLE public.coll (k text COLLATE "POSIX" PRIMARY KEY)');
     await ctx.pair.pub.query(`ALTER PUBLICATION ${ctx.pair.name} ADD TABLE public.parted_1, public.child, public.coll`);
-    await expect(register(ctx.pub, ctx.sub, 'public.parted_1')).rejects.toThrow(/partitioned tables, partitions, inheritance/);
-    await expect(register(ctx.pub, ctx.sub, 'public.child')).rejects.toThrow(/partitioned tables, partitions, inheritance/);
+    // a partition may be registered on its own, and then not its root (the same rows twice)
+    await register(ctx.pub, ctx.sub, 'public.parted_1');
+    await expect(register(ctx.pub, ctx.sub, 'public.parted')).rejects.toThrow(
+      /partition public\.parted_1 of public\.parted is registered on its own; run syncguard unregister --table public\.parted_1 first/,
+    );
+    await expect(register(ctx.pub, ctx.sub, 'public.child')).rejects.toThrow(/is in an inheritance tree \(child\) on the publisher/);
     await expect(register(ctx.pub, ctx.sub, 'public.coll')).rejects.toThrow(
       /key column k of public\.coll has collation "C" on the publisher and "POSIX" on the subscriber/,
     );
