@@ -76,6 +76,10 @@ export async function subscriptionsOf(
   return { subscriptions: [...subs].map(([name, s]) => ({ name, ...s })), unsubscribed };
 }
 
+/** Said when a wait times out on a subscriber that cannot count apply errors. */
+export const NO_ERROR_COUNTS =
+  '; this subscriber runs PostgreSQL 13 or 14, which does not count apply errors (pg_stat_subscription_stats arrived in 15), so a subscription failing to apply shows only as this timeout: check the subscriber\'s server log';
+
 /** Apply and sync errors of these subscriptions so far (null before PostgreSQL 15). */
 export async function applyErrors(sub: Client, names: readonly string[]): Promise<number | null> {
   const { rows: v } = await sub.query<{ v: number }>("SELECT current_setting('server_version_num')::int AS v");
@@ -151,7 +155,7 @@ export async function waitForBarrier(
       const b = behind[0];
       return {
         ok: false,
-        failure: `barrier timeout after ${timeoutMs} ms: slot ${b?.slot ?? slots.join(', ')} confirmed ${b?.at ?? 'nothing'}, needed ${target}`,
+        failure: `barrier timeout after ${timeoutMs} ms: slot ${b?.slot ?? slots.join(', ')} confirmed ${b?.at ?? 'nothing'}, needed ${target}${errorsBefore === null ? NO_ERROR_COUNTS : ''}`,
       };
     }
     const errorsNow = await applyErrors(sub, names);

@@ -19,7 +19,7 @@ import {
   type ProbeTarget,
   planProbes,
 } from '../core/probe-plan.js';
-import { applyErrors, replicationStopped } from '../db/barrier.js';
+import { applyErrors, NO_ERROR_COUNTS, replicationStopped } from '../db/barrier.js';
 import type { Client } from '../db/connect.js';
 import { bucketValues, LOCK_NOT_AVAILABLE, type ProbeAnswer, readAnswers, type SentProbe, sendProbe } from '../db/probe.js';
 
@@ -196,7 +196,7 @@ export async function awaitAnswers(
       return {
         answers,
         waitedMs: Date.now() - start,
-        failure: `the subscriber did not apply the probe within ${Date.now() - start} ms (replication lag, or the time limit is too short)`,
+        failure: `the subscriber did not apply the probe within ${Date.now() - start} ms (replication lag, or the time limit is too short)${errorsBefore === null ? NO_ERROR_COUNTS : ''}`,
       };
     }
     await sleep(Math.min(50, 5 + (Date.now() - start) / 20));
