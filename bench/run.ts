@@ -8,6 +8,7 @@ import { type Cluster, startCluster } from '../dev/cluster.js';
 import { createPair, type Pair } from '../dev/pair.js';
 import { drain } from '../functions/db/drain.js';
 import { installed, register } from '../test/support/syncguard.js';
+import { measurePartitions } from './partition-phase.js';
 import { measureProbes } from './probe-phase.js';
 import { measureRepair } from './repair-phase.js';
 import { markdown, type Row } from './report.js';
@@ -16,7 +17,7 @@ import { catchUpSeconds, fillSql, singleRowTps, sleep, steadyWriter, tableDdl, t
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const LAG_SECONDS = Number(process.env.BENCH_LAG_SECONDS ?? 120);
-/** BENCH_PHASES=verify, probe or repair (comma-separated) runs only those measurements; by default everything runs. */
+/** BENCH_PHASES=verify, probe, repair or partition (comma-separated) runs only those measurements; by default everything runs. */
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'all').split(','));
 const TPS_SECONDS = 15;
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
@@ -54,6 +55,7 @@ async function main(): Promise<void> {
       if (PHASES.has('verify')) rows.push(...(await measureVerify(p, pub, sub, log)));
       if (PHASES.has('probe')) rows.push(...(await measureProbes(p, pub, sub, log)));
       if (PHASES.has('repair')) rows.push(...(await measureRepair(p, pub, sub, log)));
+      if (PHASES.has('partition')) rows.push(...(await measurePartitions(p, pub, sub, log)));
       return report(rows, pub, sub);
     }
     // a bulk statement on each table with the subscription disabled, then the subscriber's catch-up
@@ -154,6 +156,7 @@ async function main(): Promise<void> {
     rows.push(...(await measureVerify(p, pub, sub, log)));
     rows.push(...(await measureProbes(p, pub, sub, log)));
     rows.push(...(await measureRepair(p, pub, sub, log)));
+    rows.push(...(await measurePartitions(p, pub, sub, log)));
     if (LAG_SECONDS <= 0) return report(rows, pub, sub);
     log(`drain lag: 1,000 row changes/s for ${LAG_SECONDS} s, a 20 s drain every 20 s on each side`);
     await drain(sub, { deadlineMs: Date.now() + 600_000 });

@@ -6,6 +6,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { cli } from '../support/cli.js';
+import { catalogue, differingBuckets } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
 
 const PAY = 'public.payment';
@@ -69,12 +70,25 @@ describe('partitioned tables, published as their leaves', () => {
   });
 
   it('tracks writes through the root and straight into a leaf, on both sides', async () => {
-    await ctx.pair.pub.query(`UPDATE payment SET amount = amount + 1 WHERE payment_id % 97 = 0;
-                              UPDATE payment_2026_02 SET note = 'direct' WHERE payment_id % 89 = 0;
-                              DELETE FROM payment_2026_03 WHERE payment_id % 83 = 0;
+    const dirty = async () =>
+      Number(
+        (
+          await ctx.pub.query(
+            "SELECT count(*) AS n FROM syncguard.dirty d JOIN syncguard.registrations g USING (reg_id) WHERE g.table_name = 'payment'",
+          )
+        ).rows[0]?.n,
+      );
+    await ctx.pair.pub.query('UPDATE payment SET amount = amount + 1 WHERE payment_id % 97 = 0');
+    expect(await dirty()).toBeGreaterThan(0); // the root's statement triggers marked
+    await drainBoth();
+    await ctx.pair.pub.query("UPDATE payment_2026_02 SET note = 'direct' WHERE payment_id % 89 = 0");
+    expect(await dirty()).toBeGreaterThan(0); // the leaf's own statement triggers marked
+    await ctx.pair.pub.query(`DELETE FROM payment_2026_03 WHERE payment_id % 83 = 0;
                               INSERT INTO hist_b VALUES (1, 1, '2026-02-03'), (1, 1, '2026-02-03');`);
     await ctx.pair.catchUp();
     await drainBoth();
+    // the catalogues themselves agree (verify alone would settle stale buckets by probing them)
+    for (const t of [PAY, HIST]) expect(differingBuckets(await catalogue(ctx.pub, t), await catalogue(ctx.sub, t))).toEqual([]);
     expect((await verify()).status).toBe('in_sync');
   });
 

@@ -81,7 +81,9 @@ async function checkPair(
     await pair.pub.query(`INSERT INTO ${T} (id) VALUES (100000)`); // a duplicate key on apply, retried for ever
     const stuck = await verifyPair(pub, sub, { ...quick, timeLimitMs: 3_000 });
     expect(stuck.status).toBe('incomplete');
-    expect(stuck.reasons.join('\n')).toMatch(/runs PostgreSQL 13 or 14, which does not count apply errors .* check the subscriber's server log/);
+    expect(stuck.reasons.join('\n')).toMatch(
+      /runs PostgreSQL 13 or 14, which does not count apply errors .* check the subscriber's server log/,
+    );
     await pair.sub.query(`DELETE FROM ${T} WHERE id = 100000`);
   }
 }
