@@ -78,7 +78,7 @@ export async function subscriptionsOf(
 
 /** Said when a wait times out on a subscriber that cannot count apply errors. */
 export const NO_ERROR_COUNTS =
-  '; this subscriber runs PostgreSQL 13 or 14, which does not count apply errors (pg_stat_subscription_stats arrived in 15), so a subscription failing to apply shows only as this timeout: check the subscriber\'s server log';
+  "; this subscriber runs PostgreSQL 13 or 14, which does not count apply errors (pg_stat_subscription_stats arrived in 15), so a subscription failing to apply shows only as this timeout: check the subscriber's server log";
 
 /** Apply and sync errors of these subscriptions so far (null before PostgreSQL 15). */
 export async function applyErrors(sub: Client, names: readonly string[]): Promise<number | null> {
