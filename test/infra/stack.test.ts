@@ -1,12 +1,13 @@
 // The CDK app, synthesized offline with the example config: specific properties of the template
 // (not a snapshot), cdk-nag AwsSolutions clean, every handler bundled by the local esbuild.
 
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_NAMESPACE, DEFAULT_SERVICE, ERROR_NAMES, METRIC } from '../../functions/contract.js';
 import { type DeployConfig, loadDeployConfig, parseDeployConfig } from '../../infra/config.js';
 import { SyncGuardStack } from '../../infra/stack.js';
@@ -14,10 +15,13 @@ import { SyncGuardStack } from '../../infra/stack.js';
 const config: DeployConfig = loadDeployConfig('syncguard.config.example.json');
 let t: Template;
 let assembly: string;
+// the cloud assembly goes to a folder of our own, removed afterwards (CDK's default temp folder stays)
+const outdir = mkdtempSync(join(tmpdir(), 'sg-cdk-'));
+afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
 beforeAll(() => {
   // findings are errors here: synth throws on any unacknowledged cdk-nag finding
-  const app = new App({ context: { '@aws-cdk/core:validateAgainstDefaultRules': true } });
+  const app = new App({ outdir, context: { '@aws-cdk/core:validateAgainstDefaultRules': true } });
   const stack = new SyncGuardStack(app, 'test-stack', config);
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   assembly = app.synth().directory;

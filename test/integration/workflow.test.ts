@@ -7,6 +7,9 @@
 // Three paths: approve (the repair lands, the re-verify is in sync), reject (nothing changes),
 // timeout (the execution ends as expired, the plan is never applied).
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
 import aslValidator from 'asl-validator';
@@ -75,8 +78,11 @@ const secret = (port: number, dbname: string) => ({
   SecretString: JSON.stringify({ engine: 'postgres', host: '127.0.0.1', port, username: OWNER, password: OWNER_PASSWORD, dbname }),
 });
 
+// the cloud assembly goes to a folder of our own, removed afterwards (CDK's default temp folder stays)
+const outdir = mkdtempSync(join(tmpdir(), 'sg-cdk-'));
+
 beforeAll(async () => {
-  const app = new App();
+  const app = new App({ outdir });
   const stack = new SyncGuardStack(app, 'local', config, { approvalTimeout: Duration.seconds(APPROVAL_TIMEOUT_S) });
   template = Template.fromStack(stack);
   const all = stateMachines(template);
@@ -96,6 +102,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  rmSync(outdir, { recursive: true, force: true });
   stdout?.restore();
   await closeConnections();
   clearSecretCache();
