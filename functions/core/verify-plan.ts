@@ -1,36 +1,10 @@
-// The decisions of a verification (pure): which coarse ranges need bucket detail, which buckets a
-// probe must resolve, how the time limit is split, and what a probed table's report says.
+// The decisions of a verification (pure): which buckets a probe must resolve, how the time limit
+// is split, and what a probed table's report says (which ranges to read: verify-levels.ts).
 // flows/verify.ts reads and writes; everything it decides comes from here.
 
-import { type BucketValue, EMPTY, type Mismatch, rangeOf, type SkipReason, sameValue, type TableComparison } from './compare.js';
+import type { Mismatch, SkipReason, TableComparison } from './compare.js';
 import type { BucketOutcome, ProbeTarget } from './probe-plan.js';
 import type { TableReport } from './report.js';
-
-export interface RangeSum extends BucketValue {
-  readonly buckets: number;
-}
-
-/** One side's catalogue of one table at range level, as read in one snapshot. */
-export interface RangeCatalogue {
-  readonly dirty: ReadonlySet<string>;
-  readonly uncomputed: ReadonlySet<string>;
-  readonly ranges: ReadonlyMap<string, RangeSum>;
-}
-
-/** Ranges that need bucket detail: different sums, or dirty or never-computed buckets on a side. */
-export function rangesToInspect(p: RangeCatalogue, s: RangeCatalogue, width: bigint): { inspect: string[]; equalBuckets: number } {
-  const flagged = new Set<string>();
-  for (const b of [...p.dirty, ...p.uncomputed, ...s.dirty, ...s.uncomputed]) flagged.add(rangeOf(BigInt(b), width).toString());
-  const inspect: string[] = [];
-  let equalBuckets = 0;
-  for (const r of new Set([...p.ranges.keys(), ...s.ranges.keys(), ...flagged])) {
-    const a = p.ranges.get(r) ?? { ...EMPTY, buckets: 0 };
-    const b = s.ranges.get(r) ?? { ...EMPTY, buckets: 0 };
-    if (flagged.has(r) || !sameValue(a, b)) inspect.push(r);
-    else equalBuckets += Math.max(a.buckets, b.buckets);
-  }
-  return { inspect, equalBuckets };
-}
 
 /**
  * The buckets a probe must resolve: every candidate mismatch and every bucket skipped (dirty or
@@ -48,17 +22,6 @@ export function probeTargets(
     const known = [r.publisher, r.subscriber].filter((x): x is bigint => x !== null).map(Number);
     return { bucket, rows: known.length > 0 ? Math.max(...known) : Math.ceil(meanRows) };
   });
-}
-
-/** The mean rows per bucket of a table, from its range sums (1 when it is empty). */
-export function meanRowsPerBucket(ranges: ReadonlyMap<string, RangeSum>): number {
-  let rows = 0n;
-  let buckets = 0;
-  for (const r of ranges.values()) {
-    rows += r.rows;
-    buckets += r.buckets;
-  }
-  return buckets === 0 ? 1 : Math.max(1, Number(rows) / buckets);
 }
 
 /**

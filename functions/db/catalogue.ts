@@ -1,14 +1,11 @@
-// Reading catalogues for verification (syncguard.verify_ranges / verify_buckets), parsed into
+// Reading catalogues for verification (syncguard.verify_overview / verify_level / verify_buckets), parsed into
 // the shapes the pure comparison core takes. Sums are numeric in SQL and bigint here: exact.
 
 import type { BucketValue, DetailCatalogue } from '../core/compare.js';
 import type { NodeHealth } from '../core/health.js';
 import type { QualifiedName } from '../core/identifiers.js';
+import type { LevelRange, RangeSum } from '../core/verify-levels.js';
 import { type Client, one } from './connect.js';
-
-export interface RangeSum extends BucketValue {
-  readonly buckets: number;
-}
 
 export interface TableSnapshot {
   readonly table: string;
@@ -20,7 +17,10 @@ export interface TableSnapshot {
   readonly uncomputed: ReadonlySet<string>;
   /** Buckets with recorded local (non-replicated) writes. */
   readonly localWrites: ReadonlySet<string>;
-  readonly ranges: ReadonlyMap<string, RangeSum>;
+  /** The sum of the clean buckets. */
+  readonly totals: RangeSum;
+  /** The lowest and highest bucket of the catalogue, dirty ones included; null when it has none. */
+  readonly extent: { readonly lo: bigint; readonly hi: bigint } | null;
 }
 
 interface RawSnapshot {
@@ -30,11 +30,14 @@ interface RawSnapshot {
   dirty: Record<string, number>;
   uncomputed: string[];
   localWrites: string[];
-  ranges: Record<string, [string, string, string]>;
+  totals: [string, string, string];
+  lo: string | null;
+  hi: string | null;
 }
 
-export async function readRanges(client: Client, width: bigint): Promise<TableSnapshot[]> {
-  const { rows } = await client.query<{ s: RawSnapshot[] }>('SELECT syncguard.verify_ranges($1) AS s', [width.toString()]);
+/** Each table's overview (syncguard.verify_overview): totals and extent instead of every range. */
+export async function readOverview(client: Client): Promise<TableSnapshot[]> {
+  const { rows } = await client.query<{ s: RawSnapshot[] }>('SELECT syncguard.verify_overview() AS s');
   return (rows[0]?.s ?? []).map((t) => ({
     table: t.table,
     fingerprint: t.fingerprint,
@@ -43,8 +46,23 @@ export async function readRanges(client: Client, width: bigint): Promise<TableSn
     dirtyAgeMs: new Map(Object.entries(t.dirty).map(([b, ms]) => [b, Number(ms)])),
     uncomputed: new Set(t.uncomputed),
     localWrites: new Set(t.localWrites),
-    ranges: new Map(Object.entries(t.ranges).map(([k, [n, r, s]]) => [k, { buckets: Number(n), rows: BigInt(r), sum: BigInt(s) }])),
+    totals: { buckets: Number(t.totals[0]), rows: BigInt(t.totals[1]), sum: BigInt(t.totals[2]) },
+    extent: t.lo === null || t.hi === null ? null : { lo: BigInt(t.lo), hi: BigInt(t.hi) },
   }));
+}
+
+/** One level of a table's ranges (syncguard.verify_level), within the parent ranges (null: all). */
+export async function readLevel(
+  client: Client,
+  t: QualifiedName,
+  width: bigint,
+  parents: { readonly width: bigint; readonly ranges: readonly string[] } | null,
+): Promise<Map<string, LevelRange>> {
+  const { rows } = await client.query<{ l: Record<string, [number, string]> | null }>(
+    'SELECT syncguard.verify_level($1, $2, $3, $4, $5) AS l',
+    [t.schema, t.table, width.toString(), parents?.width.toString() ?? null, parents?.ranges ?? null],
+  );
+  return new Map(Object.entries(one(rows, 'syncguard.verify_level').l ?? {}).map(([r, [n, d]]) => [r, { buckets: n, digest: d }]));
 }
 
 interface RawDetail {
@@ -55,20 +73,11 @@ interface RawDetail {
   uncomputed: string[];
 }
 
-/** Bucket detail as a SideCatalogue restricted to the given ranges (or buckets). */
-export async function readDetail(
-  client: Client,
-  t: QualifiedName,
-  width: bigint,
-  where: { ranges: readonly string[] } | { buckets: readonly string[] },
-): Promise<DetailCatalogue> {
-  const ranges = 'ranges' in where ? where.ranges : null;
-  const buckets = 'buckets' in where ? where.buckets : null;
-  const { rows } = await client.query<{ d: RawDetail }>('SELECT syncguard.verify_buckets($1, $2, $3, $4, $5) AS d', [
+/** The detail of some buckets of a table, as a SideCatalogue. */
+export async function readDetail(client: Client, t: QualifiedName, buckets: readonly string[]): Promise<DetailCatalogue> {
+  const { rows } = await client.query<{ d: RawDetail }>('SELECT syncguard.verify_buckets($1, $2, 1, NULL, $3) AS d', [
     t.schema,
     t.table,
-    width.toString(),
-    ranges,
     buckets,
   ]);
   const d = one(rows, 'syncguard.verify_buckets').d;

@@ -96,7 +96,7 @@ export async function inspectBucket(
   const t = await probeTargetOf(pub, sub, table);
   const name = tableText(table);
   const known = async (c: Client) => {
-    const d = await readDetail(c, table, 64n, { buckets: [bucket] });
+    const d = await readDetail(c, table, [bucket]);
     return d.buckets.has(bucket) || d.dirty.has(bucket);
   };
   if (!(await known(pub)) && !(await known(sub))) {

@@ -1,14 +1,16 @@
 // Step 6 of a verification (flows/verify.ts): with both snapshots open, compare each table's
-// catalogues, range sums first and bucket detail where they differ, and sort what is left to do:
-// a probe request for each table probes can reach, the first round's candidates for the others.
+// catalogues, totals first, then level by level only where they differ (core/verify-levels.ts),
+// then the detail of the buckets that differ, and sort what is left to do: a probe request for
+// each table probes can reach, the first round's candidates for the others.
 
 import { compareTable, type TableComparison } from '../core/compare.js';
-import { tableFromText } from '../core/identifiers.js';
+import { type QualifiedName, tableFromText } from '../core/identifiers.js';
 import { type TableReport, tableReport, uncomparable } from '../core/report.js';
 import type { TableRounds } from '../core/verdict.js';
-import { meanRowsPerBucket, probeTargets, rangesToInspect, whyNotCompared } from '../core/verify-plan.js';
+import { findDifferingBuckets, meanRowsPerBucket } from '../core/verify-levels.js';
+import { probeTargets, whyNotCompared } from '../core/verify-plan.js';
 import { localWriteText } from '../core/verify-report.js';
-import { readDetail, type TableSnapshot } from '../db/catalogue.js';
+import { readDetail, readLevel, type TableSnapshot } from '../db/catalogue.js';
 import type { Client } from '../db/connect.js';
 import type { TableStatus } from '../db/status.js';
 import type { ProbeRequest } from './probes.js';
@@ -48,7 +50,6 @@ export async function compareCatalogues(
     /** The subscription probes travel in, for the tables they can reach. */
     probeable: ReadonlyMap<string, string>;
     pubStatus: readonly TableStatus[];
-    width: bigint;
   },
 ): Promise<Compared> {
   const out: Compared = { reports: [], requests: [], pending: new Map(), first: [], blocked: [], generations: new Map() };
@@ -58,20 +59,20 @@ export async function compareCatalogues(
     const fingerprints = { publisher: pt?.fingerprint ?? null, subscriber: st?.fingerprint ?? null };
     const why = whyNotCompared(pt, st, input.problems(table));
     if (why !== null || pt === undefined || st === undefined) {
-      const known = pt === undefined ? 0 : [...pt.ranges.values()].reduce((a, r) => a + r.buckets, 0) + pt.dirty.size;
+      const known = pt === undefined ? 0 : pt.totals.buckets + pt.dirty.size;
       out.reports.push(uncomparable(table, why ?? '', fingerprints, known));
       continue;
     }
-    const { inspect, equalBuckets } = rangesToInspect(pt, st, input.width);
     const t = tableFromText(table);
-    const pd = inspect.length > 0 ? await readDetail(pub, t, input.width, { ranges: inspect }) : null;
-    const sd = inspect.length > 0 ? await readDetail(sub, t, input.width, { ranges: inspect }) : null;
+    const { buckets: inspect, equalBuckets } = await differingBuckets(pub, sub, t, pt, st);
+    const pd = inspect.length > 0 ? await readDetail(pub, t, inspect) : null;
+    const sd = inspect.length > 0 ? await readDetail(sub, t, inspect) : null;
     const cmp = pd !== null && sd !== null ? compareTable(pd, sd) : compareTable(NO_DETAIL(pt.fingerprint), NO_DETAIL(st.fingerprint));
     if (pd !== null) out.generations.set(table, pd.generations);
     const subscription = input.probeable.get(table);
     if (subscription !== undefined) {
       const rowsOf = (b: string) => ({ publisher: pd?.buckets.get(b)?.rows ?? null, subscriber: sd?.buckets.get(b)?.rows ?? null });
-      const targets = probeTargets(cmp, rowsOf, meanRowsPerBucket(pt.ranges));
+      const targets = probeTargets(cmp, rowsOf, meanRowsPerBucket(pt.totals));
       const status = input.pubStatus.find((x) => x.table === table);
       if (targets.length > 0) {
         const scheme = (status?.scheme ?? 'int') as ProbeRequest['scheme'];
@@ -86,4 +87,12 @@ export async function compareCatalogues(
     if (cmp.mismatches.length > 0) out.first.push({ table, first: cmp.mismatches, second: new Map() });
   }
   return out;
+}
+
+/** The buckets whose detail must be read (core/verify-levels.ts), reading each level from both nodes. */
+function differingBuckets(pub: Client, sub: Client, t: QualifiedName, pt: TableSnapshot, st: TableSnapshot) {
+  return findDifferingBuckets(pt, st, async (width, parents) => ({
+    publisher: await readLevel(pub, t, width, parents),
+    subscriber: await readLevel(sub, t, width, parents),
+  }));
 }

@@ -27,7 +27,6 @@ export async function secondRound(
   sub: Client,
   first: readonly TableRounds[],
   ctx: {
-    width: bigint;
     barrierMs: number;
     drain: (c: Client, label: string) => Promise<void>;
     fingerprints: ReadonlyMap<string, string>;
@@ -37,7 +36,14 @@ export async function secondRound(
   await ctx.drain(pub, 'publisher');
   const pubValues = new Map<string, DetailCatalogue>();
   for (const r of first) {
-    pubValues.set(r.table, await readDetail(pub, tableFromText(r.table), ctx.width, { buckets: r.first.map((m) => m.bucket) }));
+    pubValues.set(
+      r.table,
+      await readDetail(
+        pub,
+        tableFromText(r.table),
+        r.first.map((m) => m.bucket),
+      ),
+    );
   }
   const b = await waitForBarrier(
     pub,
@@ -50,13 +56,13 @@ export async function secondRound(
   const rounds: TableRounds[] = [];
   for (const r of first) {
     const t = tableFromText(r.table);
-    const buckets = { buckets: r.first.map((m) => m.bucket) };
+    const buckets = r.first.map((m) => m.bucket);
     const pv = pubValues.get(r.table) as DetailCatalogue;
-    const sv = await readDetail(sub, t, ctx.width, buckets);
+    const sv = await readDetail(sub, t, buckets);
     // The publisher once more: a write committed there after its read, and applied on the
     // subscriber before the subscriber's read, would otherwise pass for divergence (a row
     // toggled back and forth). Such a write leaves a dirty mark or a new generation here.
-    const pAfter = await readDetail(pub, t, ctx.width, buckets);
+    const pAfter = await readDetail(pub, t, buckets);
     const fingerprint = ctx.fingerprints.get(r.table) ?? '';
     const again = new Map(
       r.first.map((m) => [m.bucket, secondLook(m.bucket, fingerprint, ctx.generations.get(r.table), pv, sv, pAfter)] as const),

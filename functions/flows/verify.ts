@@ -18,7 +18,7 @@ import type { Confirmed } from '../core/verdict.js';
 import { laterLsn, probedTable, splitTimeLimit, twoRoundCandidates } from '../core/verify-plan.js';
 import { localWriteText, localWriteWarning, probeSummary, type RunOutcome, verifyReport } from '../core/verify-report.js';
 import { subscriptionsOf, unhealthy, waitForBarrier } from '../db/barrier.js';
-import { readRanges, type TableSnapshot } from '../db/catalogue.js';
+import { readOverview, type TableSnapshot } from '../db/catalogue.js';
 import { type Client, setQueryTimeout } from '../db/connect.js';
 import { drain } from '../db/drain.js';
 import { requireDistinct, requireInstalled } from '../db/install.js';
@@ -36,8 +36,6 @@ export interface VerifyOptions {
   readonly minCoveragePct?: number;
   /** The whole verification's time limit (default 60 s); it is split inside. */
   readonly timeLimitMs?: number;
-  /** Buckets per range in the first, coarse comparison. */
-  readonly rangeWidth?: bigint;
   /** The longest a probe may hold writers to its table back (default 25 ms). */
   readonly probeHoldMs?: number;
   /** Never probe: every table takes the two-round fallback (for comparison and tests). */
@@ -46,10 +44,10 @@ export interface VerifyOptions {
 
 const NO_FINGERPRINTS = { publisher: null, subscriber: null };
 
-/** Reads a side's range catalogue in a REPEATABLE READ, read-only transaction left open, so later reads see the same snapshot. */
-async function openSnapshot(c: Client, width: bigint): Promise<Map<string, TableSnapshot>> {
+/** Reads a side's catalogue overview in a REPEATABLE READ, read-only transaction left open, so later reads see the same snapshot. */
+async function openSnapshot(c: Client): Promise<Map<string, TableSnapshot>> {
   await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  return new Map((await readRanges(c, width)).map((t) => [t.table, t]));
+  return new Map((await readOverview(c)).map((t) => [t.table, t]));
 }
 
 export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions = {}): Promise<VerifyReport> {
@@ -59,7 +57,6 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   const plan = splitTimeLimit(limitMs);
   const deadline = started + limitMs - plan.marginMs;
   const barrierEnd = () => Math.min(deadline, Date.now() + plan.barrierMs);
-  const width = opts.rangeWidth ?? 64n;
   // every query ends by the time limit: a frozen node or a partition ends the run, naming the node
   for (const c of [pub, sub]) setQueryTimeout(c, limitMs + 5000);
   await requireInstalled(pub, 'publisher');
@@ -142,7 +139,7 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   let open: Client[] = [];
   try {
     open = [pub];
-    const pubRanges = await openSnapshot(pub, width);
+    const pubRanges = await openSnapshot(pub);
     const lsn = (await pub.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0]?.l as string;
     let barrierMs = 0;
     if (markerIds.length > 0) {
@@ -168,7 +165,7 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
     await drainSide(sub, 'subscriber');
     const late = (await registrationProblems(pub, sub, opts.table)).problems;
     open = [pub, sub];
-    const subRanges = await openSnapshot(sub, width);
+    const subRanges = await openSnapshot(sub);
     const compared = await compareCatalogues(pub, sub, {
       tables: comparable,
       pubRanges,
@@ -176,7 +173,6 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
       problems: (t) => [...(late.get(t) ?? []), ...(excluded.has(t) ? [excluded.get(t) as string] : [])],
       probeable,
       pubStatus: pubStatus.tables,
-      width,
     });
     for (const c of open) await c.query('COMMIT');
     open = [];
@@ -207,7 +203,6 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
     // 5: the fallback's second round
     const fingerprints = new Map(compared.first.map((r) => [r.table, pubRanges.get(r.table)?.fingerprint ?? '']));
     const second = await secondRound(pub, sub, compared.first, {
-      width,
       barrierMs: Math.max(1, barrierEnd() - Date.now()),
       drain: drainSide,
       fingerprints,
