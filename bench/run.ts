@@ -13,11 +13,12 @@ import { measureProbes } from './probe-phase.js';
 import { measureRepair } from './repair-phase.js';
 import { markdown, type Row } from './report.js';
 import { measureVerify } from './verify-phase.js';
+import { measureWorkers } from './workers-phase.js';
 import { catchUpSeconds, fillSql, singleRowTps, sleep, steadyWriter, tableDdl, timed, updateSql } from './workloads.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const LAG_SECONDS = Number(process.env.BENCH_LAG_SECONDS ?? 120);
-/** BENCH_PHASES=verify, probe, repair or partition (comma-separated) runs only those measurements; by default everything runs. */
+/** BENCH_PHASES=verify, probe, repair, partition or workers (comma-separated) runs only those measurements; by default everything runs. */
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'all').split(','));
 const TPS_SECONDS = 15;
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
@@ -56,6 +57,11 @@ async function main(): Promise<void> {
       if (PHASES.has('probe')) rows.push(...(await measureProbes(p, pub, sub, log)));
       if (PHASES.has('repair')) rows.push(...(await measureRepair(p, pub, sub, log)));
       if (PHASES.has('partition')) rows.push(...(await measurePartitions(p, pub, sub, log)));
+      if (PHASES.has('workers')) {
+        await p.pub.query(fillSql('tracked', ROWS));
+        await drain(pub, { deadlineMs: Date.now() + 600_000 });
+        rows.push(...(await measureWorkers(p, pub, 'tracked', log)));
+      }
       return report(rows, pub, sub);
     }
     // a bulk statement on each table with the subscription disabled, then the subscriber's catch-up
@@ -151,6 +157,7 @@ async function main(): Promise<void> {
       unit: 'rows/s',
       kind: 'info',
     });
+    rows.push(...(await measureWorkers(p, pub, 'tracked', log)));
 
     await p.sub.query(`ALTER SUBSCRIPTION ${p.name} ENABLE`);
     rows.push(...(await measureVerify(p, pub, sub, log)));

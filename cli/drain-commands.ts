@@ -4,10 +4,10 @@ import type { Command } from 'commander';
 import type { DrainSummary } from '../functions/core/drain.js';
 import { DrainError } from '../functions/core/errors.js';
 import type { Client } from '../functions/db/connect.js';
-import { drain } from '../functions/db/drain.js';
 import { requireStatus, unmonitoredTables } from '../functions/db/status.js';
+import { drainWithWorkers } from '../functions/flows/drain.js';
 import { type Out, withClients } from './clients.js';
-import { MAX_SECONDS, nodeDsn, positiveNumber } from './options.js';
+import { MAX_SECONDS, MAX_WORKERS, nodeDsn, positiveNumber, workerCount } from './options.js';
 import { drainReporter } from './progress.js';
 
 /** Raised after printing a summary of a drain that stopped on an error: exit code 2. */
@@ -40,16 +40,23 @@ export function drainCommand(program: Command, out: Out, warn: Out): void {
     .option('--dsn <url>', 'the database (or SYNCGUARD_DSN)')
     .option('--max-seconds <n>', 'time box in seconds (up to one day)', positiveNumber('--max-seconds', MAX_SECONDS, ' seconds'), 60)
     .option('--full-resweep', 'start a full re-sweep of every registered table now')
+    .option(
+      '--workers <n>',
+      `connections that drain at once, up to ${MAX_WORKERS} (dirty buckets are shared out; tables are swept in parallel)`,
+      workerCount('--workers'),
+      1,
+    )
     .option('--json', 'print only the summary, as one JSON object')
-    .action(async (o: { dsn?: string; maxSeconds: number; fullResweep?: boolean; json?: boolean }) => {
+    .action(async (o: { dsn?: string; maxSeconds: number; fullResweep?: boolean; workers: number; json?: boolean }) => {
       const dsn = nodeDsn(o.dsn);
       const boxMs = Math.round(o.maxSeconds * 1000);
-      await withClients([[dsn, 'database']], async ([c]) => {
+      const workers = Array.from({ length: o.workers }, (): [string, string] => [dsn, 'database']);
+      await withClients(workers, async (clients) => {
         const mode = o.json ? 'none' : process.stdout.isTTY ? 'tty' : 'lines';
         const reporter = drainReporter(mode, boxMs, out);
         let summary: DrainSummary;
         try {
-          summary = await drain(c as Client, {
+          summary = await drainWithWorkers(clients, {
             deadlineMs: Date.now() + boxMs,
             fullResweep: o.fullResweep === true,
             onProgress: (p) => reporter.update(p),

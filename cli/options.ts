@@ -40,6 +40,20 @@ export function percent(flag: string): (value: string) => number {
 /** The longest time box a command accepts: one day. */
 export const MAX_SECONDS = 86_400;
 
+/** The most connections one drain may open. */
+export const MAX_WORKERS = 16;
+
+/** A worker count from 1 to MAX_WORKERS. */
+export function workerCount(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < 1 || n > MAX_WORKERS) {
+      throw new InvalidArgumentError(`${flag} must be a whole number from 1 to ${MAX_WORKERS}, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+}
+
 export function singleDsn(dsn: string): string {
   return checkDsn(dsn, 'database');
 }

@@ -42,6 +42,7 @@ export const ENV = Object.freeze({
   database: 'SYNCGUARD_DATABASE',
   resweepHours: 'SYNCGUARD_RESWEEP_HOURS',
   drainMarginMs: 'SYNCGUARD_DRAIN_MARGIN_MS',
+  drainWorkers: 'SYNCGUARD_DRAIN_WORKERS',
   pairs: 'SYNCGUARD_PAIRS',
   controlSecretId: 'SYNCGUARD_CONTROL_SECRET_ID',
   minCoverage: 'SYNCGUARD_MIN_COVERAGE',

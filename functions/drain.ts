@@ -12,8 +12,9 @@ import { logger, metrics } from './commons/observability.js';
 import { DIMENSION, METRIC } from './contract.js';
 import type { DrainSummary } from './core/drain.js';
 import { DrainError, InputError } from './core/errors.js';
-import { drain } from './db/drain.js';
+import type { Client } from './db/connect.js';
 import { parseEvent } from './events.js';
+import { drainWithWorkers } from './flows/drain.js';
 
 export async function drainHandler(event: unknown, context: Context): Promise<DrainSummary & { database: string }> {
   const e = parseEvent('drain', event);
@@ -21,8 +22,11 @@ export async function drainHandler(event: unknown, context: Context): Promise<Dr
   const database = pickDatabase(config, e.database);
   const remaining = context.getRemainingTimeInMillis();
   if (!(remaining > 0)) throw new InputError(`no time left to drain (remaining ${remaining} ms)`);
-  const client = await connectionFor(database, config.databases[database]?.secretId as string);
-  const summary = await drain(client, {
+  const secretId = config.databases[database]?.secretId as string;
+  // one cached connection per worker (reserved concurrency 1 keeps it at that per database)
+  const clients: Client[] = [];
+  for (let i = 0; i < config.drainWorkers; i++) clients.push(await connectionFor(i === 0 ? database : `${database}#${i}`, secretId));
+  const summary = await drainWithWorkers(clients, {
     deadlineMs: Date.now() + remaining,
     resweepIntervalMs: config.resweepIntervalMs,
     ...(config.drainMarginMs !== undefined ? { marginMs: config.drainMarginMs } : {}),
@@ -39,7 +43,7 @@ export async function drainHandler(event: unknown, context: Context): Promise<Dr
   metrics.addMetric(METRIC.DrainStoppedOnTime, MetricUnit.Count, summary.stoppedBecause === 'time' ? 1 : 0);
   // tables skipped because a fault is recorded for them: not drained until they are registered again
   metrics.addMetric(METRIC.FaultyTables, MetricUnit.Count, summary.faultyTables.length);
-  logger.info('drain finished', { database, ...summary });
+  logger.info('drain finished', { database, workers: clients.length, ...summary });
 
   if (summary.stoppedBecause === 'error') throw new DrainError(`drain of ${database} stopped on an error: ${summary.error}`);
   return { database, ...summary };

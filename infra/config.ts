@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { parseTableName } from '../functions/core/identifiers.js';
 
 const arn = (service: string) =>
   z
@@ -26,13 +27,28 @@ const DatabaseSchema = z.strictObject({
   host: z.string().min(1).optional(),
   port: z.number().int().min(1).max(65535).optional(),
   vpc: VpcSchema.optional(),
+  /** Connections the scheduled drain of this database uses at once (SYNCGUARD_DRAIN_WORKERS). */
+  drainWorkers: z.number().int().min(1).max(16).optional(),
 });
+
+/** A table as the CLI and the verify event take it: schema.table, each part plain or "quoted" as PostgreSQL quotes it. */
+const tableName = z.string().refine(
+  (t) => {
+    try {
+      parseTableName(t);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be schema.table (or table, in public), a part that is not a plain name "quoted" as PostgreSQL quotes it' },
+);
 
 const PairSchema = z.strictObject({
   publisher: name,
   subscriber: name,
   /** "all registered", or the tables to verify ("schema.table"). */
-  tables: z.union([z.literal('all'), z.array(z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'must be schema.table')).min(1)]).default('all'),
+  tables: z.union([z.literal('all'), z.array(tableName).min(1)]).default('all'),
 });
 
 export const DeployConfigSchema = z

@@ -85,6 +85,7 @@ export class SyncGuardStack extends Stack {
         environment: {
           [ENV.databases]: JSON.stringify({ [name]: { secretId: db[name]?.secretArn } }),
           [ENV.database]: name,
+          ...(db[name]?.drainWorkers !== undefined ? { [ENV.drainWorkers]: String(db[name]?.drainWorkers) } : {}),
           ...overrides([name]),
         },
         secretArns: secretsOf([name]),

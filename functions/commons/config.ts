@@ -6,6 +6,7 @@
 //                         exactly one is configured)
 //   SYNCGUARD_RESWEEP_HOURS   full re-sweep interval, default 24; 0 disables
 //   SYNCGUARD_DRAIN_MARGIN_MS time kept free at the end of an invocation, default 10 % (50 ms..2 s)
+//   SYNCGUARD_DRAIN_WORKERS   connections that drain at once, 1 to 16, default 1
 // Verify:
 //   SYNCGUARD_PAIRS       JSON: {"<name>": {"publisherSecretId": "...", "subscriberSecretId": "..."}}
 //   SYNCGUARD_CONTROL_SECRET_ID   the control-plane database's secret (every run is recorded)
@@ -25,6 +26,7 @@ const ConfigSchema = z.strictObject({
   defaultDatabase: z.string().min(1).optional(),
   resweepIntervalMs: z.number().int().min(0).nullable(),
   drainMarginMs: z.number().int().positive().optional(),
+  drainWorkers: z.number().int().min(1).max(16),
 });
 
 export type Config = Readonly<z.infer<typeof ConfigSchema>>;
@@ -48,11 +50,13 @@ function number(name: string, value: string | undefined): number | undefined {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const hours = number('SYNCGUARD_RESWEEP_HOURS', env.SYNCGUARD_RESWEEP_HOURS) ?? 24;
   const margin = number('SYNCGUARD_DRAIN_MARGIN_MS', env.SYNCGUARD_DRAIN_MARGIN_MS);
+  const workers = number('SYNCGUARD_DRAIN_WORKERS', env.SYNCGUARD_DRAIN_WORKERS) ?? 1;
   const parsed = ConfigSchema.safeParse({
     databases: parseJson('SYNCGUARD_DATABASES', env.SYNCGUARD_DATABASES),
     ...(env.SYNCGUARD_DATABASE ? { defaultDatabase: env.SYNCGUARD_DATABASE } : {}),
     resweepIntervalMs: hours === 0 ? null : Math.round(hours * 3600 * 1000),
     ...(margin !== undefined ? { drainMarginMs: margin } : {}),
+    drainWorkers: workers,
   });
   if (!parsed.success) throw new InputError(`invalid configuration: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
   const c = parsed.data;

@@ -38,3 +38,25 @@ export function defaultMarginMs(boxMs: number): number {
 export function batchBudgetMs(box: TimeBox, nowMs: number): number {
   return Math.max(0, box.deadlineMs - box.marginMs - nowMs);
 }
+
+/**
+ * One summary for a drain run by several workers at once (drain --workers N): counts are summed;
+ * the node's state (dirty buckets left, sweep progress, faults) and the stop reason are those of
+ * the worker that finished last, whose final look came after every other worker had stopped;
+ * an error of any worker makes the whole run an error.
+ */
+export function mergeDrains(runs: readonly DrainSummary[], last: number, durationMs: number): DrainSummary {
+  const final = runs[last];
+  if (final === undefined) throw new RangeError(`no drain run ${last} among ${runs.length}`);
+  const failed = runs.find((r) => r.stoppedBecause === 'error');
+  return {
+    ...final,
+    bucketsRecomputed: runs.reduce((a, r) => a + r.bucketsRecomputed, 0),
+    rowsHashed: runs.reduce((a, r) => a + r.rowsHashed, 0),
+    stoppedBecause: failed !== undefined ? 'error' : final.stoppedBecause,
+    stateLost: runs.some((r) => r.stateLost),
+    fullResweepStarted: runs.some((r) => r.fullResweepStarted),
+    durationMs,
+    ...(failed?.error !== undefined ? { error: failed.error } : {}),
+  };
+}

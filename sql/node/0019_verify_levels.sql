@@ -10,6 +10,9 @@
 --     bucket, down to single buckets; then it reads the detail of those buckets only.
 -- The digest is the first 11 base64 characters (66 bits) of sha256('<rows>:<sum>'), so a range is
 -- sent in about 25 bytes instead of three numbers.
+-- And for drains with several workers (drain --workers N): a worker no longer recomputes a bucket
+-- that another worker drained after it listed its candidates (the bench saw 12 % of the work
+-- done twice with 2 workers).
 
 CREATE FUNCTION syncguard.verify_overview() RETURNS jsonb
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -120,3 +123,63 @@ BEGIN
   END LOOP;
 END
 $grants$;
+
+-- As in 0013, and a candidate is claimed only while it still has a mark: another worker may have
+-- drained it between this worker's candidate list and its claim.
+CREATE OR REPLACE FUNCTION syncguard.drain_batch(p_max_buckets integer, p_schemas name[], p_tables name[]) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_scope integer[];
+  v_regs integer[];
+  v_cands bigint[];
+  v_reg integer;
+  v_buckets bigint[];
+  v_done integer := 0;
+  v_rows bigint := 0;
+  v_failed integer := 0;
+BEGIN
+  IF p_max_buckets < 1 THEN
+    RAISE EXCEPTION 'p_max_buckets must be at least 1, got %', p_max_buckets USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_scope := ARRAY(SELECT h FROM syncguard._healthy_regs() h
+                    WHERE p_tables IS NULL
+                       OR h IN (SELECT g.reg_id FROM syncguard.registration g JOIN unnest(p_schemas, p_tables) u(s, t)
+                                    ON g.schema_name = u.s AND g.table_name = u.t
+                                 WHERE g.node_id = syncguard.node_id()));
+  SELECT array_agg(c.reg_id ORDER BY c.reg_id, c.bucket), array_agg(c.bucket ORDER BY c.reg_id, c.bucket)
+    INTO v_regs, v_cands
+    FROM (SELECT DISTINCT d.reg_id, d.bucket
+            FROM (SELECT dd.reg_id, dd.bucket FROM syncguard.dirty dd
+                   WHERE dd.reg_id = ANY(v_scope)
+                   ORDER BY dd.marked_at LIMIT p_max_buckets * 4) d) c;
+  IF v_regs IS NULL THEN
+    RETURN jsonb_build_object('buckets', 0, 'rows', 0);
+  END IF;
+
+  INSERT INTO syncguard.bucket (reg_id, bucket)
+  SELECT u.reg_id, u.bucket FROM unnest(v_regs, v_cands) u(reg_id, bucket) ORDER BY 1, 2 ON CONFLICT DO NOTHING;
+
+  FOR v_reg, v_buckets IN
+    SELECT l.reg_id, array_agg(l.bucket ORDER BY l.bucket)
+      FROM (SELECT b.reg_id, b.bucket FROM syncguard.bucket b
+             WHERE (b.reg_id, b.bucket) IN (SELECT u.reg_id, u.bucket FROM unnest(v_regs, v_cands) u(reg_id, bucket))
+               AND EXISTS (SELECT 1 FROM syncguard.dirty d WHERE d.reg_id = b.reg_id AND d.bucket = b.bucket)
+             ORDER BY b.reg_id, b.bucket LIMIT p_max_buckets
+             FOR UPDATE SKIP LOCKED) l
+     GROUP BY l.reg_id
+  LOOP
+    BEGIN
+      SELECT v_done + count(*), v_rows + coalesce(sum(x.row_count), 0) INTO v_done, v_rows
+        FROM syncguard.recompute(v_reg, v_buckets) x;
+    EXCEPTION WHEN OTHERS THEN
+      IF syncguard._transient(SQLSTATE) THEN
+        RAISE;
+      END IF;
+      PERFORM syncguard._drain_fault(v_reg, SQLSTATE, SQLERRM);
+      v_failed := v_failed + 1;
+    END;
+  END LOOP;
+  RETURN jsonb_build_object('buckets', v_done, 'rows', v_rows, 'failed', v_failed);
+END
+$$;

@@ -58,7 +58,7 @@ describe('the deployment', () => {
     t.hasResourceProperties('AWS::Lambda::Function', {
       FunctionName: Match.absent(),
       ReservedConcurrentExecutions: 1,
-      Environment: { Variables: Match.objectLike({ SYNCGUARD_DATABASE: 'blue' }) },
+      Environment: { Variables: Match.objectLike({ SYNCGUARD_DATABASE: 'blue', SYNCGUARD_DRAIN_WORKERS: '2' }) },
     });
   });
 
@@ -171,5 +171,28 @@ describe('the config file', () => {
     const sched = base();
     sched.schedules = { drainMinutes: 0 };
     expect(() => parseDeployConfig(sched)).toThrow(/→ at schedules\.drainMinutes/);
+    const workers = base();
+    (workers.databases as Record<string, Record<string, unknown>>).blue = {
+      ...(base().databases as Record<string, object>).blue,
+      drainWorkers: 0,
+    };
+    expect(() => parseDeployConfig(workers)).toThrow(/→ at databases\.blue\.drainWorkers/);
+  });
+
+  it('takes tables as the CLI does, quoted where a part is not a plain name', () => {
+    const ok = base();
+    (ok.pairs as Record<string, Record<string, unknown>>).upgrade = {
+      publisher: 'blue',
+      subscriber: 'green',
+      tables: ['public.orders', '"Sales"."Order Items"', '"app.v2"."orders.2026"'],
+    };
+    expect(parseDeployConfig(ok).pairs.upgrade?.tables).toHaveLength(3);
+    const bad = base();
+    (bad.pairs as Record<string, Record<string, unknown>>).upgrade = {
+      publisher: 'blue',
+      subscriber: 'green',
+      tables: ['Sales.Order Items'],
+    };
+    expect(() => parseDeployConfig(bad)).toThrow(/must be schema\.table[\s\S]*→ at pairs\.upgrade\.tables\[0\]/);
   });
 });

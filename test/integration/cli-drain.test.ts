@@ -36,6 +36,19 @@ describe('syncguard drain / status', () => {
     expect(JSON.parse(j.out[0] as string)).toMatchObject({ fullResweepStarted: true, bucketsRecomputed: 21, stoppedBecause: 'empty' });
   });
 
+  it('drains with several connections, each bucket recomputed once', async () => {
+    await ctx.pair.pub.query(`UPDATE ${T} SET kind = kind || 'w'`); // every bucket dirty
+    const j = await cli('drain', '--dsn', ctx.pair.publisherDsn, '--workers', '4', '--json');
+    expect(JSON.parse(j.out[0] as string)).toMatchObject({
+      stoppedBecause: 'empty',
+      remainingDirty: 0,
+      bucketsRecomputed: 21,
+      rowsHashed: 5000,
+    });
+    const bad = await cli('drain', '--dsn', ctx.pair.publisherDsn, '--workers', '0');
+    expect([bad.code, bad.err[0]]).toEqual([2, expect.stringMatching(/--workers must be a whole number from 1 to 16, got "0"/)]);
+  });
+
   it('shows per-table status as a table and as JSON', async () => {
     await ctx.pair.pub.query(`UPDATE ${T} SET kind = 'x' WHERE id = 10`);
     const t = await cli('status', '--dsn', ctx.pair.publisherDsn);

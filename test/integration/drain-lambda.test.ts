@@ -101,6 +101,31 @@ describe('drain Lambda', () => {
     expect(out.lines().join('\n')).not.toContain(OWNER_PASSWORD);
   });
 
+  it('drains with several connections at once when SYNCGUARD_DRAIN_WORKERS says so', async () => {
+    sm.on(GetSecretValueCommand, { SecretId: 'sg/pub' }).resolves({ SecretString: secretFor(ctx.pair.name) });
+    await ctx.pair.pub.query(`UPDATE ${T} SET v = v || 'x' WHERE id % 3 = 0`); // every bucket dirty
+    process.env.SYNCGUARD_DRAIN_WORKERS = '3';
+    const out = captureStdout();
+    try {
+      const r = await handler({ database: 'pub' }, context());
+      expect(r).toMatchObject({ stoppedBecause: 'empty', bucketsRecomputed: 31, rowsHashed: 3000, remainingDirty: 0 });
+    } finally {
+      out.restore();
+      delete process.env.SYNCGUARD_DRAIN_WORKERS;
+    }
+    const { rows } = await ctx.pair.pub.query(
+      'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1',
+      [LAMBDA_APPLICATION_NAME],
+    );
+    expect(rows[0]?.n).toBe(3); // one per worker, cached like the first
+    process.env.SYNCGUARD_DRAIN_WORKERS = '17';
+    try {
+      await expect(handler({ database: 'pub' }, context())).rejects.toThrow(/invalid configuration: .*drainWorkers/);
+    } finally {
+      delete process.env.SYNCGUARD_DRAIN_WORKERS;
+    }
+  });
+
   const badEvents: Array<[string, unknown, RegExp]> = [
     ['a database that is not a string', { database: 5 }, /invalid drain event: .*database/],
     ['an unknown key', { db: 'pub' }, /invalid drain event: .*db/],

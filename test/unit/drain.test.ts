@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BatchSizer } from '../../functions/core/batch-sizer.js';
-import { batchBudgetMs, defaultMarginMs } from '../../functions/core/drain.js';
+import { batchBudgetMs, type DrainSummary, defaultMarginMs, mergeDrains } from '../../functions/core/drain.js';
 
 const opts = { targetMs: 500, initial: 16, min: 1, max: 5000, smoothing: 0.5 };
 
@@ -59,5 +59,45 @@ describe('time box', () => {
   it('leaves no budget inside the margin', () => {
     expect(batchBudgetMs({ deadlineMs: 1000, marginMs: 100 }, 850)).toBe(50);
     expect(batchBudgetMs({ deadlineMs: 1000, marginMs: 100 }, 950)).toBe(0);
+  });
+});
+
+describe('mergeDrains', () => {
+  const run = (over: Partial<DrainSummary>): DrainSummary => ({
+    bucketsRecomputed: 1,
+    rowsHashed: 10,
+    sweepProgress: 1,
+    remainingDirty: 0,
+    oldestDirtyAgeMs: null,
+    stoppedBecause: 'empty',
+    stateLost: false,
+    fullResweepStarted: false,
+    faultyTables: [],
+    durationMs: 5,
+    ...over,
+  });
+
+  it('sums the work, and takes the node state and stop reason of the worker that finished last', () => {
+    const m = mergeDrains(
+      [
+        run({ bucketsRecomputed: 3, remainingDirty: 7, stoppedBecause: 'time', fullResweepStarted: true }),
+        run({ rowsHashed: 5, remainingDirty: 0 }),
+      ],
+      1,
+      42,
+    );
+    expect(m).toMatchObject({
+      bucketsRecomputed: 4,
+      rowsHashed: 15,
+      remainingDirty: 0,
+      stoppedBecause: 'empty',
+      fullResweepStarted: true,
+      durationMs: 42,
+    });
+  });
+
+  it('is an error when any worker stopped on one, with its message', () => {
+    const m = mergeDrains([run({}), run({ stoppedBecause: 'error', error: 'boom' }), run({})], 2, 9);
+    expect(m).toMatchObject({ stoppedBecause: 'error', error: 'boom' });
   });
 });

@@ -7,7 +7,10 @@ const env = (over: Record<string, string | undefined>) => ({ SYNCGUARD_DATABASES
 describe('loadConfig', () => {
   it('reads databases, the default and the re-sweep interval', () => {
     const c = loadConfig(env({ SYNCGUARD_RESWEEP_HOURS: '6' }));
-    expect(c).toEqual({ databases: { a: { secretId: 's/a' } }, resweepIntervalMs: 6 * 3600_000 });
+    expect(c).toEqual({ databases: { a: { secretId: 's/a' } }, resweepIntervalMs: 6 * 3600_000, drainWorkers: 1 });
+    expect(loadConfig(env({ SYNCGUARD_DRAIN_WORKERS: '4' })).drainWorkers).toBe(4);
+    expect(() => loadConfig(env({ SYNCGUARD_DRAIN_WORKERS: '0' }))).toThrow(/invalid configuration: .*drainWorkers/);
+    expect(() => loadConfig(env({ SYNCGUARD_DRAIN_WORKERS: '2.5' }))).toThrow(/invalid configuration: .*drainWorkers/);
     expect(loadConfig(env({ SYNCGUARD_RESWEEP_HOURS: '0' })).resweepIntervalMs).toBeNull();
     expect(Object.isFrozen(c)).toBe(true);
   });
