@@ -8,6 +8,7 @@ import { type Cluster, startCluster } from '../dev/cluster.js';
 import { createPair, type Pair } from '../dev/pair.js';
 import { drain } from '../functions/db/drain.js';
 import { installed, register } from '../test/support/syncguard.js';
+import { measureEncoding } from './encoding-phase.js';
 import { measurePartitions } from './partition-phase.js';
 import { measureProbes } from './probe-phase.js';
 import { measureRepair } from './repair-phase.js';
@@ -19,7 +20,7 @@ import { measureWritePath } from './writepath-phase.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const LAG_SECONDS = Number(process.env.BENCH_LAG_SECONDS ?? 120);
-/** BENCH_PHASES=verify, probe, repair, partition, workers or writepath (comma-separated) runs only those measurements; by default everything runs. */
+/** BENCH_PHASES=verify, probe, repair, partition, workers, writepath or encoding (comma-separated) runs only those measurements; by default everything runs. */
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'all').split(','));
 const TPS_SECONDS = 15;
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
@@ -59,6 +60,7 @@ async function main(): Promise<void> {
       if (PHASES.has('repair')) rows.push(...(await measureRepair(p, pub, sub, log)));
       if (PHASES.has('partition')) rows.push(...(await measurePartitions(p, pub, sub, log)));
       if (PHASES.has('writepath')) rows.push(...(await measureWritePath(p, log)));
+      if (PHASES.has('encoding')) rows.push(...(await measureEncoding(p, log)));
       if (PHASES.has('workers')) {
         await p.pub.query(fillSql('tracked', ROWS));
         await drain(pub, { deadlineMs: Date.now() + 600_000 });
@@ -167,6 +169,7 @@ async function main(): Promise<void> {
     rows.push(...(await measureRepair(p, pub, sub, log)));
     rows.push(...(await measurePartitions(p, pub, sub, log)));
     rows.push(...(await measureWritePath(p, log)));
+    rows.push(...(await measureEncoding(p, log)));
     if (LAG_SECONDS <= 0) return report(rows, pub, sub);
     log(`drain lag: 1,000 row changes/s for ${LAG_SECONDS} s, a 20 s drain every 20 s on each side`);
     await drain(sub, { deadlineMs: Date.now() + 600_000 });
