@@ -2,6 +2,7 @@
 
 import { InvalidArgumentError } from 'commander';
 import { InputError } from '../functions/core/errors.js';
+import { HASH_VERSIONS, type HashVersion } from '../functions/core/hashing.js';
 import { checkDsn } from '../functions/db/connect.js';
 
 export function positiveInt(flag: string): (value: string) => number {
@@ -72,4 +73,13 @@ export function pairDsns(o: { publisherDsn?: string; subscriberDsn?: string }): 
   if (publisher === undefined) throw new InputError('no publisher DSN: pass --publisher-dsn or set SYNCGUARD_PUBLISHER_DSN');
   if (subscriber === undefined) throw new InputError('no subscriber DSN: pass --subscriber-dsn or set SYNCGUARD_SUBSCRIBER_DSN');
   return { publisher: checkDsn(publisher, 'publisher'), subscriber: checkDsn(subscriber, 'subscriber') };
+}
+
+/** --hash-version: one of the canonical encodings a registration may carry. */
+export function hashVersionOption(flag: string): (value: string) => HashVersion {
+  return (value) => {
+    const v = HASH_VERSIONS.find((x) => String(x) === value);
+    if (v === undefined) throw new InvalidArgumentError(`${flag} must be one of ${HASH_VERSIONS.join(', ')}, got ${JSON.stringify(value)}`);
+    return v;
+  };
 }

@@ -6,12 +6,13 @@
 import { type Command, Option } from 'commander';
 import { BUCKET_SCHEMES, type BucketScheme } from '../functions/core/buckets.js';
 import { InputError } from '../functions/core/errors.js';
+import { DEFAULT_HASH_VERSION, type HashVersion } from '../functions/core/hashing.js';
 import { parseColumnList, parseTableName, tableText } from '../functions/core/identifiers.js';
 import type { RegistrationConfig } from '../functions/core/registration.js';
 import type { Client } from '../functions/db/connect.js';
 import { registerAll, registerOnPair } from '../functions/flows/pair-setup.js';
 import { type Out, withClients } from './clients.js';
-import { pairDsns, positiveInt } from './options.js';
+import { hashVersionOption, pairDsns, positiveInt } from './options.js';
 
 const layoutOf = (c: RegistrationConfig) =>
   `key (${c.keyColumns.join(', ')}), ${c.scheme} buckets, ${c.scheme === 'int' ? `${c.bucketWidth} keys per bucket` : `${c.bucketCount} bucket${c.bucketCount === 1 ? '' : 's'}`}`;
@@ -27,6 +28,7 @@ interface RegisterFlags {
   bucketSize?: number;
   columns?: string;
   bucketScheme?: BucketScheme;
+  hashVersion?: HashVersion;
 }
 
 export function registerCommand(program: Command, out: Out, setExit: (code: number) => void): void {
@@ -50,6 +52,11 @@ export function registerCommand(program: Command, out: Out, setExit: (code: numb
     .option('--bucket-size <n>', 'rows per bucket (keys per bucket for integer keys)', positiveInt('--bucket-size'))
     .option('--columns <a,b,...>', 'with --table: hash only these columns (the key is always included)')
     .addOption(new Option('--bucket-scheme <scheme>', 'with --table: override the bucket scheme').choices([...BUCKET_SCHEMES]))
+    .option(
+      '--hash-version <n>',
+      `canonical encoding for tables registered now (default ${DEFAULT_HASH_VERSION}; tables registered before keep theirs); with --refresh, upgrades the table to it (docs/hashing.md)`,
+      hashVersionOption('--hash-version'),
+    )
     .action(async (o: RegisterFlags) => {
       if ((o.table === undefined) === (o.all !== true)) throw new InputError('give --table schema.table, or --all');
       if (o.all && (o.columns !== undefined || o.bucketScheme !== undefined)) {
@@ -69,6 +76,7 @@ export function registerCommand(program: Command, out: Out, setExit: (code: numb
               ...(o.publication !== undefined ? { publication: o.publication } : {}),
               exclude: o.exclude,
               ...(o.bucketSize !== undefined ? { bucketSize: o.bucketSize } : {}),
+              ...(o.hashVersion !== undefined ? { hashVersion: o.hashVersion } : {}),
               onTable: (t) =>
                 out(
                   t.outcome === 'refused' ? `${t.table}: refused: ${t.reason}` : `${t.table}: ${t.outcome} (${layoutOf(t.result.config)})`,
@@ -87,6 +95,7 @@ export function registerCommand(program: Command, out: Out, setExit: (code: numb
             ...(o.bucketSize !== undefined ? { bucketSize: o.bucketSize } : {}),
             ...(columns !== undefined ? { columns } : {}),
             ...(o.bucketScheme !== undefined ? { scheme: o.bucketScheme } : {}),
+            ...(o.hashVersion !== undefined ? { hashVersion: o.hashVersion } : {}),
             ...(o.refresh ? { refresh: true } : {}),
           });
           const c = r.config;
@@ -97,7 +106,7 @@ export function registerCommand(program: Command, out: Out, setExit: (code: numb
           }
           out(`registered ${tableText(c)}: ${layoutOf(c)}`);
           out(`  hashed columns (${c.columns.length}): ${c.columns.join(', ')}`);
-          out(`  fingerprint ${c.fingerprint}, publications ${c.publications.join(', ')}`);
+          out(`  hash version ${c.hashVersion}, fingerprint ${c.fingerprint}, publications ${c.publications.join(', ')}`);
           for (const note of r.notes) out(`  note: ${note}`);
           out('  run `syncguard drain` on both nodes to compute the initial hashes');
         },

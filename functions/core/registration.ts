@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { type BucketScheme, chooseScheme } from './buckets.js';
 import { IncompatibleError, InputError } from './errors.js';
-import { HASH_VERSION } from './hashing.js';
+import { DEFAULT_HASH_VERSION, type HashVersion } from './hashing.js';
 import { tableText } from './identifiers.js';
 import type { ColumnInfo, TableInfo } from './table-info.js';
 
@@ -160,6 +160,8 @@ export interface PlanInput {
   readonly publications: readonly string[];
   readonly requestedColumns?: readonly string[];
   readonly requestedScheme?: BucketScheme;
+  /** The canonical encoding (docs/hashing.md); DEFAULT_HASH_VERSION when not given. */
+  readonly hashVersion?: HashVersion;
 }
 
 /** Everything but the bucket layout, which may need the publisher's data (bounds, row count). */
@@ -227,7 +229,7 @@ export function buildConfig(input: PlanInput, plan: ReturnType<typeof planRegist
     bounds: layout.bounds,
     columns: plan.choice.columns.map((c) => c.name),
     columnTypes: plan.choice.columns.map((c) => c.type),
-    hashVersion: HASH_VERSION,
+    hashVersion: input.hashVersion ?? DEFAULT_HASH_VERSION,
   };
   return {
     schema: input.publisher.schema,

@@ -4,6 +4,7 @@
 
 import type { BucketScheme } from '../core/buckets.js';
 import { IncompatibleError, InputError } from '../core/errors.js';
+import { type HashVersion, parseHashVersion } from '../core/hashing.js';
 import type { QualifiedName } from '../core/identifiers.js';
 import { buildConfig, DEFAULT_BUCKET_SIZE, layoutFor, planRegistration, type RegistrationConfig } from '../core/registration.js';
 import type { TableInfo } from '../core/table-info.js';
@@ -15,6 +16,8 @@ export interface RegisterOptions {
   readonly bucketSize?: number;
   readonly columns?: readonly string[];
   readonly scheme?: BucketScheme;
+  /** The canonical encoding; the default for new registrations is DEFAULT_HASH_VERSION. */
+  readonly hashVersion?: HashVersion;
 }
 
 export interface RegisterResult {
@@ -73,17 +76,30 @@ async function publisherRows(publisher: Client, t: QualifiedName): Promise<numbe
   return Number(rows[0]?.n ?? 0);
 }
 
+/** The hash version a node's registration of the table carries, if it is registered there. */
+export async function heldHashVersion(client: Client, t: QualifiedName): Promise<HashVersion | undefined> {
+  const { rows } = await client.query<{ v: number }>(
+    'SELECT hash_version AS v FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
+    [t.schema, t.table],
+  );
+  return rows[0] === undefined ? undefined : parseHashVersion(rows[0].v);
+}
+
 export async function registerTable(publisher: Client, subscriber: Client, opts: RegisterOptions): Promise<RegisterResult> {
   await requireInstalled(publisher, 'publisher');
   await requireInstalled(subscriber, 'subscriber');
   await requireDistinct(publisher, subscriber);
   const publications = await subscribedPublications(publisher, subscriber);
+  // A table registered before keeps its hash version unless one is asked for, so registering it
+  // again finds it already registered instead of refusing a different fingerprint.
+  const hashVersion = opts.hashVersion ?? (await heldHashVersion(publisher, opts.table));
   const input = {
     publisher: await describeTable(publisher, opts.table, publications, 'publisher'),
     subscriber: await describeTable(subscriber, opts.table, [], 'subscriber'),
     publications,
     ...(opts.columns !== undefined ? { requestedColumns: opts.columns } : {}),
     ...(opts.scheme !== undefined ? { requestedScheme: opts.scheme } : {}),
+    ...(hashVersion !== undefined ? { hashVersion } : {}),
   };
   const plan = planRegistration(input);
   const size = opts.bucketSize ?? DEFAULT_BUCKET_SIZE;

@@ -3,10 +3,18 @@
 // verify can resolve busy buckets exactly. What could not be done is said in the notes.
 
 import { ConnectionError, InputError, SyncGuardError } from '../core/errors.js';
+import type { HashVersion } from '../core/hashing.js';
 import { matchesPattern, type QualifiedName, tableText } from '../core/identifiers.js';
 import type { Client } from '../db/connect.js';
 import { installPair } from '../db/install.js';
-import { type RegisterOptions, type RegisterResult, registerTable, subscribedPublications, unregisterTable } from '../db/register.js';
+import {
+  heldHashVersion,
+  type RegisterOptions,
+  type RegisterResult,
+  registerTable,
+  subscribedPublications,
+  unregisterTable,
+} from '../db/register.js';
 import { ensureProbeRoute } from './probe-route.js';
 
 export async function installOnPair(
@@ -52,17 +60,19 @@ async function refreshRegistration(
   const prev = rows[0];
   if (prev === undefined)
     throw new InputError(`table ${tableText(opts.table)} is not registered on the publisher; register it without --refresh`);
+  const hashVersion = opts.hashVersion ?? (await heldHashVersion(publisher, opts.table));
   await unregisterTable(publisher, subscriber, opts.table);
   const { refresh: _refresh, ...again } = opts;
   const r = await registerOnPair(publisher, subscriber, {
     ...again,
+    ...(hashVersion !== undefined ? { hashVersion } : {}),
     scheme: opts.scheme ?? prev.scheme,
     ...(opts.bucketSize === undefined && prev.width !== null ? { bucketSize: Number(prev.width) } : {}),
   });
   return {
     ...r,
     notes: [
-      'registered again with the columns the table has now; both sides re-sweep it (run syncguard drain), and it is not comparable until they have',
+      `registered again with the columns the table has now${opts.hashVersion !== undefined ? ` and hash version ${opts.hashVersion}` : ''}; both sides re-sweep it (run syncguard drain), and it is not comparable until they have`,
       ...r.notes,
     ],
   };
@@ -74,6 +84,8 @@ export interface RegisterAllOptions {
   /** Leave out tables matching any of these patterns (core/identifiers.ts matchesPattern). */
   readonly exclude?: readonly string[];
   readonly bucketSize?: number;
+  /** For tables registered now; tables registered before keep theirs. */
+  readonly hashVersion?: HashVersion;
   readonly onTable?: (r: TableOutcome) => void;
 }
 
@@ -139,6 +151,7 @@ export async function registerAll(
       const result = await registerTable(publisher, subscriber, {
         table: t,
         ...(opts.bucketSize !== undefined ? { bucketSize: opts.bucketSize } : {}),
+        ...(opts.hashVersion !== undefined ? { hashVersion: (await heldHashVersion(publisher, t)) ?? opts.hashVersion } : {}),
       });
       note({ table: name, outcome: result.alreadyRegistered ? 'already registered' : 'registered', result });
     } catch (err) {

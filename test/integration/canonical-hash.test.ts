@@ -1,28 +1,33 @@
 // Equal data gives equal bucket hashes on publisher and subscriber, across 36 awkward column
 // types, a subscriber with its columns in another order plus an extra and a dropped column, and
-// hostile session settings; and any single-field change changes exactly one bucket.
+// hostile session settings; and any single-field change changes exactly one bucket. For both
+// hash versions, each on its own copy of the table.
 
 import { describe, expect, it } from 'vitest';
 import { TYPE_COLUMNS, TYPE_SETUP, typesInsert, typesTableDdl } from '../support/fixtures.js';
 import { catalogue, differingBuckets, fromScratch, regId, register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
 
-const T = 'public.types';
+const VERSIONS = [
+  [1, 'public.types_v1'],
+  [2, 'public.types'],
+] as const;
 const ctx = usePair({
   label: 'types',
-  tables: [T],
+  tables: VERSIONS.map(([, t]) => t),
   async prepare(pair) {
-    await pair.asOwner('publisher', TYPE_SETUP + typesTableDdl(T, 'publisher') + typesInsert(T, 300));
-    await pair.asOwner('subscriber', TYPE_SETUP + typesTableDdl(T, 'subscriber'));
+    const pub = VERSIONS.map(([, t]) => typesTableDdl(t, 'publisher') + typesInsert(t, 300)).join('');
+    await pair.asOwner('publisher', TYPE_SETUP + pub);
+    await pair.asOwner('subscriber', TYPE_SETUP + VERSIONS.map(([, t]) => typesTableDdl(t, 'subscriber')).join(''));
   },
   async ready({ pub, sub }) {
-    await register(pub, sub, T, { bucketSize: 25 });
+    for (const [hashVersion, t] of VERSIONS) await register(pub, sub, t, { bucketSize: 25, hashVersion });
     await settle(pub);
     await settle(sub);
   },
 });
 
-describe('canonical hashing across a real subscription', () => {
+describe.each(VERSIONS)('canonical hashing (version %i) across a real subscription', (version, T) => {
   it('gives identical catalogues for identical data', async () => {
     const p = await catalogue(ctx.pub, T);
     const s = await catalogue(ctx.sub, T);
@@ -31,8 +36,11 @@ describe('canonical hashing across a real subscription', () => {
   });
 
   it('hashes every one of the 36 columns', async () => {
-    const { rows } = await ctx.pub.query<{ n: number }>('SELECT cardinality(columns) AS n FROM syncguard.registrations');
-    expect(rows[0]?.n).toBe(36);
+    const { rows } = await ctx.pub.query<{ n: number; v: number }>(
+      'SELECT cardinality(columns) AS n, hash_version AS v FROM syncguard.registrations WHERE table_name = $1',
+      [T.split('.')[1]],
+    );
+    expect(rows[0]).toEqual({ n: 36, v: version });
   });
 
   it('stays equal after replicated inserts, updates and deletes are drained', async () => {
@@ -54,7 +62,8 @@ describe('canonical hashing across a real subscription', () => {
     const hostile = await ctx.pair.ownerClient('subscriber');
     try {
       await hostile.query(`SET TimeZone = 'Pacific/Chatham'; SET DateStyle = 'SQL, DMY'; SET IntervalStyle = 'sql_standard';
-        SET extra_float_digits = -3; SET bytea_output = 'escape'; SET search_path = public`);
+        SET extra_float_digits = -3; SET bytea_output = 'escape'; SET search_path = public; SET client_encoding = 'LATIN1';
+        SET max_parallel_workers_per_gather = 4; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0`);
       const stored = await catalogue(hostile, T);
       expect(differingBuckets(await fromScratch(hostile, T), stored)).toEqual([]);
       // and a recompute stored under those settings is still equal to the publisher's

@@ -141,7 +141,7 @@ describe('syncguard CLI', () => {
       const twice = await cli('register', '--table', 'good', '--bucket-size', '10'); // same configuration: nothing to do
       expect(twice.code).toBe(0);
       expect(twice.out).toEqual([
-        expect.stringMatching(/^public\.good is already registered on both nodes \(fingerprint sg1-[0-9a-f]{16}\); nothing changed$/),
+        expect.stringMatching(/^public\.good is already registered on both nodes \(fingerprint sg2-[0-9a-f]{16}\); nothing changed$/),
         // the owner role does not own the superuser's publication: it says what to run instead
         expect.stringMatching(
           /^ {2}note: probes need syncguard\.probe in publication (\S+); as its owner run on the publisher: ALTER PUBLICATION "\1" ADD TABLE syncguard\.probe; then on the subscriber: ALTER SUBSCRIPTION "\S+" REFRESH PUBLICATION WITH \(copy_data = false\)$/,
@@ -150,6 +150,20 @@ describe('syncguard CLI', () => {
       const clash = await cli('register', '--table', 'good', '--bucket-size', '20');
       expect(clash.code).toBe(2);
       expect(clash.err[0]).toMatch(/already registered on this node as subscriber with fingerprint .*run syncguard unregister first/);
+      const badVersion = await cli('register', '--table', 'good', '--refresh', '--hash-version', '3');
+      expect(badVersion.code).toBe(2);
+      expect(badVersion.err.join(' ')).toMatch(/--hash-version must be one of 1, 2, got "3"/);
+      // the explicit way down and up again: re-registered with the version asked for, re-swept
+      const down = await cli('register', '--table', 'good', '--refresh', '--hash-version', '1');
+      expect(down.code).toBe(0);
+      expect(down.out).toContainEqual(expect.stringMatching(/^ {2}hash version 1, fingerprint sg1-[0-9a-f]{16}, /));
+      expect(down.out).toContainEqual(
+        '  note: registered again with the columns the table has now and hash version 1; both sides re-sweep it (run syncguard drain), and it is not comparable until they have',
+      );
+      const kept = await cli('register', '--table', 'good', '--bucket-size', '10'); // a table keeps its version
+      expect(kept.out[0]).toMatch(/already registered on both nodes \(fingerprint sg1-/);
+      const up = await cli('register', '--table', 'good', '--refresh', '--hash-version', '2');
+      expect(up.out).toContainEqual(expect.stringMatching(/^ {2}hash version 2, fingerprint sg2-[0-9a-f]{16}, /));
       const u = await cli('unregister', '--table', 'public.good');
       expect(u.code).toBe(0);
       expect(await state(pair.pub)).toEqual({ registrations: 0, triggers: 0 });

@@ -102,12 +102,12 @@ describe('verify', () => {
 
   it('refuses to compare a table whose registrations differ, naming both fingerprints', async () => {
     const { rows: fp } = await ctx.pair.sub.query("SELECT fingerprint FROM syncguard.registration WHERE table_name = 'orders'");
-    await ctx.pair.sub.query("UPDATE syncguard.registration SET fingerprint = 'sg1-tampered' WHERE table_name = 'orders'");
+    await ctx.pair.sub.query("UPDATE syncguard.registration SET fingerprint = 'sg2-tampered' WHERE table_name = 'orders'");
     try {
       const report = await verifyPair(ctx.pub, ctx.sub, { table: { schema: 'public', table: 'orders' } });
       expect(report.status).toBe('incomplete');
       expect(report.tables[0]).toMatchObject({ state: 'uncomparable', bucketsCompared: 0 });
-      expect(report.tables[0]?.reason).toMatch(/registration fingerprints differ: publisher sg1-[0-9a-f]{16}, subscriber sg1-tampered/);
+      expect(report.tables[0]?.reason).toMatch(/registration fingerprints differ: publisher sg2-[0-9a-f]{16}, subscriber sg2-tampered/);
     } finally {
       await ctx.pair.sub.query("UPDATE syncguard.registration SET fingerprint = $1 WHERE table_name = 'orders'", [fp[0]?.fingerprint]);
     }
