@@ -52,7 +52,17 @@ async function ensureOwnerRole(admin: pg.Client, major: number): Promise<void> {
   if (major >= 16) await admin.query(`GRANT pg_create_subscription TO ${OWNER}`).catch(() => {});
 }
 
-export async function createPair(publisher: ClusterInfo, subscriber: ClusterInfo, label = 'pair'): Promise<Pair> {
+export interface PairOptions {
+  /** The publisher database's encoding (default: the cluster's, UTF8); e.g. LATIN1 for a migration to UTF8. */
+  readonly publisherEncoding?: 'LATIN1' | 'SQL_ASCII' | 'WIN1252';
+}
+
+export async function createPair(
+  publisher: ClusterInfo,
+  subscriber: ClusterInfo,
+  label = 'pair',
+  options: PairOptions = {},
+): Promise<Pair> {
   const name = `${label.replace(/[^a-z0-9_]/g, '_')}_${randomBytes(4).toString('hex')}`;
   const clients: pg.Client[] = [];
   for (const c of [publisher, subscriber]) {
@@ -60,7 +70,11 @@ export async function createPair(publisher: ClusterInfo, subscriber: ClusterInfo
     try {
       // two test files may create the role at once; the loser of that race simply tries again
       await ensureOwnerRole(admin, c.majorVersion).catch(async () => ensureOwnerRole(admin, c.majorVersion));
-      await admin.query(`CREATE DATABASE ${name} OWNER ${OWNER}`);
+      const encoding =
+        c === publisher && options.publisherEncoding !== undefined
+          ? ` ENCODING '${options.publisherEncoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`
+          : '';
+      await admin.query(`CREATE DATABASE ${name} OWNER ${OWNER}${encoding}`);
     } finally {
       await admin.end();
     }

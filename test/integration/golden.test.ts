@@ -120,3 +120,27 @@ it('version 2: the publisher really held a non-canonical NaN, which replication 
   // on x86-64 (fff8...), and arm64 gives 7ff8...; either way the hashes above agree
   expect(['fff8000000000000', '7ff8000000000000']).toContain(await bits(ctx.pub));
 });
+
+it('every function that renders values pins the client encoding and keeps parallel workers out', async () => {
+  const { rows } = await ctx.pub.query<{ f: string }>(
+    `SELECT p.oid::regprocedure::text AS f FROM pg_proc p
+      WHERE p.pronamespace = 'syncguard'::regnamespace AND p.proconfig @> ARRAY['lc_monetary=C']
+        AND NOT p.proconfig @> ARRAY['client_encoding=UTF8', 'max_parallel_workers_per_gather=0']`,
+  );
+  expect(rows).toEqual([]);
+  // every reader that hashes rows is one of them (probes, inspection and repair go through these)
+  const { rows: pinned } = await ctx.pub.query<{ f: string }>(
+    "SELECT p.proname AS f FROM pg_proc p WHERE p.pronamespace = 'syncguard'::regnamespace AND p.proconfig @> ARRAY['client_encoding=UTF8']",
+  );
+  expect(pinned.map((r) => r.f)).toEqual(
+    expect.arrayContaining([
+      'compute_all',
+      'compute_buckets',
+      'recompute',
+      'sweep_step',
+      'canonical_rows',
+      '_bucket_rows',
+      '_repair_apply',
+    ]),
+  );
+});

@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, inject } from 'vitest';
 import type { Cluster, ClusterInfo } from '../../dev/cluster.js';
-import { createPair, type Pair } from '../../dev/pair.js';
+import { createPair, type Pair, type PairOptions } from '../../dev/pair.js';
 import { installed } from './syncguard.js';
 
 export interface PairContext {
@@ -26,6 +26,7 @@ export interface PairSetup {
   readonly publicationSql?: (pair: Pair) => string;
   /** A publisher server of the file's own (stopped afterwards); default: the shared PG18 one. */
   readonly publisher?: () => Promise<Cluster>;
+  readonly options?: PairOptions;
 }
 
 export function usePair(setup: PairSetup): PairContext {
@@ -40,7 +41,7 @@ export function usePair(setup: PairSetup): PairContext {
   beforeAll(async () => {
     ownPublisher = setup.publisher === undefined ? undefined : await setup.publisher();
     const publisher: ClusterInfo = ownPublisher ?? inject('publisherCluster');
-    pairOnly = await createPair(publisher, inject('subscriberCluster'), setup.label);
+    pairOnly = await createPair(publisher, inject('subscriberCluster'), setup.label, setup.options);
     await setup.prepare(pairOnly);
     const publicationSql = setup.publicationSql?.(pairOnly);
     await pairOnly.subscribe(setup.tables, publicationSql === undefined ? {} : { publicationSql });
