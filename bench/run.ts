@@ -8,21 +8,26 @@ import { type Cluster, startCluster } from '../dev/cluster.js';
 import { createPair, type Pair } from '../dev/pair.js';
 import { drain } from '../functions/db/drain.js';
 import { installed, register } from '../test/support/syncguard.js';
+import { measureApply } from './apply-phase.js';
+import { measureBulk } from './bulk-phase.js';
 import { measureEncoding } from './encoding-phase.js';
 import { measurePartitions } from './partition-phase.js';
 import { measureProbes } from './probe-phase.js';
 import { measureRepair } from './repair-phase.js';
 import { markdown, type Row } from './report.js';
+import { measureSweep } from './sweep-phase.js';
 import { measureVerify } from './verify-phase.js';
 import { measureWorkers } from './workers-phase.js';
-import { catchUpSeconds, fillSql, singleRowTps, sleep, steadyWriter, tableDdl, timed, updateSql } from './workloads.js';
+import { catchUpSeconds, fillSql, singleRowTps, sleep, steadyWriter, tableDdl } from './workloads.js';
 import { measureWritePath } from './writepath-phase.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const LAG_SECONDS = Number(process.env.BENCH_LAG_SECONDS ?? 120);
-/** BENCH_PHASES=verify, probe, repair, partition, workers, writepath or encoding (comma-separated) runs only those measurements; by default everything runs. */
+/** BENCH_PHASES=bulk, sweep, apply, verify, probe, repair, partition, workers, writepath or encoding (comma-separated) runs only those measurements; by default everything runs. */
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'all').split(','));
 const TPS_SECONDS = 15;
+/** Bulk phases are repeated and their median reported (single runs vary by about 15 %). */
+const BULK_REPEATS = Number(process.env.BENCH_BULK_REPEATS ?? 3);
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
 async function report(rows: readonly Row[], ...clients: Array<{ end(): Promise<void> }>): Promise<void> {
@@ -46,12 +51,6 @@ async function main(): Promise<void> {
     await register(pub, sub, 'public.tracked', { bucketSize: 1000 });
     await p.sub.query(`ALTER SUBSCRIPTION ${p.name} DISABLE`);
     const rows: Row[] = [];
-    const pair2 = async (measure: string, fn: (t: string) => Promise<number>, kind: Row['kind'], target: number, unit: string) => {
-      const base = await fn('plain');
-      const ours = await fn('tracked');
-      rows.push({ measure, baseline: 'no trigger', baselineValue: base, value: ours, unit, kind, target });
-      log(`${measure}: ${base.toFixed(2)} vs ${ours.toFixed(2)} ${unit}`);
-    };
 
     if (!PHASES.has('all')) {
       await p.sub.query(`ALTER SUBSCRIPTION ${p.name} ENABLE`);
@@ -61,42 +60,20 @@ async function main(): Promise<void> {
       if (PHASES.has('partition')) rows.push(...(await measurePartitions(p, pub, sub, log)));
       if (PHASES.has('writepath')) rows.push(...(await measureWritePath(p, log)));
       if (PHASES.has('encoding')) rows.push(...(await measureEncoding(p, log)));
-      if (PHASES.has('workers')) {
-        await p.pub.query(fillSql('tracked', ROWS));
+      if (PHASES.has('apply')) rows.push(...(await measureApply(p, log)));
+      if (PHASES.has('bulk')) {
+        await p.sub.query(`ALTER SUBSCRIPTION ${p.name} DISABLE`);
+        rows.push(...(await measureBulk(p, pub, sub, ROWS, BULK_REPEATS, log)));
+      }
+      if (PHASES.has('workers') || PHASES.has('sweep')) {
+        if (!PHASES.has('bulk')) await p.pub.query(fillSql('tracked', ROWS));
         await drain(pub, { deadlineMs: Date.now() + 600_000 });
-        rows.push(...(await measureWorkers(p, pub, 'tracked', log)));
+        if (PHASES.has('sweep')) rows.push(...(await measureSweep(p, pub, sub, 'public.tracked', ROWS, log)));
+        if (PHASES.has('workers')) rows.push(...(await measureWorkers(p, pub, 'tracked', log)));
       }
       return report(rows, pub, sub);
     }
-    // a bulk statement on each table with the subscription disabled, then the subscriber's catch-up
-    const bulk = async (what: string, sqlFor: (t: string) => string) => {
-      log(`bulk ${what} of ${ROWS} rows`);
-      const catchUp: Record<string, number> = {};
-      await pair2(
-        `publisher bulk ${what}`,
-        async (t) => {
-          const s = await timed(() => p.pub.query(sqlFor(t)));
-          await p.pub.query(`VACUUM ANALYZE ${t}`);
-          catchUp[t] = await catchUpSeconds(p);
-          return s;
-        },
-        'max',
-        1.2,
-        's',
-      );
-      const [base, ours] = [catchUp.plain ?? 0, catchUp.tracked ?? 0];
-      rows.push({
-        measure: `subscriber catch-up, bulk ${what}`,
-        baseline: 'no trigger',
-        baselineValue: base,
-        value: ours,
-        unit: 's',
-        kind: 'max',
-        target: 1.3,
-      });
-    };
-    await bulk('insert', (t) => fillSql(t, ROWS));
-    await bulk('update', updateSql);
+    rows.push(...(await measureBulk(p, pub, sub, ROWS, BULK_REPEATS, log)));
 
     log('single-row updates (plain, tracked, tracked, plain)');
     const tps: Record<string, number[]> = { plain: [], tracked: [] };
@@ -118,49 +95,7 @@ async function main(): Promise<void> {
     });
     await catchUpSeconds(p); // let the subscriber apply the tps run before the sweep measurements
 
-    log('sweep throughput (one backend, no parallel workers)');
-    await p.pub.query('SET max_parallel_workers_per_gather = 0');
-    await pub.query('SET max_parallel_workers_per_gather = 0');
-    const best = async (sql: string) => Math.min(await timed(() => p.pub.query(sql)), await timed(() => p.pub.query(sql)));
-    const countS = await best('SELECT count(*) FROM tracked');
-    const scanS = await best(
-      'SELECT count(*) FROM tracked t WHERE ROW(t.id, t.customer_id, t.status, t.amount, t.currency, t.created_at, t.updated_at, t.note, t.flags, t.payload) IS NOT NULL',
-    );
-    const seedS = await best(`SELECT count(*), sum(length(m)) FROM (SELECT b, md5(string_agg(h, '' ORDER BY h)) m
-      FROM (SELECT id / 1000 AS b, md5(row_to_json(t)::text) AS h FROM tracked t) s GROUP BY b) x`);
-    await drain(pub, { deadlineMs: Date.now() + 600_000 });
-    await pub.query('SELECT syncguard.request_full_sweep()');
-    const sweepS = await timed(async () => {
-      const s = await drain(pub, { deadlineMs: Date.now() + 600_000 });
-      if (s.stoppedBecause !== 'empty') throw new Error(`sweep did not finish: ${JSON.stringify(s)}`);
-    });
-    const rate = (s: number) => ROWS / s;
-    rows.push({
-      measure: 'sweep rows/s (drain, full re-sweep)',
-      baseline: 'earlier pg-sync-guard query',
-      baselineValue: rate(seedS),
-      value: rate(sweepS),
-      unit: 'rows/s',
-      kind: 'min',
-      target: 3,
-    });
-    rows.push({
-      measure: 'sweep rows/s (drain, full re-sweep)',
-      baseline: 'scan reading every column',
-      baselineValue: rate(scanS),
-      value: rate(sweepS),
-      unit: 'rows/s',
-      kind: 'min',
-      target: 0.5,
-    });
-    rows.push({
-      measure: 'sweep rows/s (drain, full re-sweep)',
-      baseline: 'count(*)',
-      baselineValue: rate(countS),
-      value: rate(sweepS),
-      unit: 'rows/s',
-      kind: 'info',
-    });
+    rows.push(...(await measureSweep(p, pub, sub, 'public.tracked', ROWS, log)));
     rows.push(...(await measureWorkers(p, pub, 'tracked', log)));
 
     await p.sub.query(`ALTER SUBSCRIPTION ${p.name} ENABLE`);
@@ -169,6 +104,7 @@ async function main(): Promise<void> {
     rows.push(...(await measureRepair(p, pub, sub, log)));
     rows.push(...(await measurePartitions(p, pub, sub, log)));
     rows.push(...(await measureWritePath(p, log)));
+    rows.push(...(await measureApply(p, log)));
     rows.push(...(await measureEncoding(p, log)));
     if (LAG_SECONDS <= 0) return report(rows, pub, sub);
     log(`drain lag: 1,000 row changes/s for ${LAG_SECONDS} s, a 20 s drain every 20 s on each side`);

@@ -43,6 +43,8 @@ export interface DrainOptions {
 const CLIENT_GRACE_MS = 2000;
 /** PostgreSQL's timeouts are int milliseconds. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
+/** How long a drain waits when every unfinished sweep is held by other workers. */
+const BUSY_WAIT_MS = 20;
 const STATEMENT_TIMEOUT = '57014'; // query_canceled, which statement_timeout raises
 const LOCK_TIMEOUT = '55P03';
 
@@ -121,11 +123,11 @@ async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, sta
         }
         const t0 = now();
         bound();
-        let result: { buckets: number; rows: number; table?: string } | null;
+        let result: { buckets: number; rows: number; table?: string; busy?: boolean } | null;
         try {
           await client.query('SELECT set_config($1, $2, false)', ['statement_timeout', `${Math.max(1, budget)}ms`]);
           const only = opts.only;
-          const { rows: out } = await client.query<{ r: { buckets: number; rows: number; table?: string } | null }>(
+          const { rows: out } = await client.query<{ r: { buckets: number; rows: number; table?: string; busy?: boolean } | null }>(
             phase === 'sweep'
               ? 'SELECT syncguard.sweep_batch($1) AS r'
               : only === undefined
@@ -145,7 +147,10 @@ async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, sta
         const elapsed = now() - t0;
         if (result === null || Number(result.buckets) === 0) {
           if (phase === 'dirty' || result === null) return true;
-          continue; // a sweep step that only found its table finished
+          // other workers hold every free lane right now: wait a moment; else a sweep step that
+          // only found its table finished
+          if (result.busy === true) await new Promise((r) => setTimeout(r, BUSY_WAIT_MS));
+          continue;
         }
         sizer.record(Number(result.buckets), elapsed);
         buckets += Number(result.buckets);

@@ -1,8 +1,9 @@
 // A drain run by several connections at once (drain --workers N, and the drain Lambda's
 // SYNCGUARD_DRAIN_WORKERS). Each worker is an ordinary drain run (db/drain.ts): dirty buckets are
 // claimed with FOR UPDATE SKIP LOCKED, so workers never recompute the same bucket twice and never
-// wait for each other, and a table's sweep is locked by one worker at a time, so several tables
-// are swept in parallel. Only the first worker may start a full re-sweep.
+// wait for each other; a table's sweep pass is split into lanes (node 0021), each locked by one
+// worker at a time, so several workers sweep one large table together. Only the first worker may
+// start a full re-sweep.
 
 import { type DrainSummary, mergeDrains } from '../core/drain.js';
 import type { Client } from '../db/connect.js';
