@@ -10,6 +10,7 @@ import { drain } from '../functions/db/drain.js';
 import { installed, register } from '../test/support/syncguard.js';
 import { measureApply } from './apply-phase.js';
 import { measureBulk } from './bulk-phase.js';
+import { measureBulkFloor } from './bulkfloor-phase.js';
 import { measureEncoding } from './encoding-phase.js';
 import { measurePartitions } from './partition-phase.js';
 import { measureProbes } from './probe-phase.js';
@@ -23,7 +24,7 @@ import { measureWritePath } from './writepath-phase.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const LAG_SECONDS = Number(process.env.BENCH_LAG_SECONDS ?? 120);
-/** BENCH_PHASES=bulk, sweep, apply, verify, probe, repair, partition, workers, writepath or encoding (comma-separated) runs only those measurements; by default everything runs. */
+/** BENCH_PHASES=bulk, bulkfloor, sweep, apply, verify, probe, repair, partition, workers, writepath or encoding (comma-separated) runs only those measurements; by default everything runs. */
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'all').split(','));
 const TPS_SECONDS = 15;
 /** Bulk phases are repeated and their median reported (single runs vary by about 15 %). */
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
       if (PHASES.has('writepath')) rows.push(...(await measureWritePath(p, log)));
       if (PHASES.has('encoding')) rows.push(...(await measureEncoding(p, log)));
       if (PHASES.has('apply')) rows.push(...(await measureApply(p, log)));
+      if (PHASES.has('bulkfloor')) rows.push(...(await measureBulkFloor(p, log)));
       if (PHASES.has('bulk')) {
         await p.sub.query(`ALTER SUBSCRIPTION ${p.name} DISABLE`);
         rows.push(...(await measureBulk(p, pub, sub, ROWS, BULK_REPEATS, log)));
@@ -105,6 +107,7 @@ async function main(): Promise<void> {
     rows.push(...(await measurePartitions(p, pub, sub, log)));
     rows.push(...(await measureWritePath(p, log)));
     rows.push(...(await measureApply(p, log)));
+    rows.push(...(await measureBulkFloor(p, log)));
     rows.push(...(await measureEncoding(p, log)));
     if (LAG_SECONDS <= 0) return report(rows, pub, sub);
     log(`drain lag: 1,000 row changes/s for ${LAG_SECONDS} s, a 20 s drain every 20 s on each side`);

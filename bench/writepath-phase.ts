@@ -22,7 +22,28 @@ const VARIANTS: Array<[string, string | null]> = [
   ['statement trigger, buckets computed', `${STMT} EXECUTE FUNCTION wp.f_compute()`],
   ['statement trigger, mark written (what syncguard does)', `${STMT} EXECUTE FUNCTION wp.f_mark()`],
   ['row trigger, mark written', 'AFTER UPDATE ON wp.t FOR EACH ROW EXECUTE FUNCTION wp.f_row()'],
+  [
+    'statement trigger as syncguard wrote it until 0022: mark, EXCEPTION block, SECURITY DEFINER, 7 pinned settings',
+    `${STMT} EXECUTE FUNCTION wp.f_guarded_pinned()`,
+  ],
+  [
+    'statement trigger as syncguard writes it since 0022: mark, EXCEPTION block, SECURITY DEFINER',
+    `${STMT} EXECUTE FUNCTION wp.f_guarded()`,
+  ],
 ];
+
+/** The body of syncguard's statement trigger for integer buckets (0009), with its fault guard. */
+const GUARDED = `DECLARE sg_b pg_catalog.int8[]; BEGIN
+  BEGIN
+    SELECT pg_catalog.array_agg(sg_u.b) INTO sg_b FROM (SELECT id / 1000 FROM sg_old UNION SELECT id / 1000 FROM sg_new) sg_u(b);
+  EXCEPTION WHEN OTHERS THEN
+    INSERT INTO wp.fault VALUES (SQLSTATE) ON CONFLICT DO NOTHING;
+    RETURN NULL;
+  END;
+  INSERT INTO wp.dirty (reg_id, bucket, xid) SELECT 1, x, pg_catalog.pg_current_xact_id() FROM pg_catalog.unnest(sg_b) x ON CONFLICT DO NOTHING;
+  RETURN NULL; END`;
+const PINNED =
+  "SET timezone = 'UTC' SET datestyle = 'ISO, YMD' SET intervalstyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' SET lc_monetary = 'C' SET search_path = pg_catalog, pg_temp";
 
 export async function measureWritePath(pair: Pair, log: (s: string) => void): Promise<Row[]> {
   if (!existsSync(PGBENCH)) {
@@ -44,6 +65,9 @@ export async function measureWritePath(pair: Pair, log: (s: string) => void): Pr
       EXCEPTION WHEN OTHERS THEN RETURN NULL; END;
       INSERT INTO wp.dirty (reg_id, bucket, xid) SELECT 1, x, pg_current_xact_id() FROM unnest(b) x ON CONFLICT DO NOTHING;
       RETURN NULL; END $$;
+    CREATE TABLE wp.fault (sqlstate text PRIMARY KEY);
+    CREATE FUNCTION wp.f_guarded_pinned() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER ${PINNED} AS $$ ${GUARDED} $$;
+    CREATE FUNCTION wp.f_guarded() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$ ${GUARDED} $$;
     CREATE FUNCTION wp.f_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
       INSERT INTO wp.dirty (reg_id, bucket, xid) VALUES (1, NEW.id / 1000, pg_current_xact_id()) ON CONFLICT DO NOTHING;
       IF OLD.id / 1000 <> NEW.id / 1000 THEN

@@ -47,6 +47,15 @@ describe('publisher 15 -> subscriber 18', () => {
     expect(p.size).toBe(13);
     expect(differingBuckets(p, await catalogue(ctx.sub, T))).toEqual([]);
 
+    // recomputed on the 15 publisher under hostile session settings: still the 18 subscriber's values
+    await ctx.pub.query(`SET TimeZone = 'Pacific/Chatham'; SET DateStyle = 'SQL, DMY'; SET IntervalStyle = 'sql_standard';
+      SET extra_float_digits = -3; SET bytea_output = 'escape'; SET search_path = public; SET client_encoding = 'LATIN1'`);
+    try {
+      expect(differingBuckets(await fromScratch(ctx.pub, T), await catalogue(ctx.sub, T))).toEqual([]);
+    } finally {
+      await ctx.pub.query('RESET ALL');
+    }
+
     await ctx.pair.pub.query(`UPDATE ${T} SET c_jsonb = c_jsonb || '{"z": 1}', c_double = 'NaN' WHERE id % 5 = 0`);
     await ctx.pair.pub.query(`DELETE FROM ${T} WHERE id % 31 = 0`);
     await ctx.pair.catchUp();

@@ -88,6 +88,42 @@ describe('forgery', () => {
     }
   });
 
+  it("cannot lend the owner's trigger an operator through the writer's search_path", async () => {
+    // the statement trigger runs as the owner with no SET clause (0022): every operator in it is
+    // qualified, so a writer's own '=' on text, first on its search_path, is never called (had it
+    // been, the owner would have logged itself in evil.calls, which anyone may insert into)
+    await ctx.pair.pub.query(`DROP SCHEMA IF EXISTS evil CASCADE; CREATE SCHEMA evil AUTHORIZATION sg_app;
+      CREATE TABLE evil.calls (who name, at timestamptz DEFAULT now()); ALTER TABLE evil.calls OWNER TO sg_app;
+      GRANT USAGE ON SCHEMA evil TO PUBLIC; GRANT INSERT ON evil.calls TO PUBLIC; GRANT SELECT, UPDATE ON ${MEMBERS} TO sg_app`);
+    try {
+      await as('publisher', 'sg_app', async (c) => {
+        await c.query(`CREATE FUNCTION evil.eq(text, text) RETURNS boolean LANGUAGE plpgsql AS
+                         $$ BEGIN INSERT INTO evil.calls (who) VALUES (current_user); RETURN $1 OPERATOR(pg_catalog.=) $2; END $$;
+                       CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.eq)`);
+        await c.query('SET search_path = evil, pg_catalog, public');
+        expect((await c.query("SELECT 'a'::text = 'a'::text AS same")).rows[0]?.same).toBe(true);
+        expect(await count(c, 'evil.calls')).toBe(1); // the writer's own query does use it
+        await c.query(`UPDATE ${T} SET amount = amount + 1 WHERE id = 555`);
+        await c.query(`UPDATE ${MEMBERS} SET v = v + 1 WHERE email OPERATOR(pg_catalog.=) 'person555@example.com'`);
+        expect(await count(c, 'evil.calls')).toBe(1); // the triggers never did
+      });
+      expect(await count(ctx.pair.pub, "evil.calls WHERE who <> 'sg_app'")).toBe(0);
+      const marks = await ctx.pub.query<{ t: string }>(
+        `SELECT DISTINCT g.table_name AS t FROM syncguard.dirty d JOIN syncguard.registrations g USING (reg_id) ORDER BY 1`,
+      );
+      expect(marks.rows.map((r) => r.t)).toEqual(['ledger', 'members']);
+      const { rows: settings } = await ctx.pub.query<{ c: string[] | null }>(
+        `SELECT p.proconfig AS c FROM syncguard.registrations g JOIN pg_proc p ON p.oid = format('syncguard.mark_%s', g.reg_id)::regproc WHERE g.table_name = 'ledger'`,
+      );
+      expect(settings).toEqual([{ c: null }]);
+    } finally {
+      await ctx.pair.pub.query(`DROP SCHEMA evil CASCADE; REVOKE SELECT, UPDATE ON ${MEMBERS} FROM sg_app`);
+      await ctx.pair.catchUp();
+      await settle(ctx.pub);
+      await settle(ctx.sub);
+    }
+  });
+
   it("marks a writer's change with its own transaction and the server's clock", async () => {
     const { rows } = await as('subscriber', 'sg_app', async (c) => {
       await c.query('BEGIN');
