@@ -2,6 +2,7 @@
 // layout needs on the publisher, then write the identical registration to both nodes in two
 // transactions that commit only when both succeeded.
 
+import { escapeIdentifier } from 'pg';
 import type { BucketScheme } from '../core/buckets.js';
 import { IncompatibleError, InputError } from '../core/errors.js';
 import { type HashVersion, parseHashVersion } from '../core/hashing.js';
@@ -76,6 +77,29 @@ async function publisherRows(publisher: Client, t: QualifiedName): Promise<numbe
   return Number(rows[0]?.n ?? 0);
 }
 
+/**
+ * PostgreSQL 16+ applies each replicated change as the table's owner when the subscription's owner
+ * is another role and run_as_owner is off, and rolls back every setting changed during the change:
+ * the subscriber trigger's per-transaction memo is lost after each row, so every applied row pays
+ * the trigger's guard and mark (catch-up 2.4x instead of 1.0-1.5x, docs/performance.md).
+ */
+async function applyAsOwnerNotes(subscriber: Client, t: QualifiedName): Promise<string[]> {
+  const { rows: v } = await subscriber.query<{ v: number }>("SELECT current_setting('server_version_num')::int AS v");
+  if ((v[0]?.v ?? 0) < 160000) return []; // before 16 the apply runs every change as the subscription's owner
+  const { rows } = await subscriber.query<{ sub: string; owner: string; table_owner: string }>(
+    `SELECT s.subname AS sub, s.subowner::regrole::text AS owner, c.relowner::regrole::text AS table_owner
+       FROM pg_subscription s JOIN pg_subscription_rel r ON r.srsubid = s.oid
+       JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2 AND s.subowner <> c.relowner AND NOT s.subrunasowner
+      ORDER BY 1`,
+    [t.schema, t.table],
+  );
+  return rows.map(
+    (r) =>
+      `subscription ${r.sub} (owned by ${r.owner}) applies each change as the table's owner ${r.table_owner}, and PostgreSQL then resets the trigger's per-transaction memo after every row: bulk changes take about 2.4x as long to apply instead of 1.0-1.5x (docs/performance.md, "The apply path"). If ${r.table_owner} is trusted to run code as ${r.owner}: ALTER SUBSCRIPTION ${escapeIdentifier(r.sub)} SET (run_as_owner = true)`,
+  );
+}
+
 /** The hash version a node's registration of the table carries, if it is registered there. */
 export async function heldHashVersion(client: Client, t: QualifiedName): Promise<HashVersion | undefined> {
   const { rows } = await client.query<{ v: number }>(
@@ -125,6 +149,8 @@ export async function registerTable(publisher: Client, subscriber: Client, opts:
         : `the publisher table has at most ${size} rows (the bucket size), so it has a single range bucket; re-register once it has grown`,
     );
   }
+
+  notes.push(...(await applyAsOwnerNotes(subscriber, opts.table)));
 
   const held = async (c: Client) =>
     (

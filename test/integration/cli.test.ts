@@ -142,6 +142,10 @@ describe('syncguard CLI', () => {
       expect(twice.code).toBe(0);
       expect(twice.out).toEqual([
         expect.stringMatching(/^public\.good is already registered on both nodes \(fingerprint sg2-[0-9a-f]{16}\); nothing changed$/),
+        // the test pair's subscription is the superuser's and the table sg_owner's (PostgreSQL 18)
+        expect.stringMatching(
+          /^ {2}note: subscription (\S+) \(owned by postgres\) applies each change as the table's owner sg_owner, .* ALTER SUBSCRIPTION "?\1"? SET \(run_as_owner = true\)$/,
+        ),
         // the owner role does not own the superuser's publication: it says what to run instead
         expect.stringMatching(
           /^ {2}note: probes need syncguard\.probe in publication (\S+); as its owner run on the publisher: ALTER PUBLICATION "\1" ADD TABLE syncguard\.probe; then on the subscriber: ALTER SUBSCRIPTION "\S+" REFRESH PUBLICATION WITH \(copy_data = false\)$/,
@@ -150,6 +154,13 @@ describe('syncguard CLI', () => {
       const clash = await cli('register', '--table', 'good', '--bucket-size', '20');
       expect(clash.code).toBe(2);
       expect(clash.err[0]).toMatch(/already registered on this node as subscriber with fingerprint .*run syncguard unregister first/);
+      await pair.sub.query(`ALTER SUBSCRIPTION ${pair.name} SET (run_as_owner = true)`);
+      try {
+        const asOwner = await cli('register', '--table', 'good', '--bucket-size', '10');
+        expect(asOwner.out.filter((l) => l.includes('run_as_owner'))).toEqual([]);
+      } finally {
+        await pair.sub.query(`ALTER SUBSCRIPTION ${pair.name} SET (run_as_owner = false)`);
+      }
       const badVersion = await cli('register', '--table', 'good', '--refresh', '--hash-version', '3');
       expect(badVersion.code).toBe(2);
       expect(badVersion.err.join(' ')).toMatch(/--hash-version must be one of 1, 2, got "3"/);
