@@ -6,7 +6,7 @@ import { escapeIdentifier } from 'pg';
 import type { BucketScheme } from '../core/buckets.js';
 import { IncompatibleError, InputError } from '../core/errors.js';
 import { type HashVersion, parseHashVersion } from '../core/hashing.js';
-import type { QualifiedName } from '../core/identifiers.js';
+import { type QualifiedName, tableText } from '../core/identifiers.js';
 import { buildConfig, DEFAULT_BUCKET_SIZE, layoutFor, planRegistration, type RegistrationConfig } from '../core/registration.js';
 import type { TableInfo } from '../core/table-info.js';
 import type { Client } from './connect.js';
@@ -116,7 +116,13 @@ export async function registerTable(publisher: Client, subscriber: Client, opts:
   const publications = await subscribedPublications(publisher, subscriber);
   // A table registered before keeps its hash version unless one is asked for, so registering it
   // again finds it already registered instead of refusing a different fingerprint.
-  const hashVersion = opts.hashVersion ?? (await heldHashVersion(publisher, opts.table));
+  const heldVersion = await heldHashVersion(publisher, opts.table);
+  if (opts.hashVersion !== undefined && heldVersion !== undefined && heldVersion !== opts.hashVersion) {
+    throw new InputError(
+      `table ${tableText(opts.table)} is registered with hash version ${heldVersion}; to move it to version ${opts.hashVersion} (both sides re-sweep it), run: syncguard register --table ${tableText(opts.table)} --refresh --hash-version ${opts.hashVersion}`,
+    );
+  }
+  const hashVersion = opts.hashVersion ?? heldVersion;
   const input = {
     publisher: await describeTable(publisher, opts.table, publications, 'publisher'),
     subscriber: await describeTable(subscriber, opts.table, [], 'subscriber'),

@@ -173,6 +173,11 @@ describe('syncguard CLI', () => {
       );
       const kept = await cli('register', '--table', 'good', '--bucket-size', '10'); // a table keeps its version
       expect(kept.out[0]).toMatch(/already registered on both nodes \(fingerprint sg1-/);
+      const noRefresh = await cli('register', '--table', 'good', '--hash-version', '2'); // changes nothing, says how
+      expect(noRefresh.code).toBe(2);
+      expect(noRefresh.err.join(' ')).toMatch(
+        /public\.good is registered with hash version 1; to move it to version 2 \(both sides re-sweep it\), run: syncguard register --table public\.good --refresh --hash-version 2/,
+      );
       const up = await cli('register', '--table', 'good', '--refresh', '--hash-version', '2');
       expect(up.out).toContainEqual(expect.stringMatching(/^ {2}hash version 2, fingerprint sg2-[0-9a-f]{16}, /));
       const u = await cli('unregister', '--table', 'public.good');
