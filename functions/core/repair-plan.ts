@@ -37,6 +37,8 @@ export interface RowValues {
   readonly keyColumns: readonly string[];
   readonly identityAlways: readonly string[];
   readonly generated: readonly string[];
+  /** The registration's canonical row expression over the alias sg_t, as the node computes it. */
+  readonly content: string;
   readonly rows: ReadonlyMap<
     string,
     { readonly hash: string; readonly keyValues: readonly (string | null)[]; readonly values: readonly (string | null)[] }
@@ -132,15 +134,15 @@ export function planSql(table: { schema: string; table: string }, cols: RowValue
     .map((x) => `${escapeIdentifier(x.c)} = EXCLUDED.${escapeIdentifier(x.c)}`);
   const lines: string[] = [];
   const keyless = cols.keyColumns.length === 0;
-  const content = `ROW(${cols.columns.map(escapeIdentifier).join(', ')})::text`;
   for (const ch of changes) {
     const pre = `-- precondition: subscriber row ${ch.subHash === null ? 'absent' : `hash ${ch.subHash}`}; publisher row ${ch.pubHash === null ? 'absent' : `hash ${ch.pubHash}`}`;
     if (keyless) {
-      // no key: one copy more or less of a row, found by the md5 of its content (rendered under syncguard's pinned settings)
+      // no key: one copy more or less of a row, found by the md5 of its canonical form (the node's
+      // expression for this registration, which holds under syncguard's pinned settings)
       lines.push(
         pre,
         ch.op === 'delete'
-          ? `DELETE FROM ${t} WHERE ctid = (SELECT ctid FROM ${t} WHERE md5(${content}) = ${lit(ch.keyValues?.[0])} LIMIT 1);`
+          ? `DELETE FROM ${t} WHERE ctid = (SELECT sg_t.ctid FROM ${t} sg_t WHERE md5(${cols.content}) = ${lit(ch.keyValues?.[0])} LIMIT 1);`
           : `INSERT INTO ${t} (${writable.map((x) => escapeIdentifier(x.c)).join(', ')})${override} VALUES (${writable.map((x) => lit(ch.values?.[x.i])).join(', ')});`,
       );
       continue;

@@ -63,6 +63,7 @@ export async function readRowValues(c: Client, table: QualifiedName, bucket: str
       keyColumns: string[];
       identityAlways: string[];
       generated: string[];
+      content: string;
       rows: Record<string, { hash: string; keyValues: (string | null)[]; values: (string | null)[] }>;
     };
   }>('SELECT syncguard.row_values($1, $2, $3, $4) AS v', [table.schema, table.table, bucket, keys]);

@@ -71,6 +71,10 @@ describe('a table without a key', () => {
     for (const mm of r.mismatches) {
       const { inspection, plan } = await planBucket(ctx.pub, ctx.sub, parseTableName(T), mm.bucket, { pair: 'p' });
       kinds.push(...inspection.diffs.map((d) => d.kind));
+      // the preview's DELETE names the extra copy by the node's own canonical form: run by hand, it finds the row
+      const finds = [...plan.sql.matchAll(/^DELETE FROM .* WHERE ctid = \((SELECT .* LIMIT 1)\);$/gm)].map((x) => x[1] as string);
+      expect(finds).toHaveLength(inspection.diffs.filter((d) => d.kind === 'extra_on_subscriber').length);
+      for (const find of finds) expect((await ctx.pair.sub.query(`SELECT count(*)::int AS n FROM (${find}) x`)).rows[0]?.n).toBe(1);
       const out = await applyPlan(ctx.pub, ctx.sub, { id: 'k2', ...plan });
       expect(out.counts).toEqual({ applied: plan.rowCount }); // (the bucket is not re-probed: a probe reads this table whole)
     }
