@@ -1,13 +1,13 @@
 // `syncguard drain` and `syncguard status`: one node at a time.
 
 import type { Command } from 'commander';
-import type { DrainSummary } from '../functions/core/drain.js';
+import { type DrainSummary, MAX_DRAIN_WORKERS } from '../functions/core/drain.js';
 import { DrainError } from '../functions/core/errors.js';
 import type { Client } from '../functions/db/connect.js';
 import { requireStatus, unmonitoredTables } from '../functions/db/status.js';
 import { drainWithWorkers } from '../functions/flows/drain.js';
 import { type Out, withClients } from './clients.js';
-import { MAX_SECONDS, MAX_WORKERS, nodeDsn, positiveNumber, workerCount } from './options.js';
+import { MAX_SECONDS, nodeDsn, positiveNumber, workerCount } from './options.js';
 import { drainReporter } from './progress.js';
 
 /** Raised after printing a summary of a drain that stopped on an error: exit code 2. */
@@ -42,7 +42,7 @@ export function drainCommand(program: Command, out: Out, warn: Out): void {
     .option('--full-resweep', 'start a full re-sweep of every registered table now')
     .option(
       '--workers <n>',
-      `connections that drain at once, up to ${MAX_WORKERS} (dirty buckets are shared out; tables are swept in parallel)`,
+      `connections that drain at once, up to ${MAX_DRAIN_WORKERS} (dirty buckets and each table's sweep are shared out)`,
       workerCount('--workers'),
       1,
     )

@@ -1,8 +1,9 @@
 // Option parsing shared by the CLI commands.
 
 import { InvalidArgumentError } from 'commander';
+import { MAX_DRAIN_WORKERS } from '../functions/core/drain.js';
 import { InputError } from '../functions/core/errors.js';
-import { HASH_VERSIONS, type HashVersion } from '../functions/core/hashing.js';
+import { HASH_VERSIONS, type HashVersion, parseHashVersion } from '../functions/core/hashing.js';
 import { checkDsn } from '../functions/db/connect.js';
 
 export function positiveInt(flag: string): (value: string) => number {
@@ -41,15 +42,12 @@ export function percent(flag: string): (value: string) => number {
 /** The longest time box a command accepts: one day. */
 export const MAX_SECONDS = 86_400;
 
-/** The most connections one drain may open. */
-export const MAX_WORKERS = 16;
-
-/** A worker count from 1 to MAX_WORKERS. */
+/** A worker count from 1 to MAX_DRAIN_WORKERS. */
 export function workerCount(flag: string): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (!/^\d+$/.test(value) || n < 1 || n > MAX_WORKERS) {
-      throw new InvalidArgumentError(`${flag} must be a whole number from 1 to ${MAX_WORKERS}, got ${JSON.stringify(value)}`);
+    if (!/^\d+$/.test(value) || n < 1 || n > MAX_DRAIN_WORKERS) {
+      throw new InvalidArgumentError(`${flag} must be a whole number from 1 to ${MAX_DRAIN_WORKERS}, got ${JSON.stringify(value)}`);
     }
     return n;
   };
@@ -75,11 +73,14 @@ export function pairDsns(o: { publisherDsn?: string; subscriberDsn?: string }): 
   return { publisher: checkDsn(publisher, 'publisher'), subscriber: checkDsn(subscriber, 'subscriber') };
 }
 
-/** --hash-version: one of the canonical encodings a registration may carry. */
+/** --hash-version: one of the canonical encodings a registration may carry (core parseHashVersion). */
 export function hashVersionOption(flag: string): (value: string) => HashVersion {
   return (value) => {
-    const v = HASH_VERSIONS.find((x) => String(x) === value);
-    if (v === undefined) throw new InvalidArgumentError(`${flag} must be one of ${HASH_VERSIONS.join(', ')}, got ${JSON.stringify(value)}`);
-    return v;
+    try {
+      if (/^\d+$/.test(value)) return parseHashVersion(value);
+    } catch {
+      // said below, in the flag's words
+    }
+    throw new InvalidArgumentError(`${flag} must be one of ${HASH_VERSIONS.join(', ')}, got ${JSON.stringify(value)}`);
   };
 }

@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { MAX_DRAIN_WORKERS } from '../functions/core/drain.js';
 import { parseTableName } from '../functions/core/identifiers.js';
 
 const arn = (service: string) =>
@@ -28,7 +29,7 @@ const DatabaseSchema = z.strictObject({
   port: z.number().int().min(1).max(65535).optional(),
   vpc: VpcSchema.optional(),
   /** Connections the scheduled drain of this database uses at once (SYNCGUARD_DRAIN_WORKERS). */
-  drainWorkers: z.number().int().min(1).max(16).optional(),
+  drainWorkers: z.number().int().min(1).max(MAX_DRAIN_WORKERS).optional(),
 });
 
 /** A table as the CLI and the verify event take it: schema.table, each part plain or "quoted" as PostgreSQL quotes it. */

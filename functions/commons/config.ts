@@ -17,6 +17,7 @@
 //   SYNCGUARD_PLAN_EXPIRY_HOURS   a plan expires after this long, default 24
 
 import { z } from 'zod';
+import { MAX_DRAIN_WORKERS } from '../core/drain.js';
 import { InputError } from '../core/errors.js';
 
 const DatabaseSchema = z.strictObject({ secretId: z.string().min(1) });
@@ -26,7 +27,7 @@ const ConfigSchema = z.strictObject({
   defaultDatabase: z.string().min(1).optional(),
   resweepIntervalMs: z.number().int().min(0).nullable(),
   drainMarginMs: z.number().int().positive().optional(),
-  drainWorkers: z.number().int().min(1).max(16),
+  drainWorkers: z.number().int().min(1).max(MAX_DRAIN_WORKERS),
 });
 
 export type Config = Readonly<z.infer<typeof ConfigSchema>>;

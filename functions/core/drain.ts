@@ -35,6 +35,9 @@ export function defaultMarginMs(boxMs: number): number {
 }
 
 /** Milliseconds a batch may still use; 0 means stop now. */
+/** The most connections one drain may use at once (drain --workers, SYNCGUARD_DRAIN_WORKERS, config drainWorkers). */
+export const MAX_DRAIN_WORKERS = 16;
+
 export function batchBudgetMs(box: TimeBox, nowMs: number): number {
   return Math.max(0, box.deadlineMs - box.marginMs - nowMs);
 }

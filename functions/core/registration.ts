@@ -104,7 +104,7 @@ export function chooseColumns(pub: TableInfo, sub: TableInfo, requested?: readon
  * ([]): its rows are bucketed by their content (buckets.ts chooseScheme).
  */
 export function chooseKey(pub: TableInfo, sub: TableInfo): ColumnInfo[] {
-  const name = `${pub.schema}.${pub.table}`;
+  const name = tableText(pub);
   if (pub.key === null && sub.key === null) return [];
   if (pub.key === null || sub.key === null) {
     throw new IncompatibleError(
