@@ -9,13 +9,11 @@
 
 import type { Pair } from '../dev/pair.js';
 import type { Row } from './report.js';
-import { catchUpSeconds, fillSql, timed } from './workloads.js';
+import { catchUpSeconds, fillSql, median } from './workloads.js';
 
 const ROWS = Number(process.env.BENCH_APPLY_ROWS ?? 300_000);
 const REPEATS = 3;
 const RUN_AS_OWNER = "syncguard's row trigger, AFTER, subscription with run_as_owner = true";
-
-const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 export async function measureApply(pair: Pair, log: (s: string) => void): Promise<Row[]> {
   const { rows: reg } = await pair.sub.query<{ fn: string; src: string }>(
@@ -51,7 +49,7 @@ export async function measureApply(pair: Pair, log: (s: string) => void): Promis
         if (trigger !== null) await pair.sub.query(`CREATE TRIGGER ap_t ${trigger}; ALTER TABLE plain ENABLE ALWAYS TRIGGER ap_t`);
         if (name === RUN_AS_OWNER) await pair.sub.query(`ALTER SUBSCRIPTION ${pair.name} SET (run_as_owner = true)`);
         try {
-          await timed(() => pair.pub.query(fillSql('plain', ROWS)));
+          await pair.pub.query(fillSql('plain', ROWS));
           const insert = await catchUpSeconds(pair);
           await pair.pub.query('UPDATE plain SET amount = amount + 1, updated_at = now(), flags = flags + 1');
           const update = await catchUpSeconds(pair);

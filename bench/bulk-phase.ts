@@ -8,13 +8,7 @@ import type { Pair } from '../dev/pair.js';
 import type { Client } from '../functions/db/connect.js';
 import { drain } from '../functions/db/drain.js';
 import type { Row } from './report.js';
-import { catchUpSeconds, fillSql, timed, updateSql } from './workloads.js';
-
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
+import { catchUpSeconds, fillSql, median, timed, updateSql } from './workloads.js';
 
 type Step = { readonly what: string; readonly sql: (t: string) => string };
 

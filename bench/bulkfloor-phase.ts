@@ -8,11 +8,10 @@
 
 import type { Pair } from '../dev/pair.js';
 import type { Row } from './report.js';
-import { fillSql, tableDdl, timed, updateSql } from './workloads.js';
+import { fillSql, median, tableDdl, timed, updateSql } from './workloads.js';
 
 const ROWS = Number(process.env.BENCH_FLOOR_ROWS ?? 500_000);
 const REPEATS = 3;
-const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 const stmt = (event: 'INSERT' | 'UPDATE', transition: boolean, fn: string) =>
   `AFTER ${event} ON bf.t${transition ? (event === 'INSERT' ? ' REFERENCING NEW TABLE AS sg_new' : ' REFERENCING OLD TABLE AS sg_old NEW TABLE AS sg_new') : ''} FOR EACH STATEMENT EXECUTE FUNCTION bf.${fn}()`;

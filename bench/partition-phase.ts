@@ -8,7 +8,7 @@ import type pg from 'pg';
 import type { Pair } from '../dev/pair.js';
 import { register, settle } from '../test/support/syncguard.js';
 import type { Row } from './report.js';
-import { catchUpSeconds, fillSql, singleRowTps, tableDdl, timed } from './workloads.js';
+import { catchUpSeconds, fillSql, median, singleRowTps, tableDdl, timed } from './workloads.js';
 
 const ROWS = Number(process.env.BENCH_PARTITION_ROWS ?? 300_000);
 const PARTS = 12;
@@ -24,7 +24,6 @@ const partitionedDdl = (name: string) =>
 const add = (r: Record<string, number[]>, k: string, v: number) => {
   r[k] = [...(r[k] ?? []), v];
 };
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] as number;
 
 export async function measurePartitions(pair: Pair, pub: pg.Client, sub: pg.Client, log: (s: string) => void): Promise<Row[]> {
   const tables = ['part_plain', 'part_tracked', 'flat_tracked'];

@@ -205,7 +205,7 @@ export async function unregisterTable(
     result[role] = rows[0]?.ok ?? false;
   }
   if (!result.publisher && !result.subscriber) {
-    throw new InputError(`table ${table.schema}.${table.table} is not registered on either node`);
+    throw new InputError(`table ${tableText(table)} is not registered on either node`);
   }
   return result;
 }
