@@ -71,6 +71,9 @@ describe('forgery', () => {
               `INSERT INTO syncguard.local_write (reg_id, bucket, xid, written_at, role, application_name) VALUES (${reg}, 3, '1', '2099-01-01', 'x', 'y')`,
             ),
           ).rejects.toThrow(/permission denied/);
+          // nor end a sweep pass early by marking its lanes done (node 0021)
+          await expect(c.query('UPDATE syncguard.sweep_lane SET finished = true')).rejects.toThrow(/permission denied/);
+          await expect(c.query('UPDATE syncguard.sweep SET finished_at = now()')).rejects.toThrow(/permission denied/);
           // no syncguard function at all: the triggers run as the owner
           const { rows: callable } = await c.query<{ f: string }>(
             "SELECT p.oid::regprocedure::text AS f FROM pg_proc p WHERE p.pronamespace = 'syncguard'::regnamespace AND has_function_privilege(p.oid, 'EXECUTE')",
