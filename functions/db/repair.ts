@@ -75,7 +75,7 @@ export interface SentRepair {
   /** Null when no change was sent (every publisher row changed since inspection). */
   readonly id: string | null;
   readonly sent: number;
-  readonly skipped: readonly { readonly key: string; readonly outcome: 'publisher_changed' }[];
+  readonly skipped: readonly { readonly key: string; readonly outcome: 'publisher_changed' | 'refused'; readonly error?: string }[];
   readonly lockWaitMs: number;
   readonly holdMs: number;
 }
@@ -91,6 +91,8 @@ export async function sendRepair(
     target: string;
     subscription: string;
     lockTimeoutMs: number;
+    /** How long the subscriber's apply worker waits for a row another session holds (node default 100 ms, at most 5 s). */
+    applyLockTimeoutMs?: number;
   },
 ): Promise<SentRepair> {
   // what travels: the preconditions and a delete's key values; an upsert's values are the publisher's, read under the lock
@@ -105,7 +107,15 @@ export async function sendRepair(
     pub,
     p.lockTimeoutMs,
     'SELECT syncguard.repair_request($1, $2, $3, $4, $5, $6, $7) AS r',
-    [p.table.schema, p.table.table, p.bucket, JSON.stringify(changes), p.plan, p.target, p.subscription],
+    [
+      p.table.schema,
+      p.table.table,
+      p.bucket,
+      JSON.stringify({ changes, ...(p.applyLockTimeoutMs === undefined ? {} : { lockTimeoutMs: p.applyLockTimeoutMs }) }),
+      p.plan,
+      p.target,
+      p.subscription,
+    ],
     `the repair of bucket ${p.bucket}`,
   );
   return {

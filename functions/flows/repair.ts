@@ -33,14 +33,24 @@ export type ChangeOutcome =
   | 'already_equal'
   | 'changed_since_inspection'
   | 'publisher_changed'
+  | 'refused'
   | 'failed'
   | 'applied_but_differs'
   | 'not_answered';
 
+export interface ChangeResult {
+  readonly key: string;
+  readonly outcome: ChangeOutcome;
+  readonly op?: 'upsert' | 'delete';
+  readonly hash?: string | null;
+  readonly error?: string;
+}
+
 export interface RepairOutcome {
   readonly table: string;
   readonly bucket: string;
-  readonly changes: readonly { readonly key: string; readonly outcome: ChangeOutcome; readonly error?: string }[];
+  /** Per change: what happened; op and hash: what was written (the publisher row's hash, null for a delete). */
+  readonly changes: readonly ChangeResult[];
   readonly counts: Readonly<Partial<Record<ChangeOutcome, number>>>;
   /** The bucket probed again after the repair. */
   readonly bucketAfter: 'equal' | 'differs' | 'unknown';
@@ -112,7 +122,7 @@ export async function applyPlan(
     readonly fingerprint: string;
     readonly changes: readonly PlannedChange[];
   },
-  opts: { timeLimitMs?: number; lockTimeoutMs?: number } = {},
+  opts: { timeLimitMs?: number; lockTimeoutMs?: number; applyLockTimeoutMs?: number } = {},
 ): Promise<RepairOutcome> {
   const started = Date.now();
   const deadline = started + (opts.timeLimitMs ?? 60_000);
@@ -134,14 +144,19 @@ export async function applyPlan(
       target: t.target,
       subscription: t.subscription,
       lockTimeoutMs,
+      ...(opts.applyLockTimeoutMs === undefined ? {} : { applyLockTimeoutMs: opts.applyLockTimeoutMs }),
     }),
   );
-  const changes: { key: string; outcome: ChangeOutcome; error?: string }[] = sent.skipped.map((s) => ({ key: s.key, outcome: s.outcome }));
+  const changes: ChangeResult[] = sent.skipped.map((s) => ({
+    key: s.key,
+    outcome: s.outcome,
+    ...(s.error === undefined ? {} : { error: s.error }),
+  }));
   let applyMs: number | null = null;
   if (sent.id !== null) {
     const waited = await awaitAnswers(sub, t.origin, [sent.id], deadline, [t.subscription]);
     const a = waited.answers.get(sent.id);
-    const outcomes = (a?.answer as { changes?: { key: string; outcome: ChangeOutcome; error?: string }[]; error?: string } | null) ?? null;
+    const outcomes = (a?.answer as { changes?: ChangeResult[]; error?: string } | null) ?? null;
     applyMs = a?.computeMs ?? null;
     const reached = new Set<string>();
     for (const c of outcomes?.changes ?? []) {

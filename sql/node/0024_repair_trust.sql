@@ -1,0 +1,287 @@
+-- syncguard node schema 0024: repairs that trust nothing the request says (docs/repair.md).
+--   item 10: the publisher checks each change against its own rows under the SHARE lock: a delete
+--            is sent only for a key the publisher does not hold, and key values that are not the
+--            change's key are refused; the subscriber finds the row to change by its own key
+--            values, never by values from the request.
+--   item 11: the subscriber's precondition is in the statement that writes: UPDATE / DELETE ...
+--            WHERE key AND row hash = the hash just checked, INSERT ... ON CONFLICT DO NOTHING; a
+--            row without a key is deleted by a ctid chosen, with its hash, under FOR UPDATE.
+--   item 2:  every lock wait on the apply path is bounded (lock_timeout, 100 ms by default, at most
+--            5 s, per request), and a change whose row stays locked is recorded as failed; after
+--            three such waits the rest of the request is not tried. The trigger never raises.
+
+-- The key text ROW(k1, ..., kn)::text of some key values (as text, cast to the key columns'
+-- types), under the pinned settings; for a table without a key, the md5 a row name starts with.
+-- Whether p_values are the values of key p_key.
+CREATE FUNCTION syncguard._key_values_match(r syncguard.registration, p_key text, p_values jsonb) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET timezone = 'UTC' SET datestyle = 'ISO, YMD' SET intervalstyle = 'postgres'
+SET extra_float_digits = 1 SET bytea_output = 'hex' SET lc_monetary = 'C'
+SET client_encoding = 'UTF8' SET max_parallel_workers_per_gather = 0
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_text text;
+BEGIN
+  IF p_key IS NULL OR jsonb_typeof(p_values) IS DISTINCT FROM 'array' THEN
+    RETURN false;
+  END IF;
+  IF cardinality(r.key_columns) = 0 THEN
+    RETURN jsonb_array_length(p_values) = 1 AND (p_values->>0) IS NOT DISTINCT FROM split_part(p_key, '#', 1);
+  END IF;
+  IF jsonb_array_length(p_values) <> cardinality(r.key_columns) THEN
+    RETURN false;
+  END IF;
+  BEGIN
+    EXECUTE format('SELECT ROW(%s)::text',
+                   (SELECT string_agg(format('$1[%s]::%s', o, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY o)
+                      FROM unnest(r.key_columns) WITH ORDINALITY u(k, o) JOIN pg_attribute a ON a.attrelid = r.relid AND a.attname = u.k))
+      INTO v_text
+      USING ARRAY(SELECT CASE WHEN jsonb_typeof(e) = 'null' THEN NULL ELSE e #>> '{}' END
+                    FROM jsonb_array_elements(p_values) WITH ORDINALITY u(e, o) ORDER BY o);
+  EXCEPTION WHEN OTHERS THEN
+    RETURN false;                                  -- not even values of the key's types
+  END;
+  RETURN v_text IS NOT DISTINCT FROM p_key;
+END
+$$;
+
+-- The statements a repair runs on a subscriber table, each with its precondition inside:
+--   $1 text[]: the row's column values (insert, update); $2 text[]: the key values of the
+--   subscriber's own row (update, delete; a table without a key: its md5); $3 bigint: the hash the
+--   row must still have (update, delete); $4 integer: a table without a key, the copy's number
+--   (there must still be at least that many copies).
+CREATE FUNCTION syncguard._repair_dml(r syncguard.registration, OUT ins text, OUT upd text, OUT del text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_tbl text := format('%I.%I', r.schema_name, r.table_name);
+  v_rel text := syncguard._rel(r.schema_name, r.table_name);
+  v_hash text := syncguard._hash_expr(r, 'sg_t');
+  v_cols text;
+  v_vals text;
+  v_set text;
+  v_override text;
+  v_key text;
+BEGIN
+  SELECT string_agg(quote_ident(c), ', ' ORDER BY o),
+         string_agg(format('$1[%s]::%s', o, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY o),
+         string_agg(format('%I = $1[%s]::%s', c, o, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY o)
+           FILTER (WHERE c <> ALL(r.key_columns) AND a.attidentity <> 'a'),
+         CASE WHEN bool_or(a.attidentity = 'a') THEN ' OVERRIDING SYSTEM VALUE' ELSE '' END
+    INTO v_cols, v_vals, v_set, v_override
+    FROM unnest(r.columns) WITH ORDINALITY u(c, o) JOIN pg_attribute a ON a.attrelid = r.relid AND a.attname = u.c
+   WHERE a.attgenerated = '';
+  IF cardinality(r.key_columns) = 0 THEN
+    ins := format('INSERT INTO %s (%s)%s VALUES (%s)', v_tbl, v_cols, v_override, v_vals);
+    upd := NULL;
+    -- every copy with this content is locked (a concurrent writer's change is re-checked by FOR
+    -- UPDATE), and one of them goes only if there are still as many as the plan saw
+    del := format('WITH sg_c AS MATERIALIZED (SELECT sg_t.tableoid AS sg_o, sg_t.ctid AS sg_i FROM %1$s sg_t '
+                  'WHERE md5(%2$s) = $2[1] AND %3$s = $3 FOR UPDATE) '
+                  'DELETE FROM %1$s sg_d WHERE (sg_d.tableoid, sg_d.ctid) = '
+                  '(SELECT sg_c.sg_o, sg_c.sg_i FROM sg_c WHERE (SELECT count(*) FROM sg_c) >= $4 LIMIT 1)',
+                  v_rel, replace(v_hash, 'syncguard.row_hash(', '('), v_hash);
+    RETURN;
+  END IF;
+  SELECT string_agg(format('sg_t.%I = $2[%s]::%s', k, o, format_type(a.atttypid, a.atttypmod)), ' AND ' ORDER BY o)
+    INTO v_key
+    FROM unnest(r.key_columns) WITH ORDINALITY u(k, o) JOIN pg_attribute a ON a.attrelid = r.relid AND a.attname = u.k;
+  ins := format('INSERT INTO %s (%s)%s VALUES (%s) ON CONFLICT (%s) DO NOTHING', v_tbl, v_cols, v_override, v_vals,
+                (SELECT string_agg(quote_ident(k), ', ' ORDER BY o) FROM unnest(r.key_columns) WITH ORDINALITY u(k, o)));
+  upd := format('UPDATE %s sg_t SET %s WHERE %s AND %s = $3', v_rel,
+                coalesce(v_set, format('%1$I = sg_t.%1$I', r.key_columns[1])), v_key, v_hash);
+  del := format('DELETE FROM %s sg_t WHERE %s AND %s = $3', v_rel, v_key, v_hash);
+END
+$$;
+
+-- Publisher: the repair request of an approved plan. p_changes: [{key, op: 'upsert'|'delete',
+-- subHash, pubHash, keyValues?}] (a hash null = the row absent), or {changes: [...],
+-- lockTimeoutMs?} (how long the subscriber waits for a locked row). Under the SHARE lock, each
+-- change is checked against the publisher's rows: an unknown op, or key values that are not the
+-- change's key, are 'refused'; a delete of a key the publisher holds, and a change whose publisher
+-- row is no longer as inspected, are 'publisher_changed'. The others go into the request, an upsert
+-- with the publisher row's values. A delete carries no key values: the subscriber finds its own
+-- row by the key.
+-- Returns {id (null when nothing was sent), sent, skipped: [{key, outcome, error}], lockWaitMs, holdMs}.
+CREATE OR REPLACE FUNCTION syncguard.repair_request(p_schema text, p_table text, p_bucket bigint, p_changes jsonb, p_plan text,
+                                                    p_target uuid, p_subscription text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r syncguard.registration := syncguard._publisher_reg(p_schema, p_table);
+  v_list jsonb := CASE WHEN jsonb_typeof(p_changes) = 'object' THEN p_changes->'changes' ELSE p_changes END;
+  v_opts jsonb := CASE WHEN jsonb_typeof(p_changes) = 'object' THEN p_changes - 'changes' ELSE '{}' END;
+  v_t0 timestamptz := clock_timestamp();
+  v_t1 timestamptz;
+  v_send jsonb := '[]';
+  v_skip jsonb := '[]';
+  v_id bigint;
+  v_request jsonb;
+  c jsonb;
+  v_now jsonb;
+  v_row jsonb;
+BEGIN
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'a repair needs a READ COMMITTED transaction' USING ERRCODE = 'invalid_transaction_state';
+  END IF;
+  IF jsonb_typeof(v_list) IS DISTINCT FROM 'array' THEN
+    RAISE EXCEPTION 'a repair request''s changes are a JSON array' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF jsonb_array_length(v_list) > 10000 THEN
+    RAISE EXCEPTION 'a repair request carries at most 10000 changes, got %', jsonb_array_length(v_list)
+      USING ERRCODE = 'program_limit_exceeded';
+  END IF;
+  EXECUTE format('LOCK TABLE %s IN SHARE MODE', syncguard._rel(p_schema, p_table));
+  v_t1 := clock_timestamp();
+  -- the publisher's rows of the planned keys, now that no writer can change them
+  SELECT coalesce(jsonb_object_agg(b.key_text, jsonb_build_object('hash', b.row_hash::text, 'keyValues', to_jsonb(b.key_values),
+                                                                   'values', to_jsonb(b.column_values))), '{}')
+    INTO v_now
+    FROM syncguard._bucket_rows(r.reg_id, p_bucket, ARRAY(SELECT x->>'key' FROM jsonb_array_elements(v_list) x)) b;
+  FOR c IN SELECT x FROM jsonb_array_elements(v_list) x LOOP
+    v_row := v_now->(c->>'key');
+    IF jsonb_typeof(c) IS DISTINCT FROM 'object' OR c->>'key' IS NULL OR (c->>'op') IS NULL OR c->>'op' NOT IN ('upsert', 'delete') THEN
+      v_skip := v_skip || jsonb_build_object('key', c->>'key', 'outcome', 'refused', 'error', 'a change is an upsert or a delete of one key');
+    ELSIF c ? 'keyValues' AND NOT syncguard._key_values_match(r, c->>'key', c->'keyValues') THEN
+      v_skip := v_skip || jsonb_build_object('key', c->>'key', 'outcome', 'refused', 'error', 'its key values are not its key');
+    ELSIF c->>'op' = 'delete' AND v_row IS NOT NULL THEN
+      v_skip := v_skip || jsonb_build_object('key', c->>'key', 'outcome', 'publisher_changed',
+                                             'error', 'the publisher holds this row; a delete is sent only for a row the publisher does not have');
+    ELSIF (v_row->>'hash') IS DISTINCT FROM (c->>'pubHash') THEN
+      v_skip := v_skip || jsonb_build_object('key', c->>'key', 'outcome', 'publisher_changed');
+    ELSIF c->>'op' = 'upsert' THEN
+      v_send := v_send || jsonb_build_object('key', c->>'key', 'op', 'upsert', 'subHash', c->'subHash', 'pubHash', v_row->'hash',
+                                             'keyValues', v_row->'keyValues', 'values', v_row->'values');
+    ELSE
+      v_send := v_send || jsonb_build_object('key', c->>'key', 'op', 'delete', 'subHash', c->'subHash', 'pubHash', NULL);
+    END IF;
+  END LOOP;
+  IF jsonb_array_length(v_send) > 0 THEN
+    v_request := jsonb_build_object('subscription', p_subscription, 'bucket', p_bucket, 'plan', p_plan, 'columns', to_jsonb(r.columns),
+                                    'changes', v_send);
+    IF jsonb_typeof(v_opts->'lockTimeoutMs') = 'number' THEN
+      v_request := v_request || jsonb_build_object('lockTimeoutMs', v_opts->'lockTimeoutMs');
+    END IF;
+    INSERT INTO syncguard.probe (origin, id, target, kind, schema_name, table_name, fingerprint, request)
+    VALUES (syncguard.node_id(), nextval('syncguard.probe_id_seq'), p_target, 'repair', p_schema, p_table, r.fingerprint, v_request)
+    RETURNING id INTO v_id;
+  END IF;
+  RETURN jsonb_build_object('id', v_id, 'sent', jsonb_array_length(v_send), 'skipped', v_skip,
+                            'lockWaitMs', round(extract(epoch FROM v_t1 - v_t0)::numeric * 1000, 3),
+                            'holdMs', round(extract(epoch FROM clock_timestamp() - v_t1)::numeric * 1000, 3));
+END
+$$;
+
+-- Subscriber: applies one repair request (called by the probe trigger, inside the apply
+-- transaction). Returns {changes: [{key, outcome, op, hash, error?}]}, outcome one of applied,
+-- already_equal, changed_since_inspection, refused, failed, applied_but_differs; hash is the
+-- publisher row's hash the change writes (null: the row is deleted).
+CREATE OR REPLACE FUNCTION syncguard._repair_apply(r syncguard.registration, p syncguard.probe) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET timezone = 'UTC' SET datestyle = 'ISO, YMD' SET intervalstyle = 'postgres'
+SET extra_float_digits = 1 SET bytea_output = 'hex' SET lc_monetary = 'C'
+SET client_encoding = 'UTF8' SET max_parallel_workers_per_gather = 0
+SET search_path = pg_catalog, pg_temp SET row_security = off
+SET lock_timeout = '100ms'
+AS $$
+DECLARE
+  v_bucket bigint := (p.request->>'bucket')::bigint;
+  v_keys text[] := ARRAY(SELECT x->>'key' FROM jsonb_array_elements(p.request->'changes') x);
+  v_keyless boolean := cardinality(r.key_columns) = 0;
+  v_lock_ms integer := 100;
+  v_kpos integer[];
+  s record;
+  v_now jsonb;
+  v_after jsonb;
+  v_out jsonb := '[]';
+  v_applied jsonb := '{}';
+  v_waits integer := 0;
+  c jsonb;
+  v_key text;
+  v_cur jsonb;
+  v_hash text;
+  v_target text;
+  v_vals text[];
+  v_n bigint;
+  v_res jsonb;
+BEGIN
+  IF (SELECT array_agg(x ORDER BY o) FROM jsonb_array_elements_text(p.request->'columns') WITH ORDINALITY u(x, o))::name[] IS DISTINCT FROM r.columns THEN
+    RETURN jsonb_build_object('error', 'the request names other columns than the subscriber registration');
+  END IF;
+  IF jsonb_typeof(p.request->'lockTimeoutMs') = 'number' THEN
+    v_lock_ms := least(greatest((p.request->>'lockTimeoutMs')::numeric, 1), 5000)::integer;
+  END IF;
+  -- restored when this function returns (its SET clause), so the apply transaction keeps its own
+  PERFORM set_config('lock_timeout', v_lock_ms || 'ms', true);
+  s := syncguard._repair_dml(r);
+  v_kpos := ARRAY(SELECT array_position(r.columns, k) FROM unnest(r.key_columns) WITH ORDINALITY u(k, o) ORDER BY o);
+  SELECT coalesce(jsonb_object_agg(b.key_text, jsonb_build_object('hash', b.row_hash::text, 'keyValues', to_jsonb(b.key_values))), '{}')
+    INTO v_now
+    FROM syncguard._bucket_rows(r.reg_id, v_bucket, v_keys) b;
+  FOR c IN SELECT x FROM jsonb_array_elements(p.request->'changes') x LOOP
+    v_key := c->>'key';
+    v_cur := v_now->v_key;
+    v_hash := v_cur->>'hash';
+    v_target := c->>'pubHash';
+    v_res := jsonb_build_object('key', v_key, 'op', c->>'op', 'hash', v_target);
+    v_vals := ARRAY(SELECT CASE WHEN jsonb_typeof(e) = 'null' THEN NULL ELSE e #>> '{}' END
+                      FROM jsonb_array_elements(coalesce(c->'values', '[]')) WITH ORDINALITY u(e, o) ORDER BY o);
+    IF (c->>'op') IS NULL OR c->>'op' NOT IN ('upsert', 'delete') OR (c->>'op' = 'delete') <> (v_target IS NULL)
+       OR (c->>'op' = 'upsert' AND cardinality(v_vals) <> cardinality(r.columns)) THEN
+      v_out := v_out || (v_res || '{"outcome": "refused", "error": "a change is an upsert of the publisher row or the delete of a row the publisher does not have"}');
+    ELSIF c->>'op' = 'upsert' AND NOT v_keyless
+          AND NOT syncguard._key_values_match(r, v_key, to_jsonb(ARRAY(SELECT v_vals[i] FROM unnest(v_kpos) WITH ORDINALITY u(i, o) ORDER BY o))) THEN
+      v_out := v_out || (v_res || '{"outcome": "refused", "error": "its values are not of its key"}');
+    ELSIF v_hash IS NOT DISTINCT FROM v_target THEN
+      v_out := v_out || (v_res || '{"outcome": "already_equal"}');
+    ELSIF v_hash IS DISTINCT FROM c->>'subHash' THEN
+      v_out := v_out || (v_res || '{"outcome": "changed_since_inspection"}');
+    ELSIF v_waits >= 3 THEN
+      v_out := v_out || (v_res || jsonb_build_object('outcome', 'failed', 'error',
+                 format('not tried: three rows of this request were locked by other sessions for more than %s ms each', v_lock_ms)));
+    ELSE
+      BEGIN
+        IF v_target IS NULL THEN
+          IF v_keyless THEN
+            EXECUTE s.del USING NULL::text[], ARRAY[split_part(v_key, '#', 1)], v_hash::bigint, split_part(v_key, '#', 2)::integer;
+          ELSE
+            EXECUTE s.del USING NULL::text[], ARRAY(SELECT jsonb_array_elements_text(v_cur->'keyValues')), v_hash::bigint;
+          END IF;
+        ELSIF v_hash IS NULL THEN
+          EXECUTE s.ins USING v_vals;
+        ELSIF v_keyless THEN
+          RAISE EXCEPTION 'a row without a key is named by its content, so its copy cannot differ';
+        ELSE
+          EXECUTE s.upd USING v_vals, ARRAY(SELECT jsonb_array_elements_text(v_cur->'keyValues')), v_hash::bigint;
+        END IF;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        IF v_n = 1 THEN
+          v_applied := v_applied || jsonb_build_object(v_key, c->'pubHash');
+          v_out := v_out || (v_res || '{"outcome": "applied"}');
+        ELSE
+          -- the row changed between the check and the write: the statement's own precondition
+          v_out := v_out || (v_res || '{"outcome": "changed_since_inspection"}');
+        END IF;
+      EXCEPTION
+        WHEN lock_not_available THEN
+          v_waits := v_waits + 1;
+          v_out := v_out || (v_res || jsonb_build_object('outcome', 'failed', 'error',
+                     format('the row was locked by another session for more than %s ms; replication went on without this change', v_lock_ms)));
+        WHEN OTHERS THEN
+          v_out := v_out || (v_res || jsonb_build_object('outcome', 'failed', 'error', left(SQLERRM, 300)));
+      END;
+    END IF;
+  END LOOP;
+  -- each applied row must now hash as the publisher's did (absent for a delete)
+  SELECT coalesce(jsonb_object_agg(b.key_text, b.row_hash::text), '{}') INTO v_after
+    FROM syncguard._bucket_rows(r.reg_id, v_bucket, ARRAY(SELECT jsonb_object_keys(v_applied))) b;
+  v_out := (SELECT coalesce(jsonb_agg(CASE WHEN x->>'outcome' = 'applied' AND (v_after->>(x->>'key')) IS DISTINCT FROM (v_applied->>(x->>'key'))
+                                            THEN x || '{"outcome": "applied_but_differs"}' ELSE x END ORDER BY o), '[]')
+              FROM jsonb_array_elements(v_out) WITH ORDINALITY u(x, o));
+  RETURN jsonb_build_object('changes', v_out);
+END
+$$;
+
+REVOKE ALL ON FUNCTION syncguard._key_values_match(syncguard.registration, text, jsonb),
+  syncguard._repair_dml(syncguard.registration) FROM PUBLIC;
