@@ -168,6 +168,11 @@ export interface PlanContent {
   readonly fingerprint: string;
   readonly changes: readonly PlannedChange[];
   readonly expiresAt: string;
+  /**
+   * The subscriber's snapshot at the inspection: a row that moved since then is repaired only if no
+   * local write the inspection did not see is recorded in its bucket (docs/repair.md).
+   */
+  readonly subscriberSnapshot?: string;
 }
 
 /** sha256 over everything that would be applied, in a fixed key order. */
@@ -179,6 +184,7 @@ export function planChecksum(p: PlanContent): string {
     p.fingerprint,
     p.expiresAt,
     p.changes.map((c) => [c.key, c.op, c.subHash, c.pubHash, c.keyValues ?? null, c.values ?? null]),
+    ...(p.subscriberSnapshot === undefined ? [] : [p.subscriberSnapshot]),
   ]);
   return `sha256:${createHash('sha256').update(canonical).digest('hex')}`;
 }

@@ -11,6 +11,7 @@ export interface NewPlan {
   readonly fingerprint: string;
   readonly changes: readonly PlannedChange[];
   readonly expiresAt: string;
+  readonly subscriberSnapshot?: string;
   readonly checksum: string;
   readonly sql: string;
   readonly rowCount: number;
@@ -26,7 +27,7 @@ type Row = {
   created_by: string;
   expires_at: string;
   checksum: string;
-  body: { changes: PlannedChange[]; sql: string };
+  body: { changes: PlannedChange[]; sql: string; subscriberSnapshot?: string };
   state: StoredPlan['state'];
   decision: 'approved' | 'rejected' | null;
   decided_by: string | null;
@@ -68,7 +69,11 @@ export async function insertPlan(c: Client, p: NewPlan): Promise<{ planId: numbe
         p.expiresAt,
         p.rowCount,
         p.checksum,
-        JSON.stringify({ changes: p.changes, sql: p.sql }),
+        JSON.stringify({
+          changes: p.changes,
+          sql: p.sql,
+          ...(p.subscriberSnapshot === undefined ? {} : { subscriberSnapshot: p.subscriberSnapshot }),
+        }),
       ],
     );
     const planId = rows[0]?.id as string;
@@ -99,6 +104,7 @@ export async function loadPlan(
     fingerprint: r.fingerprint,
     changes: r.body.changes,
     expiresAt: r.expires_at,
+    ...(typeof r.body.subscriberSnapshot === 'string' ? { subscriberSnapshot: r.body.subscriberSnapshot } : {}),
     checksum: r.checksum,
     createdBy: r.created_by,
     state: r.state,

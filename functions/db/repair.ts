@@ -93,6 +93,8 @@ export async function sendRepair(
     lockTimeoutMs: number;
     /** How long the subscriber's apply worker waits for a row another session holds (node default 100 ms, at most 5 s). */
     applyLockTimeoutMs?: number;
+    /** The subscriber's snapshot at the inspection (lets a row that moved by applied changes be repaired). */
+    snapshot?: string;
   },
 ): Promise<SentRepair> {
   // what travels: the preconditions and a delete's key values; an upsert's values are the publisher's, read under the lock
@@ -111,7 +113,11 @@ export async function sendRepair(
       p.table.schema,
       p.table.table,
       p.bucket,
-      JSON.stringify({ changes, ...(p.applyLockTimeoutMs === undefined ? {} : { lockTimeoutMs: p.applyLockTimeoutMs }) }),
+      JSON.stringify({
+        changes,
+        ...(p.applyLockTimeoutMs === undefined ? {} : { lockTimeoutMs: p.applyLockTimeoutMs }),
+        ...(p.snapshot === undefined ? {} : { snapshot: p.snapshot }),
+      }),
       p.plan,
       p.target,
       p.subscription,

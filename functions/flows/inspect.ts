@@ -27,6 +27,8 @@ export interface Inspection {
   readonly diffs: readonly Diff[];
   readonly publisherRows: RowValues;
   readonly subscriberRows: RowValues;
+  /** The subscriber's snapshot just before it listed its rows (null from a node before 0024). */
+  readonly subscriberSnapshot: string | null;
   readonly durationMs: number;
 }
 
@@ -115,7 +117,11 @@ export async function inspectBucket(
     throw new SyncGuardError(`the subscriber did not answer the inspection probe: ${waited.failure ?? 'no answer'}`);
   if (!answer.ok)
     throw new IncompatibleError(`the subscriber could not inspect ${name} bucket ${bucket}: ${answer.error ?? 'unknown error'}`);
-  const subRows = new Map(Object.entries(answer.answer as Record<string, string>));
+  // {rows, snapshot} since node 0024 (the snapshot a repair checks local writes against); a bare list before
+  const a = answer.answer as { rows?: Record<string, string>; snapshot?: string } & Record<string, unknown>;
+  const listed = typeof a.snapshot === 'string' && typeof a.rows === 'object' && a.rows !== null;
+  const subRows = new Map(Object.entries((listed ? a.rows : a) as Record<string, string>));
+  const subscriberSnapshot = listed ? (a.snapshot as string) : null;
   const keys = diffKeys(probe.rows, subRows);
   const publisherRows = await readRowValues(
     pub,
@@ -139,6 +145,7 @@ export async function inspectBucket(
     diffs: describeDiffs(keys, publisherRows, subscriberRows),
     publisherRows,
     subscriberRows,
+    subscriberSnapshot,
     durationMs: Date.now() - started,
   };
 }

@@ -79,6 +79,7 @@ export function planFromInspection(ins: Inspection, opts: PlanOptions): Plan {
     fingerprint: ins.fingerprint,
     changes,
     expiresAt: new Date((opts.now ?? Date.now()) + (opts.expiresInMs ?? DEFAULT_PLAN_EXPIRY_MS)).toISOString(),
+    ...(ins.subscriberSnapshot === null ? {} : { subscriberSnapshot: ins.subscriberSnapshot }),
   };
   const columns = ins.publisherRows.columns.length > 0 ? ins.publisherRows : ins.subscriberRows;
   return {
@@ -121,6 +122,7 @@ export async function applyPlan(
     readonly bucket: string;
     readonly fingerprint: string;
     readonly changes: readonly PlannedChange[];
+    readonly subscriberSnapshot?: string;
   },
   opts: { timeLimitMs?: number; lockTimeoutMs?: number; applyLockTimeoutMs?: number } = {},
 ): Promise<RepairOutcome> {
@@ -144,6 +146,7 @@ export async function applyPlan(
       target: t.target,
       subscription: t.subscription,
       lockTimeoutMs,
+      ...(plan.subscriberSnapshot === undefined ? {} : { snapshot: plan.subscriberSnapshot }),
       ...(opts.applyLockTimeoutMs === undefined ? {} : { applyLockTimeoutMs: opts.applyLockTimeoutMs }),
     }),
   );

@@ -9,6 +9,14 @@
 --   item 2:  every lock wait on the apply path is bounded (lock_timeout, 100 ms by default, at most
 --            5 s, per request), and a change whose row stays locked is recorded as failed; after
 --            three such waits the rest of the request is not tried. The trigger never raises.
+--   item 15: a repair converges on a row the publisher keeps changing. At the request's position
+--            the publisher's current row is the right value: the request carries the current row
+--            of each planned key (or its absence: then the change deletes), whatever its hash was at
+--            inspection. On the subscriber, a row that moved since the inspection is written only
+--            when it moved by applied changes: no local write recorded in its bucket
+--            (syncguard.local_write) is invisible to the inspection's snapshot, which the
+--            inspection probe's answer now carries and the plan takes along. A table without a key
+--            keeps the strict preconditions (its rows are named by their content).
 
 -- The key text ROW(k1, ..., kn)::text of some key values (as text, cast to the key columns'
 -- types), under the pinned settings; for a table without a key, the md5 a row name starts with.
@@ -97,12 +105,14 @@ $$;
 
 -- Publisher: the repair request of an approved plan. p_changes: [{key, op: 'upsert'|'delete',
 -- subHash, pubHash, keyValues?}] (a hash null = the row absent), or {changes: [...],
--- lockTimeoutMs?} (how long the subscriber waits for a locked row). Under the SHARE lock, each
--- change is checked against the publisher's rows: an unknown op, or key values that are not the
--- change's key, are 'refused'; a delete of a key the publisher holds, and a change whose publisher
--- row is no longer as inspected, are 'publisher_changed'. The others go into the request, an upsert
--- with the publisher row's values. A delete carries no key values: the subscriber finds its own
--- row by the key.
+-- lockTimeoutMs?, snapshot?} (how long the subscriber waits for a locked row; the subscriber's
+-- snapshot at the inspection). Under the SHARE lock, each change is checked against the
+-- publisher's rows: an unknown op, or key values that are not the change's key, are 'refused'; a
+-- delete of a key the publisher holds is 'publisher_changed'. The others go into the request with
+-- the publisher's row as it is now: an upsert of its values, or a delete where it is absent
+-- (item 15: a row changed since inspection is repaired to its current value). A table without a
+-- key keeps the strict check (its row hash as inspected). A delete carries no key values: the
+-- subscriber finds its own row by the key.
 -- Returns {id (null when nothing was sent), sent, skipped: [{key, outcome, error}], lockWaitMs, holdMs}.
 CREATE OR REPLACE FUNCTION syncguard.repair_request(p_schema text, p_table text, p_bucket bigint, p_changes jsonb, p_plan text,
                                                     p_target uuid, p_subscription text) RETURNS jsonb
@@ -121,6 +131,7 @@ DECLARE
   c jsonb;
   v_now jsonb;
   v_row jsonb;
+  v_keyless boolean := cardinality(r.key_columns) = 0;
 BEGIN
   IF current_setting('transaction_isolation') <> 'read committed' THEN
     RAISE EXCEPTION 'a repair needs a READ COMMITTED transaction' USING ERRCODE = 'invalid_transaction_state';
@@ -148,13 +159,16 @@ BEGIN
     ELSIF c->>'op' = 'delete' AND v_row IS NOT NULL THEN
       v_skip := v_skip || jsonb_build_object('key', c->>'key', 'outcome', 'publisher_changed',
                                              'error', 'the publisher holds this row; a delete is sent only for a row the publisher does not have');
-    ELSIF (v_row->>'hash') IS DISTINCT FROM (c->>'pubHash') THEN
+    ELSIF v_keyless AND (v_row->>'hash') IS DISTINCT FROM (c->>'pubHash') THEN
       v_skip := v_skip || jsonb_build_object('key', c->>'key', 'outcome', 'publisher_changed');
-    ELSIF c->>'op' = 'upsert' THEN
+    ELSIF v_row IS NOT NULL THEN
+      -- the publisher's row as it is at this position, whatever it was at inspection
       v_send := v_send || jsonb_build_object('key', c->>'key', 'op', 'upsert', 'subHash', c->'subHash', 'pubHash', v_row->'hash',
-                                             'keyValues', v_row->'keyValues', 'values', v_row->'values');
+                                             'plannedPubHash', c->'pubHash', 'keyValues', v_row->'keyValues', 'values', v_row->'values');
     ELSE
-      v_send := v_send || jsonb_build_object('key', c->>'key', 'op', 'delete', 'subHash', c->'subHash', 'pubHash', NULL);
+      -- absent on the publisher here (a planned delete, or an upsert of a row deleted since)
+      v_send := v_send || jsonb_build_object('key', c->>'key', 'op', 'delete', 'subHash', c->'subHash', 'pubHash', NULL,
+                                             'plannedPubHash', c->'pubHash');
     END IF;
   END LOOP;
   IF jsonb_array_length(v_send) > 0 THEN
@@ -162,6 +176,9 @@ BEGIN
                                     'changes', v_send);
     IF jsonb_typeof(v_opts->'lockTimeoutMs') = 'number' THEN
       v_request := v_request || jsonb_build_object('lockTimeoutMs', v_opts->'lockTimeoutMs');
+    END IF;
+    IF jsonb_typeof(v_opts->'snapshot') = 'string' THEN
+      v_request := v_request || jsonb_build_object('snapshot', v_opts->'snapshot');
     END IF;
     INSERT INTO syncguard.probe (origin, id, target, kind, schema_name, table_name, fingerprint, request)
     VALUES (syncguard.node_id(), nextval('syncguard.probe_id_seq'), p_target, 'repair', p_schema, p_table, r.fingerprint, v_request)
@@ -205,6 +222,8 @@ DECLARE
   v_vals text[];
   v_n bigint;
   v_res jsonb;
+  v_snap pg_snapshot;
+  v_moved_ok boolean := false;
 BEGIN
   IF (SELECT array_agg(x ORDER BY o) FROM jsonb_array_elements_text(p.request->'columns') WITH ORDINALITY u(x, o))::name[] IS DISTINCT FROM r.columns THEN
     RETURN jsonb_build_object('error', 'the request names other columns than the subscriber registration');
@@ -214,6 +233,18 @@ BEGIN
   END IF;
   -- restored when this function returns (its SET clause), so the apply transaction keeps its own
   PERFORM set_config('lock_timeout', v_lock_ms || 'ms', true);
+  -- a row that moved since the inspection may be written only if it moved by applied changes:
+  -- no local write recorded in the bucket is missing from the inspection's snapshot
+  IF NOT v_keyless AND jsonb_typeof(p.request->'snapshot') = 'string' THEN
+    BEGIN
+      v_snap := (p.request->>'snapshot')::pg_snapshot;
+    EXCEPTION WHEN OTHERS THEN
+      v_snap := NULL;
+    END;
+    v_moved_ok := v_snap IS NOT NULL AND NOT EXISTS (
+      SELECT 1 FROM syncguard.local_write w
+       WHERE w.reg_id = r.reg_id AND w.bucket = v_bucket AND NOT pg_visible_in_snapshot(w.xid, v_snap));
+  END IF;
   s := syncguard._repair_dml(r);
   v_kpos := ARRAY(SELECT array_position(r.columns, k) FROM unnest(r.key_columns) WITH ORDINALITY u(k, o) ORDER BY o);
   SELECT coalesce(jsonb_object_agg(b.key_text, jsonb_build_object('hash', b.row_hash::text, 'keyValues', to_jsonb(b.key_values))), '{}')
@@ -235,7 +266,8 @@ BEGIN
       v_out := v_out || (v_res || '{"outcome": "refused", "error": "its values are not of its key"}');
     ELSIF v_hash IS NOT DISTINCT FROM v_target THEN
       v_out := v_out || (v_res || '{"outcome": "already_equal"}');
-    ELSIF v_hash IS DISTINCT FROM c->>'subHash' THEN
+    ELSIF v_hash IS DISTINCT FROM c->>'subHash' AND NOT (v_moved_ok AND v_hash IS NOT NULL) THEN
+      -- changed since inspection by a local write (or lost here while the publisher holds it)
       v_out := v_out || (v_res || '{"outcome": "changed_since_inspection"}');
     ELSIF v_waits >= 3 THEN
       v_out := v_out || (v_res || jsonb_build_object('outcome', 'failed', 'error',
@@ -280,6 +312,63 @@ BEGIN
                                             THEN x || '{"outcome": "applied_but_differs"}' ELSE x END ORDER BY o), '[]')
               FROM jsonb_array_elements(v_out) WITH ORDINALITY u(x, o));
   RETURN jsonb_build_object('changes', v_out);
+END
+$$;
+
+-- The subscriber's answers, as in 0014; an inspection ('rows') answers {rows, snapshot}: its
+-- (key, hash) list and the snapshot taken just before it was read, so that a repair can tell local
+-- writes after the inspection from those it saw (item 15).
+CREATE OR REPLACE FUNCTION syncguard._probe_answer(p syncguard.probe) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r syncguard.registration;
+  v_buckets bigint[];
+  v_rows bigint;
+  v_caps jsonb := syncguard._probe_caps();
+  v_snap text;
+BEGIN
+  IF p.kind = 'marker' THEN
+    RETURN jsonb_build_object('ok', true, 'answer', '{}'::jsonb);
+  ELSIF p.kind IS NULL OR p.kind NOT IN ('buckets', 'rows', 'repair') THEN
+    RETURN jsonb_build_object('ok', false, 'error', format('unknown probe kind %L; upgrade syncguard on the subscriber', p.kind));
+  END IF;
+  SELECT * INTO r FROM syncguard.registration g
+   WHERE g.node_id = syncguard.node_id() AND g.schema_name = p.schema_name AND g.table_name = p.table_name;
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('ok', false, 'error', format('table %I.%I is not registered on the subscriber', p.schema_name, p.table_name));
+  ELSIF r.node_role <> 'subscriber' THEN
+    RETURN jsonb_build_object('ok', false, 'error', format('table %I.%I is registered here as a %s', p.schema_name, p.table_name, r.node_role));
+  ELSIF r.fingerprint IS DISTINCT FROM p.fingerprint THEN
+    RETURN jsonb_build_object('ok', false, 'error', format('registration fingerprints differ: publisher %s, subscriber %s', p.fingerprint, r.fingerprint));
+  ELSIF to_regclass(format('%I.%I', r.schema_name, r.table_name)) IS DISTINCT FROM r.relid THEN
+    RETURN jsonb_build_object('ok', false, 'error', format('table %I.%I was dropped or renamed on the subscriber', r.schema_name, r.table_name));
+  ELSIF EXISTS (SELECT 1 FROM syncguard.fault f WHERE f.reg_id = r.reg_id) THEN
+    RETURN jsonb_build_object('ok', false, 'error', 'the subscriber registration has a recorded fault');
+  END IF;
+  IF p.kind = 'buckets' THEN
+    v_buckets := ARRAY(SELECT jsonb_array_elements_text(p.request->'buckets')::bigint);
+  ELSE
+    v_buckets := ARRAY[(p.request->>'bucket')::bigint];
+  END IF;
+  IF cardinality(v_buckets) = 0 OR cardinality(v_buckets) > (v_caps->>'maxBuckets')::int THEN
+    RETURN jsonb_build_object('ok', false, 'error', format('a probe asks for 1 to %s buckets, this one for %s', v_caps->>'maxBuckets', cardinality(v_buckets)));
+  END IF;
+  v_rows := syncguard._probe_rows(r, v_buckets);
+  IF v_rows > (v_caps->>'maxRows')::bigint THEN
+    RETURN jsonb_build_object('ok', false, 'error', format('the probe would read about %s rows, more than the cap of %s', v_rows, v_caps->>'maxRows'));
+  END IF;
+  IF p.kind = 'rows' THEN
+    v_snap := pg_current_snapshot()::text;       -- before the read: a write it may miss counts as not inspected
+    RETURN jsonb_build_object('ok', true, 'answer', jsonb_build_object('rows', syncguard._row_list(r.reg_id, v_buckets[1]), 'snapshot', v_snap),
+                              'rows', v_rows);
+  ELSIF p.kind = 'repair' THEN
+    IF jsonb_array_length(p.request->'changes') > 10000 THEN
+      RETURN jsonb_build_object('ok', false, 'error', 'a repair request carries at most 10000 changes');
+    END IF;
+    RETURN jsonb_build_object('ok', true, 'answer', syncguard._repair_apply(r, p), 'rows', v_rows);
+  END IF;
+  RETURN jsonb_build_object('ok', true, 'answer', syncguard._probe_values(r.reg_id, v_buckets), 'rows', v_rows);
 END
 $$;
 
