@@ -94,6 +94,7 @@ export function statusCommand(program: Command, out: Out): void {
         if (s.stateLostCount > 0) out(`  unlogged state lost ${s.stateLostCount} time(s), last at ${s.stateLostAt}; re-swept since`);
         if (!s.stateIntact) out('  unlogged state is missing now (crash recovery or failover): the next drain re-sweeps');
         for (const t of s.tables.filter((x) => x.fault !== null)) out(`  ${t.table}: not drained, ${t.fault}`);
+        for (const t of s.tables.filter((x) => typeof x.hashProblem === 'string')) out(`  ${t.table}: warning: ${t.hashProblem}`);
         for (const t of s.tables) {
           const change = t.partitions?.lastChange;
           if (change)

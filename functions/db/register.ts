@@ -7,7 +7,15 @@ import type { BucketScheme } from '../core/buckets.js';
 import { IncompatibleError, InputError } from '../core/errors.js';
 import { type HashVersion, parseHashVersion } from '../core/hashing.js';
 import { type QualifiedName, tableText } from '../core/identifiers.js';
-import { buildConfig, DEFAULT_BUCKET_SIZE, layoutFor, planRegistration, type RegistrationConfig } from '../core/registration.js';
+import {
+  buildConfig,
+  chooseHashVersion,
+  DEFAULT_BUCKET_SIZE,
+  layoutFor,
+  planRegistration,
+  type RegistrationConfig,
+  type TruncatedColumn,
+} from '../core/registration.js';
 import type { TableInfo } from '../core/table-info.js';
 import type { Client } from './connect.js';
 import { requireDistinct, requireInstalled } from './install.js';
@@ -100,6 +108,16 @@ async function applyAsOwnerNotes(subscriber: Client, t: QualifiedName): Promise<
   );
 }
 
+/** The columns among `columns` that hash version 2 would read back truncated on this node. */
+export async function truncatedColumns(client: Client, t: QualifiedName, columns: readonly string[]): Promise<TruncatedColumn[]> {
+  const { rows } = await client.query<{ c: TruncatedColumn[] }>('SELECT syncguard.v2_truncated_columns($1, $2, $3) AS c', [
+    t.schema,
+    t.table,
+    columns,
+  ]);
+  return rows[0]?.c ?? [];
+}
+
 /** The hash version a node's registration of the table carries, if it is registered there. */
 export async function heldHashVersion(client: Client, t: QualifiedName): Promise<HashVersion | undefined> {
   const { rows } = await client.query<{ v: number }>(
@@ -122,16 +140,27 @@ export async function registerTable(publisher: Client, subscriber: Client, opts:
       `table ${tableText(opts.table)} is registered with hash version ${heldVersion}; to move it to version ${opts.hashVersion} (both sides re-sweep it), run: syncguard register --table ${tableText(opts.table)} --refresh --hash-version ${opts.hashVersion}`,
     );
   }
-  const hashVersion = opts.hashVersion ?? heldVersion;
-  const input = {
+  const described = {
     publisher: await describeTable(publisher, opts.table, publications, 'publisher'),
     subscriber: await describeTable(subscriber, opts.table, [], 'subscriber'),
     publications,
     ...(opts.columns !== undefined ? { requestedColumns: opts.columns } : {}),
     ...(opts.scheme !== undefined ? { requestedScheme: opts.scheme } : {}),
-    ...(hashVersion !== undefined ? { hashVersion } : {}),
   };
-  const plan = planRegistration(input);
+  const plan = planRegistration(described);
+  // hash version 2 cannot register a table whose hashed columns it would read back truncated
+  const hashed = plan.choice.columns.map((c) => c.name);
+  const truncated = [
+    ...(await truncatedColumns(publisher, opts.table, hashed)),
+    ...(await truncatedColumns(subscriber, opts.table, hashed)),
+  ];
+  const chosen = chooseHashVersion(
+    tableText(opts.table),
+    opts.hashVersion,
+    heldVersion,
+    truncated.filter((c, i) => truncated.findIndex((d) => d.column === c.column) === i),
+  );
+  const input = { ...described, ...(chosen.version !== undefined ? { hashVersion: chosen.version } : {}) };
   const size = opts.bucketSize ?? DEFAULT_BUCKET_SIZE;
   let rowCount = 0;
   let bounds: string[][] = [];
@@ -147,7 +176,7 @@ export async function registerTable(publisher: Client, subscriber: Client, opts:
     bounds = rows[0]?.b ?? [];
   }
   const config = buildConfig(input, plan, layoutFor(plan.scheme, size, rowCount, bounds));
-  const notes = [...plan.choice.notes];
+  const notes = [...plan.choice.notes, ...chosen.notes];
   if (plan.scheme === 'range' && bounds.length === 0) {
     notes.push(
       (await publisherRows(publisher, opts.table)) === 0

@@ -19,6 +19,8 @@ export interface TableStatus {
   readonly lastSweepFinishedAt: string | null;
   /** A recorded fault ("kind: message"): the drain skips the table until it is registered again. */
   readonly fault: string | null;
+  /** Hash version 2 over a column it reads truncated (domain over character(n)/bit(n)): not compared; the fix. */
+  readonly hashProblem?: string | null;
   /** A partitioned table: its leaves and last partition change; a partition registered alone: its parent. */
   readonly partitions?: PartitionStatus | null;
 }

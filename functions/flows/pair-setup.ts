@@ -5,6 +5,7 @@
 import { ConnectionError, InputError, SyncGuardError } from '../core/errors.js';
 import type { HashVersion } from '../core/hashing.js';
 import { matchesPattern, type QualifiedName, tableText } from '../core/identifiers.js';
+import { chooseHashVersion } from '../core/registration.js';
 import type { Client } from '../db/connect.js';
 import { installPair } from '../db/install.js';
 import {
@@ -13,6 +14,7 @@ import {
   type RegisterResult,
   registerTable,
   subscribedPublications,
+  truncatedColumns,
   unregisterTable,
 } from '../db/register.js';
 import { ensureProbeRoute } from './probe-route.js';
@@ -53,14 +55,21 @@ async function refreshRegistration(
   subscriber: Client,
   opts: RegisterOptions & { refresh?: boolean },
 ): Promise<RegisterResult> {
-  const { rows } = await publisher.query<{ scheme: 'int' | 'range' | 'hash'; width: string | null }>(
-    'SELECT scheme, bucket_width::text AS width FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
+  const { rows } = await publisher.query<{ scheme: 'int' | 'range' | 'hash'; width: string | null; columns: string[] }>(
+    'SELECT scheme, bucket_width::text AS width, columns::text[] AS columns FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
     [opts.table.schema, opts.table.table],
   );
   const prev = rows[0];
   if (prev === undefined)
     throw new InputError(`table ${tableText(opts.table)} is not registered on the publisher; register it without --refresh`);
-  const hashVersion = opts.hashVersion ?? (await heldHashVersion(publisher, opts.table));
+  // version 2 is refused for a table it would read truncated: refused before anything is removed
+  const columns = opts.columns ?? prev.columns;
+  if (opts.hashVersion === 2)
+    chooseHashVersion(tableText(opts.table), 2, undefined, await truncatedColumns(publisher, opts.table, columns));
+  // a table held at version 2 (the default) is registered again as a new one would be: with
+  // version 1 when version 2 would read a column truncated (core chooseHashVersion)
+  const held = await heldHashVersion(publisher, opts.table);
+  const hashVersion = opts.hashVersion ?? (held === 2 ? undefined : held);
   await unregisterTable(publisher, subscriber, opts.table);
   const { refresh: _refresh, ...again } = opts;
   const r = await registerOnPair(publisher, subscriber, {
