@@ -4,10 +4,19 @@ import { type Client, closeClient, connect } from '../functions/db/connect.js';
 
 export type Out = (line: string) => void;
 
-export async function withClients<T>(dsns: Array<[string, string]>, fn: (clients: Client[]) => Promise<T>): Promise<T> {
+/**
+ * Connects to each DSN (in order), runs fn, and always closes every connection. With a deadline
+ * (epoch ms), the connection attempts and every query end by then: a frozen or unreachable node
+ * ends the command on time, with an error that names it.
+ */
+export async function withClients<T>(
+  dsns: Array<[string, string]>,
+  fn: (clients: Client[]) => Promise<T>,
+  deadlineMs?: number,
+): Promise<T> {
   const clients: Client[] = [];
   try {
-    for (const [dsn, label] of dsns) clients.push(await connect(dsn, label));
+    for (const [dsn, label] of dsns) clients.push(await connect(dsn, label, deadlineMs === undefined ? {} : { deadlineMs }));
     return await fn(clients);
   } finally {
     await Promise.all(clients.map(closeClient));

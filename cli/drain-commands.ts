@@ -7,10 +7,13 @@ import type { Client } from '../functions/db/connect.js';
 import { requireStatus, unmonitoredTables } from '../functions/db/status.js';
 import { drainWithWorkers } from '../functions/flows/drain.js';
 import { type Out, withClients } from './clients.js';
-import { MAX_SECONDS, nodeDsn, positiveNumber, workerCount } from './options.js';
+import { MAX_SECONDS, nodeDsn, nodeLabel, positiveNumber, workerCount } from './options.js';
 import { drainReporter } from './progress.js';
 
-/** Raised after printing a summary of a drain that stopped on an error: exit code 2. */
+/** How long past its box a drain may take: its last batch's answer and the final status. */
+const DRAIN_GRACE_MS = 2000;
+/** status's default time limit, in seconds (connecting included). */
+const STATUS_TIME_LIMIT_S = 5;
 
 const age = (ms: number | null): string => (ms === null ? '-' : ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`);
 
@@ -48,29 +51,36 @@ export function drainCommand(program: Command, out: Out, warn: Out): void {
     )
     .option('--json', 'print only the summary, as one JSON object')
     .action(async (o: { dsn?: string; maxSeconds: number; fullResweep?: boolean; workers: number; json?: boolean }) => {
+      // the box starts now: connecting is part of it, and nothing ends later than box + grace
+      const started = Date.now();
       const dsn = nodeDsn(o.dsn);
       const boxMs = Math.round(o.maxSeconds * 1000);
-      const workers = Array.from({ length: o.workers }, (): [string, string] => [dsn, 'database']);
-      await withClients(workers, async (clients) => {
-        const mode = o.json ? 'none' : process.stdout.isTTY ? 'tty' : 'lines';
-        const reporter = drainReporter(mode, boxMs, out);
-        let summary: DrainSummary;
-        try {
-          summary = await drainWithWorkers(clients, {
-            deadlineMs: Date.now() + boxMs,
-            fullResweep: o.fullResweep === true,
-            onProgress: (p) => reporter.update(p),
-          });
-        } finally {
-          reporter.stop();
-        }
-        if (o.json) out(JSON.stringify(summary));
-        else for (const l of describe(summary)) out(l);
-        if (summary.stoppedBecause === 'error') {
-          if (o.json) warn(`syncguard: drain stopped on an error: ${summary.error}`);
-          throw new DrainError(`drain stopped on an error: ${summary.error}`);
-        }
-      });
+      const label = nodeLabel(dsn);
+      const workers = Array.from({ length: o.workers }, (): [string, string] => [dsn, label]);
+      await withClients(
+        workers,
+        async (clients) => {
+          const mode = o.json ? 'none' : process.stdout.isTTY ? 'tty' : 'lines';
+          const reporter = drainReporter(mode, boxMs, out);
+          let summary: DrainSummary;
+          try {
+            summary = await drainWithWorkers(clients, {
+              deadlineMs: Math.max(Date.now() + 1, started + boxMs),
+              fullResweep: o.fullResweep === true,
+              onProgress: (p) => reporter.update(p),
+            });
+          } finally {
+            reporter.stop();
+          }
+          if (o.json) out(JSON.stringify(summary));
+          else for (const l of describe(summary)) out(l);
+          if (summary.stoppedBecause === 'error') {
+            if (o.json) warn(`syncguard: drain stopped on an error: ${summary.error}`);
+            throw new DrainError(`drain stopped on an error: ${summary.error}`);
+          }
+        },
+        started + boxMs + DRAIN_GRACE_MS,
+      );
     });
 }
 
@@ -80,50 +90,62 @@ export function statusCommand(program: Command, out: Out): void {
     .description("show one node's catalogue and drain state per monitored table")
     .option('--dsn <url>', 'the database (or SYNCGUARD_DSN)')
     .option('--json', 'print one JSON object')
-    .action(async (o: { dsn?: string; json?: boolean }) => {
+    .option(
+      '--time-limit <seconds>',
+      'the longest the command may take, connecting included',
+      positiveNumber('--time-limit', MAX_SECONDS, ' seconds'),
+      STATUS_TIME_LIMIT_S,
+    )
+    .action(async (o: { dsn?: string; json?: boolean; timeLimit: number }) => {
+      const deadline = Date.now() + Math.round(o.timeLimit * 1000);
       const dsn = nodeDsn(o.dsn);
-      await withClients([[dsn, 'database']], async ([c]) => {
-        const s = await requireStatus(c as Client, 'database');
-        const unmonitored = await unmonitoredTables(c as Client, new Set(s.tables.map((t) => t.table)));
-        if (o.json) {
-          out(JSON.stringify({ ...s, unmonitored }));
-          return;
-        }
-        out(`node ${s.nodeId}: ${s.remainingDirty} dirty buckets, oldest mark ${age(s.oldestDirtyAgeMs)}`);
-        out(`  last full sweep started ${s.lastFullSweepAt ?? 'never'}`);
-        if (s.stateLostCount > 0) out(`  unlogged state lost ${s.stateLostCount} time(s), last at ${s.stateLostAt}; re-swept since`);
-        if (!s.stateIntact) out('  unlogged state is missing now (crash recovery or failover): the next drain re-sweeps');
-        for (const t of s.tables.filter((x) => x.fault !== null)) out(`  ${t.table}: not drained, ${t.fault}`);
-        for (const t of s.tables.filter((x) => typeof x.hashProblem === 'string')) out(`  ${t.table}: warning: ${t.hashProblem}`);
-        for (const t of s.tables) {
-          const change = t.partitions?.lastChange;
-          if (change)
+      const label = nodeLabel(dsn);
+      await withClients(
+        [[dsn, label]],
+        async ([c]) => {
+          const s = await requireStatus(c as Client, label);
+          const unmonitored = await unmonitoredTables(c as Client, new Set(s.tables.map((t) => t.table)));
+          if (o.json) {
+            out(JSON.stringify({ ...s, unmonitored }));
+            return;
+          }
+          out(`node ${s.nodeId}: ${s.remainingDirty} dirty buckets, oldest mark ${age(s.oldestDirtyAgeMs)}`);
+          out(`  last full sweep started ${s.lastFullSweepAt ?? 'never'}`);
+          if (s.stateLostCount > 0) out(`  unlogged state lost ${s.stateLostCount} time(s), last at ${s.stateLostAt}; re-swept since`);
+          if (!s.stateIntact) out('  unlogged state is missing now (crash recovery or failover): the next drain re-sweeps');
+          for (const t of s.tables.filter((x) => x.fault !== null)) out(`  ${t.table}: not drained, ${t.fault}`);
+          for (const t of s.tables.filter((x) => typeof x.hashProblem === 'string')) out(`  ${t.table}: warning: ${t.hashProblem}`);
+          for (const t of s.tables) {
+            const change = t.partitions?.lastChange;
+            if (change)
+              out(
+                `  ${t.table}: partitions changed (seen ${change.at}; added: ${change.added.join(', ') || 'none'}; removed: ${change.removed.join(', ') || 'none'}); its catalogue was rebuilt from the table`,
+              );
+          }
+          for (const t of unmonitored)
+            out(`  warning: ${t} is published but not monitored; register it: syncguard register --table ${t} (or --all)`);
+          const rows = s.tables.map((t) => [
+            t.table,
+            t.role,
+            t.scheme,
+            String(t.buckets),
+            String(t.dirtyBuckets),
+            age(t.oldestDirtyAgeMs),
+            `${(t.sweepProgress * 100).toFixed(1)} %${t.sweepPass !== null && t.sweepPass > 1 ? ` (pass ${t.sweepPass})` : ''}`,
+            t.lastSweepFinishedAt ?? '-',
+            t.fingerprint,
+          ]);
+          const head = ['table', 'role', 'scheme', 'buckets', 'dirty', 'oldest dirty', 'sweep', 'last sweep finished', 'fingerprint'];
+          const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+          for (const r of [head, ...rows])
             out(
-              `  ${t.table}: partitions changed (seen ${change.at}; added: ${change.added.join(', ') || 'none'}; removed: ${change.removed.join(', ') || 'none'}); its catalogue was rebuilt from the table`,
+              r
+                .map((v, i) => v.padEnd(widths[i] ?? 0))
+                .join('  ')
+                .trimEnd(),
             );
-        }
-        for (const t of unmonitored)
-          out(`  warning: ${t} is published but not monitored; register it: syncguard register --table ${t} (or --all)`);
-        const rows = s.tables.map((t) => [
-          t.table,
-          t.role,
-          t.scheme,
-          String(t.buckets),
-          String(t.dirtyBuckets),
-          age(t.oldestDirtyAgeMs),
-          `${(t.sweepProgress * 100).toFixed(1)} %${t.sweepPass !== null && t.sweepPass > 1 ? ` (pass ${t.sweepPass})` : ''}`,
-          t.lastSweepFinishedAt ?? '-',
-          t.fingerprint,
-        ]);
-        const head = ['table', 'role', 'scheme', 'buckets', 'dirty', 'oldest dirty', 'sweep', 'last sweep finished', 'fingerprint'];
-        const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-        for (const r of [head, ...rows])
-          out(
-            r
-              .map((v, i) => v.padEnd(widths[i] ?? 0))
-              .join('  ')
-              .trimEnd(),
-          );
-      });
+        },
+        deadline,
+      );
     });
 }

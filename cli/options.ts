@@ -5,6 +5,7 @@ import { MAX_DRAIN_WORKERS } from '../functions/core/drain.js';
 import { InputError } from '../functions/core/errors.js';
 import { HASH_VERSIONS, type HashVersion, parseHashVersion } from '../functions/core/hashing.js';
 import { checkDsn } from '../functions/db/connect.js';
+import { endpointOf } from '../functions/db/control.js';
 
 export function positiveInt(flag: string): (value: string) => number {
   return (value) => {
@@ -51,6 +52,11 @@ export function workerCount(flag: string): (value: string) => number {
     }
     return n;
   };
+}
+
+/** How a one-node command names its node in messages: `database host:port/name`. */
+export function nodeLabel(dsn: string): string {
+  return `database ${endpointOf(dsn)}`;
 }
 
 export function singleDsn(dsn: string): string {

@@ -7,7 +7,7 @@ import { parseTableName } from '../functions/core/identifiers.js';
 import type { VerifyReport } from '../functions/core/report.js';
 import { type Client, checkDsn } from '../functions/db/connect.js';
 import { endpointOf, type RunMeta, recordRun } from '../functions/db/control.js';
-import { verifyPair } from '../functions/flows/verify.js';
+import { VERIFY_GRACE_MS, verifyPair } from '../functions/flows/verify.js';
 import { type Out, withClients } from './clients.js';
 import { MAX_SECONDS, pairDsns, percent, positiveNumber } from './options.js';
 
@@ -82,6 +82,9 @@ export function verifyCommand(program: Command, out: Out, warn: Out, setExit: (c
     .option('--pair <name>', "the pair's name in the control plane (default: the two endpoints)")
     .option('--json', 'print one JSON object')
     .action(async (o: VerifyFlags) => {
+      // the time limit starts now: connecting is part of it, and nothing ends later than limit + grace
+      const started = Date.now();
+      const limitMs = Math.round(o.timeLimit * 1000);
       const table = o.table === undefined ? undefined : parseTableName(o.table);
       const { publisher, subscriber } = pairDsns(o);
       await withClients(
@@ -94,7 +97,7 @@ export function verifyCommand(program: Command, out: Out, warn: Out, setExit: (c
           const report = await verifyPair(p as Client, s as Client, {
             ...(table !== undefined ? { table } : {}),
             minCoveragePct: o.minCoverage,
-            timeLimitMs: Math.round(o.timeLimit * 1000),
+            timeLimitMs: Math.max(1000, limitMs - (Date.now() - started)),
             probeHoldMs: o.probeHold,
           });
           if (o.json) out(JSON.stringify(report));
@@ -124,6 +127,7 @@ export function verifyCommand(program: Command, out: Out, warn: Out, setExit: (c
             );
           }
         },
+        started + limitMs + VERIFY_GRACE_MS,
       );
     });
 }

@@ -66,10 +66,19 @@ export interface ConnectOptions {
   readonly applicationName?: string;
   readonly statementTimeoutMs?: number;
   readonly lockTimeoutMs?: number;
+  /**
+   * The command's promised end (epoch ms): the connection attempt ends by then (10 s at most),
+   * and so does every query on the connection (limitDeadline).
+   */
+  readonly deadlineMs?: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const labels = new WeakMap<Client, string>();
+
+/** How messages name the node this connection goes to (the label given to connect). */
+export function labelOf(client: Client): string {
+  return labels.get(client) ?? 'database';
+}
 
 /** A query that got no answer in time, or a connection that dropped, named by its node. */
 function annotate(client: Client, err: unknown): unknown {
@@ -107,27 +116,82 @@ function destroy(client: Client): void {
   (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
 
+const queryTimeouts = new WeakMap<Client, number | null>();
+const deadlines = new WeakMap<Client, number>();
+
 /**
  * Sets the client-side deadline of each later query on this connection (null: none). A query
  * that gets no answer in time fails with a ConnectionError naming the node, whatever the server
  * is doing: server timeouts cannot end a wait on a frozen backend or a partitioned network.
  */
 export function setQueryTimeout(client: Client, ms: number | null): void {
-  (client as unknown as { connectionParameters: { query_timeout: number | false } }).connectionParameters.query_timeout =
-    ms === null ? false : Math.max(1, Math.ceil(ms));
+  queryTimeouts.set(client, ms === null ? null : Math.max(1, Math.ceil(ms)));
 }
 
 /** The client-side query deadline set now (null: none). */
 export function queryTimeout(client: Client): number | null {
-  const v = (client as unknown as { connectionParameters: { query_timeout: number | false } }).connectionParameters.query_timeout;
-  return v === false ? null : v;
+  return queryTimeouts.get(client) ?? null;
 }
 
-/** Closes a connection, giving up after 2 s (a frozen peer never answers the goodbye). */
+/**
+ * The moment (epoch ms) by which every query on this connection must have its answer, whatever
+ * each query's own timeout says: a command's promised end. Only ever moved earlier.
+ */
+export function limitDeadline(client: Client, epochMs: number): void {
+  const current = deadlines.get(client);
+  if (current === undefined || epochMs < current) deadlines.set(client, epochMs);
+}
+
+/** The connection's deadline (epoch ms), if it has one. */
+export function deadlineOf(client: Client): number | undefined {
+  return deadlines.get(client);
+}
+
+/** Runs fn with every query of these connections ending by epochMs; their own deadlines come back after (cached connections). */
+export async function withinDeadline<T>(clients: readonly Client[], epochMs: number, fn: () => Promise<T>): Promise<T> {
+  const saved = clients.map((c) => deadlines.get(c));
+  for (const c of clients) limitDeadline(c, epochMs);
+  try {
+    return await fn();
+  } finally {
+    clients.forEach((c, i) => {
+      const d = saved[i];
+      if (d === undefined) deadlines.delete(c);
+      else deadlines.set(c, d);
+    });
+  }
+}
+
+/** The client-side timeout the next query gets: its own, cut to what is left before the deadline. */
+function effectiveTimeout(client: Client): number | false {
+  const own = queryTimeouts.get(client) ?? null;
+  const deadline = deadlines.get(client);
+  const left = deadline === undefined ? null : Math.max(1, Math.ceil(deadline - Date.now()));
+  const ms = own === null ? left : left === null ? own : Math.min(own, left);
+  return ms === null ? false : ms;
+}
+
+/**
+ * Closes a connection. A healthy server answers the goodbye within milliseconds; a frozen one
+ * never does, so after a short wait the socket is closed (the server ends the session on its
+ * own). The wait's timer is cleared either way: a timer left running would hold the process.
+ */
 export async function closeClient(client: Client): Promise<void> {
-  await Promise.race([client.end().catch(() => {}), sleep(2000)]);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    client.end().catch(() => {}),
+    new Promise<void>((r) => {
+      timer = setTimeout(r, CLOSE_WAIT_MS);
+    }),
+  ]);
+  clearTimeout(timer);
   destroy(client);
 }
+
+/** How long a goodbye may take before the socket is simply closed. */
+const CLOSE_WAIT_MS = 250;
+/** The longest a connection attempt may take, within a command's deadline. */
+export const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
  * Connects and pins the session settings; errors never contain the password. TCP keepalive
@@ -135,10 +199,12 @@ export async function closeClient(client: Client): Promise<void> {
  */
 export async function connect(dsn: string, label: string, opts: ConnectOptions = {}): Promise<Client> {
   checkDsn(dsn, label);
+  const connectMs =
+    opts.deadlineMs === undefined ? CONNECT_TIMEOUT_MS : Math.max(1, Math.min(CONNECT_TIMEOUT_MS, Math.ceil(opts.deadlineMs - Date.now())));
   const client = new pg.Client({
     connectionString: dsn,
     application_name: opts.applicationName ?? APPLICATION_NAME,
-    connectionTimeoutMillis: 10_000,
+    connectionTimeoutMillis: connectMs,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
     statement_timeout: opts.statementTimeoutMs ?? 0,
@@ -151,15 +217,24 @@ export async function connect(dsn: string, label: string, opts: ConnectOptions =
   try {
     await client.connect();
   } catch (err) {
-    await client.end().catch(() => {});
+    destroy(client);
     const reason = err instanceof Error ? err.message : String(err);
+    if (/timeout expired|connection timeout/i.test(reason)) {
+      throw new ConnectionError(
+        `could not connect to the ${label} at ${redactDsn(dsn)} within the time allowed (${(connectMs / 1000).toFixed(1)} s; a frozen server or a network partition?); check the ${label} and run the command again`,
+        { cause: err },
+      );
+    }
     throw new ConnectionError(`could not connect to the ${label} at ${redactDsn(dsn)}: ${redactSecrets(reason, secretsOf(dsn))}`, {
       cause: err,
     });
   }
   labels.set(client, label);
+  if (opts.deadlineMs !== undefined) limitDeadline(client, opts.deadlineMs);
+  const params = (client as unknown as { connectionParameters: { query_timeout: number | false } }).connectionParameters;
   const query = client.query.bind(client) as (...args: unknown[]) => unknown;
   (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    params.query_timeout = effectiveTimeout(client);
     const result = query(...args);
     return result instanceof Promise ? result.catch((err: unknown) => Promise.reject(annotate(client, err))) : result;
   };

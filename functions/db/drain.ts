@@ -8,7 +8,7 @@ import { BatchSizer } from '../core/batch-sizer.js';
 import { batchBudgetMs, type DrainSummary, defaultMarginMs, type StopReason, type TimeBox } from '../core/drain.js';
 import { InputError } from '../core/errors.js';
 import type { QualifiedName } from '../core/identifiers.js';
-import { type Client, queryTimeout, setQueryTimeout } from './connect.js';
+import { type Client, labelOf, queryTimeout, setQueryTimeout } from './connect.js';
 import { requireInstalled } from './install.js';
 import { nodeStatus } from './status.js';
 
@@ -70,7 +70,7 @@ async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, sta
   const boxMs = box.deadlineMs - start;
   const bound = () => setQueryTimeout(client, Math.max(1000, box.deadlineMs - now() + CLIENT_GRACE_MS));
   bound();
-  await requireInstalled(client, 'database');
+  await requireInstalled(client, labelOf(client));
 
   // The session's own settings come back at the end: the connection may be shared.
   const saved = await client.query<{ st: string; lt: string; it: string }>(
@@ -175,7 +175,15 @@ async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, sta
     }
     bound();
     await client.query('SELECT set_config($1, $2, false)', ['statement_timeout', `${Math.max(250, box.marginMs)}ms`]).catch(() => {});
-    const status = await nodeStatus(client).catch(() => null);
+    // The final look decides what the summary claims: without it (the node froze or went away)
+    // the drain is an error that names the node, never "an unknown number of dirty buckets left".
+    const status = await nodeStatus(client).catch((err: unknown) => {
+      if (stopped !== 'error') {
+        stopped = 'error';
+        error = err instanceof Error ? err.message : String(err);
+      }
+      return null;
+    });
     const faultyTables = (status?.tables ?? []).filter((t) => t.fault !== null).map((t) => t.table);
     const tables = (status?.tables ?? []).filter((t) => t.fault === null);
     const sweepProgress = tables.length === 0 ? 1 : tables.reduce((a, t) => a + Number(t.sweepProgress), 0) / tables.length;

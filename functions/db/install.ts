@@ -148,12 +148,13 @@ export async function requireInstalled(client: Client, label: string): Promise<v
       ? ((await installedVersions(client)).at(-1) ?? 0)
       : 0;
   const latest = nodeMigrations.at(-1)?.version ?? 0;
+  const kind = label.split(' ')[0]; // "database 127.0.0.1:5432/app": the DSN of a database
   if (version === 0) {
-    throw new IncompatibleError(`syncguard is not installed on the ${label}; run: syncguard install --dsn <${label} DSN>`);
+    throw new IncompatibleError(`syncguard is not installed on the ${label}; run: syncguard install --dsn <${kind} DSN>`);
   }
   if (version < latest) {
     throw new IncompatibleError(
-      `the syncguard schema on the ${label} is at version ${version}, this syncguard needs ${latest}; run: syncguard install --dsn <${label} DSN>`,
+      `the syncguard schema on the ${label} is at version ${version}, this syncguard needs ${latest}; run: syncguard install --dsn <${kind} DSN>`,
     );
   }
   if (version > latest) {

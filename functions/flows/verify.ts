@@ -19,7 +19,7 @@ import { laterLsn, probedTable, splitTimeLimit, twoRoundCandidates } from '../co
 import { localWriteText, localWriteWarning, probeSummary, type RunOutcome, verifyReport } from '../core/verify-report.js';
 import { subscriptionsOf, unhealthy, waitForBarrier } from '../db/barrier.js';
 import { readOverview, type TableSnapshot } from '../db/catalogue.js';
-import { type Client, setQueryTimeout } from '../db/connect.js';
+import { type Client, queryTimeout, setQueryTimeout, withinDeadline } from '../db/connect.js';
 import { drain } from '../db/drain.js';
 import { requireDistinct, requireInstalled } from '../db/install.js';
 import { cleanupProbes, sendMarker } from '../db/probe.js';
@@ -43,6 +43,10 @@ export interface VerifyOptions {
 }
 
 const NO_FINGERPRINTS = { publisher: null, subscriber: null };
+/** How long past its time limit a verification may take (its last answer and the report). */
+export const VERIFY_GRACE_MS = 2000;
+/** The longest the closing ROLLBACK of a snapshot may wait (a frozen node never answers it). */
+const ROLLBACK_WAIT_MS = 1000;
 
 /** Reads a side's catalogue overview in a REPEATABLE READ, read-only transaction left open, so later reads see the same snapshot. */
 async function openSnapshot(c: Client): Promise<Map<string, TableSnapshot>> {
@@ -54,11 +58,15 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   const started = Date.now();
   const limitMs = opts.timeLimitMs ?? 60_000;
   if (!(limitMs >= 1000)) throw new TimeLimitError(`verify needs a time limit of at least 1 s, got ${limitMs} ms`);
+  // every query ends by the time limit (plus a grace for the report): a frozen node or a
+  // partition ends the run, naming the node, however many queries were in flight
+  return withinDeadline([pub, sub], started + limitMs + VERIFY_GRACE_MS, () => verifyWithin(pub, sub, opts, started, limitMs));
+}
+
+async function verifyWithin(pub: Client, sub: Client, opts: VerifyOptions, started: number, limitMs: number): Promise<VerifyReport> {
   const plan = splitTimeLimit(limitMs);
   const deadline = started + limitMs - plan.marginMs;
   const barrierEnd = () => Math.min(deadline, Date.now() + plan.barrierMs);
-  // every query ends by the time limit: a frozen node or a partition ends the run, naming the node
-  for (const c of [pub, sub]) setQueryTimeout(c, limitMs + 5000);
   await requireInstalled(pub, 'publisher');
   await requireInstalled(sub, 'subscriber');
   await requireDistinct(pub, sub);
@@ -211,6 +219,12 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
     if (second.barrierFailure !== undefined) return finish({ ...found, lsn: null, barrierMs, barrierFailure: second.barrierFailure });
     return finish({ ...found, rounds: second.rounds, lsn: second.lsn, barrierMs: barrierMs + second.waitedMs });
   } finally {
-    for (const c of open) await c.query('ROLLBACK').catch(() => {});
+    // a snapshot left open is ended by the server when the connection goes; never wait long for it
+    for (const c of open) {
+      const own = queryTimeout(c);
+      setQueryTimeout(c, ROLLBACK_WAIT_MS);
+      await c.query('ROLLBACK').catch(() => {});
+      setQueryTimeout(c, own);
+    }
   }
 }

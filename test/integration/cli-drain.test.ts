@@ -86,7 +86,11 @@ describe('syncguard drain / status', () => {
     for (const cmd of ['drain', 'status']) {
       const r = await cli(cmd, '--dsn', bare);
       expect(r.code).toBe(2);
-      expect(r.err).toEqual(['syncguard: syncguard is not installed on the database; run: syncguard install --dsn <database DSN>']);
+      expect(r.err).toEqual([
+        expect.stringMatching(
+          /^syncguard: syncguard is not installed on the database 127\.0\.0\.1:\d+\/postgres; run: syncguard install --dsn <database DSN>$/,
+        ),
+      ]);
     }
   });
 });

@@ -60,7 +60,9 @@ describe('CLI under real operations', () => {
       const r = await cli('status', '--dsn', dsn);
       expect(r.code).toBe(2);
       expect([...r.out, ...r.err].join('\n')).not.toContain(secret);
-      expect(r.err[0]).toMatch(/could not connect to the database at postgres:\/\/sg_owner(:\*\*\*)?@.*password authentication failed/);
+      expect(r.err[0]).toMatch(
+        /could not connect to the database 127\.0\.0\.1:\d+\/trust_cli_\w+ at postgres:\/\/sg_owner(:\*\*\*)?@.*password authentication failed/,
+      );
     }
     const kv = await cli('status', '--dsn', `host=localhost password=${secret}`);
     expect(kv.err.join('\n')).not.toContain(secret);
@@ -97,7 +99,7 @@ describe('CLI under real operations', () => {
         [
           ['drain', '--dsn', ctx.pair.subscriberDsn, '--max-seconds', '3', '--full-resweep'],
           8000,
-          /the database did not answer within the time allowed/,
+          /the database 127\.0\.0\.1:\d+\/trust_cli_\w+ did not answer within the time allowed/,
         ],
         // the apply waits behind a lock, so verify polls the subscriber at the barrier when it freezes
         [['verify', ...pairArgs(), '--time-limit', '3'], 20_000, /the subscriber did not answer within the time allowed/],
