@@ -17,7 +17,7 @@ import {
   planSql,
 } from '../core/repair-plan.js';
 import type { Client } from '../db/connect.js';
-import { missingRepairPrivileges, sendRepair } from '../db/repair.js';
+import { missingRepairPrivileges, repairUserCode, sendRepair } from '../db/repair.js';
 import { nodeStatus } from '../db/status.js';
 import { type Inspection, inspectBucket, probeTargetOf, withLockRetries } from './inspect.js';
 import { awaitAnswers, emptyStats, resolveByProbes } from './probes.js';
@@ -95,6 +95,12 @@ async function requireRepairable(sub: Client, table: QualifiedName, name: string
   if (missing.length > 0) {
     throw new IncompatibleError(
       `the syncguard owner on the subscriber lacks ${missing.join(', ')} on ${name}, so it cannot write repairs there; grant them to the role that installed syncguard`,
+    );
+  }
+  const code = await repairUserCode(sub, table);
+  if (code.length > 0) {
+    throw new IncompatibleError(
+      `${name} is not repaired by syncguard: its repair on the subscriber would run code that the table's owner controls with syncguard's rights (${code.join('; ')}); repair these rows by hand as the table's owner, or install syncguard as the table's owner`,
     );
   }
 }
