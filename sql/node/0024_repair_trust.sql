@@ -457,3 +457,53 @@ $$;
 
 REVOKE ALL ON FUNCTION syncguard._key_values_match(syncguard.registration, text, jsonb),
   syncguard._repair_dml(syncguard.registration) FROM PUBLIC;
+
+-- item 22: a run killed after it sent a plan's repair request leaves the plan `applying`. The
+-- request is on the publisher (this node's probe of kind 'repair' naming the plan, kept an hour)
+-- and its answer on the subscriber, so a later run recovers the outcome from there.
+-- Publisher: the ids of this node's repair requests of a plan on a table, oldest first.
+CREATE FUNCTION syncguard.repair_requests(p_schema text, p_table text, p_plan text) RETURNS bigint[]
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce(array_agg(p.id ORDER BY p.id), '{}') FROM syncguard.probe p
+   WHERE p.origin = syncguard.node_id() AND p.kind = 'repair' AND p.schema_name = p_schema AND p.table_name = p_table
+     AND p.request->>'plan' = p_plan
+$$;
+REVOKE ALL ON FUNCTION syncguard.repair_requests(text, text, text) FROM PUBLIC;
+
+-- As in 0019, and the repair kind gets repair_requests.
+CREATE OR REPLACE FUNCTION syncguard._role_functions(p_kind text) RETURNS text[]
+LANGUAGE sql IMMUTABLE
+AS $$
+  SELECT ARRAY['syncguard.schema_version()', 'syncguard.check_state()', 'syncguard.request_full_sweep()',
+               'syncguard.maybe_full_sweep(interval)', 'syncguard.drain_batch(integer)', 'syncguard.sweep_batch(integer)',
+               'syncguard.status()']
+      || CASE WHEN p_kind IN ('verify', 'repair') THEN
+           ARRAY['syncguard.drain_batch(integer, name[], name[])',
+                 'syncguard.verify_ranges(bigint)', 'syncguard.verify_buckets(text, text, bigint, bigint[], bigint[])',
+                 'syncguard.verify_overview()', 'syncguard.verify_level(text, text, bigint, bigint, bigint[])',
+                 'syncguard.local_writes(integer)', 'syncguard.parity_info()', 'syncguard.health()',
+                 'syncguard.probe_buckets(text, text, bigint[], uuid, text)', 'syncguard.probe_marker(uuid, text)',
+                 'syncguard.probe_cleanup()', 'syncguard.probe_results(uuid, bigint[])', 'syncguard.probe_route()']
+         ELSE '{}' END
+      || CASE WHEN p_kind = 'repair' THEN
+           ARRAY['syncguard.probe_rows(text, text, bigint, uuid, text)', 'syncguard.row_values(text, text, bigint, text[])',
+                 'syncguard.repair_request(text, text, bigint, jsonb, text, uuid, text)', 'syncguard.repair_privileges(text, text)',
+                 'syncguard.repair_requests(text, text, text)']
+         ELSE '{}' END
+$$;
+
+-- A repair role that already had its grants gets the new function.
+DO $grants$
+DECLARE
+  v_role name;
+BEGIN
+  FOR v_role IN
+    SELECT DISTINCT r.rolname FROM pg_proc p, aclexplode(p.proacl) a JOIN pg_roles r ON r.oid = a.grantee
+     WHERE p.oid = 'syncguard.repair_request(text, text, bigint, jsonb, text, uuid, text)'::regprocedure AND a.privilege_type = 'EXECUTE'
+       AND r.rolname <> current_user
+  LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION syncguard.repair_requests(text, text, text) TO %I', v_role);
+  END LOOP;
+END
+$grants$;
