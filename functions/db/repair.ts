@@ -138,3 +138,19 @@ export async function missingRepairPrivileges(sub: Client, table: QualifiedName)
   const { rows } = await sub.query<{ p: string[] }>('SELECT syncguard.repair_privileges($1, $2) AS p', [table.schema, table.table]);
   return one(rows, 'syncguard.repair_privileges').p;
 }
+
+/** What the subscriber's repair would run of the table owner's code with syncguard's rights (empty: nothing). */
+export async function repairUserCode(sub: Client, table: QualifiedName): Promise<string[]> {
+  const { rows } = await sub.query<{ c: string[] }>('SELECT syncguard.repair_user_code($1, $2) AS c', [table.schema, table.table]);
+  return one(rows, 'syncguard.repair_user_code').c;
+}
+
+/** The ids of the publisher's repair requests of a plan on a table (node 0024), oldest first. */
+export async function repairRequestsOf(pub: Client, table: QualifiedName, plan: string): Promise<string[]> {
+  const { rows } = await pub.query<{ ids: string[] }>('SELECT syncguard.repair_requests($1, $2, $3)::text[] AS ids', [
+    table.schema,
+    table.table,
+    plan,
+  ]);
+  return one(rows, 'syncguard.repair_requests').ids;
+}

@@ -2,10 +2,10 @@
 // (docs/repair.md "Approval"). Every check is in core/repair-plan.ts; this module reads and writes.
 
 import { InputError, PlanAlreadyAppliedError, PreconditionFailedError } from '../core/errors.js';
-import { checkApplicable, checkApprover } from '../core/repair-plan.js';
+import { checkApplicable, checkApprover, planChecksum } from '../core/repair-plan.js';
 import type { Client } from '../db/connect.js';
 import { claimPlan, finishPlan, insertPlan, loadPlan, recordDecision, releasePlan } from '../db/plans.js';
-import { applyPlan, type Plan, type RepairOutcome } from './repair.js';
+import { applyPlan, type Plan, type RepairOutcome, recoverPlan } from './repair.js';
 
 export async function storePlan(control: Client, plan: Plan, createdBy: string): Promise<{ planId: number; divergenceId: number | null }> {
   return insertPlan(control, { ...plan, createdBy });
@@ -47,6 +47,31 @@ export async function applyStoredPlan(
   a: { planId: number; by: string; now?: number; timeLimitMs?: number },
 ): Promise<RepairOutcome & { planId: number }> {
   const p = await planOrFail(control, a.planId);
+  if (p.state === 'applying' && p.outcome === null && planChecksum(p) === p.checksum && p.approval?.checksum === p.checksum) {
+    // a run that claimed the plan died after it sent the request (item 22): its answer is on the nodes
+    const recovered = await recoverPlan(
+      pub,
+      sub,
+      { id: String(p.planId), ...p },
+      a.timeLimitMs === undefined ? {} : { timeLimitMs: a.timeLimitMs },
+    );
+    if (recovered !== null && !recovered.changes.some((c) => c.outcome === 'not_answered')) {
+      const bucketEqual = recovered.bucketAfter === 'unknown' ? null : recovered.bucketAfter === 'equal';
+      await finishPlan(control, {
+        planId: p.planId,
+        by: a.by,
+        outcome: { ...recovered, recovered: true },
+        bucketEqual,
+        divergenceId: p.divergenceId,
+      });
+      return { ...recovered, planId: p.planId };
+    }
+    if (recovered !== null) {
+      throw new PlanAlreadyAppliedError(
+        `plan ${p.planId} is being applied: its repair request was sent, but the subscriber has not applied it yet (${recovered.changes.find((c) => c.outcome === 'not_answered')?.error ?? 'no answer'}); run the repair again later to record its outcome`,
+      );
+    }
+  }
   checkApplicable(p, a.now ?? Date.now());
   if (!(await claimPlan(control, p.planId, a.by)))
     throw new PlanAlreadyAppliedError(`plan ${p.planId} is being applied or was applied by another run`);

@@ -17,7 +17,7 @@ import {
   planSql,
 } from '../core/repair-plan.js';
 import type { Client } from '../db/connect.js';
-import { missingRepairPrivileges, sendRepair } from '../db/repair.js';
+import { missingRepairPrivileges, repairRequestsOf, repairUserCode, type SentRepair, sendRepair } from '../db/repair.js';
 import { nodeStatus } from '../db/status.js';
 import { type Inspection, inspectBucket, probeTargetOf, withLockRetries } from './inspect.js';
 import { awaitAnswers, emptyStats, resolveByProbes } from './probes.js';
@@ -97,6 +97,12 @@ async function requireRepairable(sub: Client, table: QualifiedName, name: string
       `the syncguard owner on the subscriber lacks ${missing.join(', ')} on ${name}, so it cannot write repairs there; grant them to the role that installed syncguard`,
     );
   }
+  const code = await repairUserCode(sub, table);
+  if (code.length > 0) {
+    throw new IncompatibleError(
+      `${name} is not repaired by syncguard: its repair on the subscriber would run code that the table's owner controls with syncguard's rights (${code.join('; ')}); repair these rows by hand as the table's owner, or install syncguard as the table's owner`,
+    );
+  }
 }
 
 /** Inspects a bucket and plans its repair; refuses when the subscriber could not write it. */
@@ -150,27 +156,40 @@ export async function applyPlan(
       ...(opts.applyLockTimeoutMs === undefined ? {} : { applyLockTimeoutMs: opts.applyLockTimeoutMs }),
     }),
   );
-  const changes: ChangeResult[] = sent.skipped.map((s) => ({
-    key: s.key,
-    outcome: s.outcome,
-    ...(s.error === undefined ? {} : { error: s.error }),
-  }));
+  return collectOutcome(pub, sub, plan, t, [sent], started, deadline);
+}
+
+/** The outcome of sent requests: each change's answer from the subscriber, then the bucket probed again. */
+async function collectOutcome(
+  pub: Client,
+  sub: Client,
+  plan: { readonly table: string; readonly bucket: string; readonly changes: readonly PlannedChange[] },
+  t: { origin: string; target: string; subscription: string },
+  sent: readonly SentRepair[],
+  started: number,
+  deadline: number,
+): Promise<RepairOutcome> {
+  const changes: ChangeResult[] = sent.flatMap((x) =>
+    x.skipped.map((s) => ({ key: s.key, outcome: s.outcome, ...(s.error === undefined ? {} : { error: s.error }) })),
+  );
+  const ids = sent.flatMap((x) => (x.id === null ? [] : [x.id]));
   let applyMs: number | null = null;
-  if (sent.id !== null) {
-    const waited = await awaitAnswers(sub, t.origin, [sent.id], deadline, [t.subscription]);
-    const a = waited.answers.get(sent.id);
-    const outcomes = (a?.answer as { changes?: ChangeResult[]; error?: string } | null) ?? null;
-    applyMs = a?.computeMs ?? null;
-    const reached = new Set<string>();
-    for (const c of outcomes?.changes ?? []) {
-      reached.add(c.key);
-      changes.push(c);
+  if (ids.length > 0) {
+    const waited = await awaitAnswers(sub, t.origin, ids, deadline, [t.subscription]);
+    const reached = new Set<string>(changes.map((c) => c.key));
+    let why = waited.failure ?? 'no answer';
+    for (const id of ids) {
+      const a = waited.answers.get(id);
+      const outcomes = (a?.answer as { changes?: ChangeResult[]; error?: string } | null) ?? null;
+      if (a?.computeMs !== undefined && a.computeMs !== null) applyMs = (applyMs ?? 0) + a.computeMs;
+      for (const c of outcomes?.changes ?? []) {
+        if (reached.has(c.key)) continue;
+        reached.add(c.key);
+        changes.push(c);
+      }
+      if (a !== undefined) why = a.error ?? outcomes?.error ?? 'no outcome';
     }
-    const why = a === undefined ? (waited.failure ?? 'no answer') : (a.error ?? outcomes?.error ?? 'no outcome');
-    for (const c of plan.changes) {
-      if (!reached.has(c.key) && !sent.skipped.some((s) => s.key === c.key))
-        changes.push({ key: c.key, outcome: 'not_answered', error: why });
-    }
+    for (const c of plan.changes) if (!reached.has(c.key)) changes.push({ key: c.key, outcome: 'not_answered', error: why });
   }
   const counts: Partial<Record<ChangeOutcome, number>> = {};
   for (const c of changes) counts[c.outcome] = (counts[c.outcome] ?? 0) + 1;
@@ -180,11 +199,30 @@ export async function applyPlan(
     changes,
     counts,
     bucketAfter: await probeBucket(pub, sub, plan.table, plan.bucket, t, deadline),
-    lockWaitMs: sent.lockWaitMs,
-    holdMs: sent.holdMs,
+    lockWaitMs: sent.reduce((n, x) => n + x.lockWaitMs, 0),
+    holdMs: Math.max(0, ...sent.map((x) => x.holdMs)),
     applyMs,
     durationMs: Date.now() - started,
   };
+}
+
+/**
+ * The outcome of a plan whose run died after it sent its request (item 22): the publisher still
+ * holds the request (an hour), the subscriber its answer. Null when no request of the plan is there.
+ */
+export async function recoverPlan(
+  pub: Client,
+  sub: Client,
+  plan: { readonly id: string; readonly table: string; readonly bucket: string; readonly changes: readonly PlannedChange[] },
+  opts: { timeLimitMs?: number } = {},
+): Promise<RepairOutcome | null> {
+  const started = Date.now();
+  const table = tableFromText(plan.table);
+  const t = await probeTargetOf(pub, sub, table);
+  const ids = await repairRequestsOf(pub, table, plan.id);
+  if (ids.length === 0) return null;
+  const sent: SentRepair[] = ids.map((id) => ({ id, sent: 0, skipped: [], lockWaitMs: 0, holdMs: 0 }));
+  return collectOutcome(pub, sub, plan, t, sent, started, started + (opts.timeLimitMs ?? 60_000));
 }
 
 /** One bucket compared at a probe's position: equal, differs, or unknown (not probed or not answered). */

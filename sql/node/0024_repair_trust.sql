@@ -17,6 +17,10 @@
 --            (syncguard.local_write) is invisible to the inspection's snapshot, which the
 --            inspection probe's answer now carries and the plan takes along. A table without a key
 --            keeps the strict preconditions (its rows are named by their content).
+--   item 8:  no repair on a table whose repair would run its owner's code (ALWAYS/REPLICA
+--            triggers and rules, non-built-in functions in defaults, generated columns, checks,
+--            domain constraints, index expressions and predicates) with syncguard's rights, unless
+--            syncguard's owner owns the table: refused when planned and again by the subscriber.
 
 -- The key text ROW(k1, ..., kn)::text of some key values (as text, cast to the key columns'
 -- types), under the pinned settings; for a table without a key, the md5 a row name starts with.
@@ -190,6 +194,78 @@ BEGIN
 END
 $$;
 
+-- item 8: the code a repair would run on the subscriber with syncguard's rights. The repair's DML
+-- runs inside the probe trigger, as the owner of syncguard's functions; user code it sets off runs
+-- with those rights (it could delete syncguard.local_write rows or forge probe answers). Listed:
+-- ENABLE ALWAYS / REPLICA triggers (those fire under session_replication_role = replica) and rules,
+-- and every non-built-in function or operator that a DEFAULT, a generated column, a CHECK, a
+-- domain constraint of a column's type, an index expression or an index predicate calls, on the
+-- table and its partitions. A relation that belongs to syncguard's owner is not listed: its code
+-- already runs with those rights. Empty: nothing runs. Readable by anyone (it reads the catalogue).
+CREATE FUNCTION syncguard.repair_user_code(p_schema text, p_table text) RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  WITH me AS (SELECT p.proowner AS o FROM pg_proc p WHERE p.oid = 'syncguard._probe_apply()'::regprocedure),
+  rel AS (
+    SELECT c.oid, c.relname, n.nspname
+      FROM (SELECT to_regclass(format('%I.%I', p_schema, p_table)) AS relid
+            UNION SELECT t.relid FROM pg_partition_tree(to_regclass(format('%I.%I', p_schema, p_table))) t) t
+      JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relowner <> (SELECT o FROM me)
+  ),
+  -- user functions and operators an object depends on (oid >= 16384: not built in)
+  calls AS (
+    SELECT d.classid, d.objid, string_agg(DISTINCT CASE WHEN d.refclassid = 'pg_proc'::regclass THEN d.refobjid::regprocedure::text
+                                                        ELSE 'operator ' || d.refobjid::regoperator::text END, ', ') AS fns
+      FROM pg_depend d
+     WHERE d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass) AND d.refobjid >= 16384
+       AND d.classid IN ('pg_attrdef'::regclass, 'pg_constraint'::regclass, 'pg_class'::regclass)
+     GROUP BY d.classid, d.objid
+  ),
+  -- the domains of the columns' types, with the domains they are over
+  doms AS (
+    WITH RECURSIVE dt(rel, col, typ) AS (
+      SELECT a.attrelid, a.attname, CASE WHEN t.typelem <> 0 AND t.typcategory = 'A' THEN t.typelem ELSE a.atttypid END
+        FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+       WHERE a.attrelid IN (SELECT oid FROM rel) AND a.attnum > 0 AND NOT a.attisdropped
+      UNION
+      SELECT dt.rel, dt.col, t.typbasetype FROM dt JOIN pg_type t ON t.oid = dt.typ WHERE t.typtype = 'd'
+    )
+    SELECT dt.rel, dt.col, t.oid AS dom FROM dt JOIN pg_type t ON t.oid = dt.typ WHERE t.typtype = 'd'
+  ),
+  found AS (
+    SELECT format('trigger %I on %I.%I (ENABLE %s) runs %s', tg.tgname, r.nspname, r.relname,
+                  CASE tg.tgenabled WHEN 'A' THEN 'ALWAYS' ELSE 'REPLICA' END, tg.tgfoid::regprocedure) AS what
+      FROM pg_trigger tg JOIN rel r ON r.oid = tg.tgrelid JOIN pg_proc f ON f.oid = tg.tgfoid
+     WHERE NOT tg.tgisinternal AND tg.tgenabled IN ('A', 'R') AND f.pronamespace <> 'syncguard'::regnamespace
+    UNION ALL
+    SELECT format('rule %I on %I.%I (ENABLE %s)', rw.rulename, r.nspname, r.relname, CASE rw.ev_enabled WHEN 'A' THEN 'ALWAYS' ELSE 'REPLICA' END)
+      FROM pg_rewrite rw JOIN rel r ON r.oid = rw.ev_class
+     WHERE rw.ev_enabled IN ('A', 'R') AND rw.rulename <> '_RETURN'
+    UNION ALL
+    SELECT format('%s of column %I of %I.%I calls %s', CASE WHEN a.attgenerated <> '' THEN 'generated expression' ELSE 'default' END,
+                  a.attname, r.nspname, r.relname, k.fns)
+      FROM pg_attrdef ad JOIN rel r ON r.oid = ad.adrelid
+      JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+      JOIN calls k ON k.classid = 'pg_attrdef'::regclass AND k.objid = ad.oid
+    UNION ALL
+    SELECT format('%s constraint %I of %I.%I calls %s', CASE co.contype WHEN 'c' THEN 'check' WHEN 'x' THEN 'exclusion' ELSE co.contype::text END,
+                  co.conname, r.nspname, r.relname, k.fns)
+      FROM pg_constraint co JOIN rel r ON r.oid = co.conrelid
+      JOIN calls k ON k.classid = 'pg_constraint'::regclass AND k.objid = co.oid
+    UNION ALL
+    SELECT format('check constraint %I of domain %s (column %I of %I.%I) calls %s', co.conname, d.dom::regtype, d.col, r.nspname, r.relname, k.fns)
+      FROM doms d JOIN rel r ON r.oid = d.rel JOIN pg_constraint co ON co.contypid = d.dom
+      JOIN calls k ON k.classid = 'pg_constraint'::regclass AND k.objid = co.oid
+    UNION ALL
+    SELECT format('index %I of %I.%I calls %s in its expression or predicate', ic.relname, r.nspname, r.relname, k.fns)
+      FROM pg_index ix JOIN rel r ON r.oid = ix.indrelid JOIN pg_class ic ON ic.oid = ix.indexrelid
+      JOIN calls k ON k.classid = 'pg_class'::regclass AND k.objid = ix.indexrelid
+  )
+  SELECT coalesce(array_agg(DISTINCT what ORDER BY what), '{}') FROM found
+$$;
+GRANT EXECUTE ON FUNCTION syncguard.repair_user_code(text, text) TO PUBLIC;
+
 -- Subscriber: applies one repair request (called by the probe trigger, inside the apply
 -- transaction). Returns {changes: [{key, outcome, op, hash, error?}]}, outcome one of applied,
 -- already_equal, changed_since_inspection, refused, failed, applied_but_differs; hash is the
@@ -224,6 +300,7 @@ DECLARE
   v_res jsonb;
   v_snap pg_snapshot;
   v_moved_ok boolean := false;
+  v_code text[];
 BEGIN
   IF (SELECT array_agg(x ORDER BY o) FROM jsonb_array_elements_text(p.request->'columns') WITH ORDINALITY u(x, o))::name[] IS DISTINCT FROM r.columns THEN
     RETURN jsonb_build_object('error', 'the request names other columns than the subscriber registration');
@@ -244,6 +321,12 @@ BEGIN
     v_moved_ok := v_snap IS NOT NULL AND NOT EXISTS (
       SELECT 1 FROM syncguard.local_write w
        WHERE w.reg_id = r.reg_id AND w.bucket = v_bucket AND NOT pg_visible_in_snapshot(w.xid, v_snap));
+  END IF;
+  v_code := syncguard.repair_user_code(r.schema_name, r.table_name);
+  IF cardinality(v_code) > 0 THEN
+    RETURN jsonb_build_object('changes', (SELECT coalesce(jsonb_agg(jsonb_build_object('key', x->>'key', 'op', x->>'op', 'hash', x->'pubHash',
+             'outcome', 'refused', 'error', 'the repair would run code of the table''s owner with syncguard''s rights: ' || array_to_string(v_code, '; '))
+             ORDER BY o), '[]') FROM jsonb_array_elements(p.request->'changes') WITH ORDINALITY u(x, o)));
   END IF;
   s := syncguard._repair_dml(r);
   v_kpos := ARRAY(SELECT array_position(r.columns, k) FROM unnest(r.key_columns) WITH ORDINALITY u(k, o) ORDER BY o);
@@ -374,3 +457,53 @@ $$;
 
 REVOKE ALL ON FUNCTION syncguard._key_values_match(syncguard.registration, text, jsonb),
   syncguard._repair_dml(syncguard.registration) FROM PUBLIC;
+
+-- item 22: a run killed after it sent a plan's repair request leaves the plan `applying`. The
+-- request is on the publisher (this node's probe of kind 'repair' naming the plan, kept an hour)
+-- and its answer on the subscriber, so a later run recovers the outcome from there.
+-- Publisher: the ids of this node's repair requests of a plan on a table, oldest first.
+CREATE FUNCTION syncguard.repair_requests(p_schema text, p_table text, p_plan text) RETURNS bigint[]
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce(array_agg(p.id ORDER BY p.id), '{}') FROM syncguard.probe p
+   WHERE p.origin = syncguard.node_id() AND p.kind = 'repair' AND p.schema_name = p_schema AND p.table_name = p_table
+     AND p.request->>'plan' = p_plan
+$$;
+REVOKE ALL ON FUNCTION syncguard.repair_requests(text, text, text) FROM PUBLIC;
+
+-- As in 0019, and the repair kind gets repair_requests.
+CREATE OR REPLACE FUNCTION syncguard._role_functions(p_kind text) RETURNS text[]
+LANGUAGE sql IMMUTABLE
+AS $$
+  SELECT ARRAY['syncguard.schema_version()', 'syncguard.check_state()', 'syncguard.request_full_sweep()',
+               'syncguard.maybe_full_sweep(interval)', 'syncguard.drain_batch(integer)', 'syncguard.sweep_batch(integer)',
+               'syncguard.status()']
+      || CASE WHEN p_kind IN ('verify', 'repair') THEN
+           ARRAY['syncguard.drain_batch(integer, name[], name[])',
+                 'syncguard.verify_ranges(bigint)', 'syncguard.verify_buckets(text, text, bigint, bigint[], bigint[])',
+                 'syncguard.verify_overview()', 'syncguard.verify_level(text, text, bigint, bigint, bigint[])',
+                 'syncguard.local_writes(integer)', 'syncguard.parity_info()', 'syncguard.health()',
+                 'syncguard.probe_buckets(text, text, bigint[], uuid, text)', 'syncguard.probe_marker(uuid, text)',
+                 'syncguard.probe_cleanup()', 'syncguard.probe_results(uuid, bigint[])', 'syncguard.probe_route()']
+         ELSE '{}' END
+      || CASE WHEN p_kind = 'repair' THEN
+           ARRAY['syncguard.probe_rows(text, text, bigint, uuid, text)', 'syncguard.row_values(text, text, bigint, text[])',
+                 'syncguard.repair_request(text, text, bigint, jsonb, text, uuid, text)', 'syncguard.repair_privileges(text, text)',
+                 'syncguard.repair_requests(text, text, text)']
+         ELSE '{}' END
+$$;
+
+-- A repair role that already had its grants gets the new function.
+DO $grants$
+DECLARE
+  v_role name;
+BEGIN
+  FOR v_role IN
+    SELECT DISTINCT r.rolname FROM pg_proc p, aclexplode(p.proacl) a JOIN pg_roles r ON r.oid = a.grantee
+     WHERE p.oid = 'syncguard.repair_request(text, text, bigint, jsonb, text, uuid, text)'::regprocedure AND a.privilege_type = 'EXECUTE'
+       AND r.rolname <> current_user
+  LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION syncguard.repair_requests(text, text, text) TO %I', v_role);
+  END LOOP;
+END
+$grants$;

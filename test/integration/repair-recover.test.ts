@@ -1,0 +1,89 @@
+// A repair run killed after it sent its request (issue 17, item 22), against real replication: the
+// apply workers are stopped, a run claims the plan and sends the request, and dies there (the plan
+// stays `applying`, with no outcome). Once the workers run again, applying the plan again recovers
+// the outcome from the nodes (the request on the publisher, its answer on the subscriber) instead
+// of saying "already applied; nothing to do", and the plan ends `applied` with that outcome.
+
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { superuserDsn } from '../../dev/cluster.js';
+import { parseTableName } from '../../functions/core/identifiers.js';
+import { connect } from '../../functions/db/connect.js';
+import { installControl } from '../../functions/db/install.js';
+import { claimPlan, loadPlan } from '../../functions/db/plans.js';
+import { sendRepair } from '../../functions/db/repair.js';
+import { probeTargetOf } from '../../functions/flows/inspect.js';
+import { applyStoredPlan, decidePlan, storePlan } from '../../functions/flows/plans.js';
+import { planBucket } from '../../functions/flows/repair.js';
+import { register, settle } from '../support/syncguard.js';
+import { usePair } from '../support/use-pair.js';
+
+const T = 'public.recover_rows';
+
+const ctx = usePair({
+  label: 'rrecover',
+  tables: [T],
+  async prepare(pair) {
+    await pair.both(`CREATE TABLE ${T} (id int PRIMARY KEY, v text)`);
+    await pair.pub.query(`INSERT INTO ${T} SELECT i, 'v' || i FROM generate_series(1, 500) i`);
+  },
+  async ready({ pub, sub }) {
+    await register(pub, sub, T, { bucketSize: 100 });
+    await settle(pub);
+    await settle(sub);
+  },
+});
+
+let owner: pg.Client;
+let approver: pg.Client;
+
+beforeAll(async () => {
+  await ctx.pair.pub.query(`CREATE DATABASE ${ctx.pair.name}_ctl OWNER sg_owner`);
+  owner = await connect(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'), 'control');
+  await installControl(owner);
+  approver = await connect(superuserDsn(ctx.pair.publisher, `${ctx.pair.name}_ctl`), 'control');
+});
+
+afterAll(async () => {
+  await owner?.end();
+  await approver?.end();
+  await ctx.pair.pub.query(`DROP DATABASE IF EXISTS ${ctx.pair.name}_ctl WITH (FORCE)`).catch(() => {});
+});
+
+describe('item 22: a plan left applying by a killed run', () => {
+  it('recovers the outcome from the nodes when the plan is applied again', async () => {
+    await ctx.pair.sub.query(`UPDATE ${T} SET v = 'drift' WHERE id IN (10, 20)`);
+    await settle(ctx.sub);
+    const table = parseTableName(T);
+    const { plan } = await planBucket(ctx.pub, ctx.sub, table, '0', { pair: 'p' });
+    const { planId } = await storePlan(owner, plan, 'sg_owner');
+    await decidePlan(approver, { planId, by: 'postgres', decision: 'approved', fourEyes: false });
+    await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} DISABLE`);
+    try {
+      // the run that dies: it claims the plan and sends the request, then nothing more
+      expect(await claimPlan(owner, planId, 'sg_owner')).toBe(true);
+      const t = await probeTargetOf(ctx.pub, ctx.sub, table);
+      const sent = await sendRepair(ctx.pub, {
+        table,
+        bucket: '0',
+        changes: plan.changes,
+        plan: String(planId),
+        target: t.target,
+        subscription: t.subscription,
+        lockTimeoutMs: 20,
+        ...(plan.subscriberSnapshot === undefined ? {} : { snapshot: plan.subscriberSnapshot }),
+      });
+      expect(sent.sent).toBe(2);
+    } finally {
+      await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} ENABLE`);
+    }
+    const done = await applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, by: 'sg_owner', timeLimitMs: 20_000 });
+    expect(done.counts).toEqual({ applied: 2 });
+    expect(done.bucketAfter).toBe('equal');
+    const stored = await loadPlan(owner, planId);
+    expect(stored?.state).toBe('applied');
+    expect((stored?.outcome as { counts?: unknown } | null)?.counts).toEqual({ applied: 2 });
+    const { rows } = await ctx.pair.sub.query(`SELECT v FROM ${T} WHERE id IN (10, 20) ORDER BY id`);
+    expect(rows).toEqual([{ v: 'v10' }, { v: 'v20' }]);
+  });
+});
