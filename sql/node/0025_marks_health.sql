@@ -61,22 +61,6 @@ BEGIN
 END
 $$;
 
--- The problems this migration adds to health (items 3, 5, 6, 7); each item appends its own below.
-CREATE FUNCTION syncguard._more_problems(r syncguard.registration) RETURNS text[]
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  v_out text[] := '{}';
-  v_p text;
-BEGIN
-  v_p := syncguard._v2_problem(r);
-  IF v_p IS NOT NULL THEN
-    v_out := v_out || v_p;
-  END IF;
-  RETURN v_out;
-END
-$$;
-
 -- As in 0018, and the problems of this migration (_more_problems).
 CREATE OR REPLACE FUNCTION syncguard._problems(r syncguard.registration) RETURNS text[]
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
@@ -409,3 +393,118 @@ END
 $upgrade$;
 
 REVOKE ALL ON FUNCTION syncguard._local_write_test(), syncguard._trigger_functions(syncguard.registration, boolean) FROM PUBLIC;
+
+-- Item 6. A partition detached and attached again between two drains leaves the set of leaves as
+-- it was, so _check_partitions (0018), which compared only leaf oids, rebuilt nothing, while the
+-- partition's rows changed unseen in between (a detached partition loses the root's cloned row
+-- triggers; a statement on it reaches none of the root's). Done on both nodes it gave in sync.
+-- Every DETACH deletes the partition's pg_inherits row and every ATTACH inserts a new one (DETACH
+-- CONCURRENTLY also updates it first), so its xmin changes: the registration now keeps, beside its
+-- leaves, a signature of the pg_inherits rows of every member of the tree below the root
+-- (inhrelid:xmin). A different signature is a partition change like any other: health reports it,
+-- the next drain rebuilds the catalogue. Nothing else writes pg_inherits rows of partitions;
+-- TRUNCATE, VACUUM FULL and ALTER TABLE rewrite pg_class (relfilenode), which is not looked at.
+ALTER TABLE syncguard.registration ADD COLUMN leaf_sig text;
+
+CREATE FUNCTION syncguard._leaf_sig(p_relid oid) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce(string_agg(format('%s:%s', i.inhrelid, i.xmin), ',' ORDER BY i.inhrelid), '')
+    FROM pg_partition_tree(p_relid) t JOIN pg_inherits i ON i.inhrelid = t.relid
+   WHERE t.relid::oid <> p_relid
+$$;
+
+UPDATE syncguard.registration g SET leaf_sig = syncguard._leaf_sig(g.relid)
+ WHERE g.node_id = syncguard.node_id() AND g.partitioning = 'root'
+   AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid AND c.relkind = 'p');
+
+-- As in 0018, and a registration whose leaves are the same but whose signature changed (a
+-- partition detached and attached again) is rebuilt too; a registration without a
+-- signature yet (registered since, no catalogue built before its first check) just takes it.
+CREATE OR REPLACE FUNCTION syncguard._check_partitions() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r syncguard.registration;
+  v_now oid[];
+  v_sig text;
+  v_again text[];
+  v_n integer := 0;
+BEGIN
+  FOR r IN SELECT * FROM syncguard.registration g
+            WHERE g.node_id = syncguard.node_id() AND g.partitioning = 'root'
+              AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid AND c.relkind = 'p') LOOP
+    v_now := syncguard._leaves(r.relid);
+    v_sig := syncguard._leaf_sig(r.relid);
+    IF v_now = r.leaves AND r.leaf_sig IS NULL THEN
+      UPDATE syncguard.registration SET leaf_sig = v_sig WHERE node_id = r.node_id AND reg_id = r.reg_id;
+      CONTINUE;
+    END IF;
+    CONTINUE WHEN v_now = r.leaves AND v_sig = r.leaf_sig;
+    -- members still there whose pg_inherits row is new: detached and attached again
+    v_again := ARRAY(SELECT x.oid::regclass::text
+                       FROM (SELECT split_part(e, ':', 1)::oid AS oid, split_part(e, ':', 2) AS xmin
+                               FROM unnest(string_to_array(v_sig, ',')) e) x
+                       JOIN (SELECT split_part(e, ':', 1)::oid AS oid, split_part(e, ':', 2) AS xmin
+                               FROM unnest(string_to_array(coalesce(r.leaf_sig, ''), ',')) e WHERE e <> '') o
+                         ON o.oid = x.oid AND o.xmin <> x.xmin
+                      ORDER BY 1);
+    BEGIN
+      PERFORM syncguard._install_leaf_triggers(r);
+      PERFORM syncguard._drop_triggers_elsewhere(r, v_now);
+    EXCEPTION WHEN OTHERS THEN
+      IF syncguard._transient(SQLSTATE) THEN
+        RAISE;
+      END IF;
+      INSERT INTO syncguard.fault (reg_id, kind, sqlstate, message)
+      VALUES (r.reg_id, 'trigger', SQLSTATE, left(format('cannot give a new partition of %I.%I its triggers: %s',
+                                                        r.schema_name, r.table_name, SQLERRM), 500))
+      ON CONFLICT DO NOTHING;
+    END;
+    INSERT INTO syncguard.partition_change AS pc (reg_id, added, removed)
+    VALUES (r.reg_id,
+            ARRAY(SELECT x::regclass::text FROM unnest(v_now) x WHERE x <> ALL(r.leaves) ORDER BY 1)
+              || ARRAY(SELECT a || ' (detached and attached again)' FROM unnest(v_again) a),
+            ARRAY(SELECT x::regclass::text FROM unnest(r.leaves) x
+                   WHERE x <> ALL(v_now) AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x)
+                  UNION ALL
+                  SELECT format('(dropped, oid %s)', x) FROM unnest(r.leaves) x
+                   WHERE x <> ALL(v_now) AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x)))
+    ON CONFLICT (reg_id) DO UPDATE SET at = clock_timestamp(), added = EXCLUDED.added, removed = EXCLUDED.removed;
+    UPDATE syncguard.registration SET leaves = v_now, leaf_sig = v_sig WHERE node_id = r.node_id AND reg_id = r.reg_id;
+    DELETE FROM syncguard.dirty WHERE reg_id = r.reg_id;
+    DELETE FROM syncguard.bucket WHERE reg_id = r.reg_id;
+    DELETE FROM syncguard.sweep WHERE reg_id = r.reg_id;
+    v_n := v_n + 1;
+  END LOOP;
+  RETURN v_n;
+END
+$$;
+
+-- For health: the signature changed with the same leaves (the leaf change itself is reported by
+-- _partition_problems).
+CREATE FUNCTION syncguard._leaf_sig_problem(r syncguard.registration) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT 'a partition was detached and attached again since the last drain; the next drain on this node rebuilds the table''s catalogue'
+   WHERE r.partitioning = 'root' AND r.leaf_sig IS NOT NULL
+     AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = r.relid AND c.relkind = 'p')
+     AND syncguard._leaves(r.relid) = r.leaves AND syncguard._leaf_sig(r.relid) <> r.leaf_sig
+$$;
+
+-- The problems this migration adds to health (_problems above calls it).
+CREATE FUNCTION syncguard._more_problems(r syncguard.registration) RETURNS text[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_out text[] := '{}';
+  v_p text;
+BEGIN
+  FOREACH v_p IN ARRAY ARRAY[syncguard._v2_problem(r), syncguard._leaf_sig_problem(r)] LOOP
+    IF v_p IS NOT NULL THEN
+      v_out := v_out || v_p;
+    END IF;
+  END LOOP;
+  RETURN v_out;
+END
+$$;
