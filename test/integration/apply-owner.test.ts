@@ -11,8 +11,10 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { type Cluster, type ClusterInfo, SUPERUSER_PASSWORD, startCluster, superuserDsn } from '../../dev/cluster.js';
 import { createPair, OWNER, type Pair } from '../../dev/pair.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
+import { connect } from '../../functions/db/connect.js';
 import { installSchema } from '../../functions/db/install.js';
 import { subscriptionApplyCheck } from '../../functions/flows/apply-rights.js';
+import { installOnPair } from '../../functions/flows/pair-setup.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { enableProbes, installed, register, settle } from '../support/syncguard.js';
 
@@ -222,5 +224,71 @@ describe('a subscription owned by a non-superuser other than the installer', () 
     const s = await scenario(c, 'apo_15', null);
     expect(s.major).toBe(15);
     await check(s, /^GRANT SELECT, INSERT, DELETE ON syncguard\.probe TO "subowner_[a-z0-9]+"$/, true);
+  });
+});
+
+describe('a FOR ALL TABLES publication, which also replicates syncguard.migration, registration, node_state and probe', () => {
+  it('refuses install and register while the subscription owner could not apply their rows, and replication keeps running', async () => {
+    const publisher = inject('publisherCluster');
+    const subscriber = inject('subscriberCluster');
+    const pair = await createPair(publisher, subscriber, 'apo_all');
+    const suffix = pair.name.slice(-8);
+    const [app, subowner, applyRole] = [`app_${suffix}`, `subowner_${suffix}`, `syncguard_apply_${pair.name}`];
+    const entry: (typeof open)[number] = { pair, roles: [subowner, app, applyRole], clusters: [publisher, subscriber] };
+    open.push(entry);
+    for (const c of [pair.pub, pair.sub]) {
+      await c.query(`CREATE ROLE "${app}" NOLOGIN; CREATE ROLE "${subowner}" LOGIN PASSWORD '${PW}'; GRANT "${app}" TO ${OWNER};
+        CREATE TABLE ${T} (id int PRIMARY KEY, v text); ALTER TABLE ${T} OWNER TO "${app}"`);
+    }
+    await pair.pub.query(`INSERT INTO ${T} SELECT i, 'v' || i FROM generate_series(1, 100) i`);
+    await pair.pub.query(`CREATE PUBLICATION ${pair.name} FOR ALL TABLES`);
+    // an administrator made the dedicated role and gave it to the installer; the subscriber's
+    // install gives it syncguard's logged tables; the publisher is one version behind
+    await pair.sub.query(`CREATE ROLE "${applyRole}" NOLOGIN NOINHERIT; GRANT "${applyRole}" TO ${OWNER} WITH INHERIT TRUE, SET TRUE`);
+    const pub = await connect(pair.publisherDsn, 'publisher');
+    const sub = await connect(pair.subscriberDsn, 'subscriber');
+    entry.pub = pub;
+    entry.sub = sub;
+    expect((await installSchema(sub, 'subscriber')).applyOwner).toMatchObject({ role: applyRole, adopted: true });
+    const latest = (await installSchema(sub, 'subscriber')).toVersion;
+    await installSchema(pub, 'publisher', latest - 1);
+    const { rows: owners } = await pair.sub.query<{ relname: string; owner: string }>(
+      "SELECT relname, relowner::regrole::text AS owner FROM pg_class WHERE relnamespace = 'syncguard'::regnamespace AND relkind = 'r' AND relpersistence = 'p' ORDER BY 1",
+    );
+    expect(owners).toEqual(['migration', 'node_state', 'probe', 'registration'].map((relname) => ({ relname, owner: applyRole })));
+
+    // the subscription, owned by subowner, copies the syncguard tables as their owner
+    await pair.sub.query(`GRANT pg_create_subscription TO "${subowner}"; GRANT CREATE ON DATABASE ${pair.name} TO "${subowner}";
+      GRANT "${app}" TO "${subowner}" WITH SET TRUE; GRANT "${applyRole}" TO "${subowner}" WITH SET TRUE, INHERIT FALSE`);
+    const so = new pg.Client({ connectionString: pair.subscriberDsn.replace(/\/\/[^@]+@/, `//${subowner}:${PW}@`) });
+    await so.connect();
+    const conn = `host=${publisher.host} port=${publisher.port} dbname=${pair.name} user=postgres password=${SUPERUSER_PASSWORD}`;
+    try {
+      await so.query(`CREATE SUBSCRIPTION ${pair.name} CONNECTION '${conn}' PUBLICATION ${pair.name} WITH (slot_name = '${pair.name}')`);
+    } finally {
+      await so.end();
+    }
+    await pair.waitForSync();
+    const s: Scenario = { pair, pub, sub, app, subowner, writer: subowner, major: 18 };
+
+    // the grant is taken away: neither the publisher's install nor a registration may write now
+    await pair.sub.query(`REVOKE "${applyRole}" FROM "${subowner}"`);
+    const grant = new RegExp(`GRANT "${applyRole}" TO "${subowner}" WITH SET TRUE, INHERIT FALSE`);
+    await expect(installOnPair(pub, sub)).rejects.toThrow(grant);
+    expect((await pub.query('SELECT max(version) AS v FROM syncguard.migration')).rows[0]?.v).toBe(latest - 1);
+    await expect(register(pub, sub, T, { bucketSize: 20 })).rejects.toThrow(grant);
+    expect((await pub.query('SELECT count(*)::int AS n FROM syncguard.registration')).rows[0]?.n).toBe(0);
+    expect(await rowArrives(s, 10_001)).toBe(true);
+    expect(await applyErrors(s)).toBe(0);
+
+    // granted again: both go through, and their rows are applied
+    await pair.sub.query(`GRANT "${applyRole}" TO "${subowner}" WITH SET TRUE, INHERIT FALSE`);
+    await installOnPair(pub, sub);
+    await register(pub, sub, T, { bucketSize: 20 });
+    await pair.catchUp();
+    const { rows: regs } = await pair.sub.query<{ node_role: string }>('SELECT node_role FROM syncguard.registration ORDER BY 1');
+    expect(regs.map((r) => r.node_role)).toEqual(['publisher', 'subscriber']);
+    expect(await rowArrives(s, 10_002)).toBe(true);
+    expect(await applyErrors(s)).toBe(0);
   });
 });
