@@ -189,6 +189,29 @@ async function check(s: Scenario, expectedFix: RegExp, privilegeMode: boolean): 
   expect(await rowArrives(s, 10_002)).toBe(true);
   expect(await applyErrors(s)).toBe(0);
 
+  // the subscription owner may SET ROLE to the tables' owner, and so add a trigger on
+  // syncguard.probe that would run before syncguard's: then probes are not trusted at all
+  if (!privilegeMode) {
+    await s.pair.sub.query('CREATE FUNCTION public.sg_foreign() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$');
+    const so = new pg.Client({ connectionString: s.pair.subscriberDsn.replace(/\/\/[^@]+@/, `//${s.subowner}:${PW}@`) });
+    await so.connect();
+    try {
+      const role = (
+        await s.sub.query<{ r: string }>('SELECT relowner::regrole::text AS r FROM pg_class WHERE oid = $1::regclass', ['syncguard.probe'])
+      ).rows[0]?.r;
+      await so.query(
+        `SET ROLE ${role}; CREATE TRIGGER a_foreign BEFORE INSERT ON syncguard.probe FOR EACH ROW EXECUTE FUNCTION public.sg_foreign(); RESET ROLE`,
+      );
+      const third = await verifyPair(s.pub, s.sub, { table: parseTableName(T), timeLimitMs: 20_000 });
+      expect(third.tables.map((t) => t.method)).toEqual(['two_rounds']);
+      expect(third.warnings.join('\n')).toContain('trigger a_foreign on probe, which syncguard did not create');
+      await so.query(`SET ROLE ${role}; DROP TRIGGER a_foreign ON syncguard.probe; RESET ROLE`);
+    } finally {
+      await so.end();
+    }
+    expect(await rowArrives(s, 10_003)).toBe(true);
+  }
+
   // 3. an application role cannot insert probes, nor can the subscription owner granted the
   // dedicated role WITH INHERIT FALSE (only after SET ROLE, and then no answer is computed); nobody
   // but syncguard writes an answer
