@@ -11,6 +11,7 @@ import { parseTableName } from '../functions/core/identifiers.js';
 import { type Client, checkDsn, redactSecrets, secretsOf } from '../functions/db/connect.js';
 import { type InstallResult, installControl, installSchema } from '../functions/db/install.js';
 import { unregisterTable } from '../functions/db/register.js';
+import { requireApplicable } from '../functions/flows/apply-rights.js';
 import { installOnPair } from '../functions/flows/pair-setup.js';
 import { approveCommand } from './approve-command.js';
 import { type Out, withClients } from './clients.js';
@@ -52,6 +53,9 @@ function describeInstall(label: string, r: InstallResult, out: Out, warn: Out): 
         'To avoid the traffic, publish only your tables (FOR TABLE ... or FOR TABLES IN SCHEMA ...).',
     );
   }
+  const a = r.applyOwner;
+  if (a?.adopted)
+    out(`${label}: syncguard's replicated tables belong to role ${a.role} (grant it to a subscription owner that is told to)`);
 }
 
 export function buildProgram(out: Out, warn: Out, setExit: (code: number) => void = () => {}): Command {
@@ -118,6 +122,7 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
           [subscriber, 'subscriber'],
         ],
         async ([p, s]) => {
+          await requireApplicable(s as Client, ['registration', 'node_state'], 'syncguard unregister');
           const r = await unregisterTable(p as Client, s as Client, table);
           out(
             `unregistered ${table.schema}.${table.table} (publisher: ${r.publisher ? 'removed' : 'was not registered'}, subscriber: ${r.subscriber ? 'removed' : 'was not registered'})`,

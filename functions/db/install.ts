@@ -4,6 +4,7 @@
 
 import { randomInt } from 'node:crypto';
 import { IncompatibleError, InputError } from '../core/errors.js';
+import { adoptApplyOwner } from './apply-rights.js';
 import { type Client, inTransaction } from './connect.js';
 import { controlMigrations, type Migration, nodeMigrations } from './generated/migrations.js';
 
@@ -18,6 +19,8 @@ export interface InstallResult {
   /** FOR ALL TABLES publications on this node (they also publish syncguard's logged tables). */
   readonly allTablesPublications: readonly string[];
   readonly nodeId: string;
+  /** The dedicated owner of the logged syncguard tables (sql/node/0024), and whether they are its. */
+  readonly applyOwner: { readonly role: string; readonly exists: boolean; readonly member: boolean; readonly adopted: boolean } | null;
 }
 
 export async function serverVersionNum(client: Client): Promise<number> {
@@ -119,8 +122,10 @@ async function migrate(
 /** Creates or upgrades the node schema; `upTo` stops early (tests of upgrades use it). */
 export async function installSchema(client: Client, label = 'database', upTo?: number): Promise<InstallResult> {
   const r = await migrate(client, NODE, label, upTo);
+  const { rows: adopt } = await client.query<{ ok: boolean }>("SELECT to_regprocedure('syncguard._adopt_apply_owner()') IS NOT NULL AS ok");
+  const applyOwner = adopt[0]?.ok ? await adoptApplyOwner(client) : null;
   const { rows: pubs } = await client.query<{ pubname: string }>('SELECT pubname FROM pg_publication WHERE puballtables ORDER BY 1');
-  return { ...r, allTablesPublications: pubs.map((p) => p.pubname), nodeId: await nodeId(client) };
+  return { ...r, allTablesPublications: pubs.map((p) => p.pubname), nodeId: await nodeId(client), applyOwner };
 }
 
 /** Creates or upgrades the control-plane schema in its own database. */
@@ -197,9 +202,12 @@ export async function requireDistinct(publisher: Client, subscriber: Client): Pr
 export async function installPair(
   publisher: Client,
   subscriber: Client,
+  /** Runs between the two installs: a check that may refuse the publisher's (flows/apply-rights.ts). */
+  beforePublisher?: () => Promise<void>,
 ): Promise<{ publisher: InstallResult; subscriber: InstallResult; reidentified: boolean }> {
   await requireDistinct(publisher, subscriber);
   const sub = await installSchema(subscriber, 'subscriber');
+  await beforePublisher?.();
   const pub = await installSchema(publisher, 'publisher');
   if (sub.nodeId === pub.nodeId) {
     const { rows } = await subscriber.query<{ id: string }>('SELECT syncguard.reidentify()::text AS id');

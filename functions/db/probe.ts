@@ -15,15 +15,39 @@ export interface ProbeRoute {
   readonly trigger: string | null;
   /** Subscriptions that carry syncguard.probe, with its sync state. */
   readonly subscriptions: ReadonlyMap<string, string>;
+  /** The installer (owner of schema syncguard), and the dedicated owner of its replicated tables (sql/node/0024). */
+  readonly installer: string;
+  readonly applyRole: string;
+  readonly applyRoleExists: boolean;
+  /** Triggers and rules on syncguard's logged tables that syncguard did not create. */
+  readonly foreign: readonly string[];
 }
 
 /** Where probes can reach the subscriber. */
 export async function probeRoute(sub: Client): Promise<ProbeRoute> {
   const { rows } = await sub.query<{
-    r: { nodeId: string; table: boolean; trigger: string | null; subscriptions: Record<string, string> };
+    r: {
+      nodeId: string;
+      table: boolean;
+      trigger: string | null;
+      subscriptions: Record<string, string>;
+      installer: string;
+      applyRole: string;
+      applyRoleExists: boolean;
+      foreign: string[];
+    };
   }>('SELECT syncguard.probe_route() AS r');
   const r = one(rows, 'syncguard.probe_route').r;
-  return { nodeId: r.nodeId, table: r.table, trigger: r.trigger, subscriptions: new Map(Object.entries(r.subscriptions)) };
+  return {
+    nodeId: r.nodeId,
+    table: r.table,
+    trigger: r.trigger,
+    subscriptions: new Map(Object.entries(r.subscriptions)),
+    installer: r.installer,
+    applyRole: r.applyRole,
+    applyRoleExists: r.applyRoleExists,
+    foreign: r.foreign,
+  };
 }
 
 export interface SentProbe {

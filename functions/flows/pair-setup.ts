@@ -7,7 +7,8 @@ import type { HashVersion } from '../core/hashing.js';
 import { matchesPattern, type QualifiedName, tableText } from '../core/identifiers.js';
 import { chooseHashVersion } from '../core/registration.js';
 import type { Client } from '../db/connect.js';
-import { installPair } from '../db/install.js';
+import { nodeMigrations } from '../db/generated/migrations.js';
+import { installedVersions, installPair } from '../db/install.js';
 import {
   heldHashVersion,
   type RegisterOptions,
@@ -17,13 +18,24 @@ import {
   truncatedColumns,
   unregisterTable,
 } from '../db/register.js';
+import { requireApplicable } from './apply-rights.js';
 import { ensureProbeRoute } from './probe-route.js';
+
+/** syncguard's logged tables: a FOR ALL TABLES publication replicates them. */
+const LOGGED = ['migration', 'registration', 'node_state', 'probe'] as const;
+/** Those a registration writes on the publisher. */
+const REGISTRATION = ['registration', 'node_state'] as const;
 
 export async function installOnPair(
   publisher: Client,
   subscriber: Client,
 ): Promise<Awaited<ReturnType<typeof installPair>> & { probeNotes: string[] }> {
-  const r = await installPair(publisher, subscriber);
+  // the publisher's install writes syncguard.migration: refused while a FOR ALL TABLES subscription
+  // that carries it could not apply that (only when the publisher has something to install)
+  const r = await installPair(publisher, subscriber, async () => {
+    const latest = nodeMigrations.at(-1)?.version ?? 0;
+    if (((await installedVersions(publisher)).at(-1) ?? 0) < latest) await requireApplicable(subscriber, LOGGED, 'syncguard install');
+  });
   const { rows } = await subscriber.query<{ schema: string; table: string }>(
     'SELECT schema_name AS schema, table_name AS table FROM syncguard.registrations ORDER BY 1, 2',
   );
@@ -44,6 +56,7 @@ export async function registerOnPair(
   subscriber: Client,
   opts: RegisterOptions & { refresh?: boolean },
 ): Promise<RegisterResult> {
+  await requireApplicable(subscriber, REGISTRATION, 'syncguard register');
   if (opts.refresh === true) return refreshRegistration(publisher, subscriber, opts);
   const r = await registerTable(publisher, subscriber, opts);
   const notes = await ensureProbeRoute(publisher, subscriber, [tableText(opts.table)]);
@@ -118,6 +131,7 @@ export async function registerAll(
       `publication ${JSON.stringify(opts.publication)} is not one the subscriber subscribes to; those are ${subscribed.join(', ')}`,
     );
   }
+  await requireApplicable(subscriber, REGISTRATION, 'syncguard register');
   const pubs = opts.publication === undefined ? subscribed : [opts.publication];
   const { rows } = await publisher.query<{ schema: string; table: string }>(
     // publish_via_partition_root off publishes a partitioned table as its leaves: when every leaf

@@ -6,12 +6,16 @@
 //                     without copying data, but only when the refresh would change nothing else
 //                     (a refresh without copy would skip the initial copy of any other table the
 //                     user added to the publication). When the role may not, it says what to run.
+// Neither routes a probe to a subscription whose owner could not apply it (flows/apply-rights.ts):
+// that would stop the subscription. They say why, and the grant that fixes it.
 
 import { escapeIdentifier } from 'pg';
+import { applyCheckText } from '../core/apply-rights.js';
 import { tableFromText, tableText } from '../core/identifiers.js';
 import { subscriptionsOf } from '../db/barrier.js';
 import type { Client } from '../db/connect.js';
 import { probeRoute } from '../db/probe.js';
+import { subscriptionApplyCheck } from './apply-rights.js';
 
 export type ProbeReach = { readonly ok: true; readonly subscription: string } | { readonly ok: false; readonly reason: string };
 
@@ -25,17 +29,36 @@ export async function probeReach(
   const reach = new Map<string, ProbeReach>();
   const route = await probeRoute(sub);
   const { subscriptions } = await subscriptionsOf(sub, tables.map(tableFromText));
+  // a probe row reaches every subscription that carries syncguard.probe: one whose owner could not
+  // apply it would stop, so then no probe is sent at all
+  const blocked = new Map<string, string>();
+  for (const name of new Set([...subscriptions.map((s) => s.name), ...route.subscriptions.keys()])) {
+    const c = await subscriptionApplyCheck(sub, name, route);
+    if (!c.ok) blocked.set(name, applyCheckText(c));
+  }
+  const carrier = [...route.subscriptions.keys()].find((n) => blocked.has(n));
+  const untrusted =
+    route.foreign.length > 0
+      ? `syncguard's replicated tables have ${route.foreign.join(', ')}, which syncguard did not create (the owner of those tables may add them, and a trigger could rewrite a probe before syncguard's answers it); drop them`
+      : null;
   for (const s of subscriptions) {
     const state = route.subscriptions.get(s.name);
-    const reason = !route.table
-      ? 'the subscriber has no syncguard.probe table; run syncguard install on the pair'
-      : route.trigger !== 'A'
-        ? `the subscriber's probe trigger is ${route.trigger === null ? 'missing' : `not ENABLE ALWAYS (tgenabled ${route.trigger})`}; run syncguard install on the subscriber`
-        : state === undefined
-          ? `syncguard.probe is not in subscription ${s.name}; ${fix}`
-          : state !== 'r'
-            ? `syncguard.probe is not ready in subscription ${s.name} (sync state ${state})`
-            : null;
+    const reason =
+      untrusted !== null
+        ? untrusted
+        : blocked.has(s.name)
+          ? (blocked.get(s.name) as string)
+          : carrier !== undefined
+            ? (blocked.get(carrier) as string)
+            : !route.table
+              ? 'the subscriber has no syncguard.probe table; run syncguard install on the pair'
+              : route.trigger !== 'A'
+                ? `the subscriber's probe trigger is ${route.trigger === null ? 'missing' : `not ENABLE ALWAYS (tgenabled ${route.trigger})`}; run syncguard install on the subscriber`
+                : state === undefined
+                  ? `syncguard.probe is not in subscription ${s.name}; ${fix}`
+                  : state !== 'r'
+                    ? `syncguard.probe is not ready in subscription ${s.name} (sync state ${state})`
+                    : null;
     for (const t of s.tables) reach.set(t, reason === null ? { ok: true, subscription: s.name } : { ok: false, reason });
   }
   const warnings =
@@ -58,6 +81,13 @@ export async function ensureProbeRoute(pub: Client, sub: Client, tables: readonl
   const route = await probeRoute(sub);
   for (const s of subscriptions) {
     if (route.subscriptions.get(s.name) === 'r') continue;
+    const rights = await subscriptionApplyCheck(sub, s.name, route);
+    if (!rights.ok) {
+      notes.push(
+        `syncguard.probe is not added to subscription ${s.name}, and probes do not travel with its tables: ${applyCheckText(rights)}`,
+      );
+      continue;
+    }
     const { rows: subRows } = await sub.query<{ pubs: string[] }>(
       'SELECT subpublications AS pubs FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())',
       [s.name],

@@ -1,0 +1,317 @@
+// Issue 17 item A1: a subscription owned by a non-superuser role other than syncguard's installer.
+// Tables owned by `app`; the subscription created by `subowner` (PG16+: a member of
+// pg_create_subscription, granted app WITH SET TRUE; PG15: made its owner by a superuser, granted
+// app); syncguard installed and the table registered by sg_owner. Before the fix the first verify
+// sent probes the apply worker could not apply (it may not SET ROLE to the owner of syncguard.probe,
+// or lacks INSERT on it), and replication stopped. Now nothing of syncguard reaches such a
+// subscriber, verify says what it does instead and prints the fix; with the fix applied, probes work.
+
+import pg from 'pg';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { type Cluster, type ClusterInfo, SUPERUSER_PASSWORD, startCluster, superuserDsn } from '../../dev/cluster.js';
+import { createPair, OWNER, type Pair } from '../../dev/pair.js';
+import { parseTableName } from '../../functions/core/identifiers.js';
+import { connect } from '../../functions/db/connect.js';
+import { installSchema } from '../../functions/db/install.js';
+import { subscriptionApplyCheck } from '../../functions/flows/apply-rights.js';
+import { installOnPair } from '../../functions/flows/pair-setup.js';
+import { verifyPair } from '../../functions/flows/verify.js';
+import { enableProbes, installed, register, settle } from '../support/syncguard.js';
+
+const T = 'public.orders';
+const PW = 'subowner-pw';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Scenario {
+  pair: Pair;
+  pub: pg.Client;
+  sub: pg.Client;
+  app: string;
+  subowner: string;
+  writer: string;
+  major: number;
+}
+
+const open: { pair: Pair; pub?: pg.Client; sub?: pg.Client; roles: string[]; clusters: ClusterInfo[] }[] = [];
+const ownClusters: Cluster[] = [];
+
+afterAll(async () => {
+  for (const o of open) {
+    await o.pub?.end().catch(() => {});
+    await o.sub?.end().catch(() => {});
+    await o.pair.dispose().catch(() => {});
+    for (const c of o.clusters) {
+      const admin = new pg.Client({ connectionString: superuserDsn(c) });
+      await admin.connect();
+      for (const r of o.roles) await admin.query(`DROP ROLE IF EXISTS "${r}"`).catch(() => {});
+      await admin.end();
+    }
+  }
+  for (const c of ownClusters) await c.stop();
+});
+
+/** The user's setup, up to a registered table; runAsOwner null: PostgreSQL 15 (no such option). */
+async function scenario(subscriber: ClusterInfo, label: string, runAsOwner: boolean | null): Promise<Scenario> {
+  const publisher = inject('publisherCluster');
+  const pair = await createPair(publisher, subscriber, label);
+  const suffix = pair.name.slice(-8);
+  const app = `app_${suffix}`;
+  const subowner = `subowner_${suffix}`;
+  const writer = `writer_${suffix}`;
+  const entry: (typeof open)[number] = {
+    pair,
+    roles: [writer, subowner, app, `syncguard_apply_${pair.name}`],
+    clusters: [publisher, subscriber],
+  };
+  open.push(entry);
+  for (const c of [pair.pub, pair.sub]) {
+    await c.query(`CREATE ROLE "${app}" NOLOGIN; CREATE ROLE "${subowner}" LOGIN PASSWORD '${PW}'; CREATE ROLE "${writer}" LOGIN PASSWORD '${PW}';
+      GRANT "${app}" TO ${OWNER};
+      CREATE TABLE ${T} (id int PRIMARY KEY, v text); ALTER TABLE ${T} OWNER TO "${app}";
+      GRANT SELECT, INSERT, UPDATE, DELETE ON ${T} TO "${writer}"`);
+  }
+  await pair.pub.query(`INSERT INTO ${T} SELECT i, 'v' || i FROM generate_series(1, 300) i`);
+  await pair.pub.query(`CREATE PUBLICATION ${pair.name} FOR TABLE ${T}`);
+  const conn = `host=${publisher.host} port=${publisher.port} dbname=${pair.name} user=postgres password=${SUPERUSER_PASSWORD}`;
+  if (runAsOwner === null) {
+    // PostgreSQL 15: only a superuser owns a subscription when it is made or given; an owner that
+    // loses superuser afterwards keeps it, and apply then checks its privileges
+    await pair.sub.query(`GRANT "${app}" TO "${subowner}"; ALTER ROLE "${subowner}" SUPERUSER`);
+    await pair.sub.query(
+      `CREATE SUBSCRIPTION ${pair.name} CONNECTION '${conn}' PUBLICATION ${pair.name} WITH (slot_name = '${pair.name}', enabled = false)`,
+    );
+    await pair.sub.query(`ALTER SUBSCRIPTION ${pair.name} OWNER TO "${subowner}"; ALTER ROLE "${subowner}" NOSUPERUSER`);
+    await pair.sub.query(`ALTER SUBSCRIPTION ${pair.name} ENABLE`);
+  } else {
+    await pair.sub.query(`GRANT pg_create_subscription TO "${subowner}"; GRANT CREATE ON DATABASE ${pair.name} TO "${subowner}";
+      GRANT "${app}" TO "${subowner}" WITH SET TRUE`);
+    const so = new pg.Client({ connectionString: superuserDsn(subscriber, pair.name).replace(/\/\/[^@]+@/, `//${subowner}:${PW}@`) });
+    await so.connect();
+    try {
+      await so.query(
+        `CREATE SUBSCRIPTION ${pair.name} CONNECTION '${conn}' PUBLICATION ${pair.name} WITH (slot_name = '${pair.name}', run_as_owner = ${runAsOwner})`,
+      );
+    } finally {
+      await so.end();
+    }
+  }
+  await pair.waitForSync();
+  // syncguard installed and the table registered by sg_owner; a superuser runs what install prints for probes
+  const { pub, sub } = await installed(pair);
+  entry.pub = pub;
+  entry.sub = sub;
+  await register(pub, sub, T, { bucketSize: 50 });
+  await enableProbes(pair);
+  await settle(pub);
+  await settle(sub);
+  const major = Math.floor(Number((await sub.query("SELECT current_setting('server_version_num') AS v")).rows[0]?.v) / 10000);
+  return { pair, pub, sub, app, subowner, writer, major };
+}
+
+async function applyErrors(s: Scenario): Promise<number> {
+  const { rows } = await s.pair.sub.query<{ n: string }>(
+    'SELECT apply_error_count + sync_error_count AS n FROM pg_stat_subscription_stats WHERE subname = $1',
+    [s.pair.name],
+  );
+  return Number(rows[0]?.n);
+}
+
+/** A row inserted on the publisher arrives on the subscriber (within 15 s). */
+async function rowArrives(s: Scenario, id: number): Promise<boolean> {
+  await s.pair.pub.query(`INSERT INTO ${T} VALUES ($1, 'late')`, [id]);
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if ((await s.pair.sub.query(`SELECT 1 FROM ${T} WHERE id = $1`, [id])).rowCount === 1) return true;
+    await sleep(100);
+  }
+  return false;
+}
+
+async function probeInSubscription(s: Scenario): Promise<boolean> {
+  const { rows } = await s.pair.sub.query(
+    `SELECT 1 FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
+      WHERE s.subname = $1 AND r.srrelid = 'syncguard.probe'::regclass`,
+    [s.pair.name],
+  );
+  return rows.length > 0;
+}
+
+/** Runs the fix as printed: SQL as the subscriber's superuser, "syncguard install" as the installer. */
+async function applyFix(s: Scenario, steps: readonly string[]): Promise<void> {
+  for (const step of steps) {
+    if (step.startsWith('syncguard install')) await installSchema(s.sub, 'subscriber');
+    else await s.pair.sub.query(step);
+  }
+}
+
+async function check(s: Scenario, expectedFix: RegExp, privilegeMode: boolean): Promise<void> {
+  // 1. verify: replication keeps running, and verify says what it did instead, with the fix
+  const first = await verifyPair(s.pub, s.sub, { table: parseTableName(T), timeLimitMs: 20_000 });
+  expect(await rowArrives(s, 10_001)).toBe(true);
+  expect(await applyErrors(s)).toBe(0);
+  expect(await probeInSubscription(s)).toBe(false);
+  expect(first.reasons).toEqual([]);
+  expect(first.status).toBe('in_sync');
+  expect(first.tables.map((t) => t.method)).toEqual(['two_rounds']);
+  const check1 = await subscriptionApplyCheck(s.sub, s.pair.name);
+  expect(check1.ok).toBe(false);
+  if (check1.ok) return;
+  expect(check1.fix.join('; ')).toMatch(expectedFix);
+  expect(check1.fix.join('; ')).not.toMatch(new RegExp(`GRANT "?${OWNER}"? TO`)); // never the installer's role
+  const warning = first.warnings.find((w) => w.includes('probes cannot reach it'));
+  expect(warning).toContain(s.subowner);
+  expect(warning).toContain(check1.fix.at(-1));
+
+  // 2. the printed fix; then the probe route is added and probes work
+  await applyFix(s, check1.fix);
+  expect((await subscriptionApplyCheck(s.sub, s.pair.name)).ok).toBe(true);
+  await enableProbes(s.pair);
+  expect(await probeInSubscription(s)).toBe(true);
+  // a writer keeps a bucket dirty: only a probe settles it
+  let writing = true;
+  const writer = (async () => {
+    for (let i = 0; writing; i++) await s.pair.pub.query(`UPDATE ${T} SET v = $1 WHERE id = 7`, [`w${i}`]);
+  })();
+  let second: Awaited<ReturnType<typeof verifyPair>>;
+  try {
+    await sleep(200);
+    second = await verifyPair(s.pub, s.sub, { table: parseTableName(T), timeLimitMs: 20_000 });
+  } finally {
+    writing = false;
+    await writer;
+  }
+  expect(second.reasons).toEqual([]);
+  expect(second.status).toBe('in_sync');
+  expect(second.tables.map((t) => t.method)).toEqual(['probe']);
+  expect(second.probes.probes).toBeGreaterThan(0);
+  // probe rows deleted on the publisher are applied too (DELETE)
+  await s.pair.pub.query('DELETE FROM syncguard.probe');
+  expect(await rowArrives(s, 10_002)).toBe(true);
+  expect(await applyErrors(s)).toBe(0);
+
+  // the subscription owner may SET ROLE to the tables' owner, and so add a trigger on
+  // syncguard.probe that would run before syncguard's: then probes are not trusted at all
+  if (!privilegeMode) {
+    await s.pair.sub.query('CREATE FUNCTION public.sg_foreign() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$');
+    const so = new pg.Client({ connectionString: s.pair.subscriberDsn.replace(/\/\/[^@]+@/, `//${s.subowner}:${PW}@`) });
+    await so.connect();
+    try {
+      const role = (
+        await s.sub.query<{ r: string }>('SELECT relowner::regrole::text AS r FROM pg_class WHERE oid = $1::regclass', ['syncguard.probe'])
+      ).rows[0]?.r;
+      await so.query(
+        `SET ROLE ${role}; CREATE TRIGGER a_foreign BEFORE INSERT ON syncguard.probe FOR EACH ROW EXECUTE FUNCTION public.sg_foreign(); RESET ROLE`,
+      );
+      const third = await verifyPair(s.pub, s.sub, { table: parseTableName(T), timeLimitMs: 20_000 });
+      expect(third.tables.map((t) => t.method)).toEqual(['two_rounds']);
+      expect(third.warnings.join('\n')).toContain('trigger a_foreign on probe, which syncguard did not create');
+      await so.query(`SET ROLE ${role}; DROP TRIGGER a_foreign ON syncguard.probe; RESET ROLE`);
+    } finally {
+      await so.end();
+    }
+    expect(await rowArrives(s, 10_003)).toBe(true);
+  }
+
+  // 3. an application role cannot insert probes, nor can the subscription owner granted the
+  // dedicated role WITH INHERIT FALSE (only after SET ROLE, and then no answer is computed); nobody
+  // but syncguard writes an answer
+  for (const role of [s.writer, s.subowner]) {
+    const c = new pg.Client({ connectionString: s.pair.subscriberDsn.replace(/\/\/[^@]+@/, `//${role}:${PW}@`) });
+    await c.connect();
+    try {
+      const insert = "INSERT INTO syncguard.probe (origin, id, kind) VALUES (gen_random_uuid(), 1, 'marker')";
+      if (role === s.writer || !privilegeMode) await expect(c.query(insert)).rejects.toThrow(/permission denied/);
+      await expect(c.query('INSERT INTO syncguard.probe_result (origin, id, ok) VALUES (gen_random_uuid(), 1, true)')).rejects.toThrow(
+        /permission denied/,
+      );
+    } finally {
+      await c.end();
+    }
+  }
+}
+
+describe('a subscription owned by a non-superuser other than the installer', () => {
+  it('PostgreSQL 18, run_as_owner = false: no probe reaches it until it may SET ROLE to syncguard_apply', async () => {
+    const s = await scenario(inject('subscriberCluster'), 'apo_off', false);
+    await check(s, /GRANT "syncguard_apply_[a-z0-9_]+" TO "subowner_[a-z0-9]+" WITH SET TRUE, INHERIT FALSE/, false);
+  });
+
+  it('PostgreSQL 18, run_as_owner = true: no probe reaches it until it may read, insert and delete probes', async () => {
+    const s = await scenario(inject('subscriberCluster'), 'apo_on', true);
+    await check(s, /^GRANT SELECT, INSERT, DELETE ON syncguard\.probe TO "subowner_[a-z0-9]+"$/, true);
+  });
+
+  it('PostgreSQL 15 subscriber: no probe reaches it until it may read, insert and delete probes', async () => {
+    const c = await startCluster('subscriber15', 15);
+    ownClusters.push(c);
+    const s = await scenario(c, 'apo_15', null);
+    expect(s.major).toBe(15);
+    await check(s, /^GRANT SELECT, INSERT, DELETE ON syncguard\.probe TO "subowner_[a-z0-9]+"$/, true);
+  });
+});
+
+describe('a FOR ALL TABLES publication, which also replicates syncguard.migration, registration, node_state and probe', () => {
+  it('refuses install and register while the subscription owner could not apply their rows, and replication keeps running', async () => {
+    const publisher = inject('publisherCluster');
+    const subscriber = inject('subscriberCluster');
+    const pair = await createPair(publisher, subscriber, 'apo_all');
+    const suffix = pair.name.slice(-8);
+    const [app, subowner, applyRole] = [`app_${suffix}`, `subowner_${suffix}`, `syncguard_apply_${pair.name}`];
+    const entry: (typeof open)[number] = { pair, roles: [subowner, app, applyRole], clusters: [publisher, subscriber] };
+    open.push(entry);
+    for (const c of [pair.pub, pair.sub]) {
+      await c.query(`CREATE ROLE "${app}" NOLOGIN; CREATE ROLE "${subowner}" LOGIN PASSWORD '${PW}'; GRANT "${app}" TO ${OWNER};
+        CREATE TABLE ${T} (id int PRIMARY KEY, v text); ALTER TABLE ${T} OWNER TO "${app}"`);
+    }
+    await pair.pub.query(`INSERT INTO ${T} SELECT i, 'v' || i FROM generate_series(1, 100) i`);
+    await pair.pub.query(`CREATE PUBLICATION ${pair.name} FOR ALL TABLES`);
+    // an administrator made the dedicated role and gave it to the installer; the subscriber's
+    // install gives it syncguard's logged tables; the publisher is one version behind
+    await pair.sub.query(`CREATE ROLE "${applyRole}" NOLOGIN NOINHERIT; GRANT "${applyRole}" TO ${OWNER} WITH INHERIT TRUE, SET TRUE`);
+    const pub = await connect(pair.publisherDsn, 'publisher');
+    const sub = await connect(pair.subscriberDsn, 'subscriber');
+    entry.pub = pub;
+    entry.sub = sub;
+    expect((await installSchema(sub, 'subscriber')).applyOwner).toMatchObject({ role: applyRole, adopted: true });
+    const latest = (await installSchema(sub, 'subscriber')).toVersion;
+    await installSchema(pub, 'publisher', latest - 1);
+    const { rows: owners } = await pair.sub.query<{ relname: string; owner: string }>(
+      "SELECT relname, relowner::regrole::text AS owner FROM pg_class WHERE relnamespace = 'syncguard'::regnamespace AND relkind = 'r' AND relpersistence = 'p' ORDER BY 1",
+    );
+    expect(owners).toEqual(['migration', 'node_state', 'probe', 'registration'].map((relname) => ({ relname, owner: applyRole })));
+
+    // the subscription, owned by subowner, copies the syncguard tables as their owner
+    await pair.sub.query(`GRANT pg_create_subscription TO "${subowner}"; GRANT CREATE ON DATABASE ${pair.name} TO "${subowner}";
+      GRANT "${app}" TO "${subowner}" WITH SET TRUE; GRANT "${applyRole}" TO "${subowner}" WITH SET TRUE, INHERIT FALSE`);
+    const so = new pg.Client({ connectionString: pair.subscriberDsn.replace(/\/\/[^@]+@/, `//${subowner}:${PW}@`) });
+    await so.connect();
+    const conn = `host=${publisher.host} port=${publisher.port} dbname=${pair.name} user=postgres password=${SUPERUSER_PASSWORD}`;
+    try {
+      await so.query(`CREATE SUBSCRIPTION ${pair.name} CONNECTION '${conn}' PUBLICATION ${pair.name} WITH (slot_name = '${pair.name}')`);
+    } finally {
+      await so.end();
+    }
+    await pair.waitForSync();
+    const s: Scenario = { pair, pub, sub, app, subowner, writer: subowner, major: 18 };
+
+    // the grant is taken away: neither the publisher's install nor a registration may write now
+    await pair.sub.query(`REVOKE "${applyRole}" FROM "${subowner}"`);
+    const grant = new RegExp(`GRANT "${applyRole}" TO "${subowner}" WITH SET TRUE, INHERIT FALSE`);
+    await expect(installOnPair(pub, sub)).rejects.toThrow(grant);
+    expect((await pub.query('SELECT max(version) AS v FROM syncguard.migration')).rows[0]?.v).toBe(latest - 1);
+    await expect(register(pub, sub, T, { bucketSize: 20 })).rejects.toThrow(grant);
+    expect((await pub.query('SELECT count(*)::int AS n FROM syncguard.registration')).rows[0]?.n).toBe(0);
+    expect(await rowArrives(s, 10_001)).toBe(true);
+    expect(await applyErrors(s)).toBe(0);
+
+    // granted again: both go through, and their rows are applied
+    await pair.sub.query(`GRANT "${applyRole}" TO "${subowner}" WITH SET TRUE, INHERIT FALSE`);
+    await installOnPair(pub, sub);
+    await register(pub, sub, T, { bucketSize: 20 });
+    await pair.catchUp();
+    const { rows: regs } = await pair.sub.query<{ node_role: string }>('SELECT node_role FROM syncguard.registration ORDER BY 1');
+    expect(regs.map((r) => r.node_role)).toEqual(['publisher', 'subscriber']);
+    expect(await rowArrives(s, 10_002)).toBe(true);
+    expect(await applyErrors(s)).toBe(0);
+  });
+});
