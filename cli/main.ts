@@ -39,6 +39,18 @@ function packageVersion(): string {
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 2;
 
+/** Who owns syncguard's replicated tables, and what to run when install could not give them to their own role. */
+function describeApplyOwner(label: string, r: InstallResult, out: Out, warn: Out): void {
+  const a = r.applyOwner;
+  if (a?.adopted) out(`${label}: syncguard's replicated tables belong to role ${a.role} (docs/permissions.md, "The subscription's owner")`);
+  else if (a !== null && label !== 'publisher') {
+    warn(
+      `warning: ${label}: syncguard's replicated tables stay the installer's, so a subscription owned by another role (not a superuser) gets no probes; ` +
+        `to let one apply them, an administrator runs: ${a.setup.join('; ')}; then run syncguard install again (docs/permissions.md, "The subscription's owner")`,
+    );
+  }
+}
+
 function describeInstall(label: string, r: InstallResult, out: Out, warn: Out): void {
   out(
     r.applied.length === 0
@@ -53,9 +65,6 @@ function describeInstall(label: string, r: InstallResult, out: Out, warn: Out): 
         'To avoid the traffic, publish only your tables (FOR TABLE ... or FOR TABLES IN SCHEMA ...).',
     );
   }
-  const a = r.applyOwner;
-  if (a?.adopted)
-    out(`${label}: syncguard's replicated tables belong to role ${a.role} (grant it to a subscription owner that is told to)`);
 }
 
 export function buildProgram(out: Out, warn: Out, setExit: (code: number) => void = () => {}): Command {
@@ -88,7 +97,11 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
       }
       if (o.dsn !== undefined) {
         const dsn = singleDsn(o.dsn);
-        await withClients([[dsn, 'database']], async ([c]) => describeInstall('database', await installSchema(c as Client), out, warn));
+        await withClients([[dsn, 'database']], async ([c]) => {
+          const r = await installSchema(c as Client);
+          describeInstall('database', r, out, warn);
+          describeApplyOwner('database', r, out, warn);
+        });
         return;
       }
       const { publisher, subscriber } = pairDsns(o);
@@ -101,6 +114,7 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
           const r = await installOnPair(p as Client, s as Client);
           describeInstall('subscriber', r.subscriber, out, warn);
           describeInstall('publisher', r.publisher, out, warn);
+          describeApplyOwner('subscriber', r.subscriber, out, warn);
           for (const n of r.probeNotes) out(`probes: ${n}`);
           if (r.reidentified) out("subscriber: it had the publisher's node id (a physical clone?); it was given a new one");
         },

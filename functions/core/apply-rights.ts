@@ -57,6 +57,14 @@ const ident = (s: string): string => `"${s.replace(/"/g, '""')}"`;
 export const neededPrivileges = (table: string): readonly ('SELECT' | 'INSERT' | 'UPDATE' | 'DELETE')[] =>
   table === 'probe' ? ['SELECT', 'INSERT', 'DELETE'] : ['SELECT', 'INSERT', 'UPDATE', 'DELETE'];
 
+/** What an administrator runs so that install can give syncguard's replicated tables to their own role. */
+export function applyRoleSetup(role: string, installer: string, exists: boolean, major: number): string[] {
+  return [
+    ...(exists ? [] : [`CREATE ROLE ${ident(role)} NOLOGIN NOINHERIT`]),
+    major >= 16 ? `GRANT ${ident(role)} TO ${ident(installer)} WITH INHERIT TRUE, SET TRUE` : `GRANT ${ident(role)} TO ${ident(installer)}`,
+  ];
+}
+
 export function checkApplyRights(f: ApplyFacts): ApplyCheck {
   if (f.ownerSuper || f.tables.length === 0) return { ok: true };
   const who = `subscription ${f.subscription} (owner ${f.owner})`;
@@ -71,8 +79,7 @@ export function checkApplyRights(f: ApplyFacts): ApplyCheck {
       ok: false,
       reason,
       fix: [
-        ...(f.applyRoleExists ? [] : [`CREATE ROLE ${ident(f.applyRole)} NOLOGIN NOINHERIT`]),
-        `GRANT ${ident(f.applyRole)} TO ${ident(f.installer)} WITH INHERIT TRUE, SET TRUE`,
+        ...applyRoleSetup(f.applyRole, f.installer, f.applyRoleExists, f.major),
         `syncguard install --dsn <subscriber DSN> (as ${f.installer}: it gives syncguard's replicated tables to ${f.applyRole})`,
         grant,
       ],

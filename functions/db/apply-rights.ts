@@ -2,7 +2,7 @@
 // tables (core/apply-rights.ts decides). Every role can read these columns of pg_subscription,
 // pg_subscription_rel, pg_class and pg_roles, and call pg_has_role / has_table_privilege.
 
-import type { ApplyFacts, ApplyTable } from '../core/apply-rights.js';
+import { type ApplyFacts, type ApplyTable, applyRoleSetup } from '../core/apply-rights.js';
 import { type Client, one } from './connect.js';
 
 /**
@@ -61,10 +61,20 @@ export async function subscriptionsCarrying(sub: Client, tables: readonly string
   return rows.map((r) => r.name);
 }
 
+export interface ApplyOwner {
+  readonly role: string;
+  readonly exists: boolean;
+  readonly member: boolean;
+  readonly adopted: boolean;
+  /** When not adopted: what an administrator runs before installing again. */
+  readonly setup: readonly string[];
+}
+
 /** Gives syncguard's logged tables to their dedicated owner where the installer may (sql/node/0024). */
-export async function adoptApplyOwner(c: Client): Promise<{ role: string; exists: boolean; member: boolean; adopted: boolean }> {
-  const { rows } = await c.query<{ r: { role: string; exists: boolean; member: boolean; adopted: boolean } }>(
-    'SELECT syncguard._adopt_apply_owner() AS r',
+export async function adoptApplyOwner(c: Client): Promise<ApplyOwner> {
+  const { rows } = await c.query<{ r: { role: string; exists: boolean; member: boolean; adopted: boolean }; me: string; v: number }>(
+    "SELECT syncguard._adopt_apply_owner() AS r, current_user AS me, current_setting('server_version_num')::int AS v",
   );
-  return one(rows, 'syncguard._adopt_apply_owner').r;
+  const { r, me, v } = one(rows, 'syncguard._adopt_apply_owner');
+  return { ...r, setup: r.adopted ? [] : applyRoleSetup(r.role, me, r.exists, Math.floor(v / 10000)) };
 }

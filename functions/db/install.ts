@@ -4,7 +4,7 @@
 
 import { randomInt } from 'node:crypto';
 import { IncompatibleError, InputError } from '../core/errors.js';
-import { adoptApplyOwner } from './apply-rights.js';
+import { type ApplyOwner, adoptApplyOwner } from './apply-rights.js';
 import { type Client, inTransaction } from './connect.js';
 import { controlMigrations, type Migration, nodeMigrations } from './generated/migrations.js';
 
@@ -20,7 +20,7 @@ export interface InstallResult {
   readonly allTablesPublications: readonly string[];
   readonly nodeId: string;
   /** The dedicated owner of the logged syncguard tables (sql/node/0024), and whether they are its. */
-  readonly applyOwner: { readonly role: string; readonly exists: boolean; readonly member: boolean; readonly adopted: boolean } | null;
+  readonly applyOwner: ApplyOwner | null;
 }
 
 export async function serverVersionNum(client: Client): Promise<number> {

@@ -315,3 +315,43 @@ describe('a FOR ALL TABLES publication, which also replicates syncguard.migratio
     expect(await applyErrors(s)).toBe(0);
   });
 });
+
+describe('install by a role that may create roles', () => {
+  it('creates the dedicated owner, gives it the logged tables, and keeps every right of the installer on them', async () => {
+    const subscriber = inject('subscriberCluster');
+    const pair = await createPair(inject('publisherCluster'), subscriber, 'apo_cr');
+    const installer = `inst_${pair.name.slice(-8)}`;
+    const applyRole = `syncguard_apply_${pair.name}`;
+    open.push({ pair, roles: [applyRole, installer], clusters: [subscriber] });
+    await pair.sub.query(
+      `CREATE ROLE "${installer}" LOGIN CREATEROLE PASSWORD '${PW}'; GRANT CREATE ON DATABASE ${pair.name} TO "${installer}"`,
+    );
+    const c = new pg.Client({ connectionString: pair.subscriberDsn.replace(/\/\/[^@]+@/, `//${installer}:${PW}@`) });
+    await c.connect();
+    try {
+      const r = await installSchema(c, 'subscriber');
+      expect(r.applyOwner).toMatchObject({ role: applyRole, exists: true, member: true, adopted: true, setup: [] });
+      const { rows } = await c.query<{ relname: string; owner: string }>(
+        "SELECT relname, relowner::regrole::text AS owner FROM pg_class WHERE relnamespace = 'syncguard'::regnamespace AND relkind = 'r' ORDER BY 1",
+      );
+      for (const t of rows)
+        expect(t.owner).toBe(['migration', 'node_state', 'probe', 'registration'].includes(t.relname) ? applyRole : installer);
+      // the role has no other right: NOLOGIN, no CREATE on the schema, owns nothing else
+      const { rows: role } = await pair.sub.query(
+        `SELECT r.rolcanlogin, r.rolinherit, has_schema_privilege(r.oid, 'syncguard', 'CREATE') AS create_schema,
+                (SELECT count(*)::int FROM pg_class c WHERE c.relowner = r.oid AND c.relkind IN ('r', 'p')) AS owns
+           FROM pg_roles r WHERE r.rolname = $1`,
+        [applyRole],
+      );
+      expect(role).toEqual([{ rolcanlogin: false, rolinherit: false, create_schema: false, owns: 4 }]);
+      // the installer keeps its rights on them: its grants, a write, another install
+      await c.query('SELECT syncguard._grants()');
+      await c.query("INSERT INTO syncguard.probe (origin, id, kind) VALUES (syncguard.node_id(), -1, 'marker')");
+      await c.query('DELETE FROM syncguard.probe WHERE id = -1');
+      expect((await installSchema(c, 'subscriber')).applyOwner).toMatchObject({ adopted: true });
+      await c.query('SELECT syncguard.probe_route()');
+    } finally {
+      await c.end();
+    }
+  });
+});

@@ -1,7 +1,7 @@
 // core/apply-rights.ts: can a subscription's owner apply syncguard's writes, and the fix when not.
 
 import { describe, expect, it } from 'vitest';
-import { type ApplyFacts, type ApplyTable, applyCheckText, checkApplyRights } from '../../functions/core/apply-rights.js';
+import { type ApplyFacts, type ApplyTable, applyCheckText, applyRoleSetup, checkApplyRights } from '../../functions/core/apply-rights.js';
 
 const table = (t: Partial<ApplyTable> = {}): ApplyTable => ({
   table: 'probe',
@@ -85,5 +85,15 @@ describe('checkApplyRights', () => {
   it('quotes role names', () => {
     const c = checkApplyRights(facts({ major: 15, owner: 'Sub "Owner"' }));
     expect(c.ok === false && c.fix).toEqual(['GRANT SELECT, INSERT, DELETE ON syncguard.probe TO "Sub ""Owner"""']);
+  });
+
+  it('says what an administrator runs so that install can give the tables to their role (PostgreSQL 15 has no WITH SET)', () => {
+    expect(applyRoleSetup('syncguard_apply_app', 'sg_owner', false, 15)).toEqual([
+      'CREATE ROLE "syncguard_apply_app" NOLOGIN NOINHERIT',
+      'GRANT "syncguard_apply_app" TO "sg_owner"',
+    ]);
+    expect(applyRoleSetup('syncguard_apply_app', 'sg_owner', true, 16)).toEqual([
+      'GRANT "syncguard_apply_app" TO "sg_owner" WITH INHERIT TRUE, SET TRUE',
+    ]);
   });
 });
