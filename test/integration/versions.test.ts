@@ -110,10 +110,13 @@ describe.each(VERSIONS)('PostgreSQL %i', (version) => {
       const pub = await connect(pair.publisherDsn, 'publisher');
       const sub = await connect(pair.subscriberDsn, 'subscriber');
       open.push({ pair, pub, sub });
-      await installOnPair(pub, sub);
-      await expect(register(pub, sub, T)).rejects.toThrow(
-        /the subscriber does not let this role read pg_subscription \(PostgreSQL 13 restricts it to superusers\).*run syncguard there as a superuser.*or upgrade the subscriber to PostgreSQL 14 or later/,
-      );
+      // the publisher's install is refused too: whether the subscription's owner could apply
+      // syncguard's rows cannot be checked without pg_subscription (issue 17 item 1)
+      const refusal =
+        /the subscriber does not let this role read pg_subscription \(PostgreSQL 13 restricts it to superusers\).*run syncguard there as a superuser.*or upgrade the subscriber to PostgreSQL 14 or later/;
+      await expect(installOnPair(pub, sub)).rejects.toThrow(refusal);
+      expect((await pub.query("SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'syncguard'")).rows[0]?.n).toBe(0);
+      await expect(register(pub, sub, T)).rejects.toThrow(refusal);
       return;
     }
     await checkPair(inject('publisherCluster'), cluster, `v18to${version}`, version);
