@@ -16,7 +16,10 @@ const QUERY_CANCELED = '57014';
  * bounds the wait and the time under the lock together, which is the longest a writer queued
  * behind it can wait: a call that would take longer is cancelled and changes nothing.
  */
-async function lockedCall<T>(pub: Client, lockTimeoutMs: number, sql: string, params: unknown[], what: string): Promise<T> {
+/** A locked call cancelled at the hold limit (its name stays SyncGuardError: callers may split the work and try again). */
+export class HoldLimitError extends SyncGuardError {}
+
+async function lockedCall<T>(pub: Client, lockTimeoutMs: number, sql: string, params: unknown[], what: string, hint: string): Promise<T> {
   await pub.query('BEGIN ISOLATION LEVEL READ COMMITTED');
   try {
     await pub.query('SELECT set_config($1, $2, true), set_config($3, $4, true)', [
@@ -32,8 +35,8 @@ async function lockedCall<T>(pub: Client, lockTimeoutMs: number, sql: string, pa
   } catch (err) {
     await pub.query('ROLLBACK').catch(() => {});
     if ((err as { code?: string }).code === QUERY_CANCELED) {
-      throw new SyncGuardError(
-        `${what} would hold writers to the table back for more than ${MAX_HOLD_MS} ms, so it was cancelled and changed nothing (a hash-bucketed table is read whole; register it with a range scheme or smaller buckets)`,
+      throw new HoldLimitError(
+        `${what} would hold writers to the table back for more than ${MAX_HOLD_MS} ms, so it was cancelled and changed nothing${hint}`,
       );
     }
     throw err;
@@ -51,6 +54,7 @@ export async function sendRowsProbe(
     'SELECT syncguard.probe_rows($1, $2, $3, $4, $5) AS r',
     [p.table.schema, p.table.table, p.bucket, p.target, p.subscription],
     `inspecting bucket ${p.bucket}`,
+    ' (a hash-bucketed table is read whole; register it with a range scheme or smaller buckets)',
   );
   return { id: String(r.id), rows: new Map(Object.entries(r.rows)), lockWaitMs: Number(r.lockWaitMs), computeMs: Number(r.computeMs) };
 }
@@ -122,7 +126,10 @@ export async function sendRepair(
       p.target,
       p.subscription,
     ],
-    `the repair of bucket ${p.bucket}`,
+    `the repair of bucket ${p.bucket} (${p.changes.length} ${p.changes.length === 1 ? 'change' : 'changes'} in one request)`,
+    p.changes.length === 1
+      ? ' (even one change at a time: reading its row under the lock takes that long; a hash-bucketed table is read whole)'
+      : '',
   );
   return {
     id: r.id === null ? null : String(r.id),

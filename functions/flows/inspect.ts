@@ -84,7 +84,49 @@ export async function withLockRetries<T>(what: string, lockTimeoutMs: number, fn
   }
 }
 
+/** How often an inspection is taken again when the rows read after it no longer hash as it listed them. */
+const INSPECT_ATTEMPTS = 5;
+
+/** Keys whose full row (read after the probe) does not hash as the probe listed it, on either side. */
+function movedKeys(ins: Inspection): string[] {
+  const hashOf = (v: RowValues, key: string) => v.rows.get(key)?.hash ?? null;
+  return ins.keys
+    .filter(
+      (k) =>
+        (k.kind !== 'extra_on_subscriber' && hashOf(ins.publisherRows, k.key) !== k.publisherHash) ||
+        (k.kind !== 'missing_on_subscriber' && hashOf(ins.subscriberRows, k.key) !== k.subscriberHash),
+    )
+    .map((k) => k.key);
+}
+
+/**
+ * Inspects one bucket. The full rows are read after the probe, so a row may have changed in
+ * between; then the values shown would not be the inspected rows (item 13), and the inspection is
+ * taken again, a few times, before it gives up.
+ */
 export async function inspectBucket(
+  pub: Client,
+  sub: Client,
+  table: QualifiedName,
+  bucketText: string,
+  opts: { timeLimitMs?: number; lockTimeoutMs?: number } = {},
+): Promise<Inspection> {
+  const started = Date.now();
+  const deadline = started + (opts.timeLimitMs ?? 60_000);
+  for (let attempt = 1; ; attempt++) {
+    const ins = await inspectOnce(pub, sub, table, bucketText, { ...opts, timeLimitMs: Math.max(1000, deadline - Date.now()) });
+    const moved = movedKeys(ins);
+    if (moved.length === 0) return { ...ins, durationMs: Date.now() - started };
+    if (attempt >= INSPECT_ATTEMPTS || Date.now() > deadline) {
+      throw new SyncGuardError(
+        `inspecting ${ins.table} bucket ${ins.bucket}: the rows of ${moved.slice(0, 5).join(', ')}${moved.length > 5 ? ', ...' : ''} kept changing between the inspection and the reading of their values (${attempt} attempts); try again when they are quieter`,
+      );
+    }
+    await sleep(50 * 2 ** (attempt - 1));
+  }
+}
+
+async function inspectOnce(
   pub: Client,
   sub: Client,
   table: QualifiedName,

@@ -17,7 +17,7 @@ import {
   planSql,
 } from '../core/repair-plan.js';
 import type { Client } from '../db/connect.js';
-import { missingRepairPrivileges, repairRequestsOf, repairUserCode, type SentRepair, sendRepair } from '../db/repair.js';
+import { HoldLimitError, missingRepairPrivileges, repairRequestsOf, repairUserCode, type SentRepair, sendRepair } from '../db/repair.js';
 import { nodeStatus } from '../db/status.js';
 import { type Inspection, inspectBucket, probeTargetOf, withLockRetries } from './inspect.js';
 import { awaitAnswers, emptyStats, resolveByProbes } from './probes.js';
@@ -60,6 +60,9 @@ export interface RepairOutcome {
   readonly applyMs: number | null;
   readonly durationMs: number;
 }
+
+/** The most changes one repair request carries; fewer when a request would hold writers back longer than the promise. */
+const MAX_REQUEST_CHANGES = 250;
 
 export interface PlanOptions {
   readonly pair: string;
@@ -143,20 +146,35 @@ export async function applyPlan(
   }
   await requireRepairable(sub, table, plan.table);
   const lockTimeoutMs = opts.lockTimeoutMs ?? 20;
-  const sent = await withLockRetries(`repairing ${plan.table} bucket ${plan.bucket}`, lockTimeoutMs, () =>
-    sendRepair(pub, {
-      table,
-      bucket: plan.bucket,
-      changes: plan.changes,
-      plan: plan.id,
-      target: t.target,
-      subscription: t.subscription,
-      lockTimeoutMs,
-      ...(plan.subscriberSnapshot === undefined ? {} : { snapshot: plan.subscriberSnapshot }),
-      ...(opts.applyLockTimeoutMs === undefined ? {} : { applyLockTimeoutMs: opts.applyLockTimeoutMs }),
-    }),
-  );
-  return collectOutcome(pub, sub, plan, t, [sent], started, deadline);
+  // in parts that each fit the hold promise: a request that would hold writers longer is cancelled
+  // unsent, and its part is halved (item 23: a bucket emptied on the subscriber has every row to send)
+  const sent: SentRepair[] = [];
+  let size = Math.max(1, Math.min(plan.changes.length, MAX_REQUEST_CHANGES));
+  for (let i = 0; i < plan.changes.length; ) {
+    const part = plan.changes.slice(i, i + size);
+    try {
+      sent.push(
+        await withLockRetries(`repairing ${plan.table} bucket ${plan.bucket}`, lockTimeoutMs, () =>
+          sendRepair(pub, {
+            table,
+            bucket: plan.bucket,
+            changes: part,
+            plan: plan.id,
+            target: t.target,
+            subscription: t.subscription,
+            lockTimeoutMs,
+            ...(plan.subscriberSnapshot === undefined ? {} : { snapshot: plan.subscriberSnapshot }),
+            ...(opts.applyLockTimeoutMs === undefined ? {} : { applyLockTimeoutMs: opts.applyLockTimeoutMs }),
+          }),
+        ),
+      );
+      i += part.length;
+    } catch (err) {
+      if (!(err instanceof HoldLimitError) || size === 1 || Date.now() > deadline) throw err;
+      size = Math.ceil(size / 2);
+    }
+  }
+  return collectOutcome(pub, sub, plan, t, sent, started, deadline);
 }
 
 /** The outcome of sent requests: each change's answer from the subscriber, then the bucket probed again. */

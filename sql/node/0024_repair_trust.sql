@@ -201,7 +201,7 @@ $$;
 -- and every non-built-in function or operator that a DEFAULT, a generated column, a CHECK, a
 -- domain constraint of a column's type, an index expression or an index predicate calls, on the
 -- table and its partitions. A relation that belongs to syncguard's owner is not listed: its code
--- already runs with those rights. Empty: nothing runs. Readable by anyone (it reads the catalogue).
+-- already runs with those rights. Empty: nothing runs. Granted to repair roles (below).
 CREATE FUNCTION syncguard.repair_user_code(p_schema text, p_table text) RETURNS text[]
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -264,7 +264,6 @@ AS $$
   )
   SELECT coalesce(array_agg(DISTINCT what ORDER BY what), '{}') FROM found
 $$;
-GRANT EXECUTE ON FUNCTION syncguard.repair_user_code(text, text) TO PUBLIC;
 
 -- Subscriber: applies one repair request (called by the probe trigger, inside the apply
 -- transaction). Returns {changes: [{key, outcome, op, hash, error?}]}, outcome one of applied,
@@ -471,7 +470,7 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION syncguard.repair_requests(text, text, text) FROM PUBLIC;
 
--- As in 0019, and the repair kind gets repair_requests.
+-- As in 0019, and the repair kind gets repair_requests and repair_user_code.
 CREATE OR REPLACE FUNCTION syncguard._role_functions(p_kind text) RETURNS text[]
 LANGUAGE sql IMMUTABLE
 AS $$
@@ -489,7 +488,7 @@ AS $$
       || CASE WHEN p_kind = 'repair' THEN
            ARRAY['syncguard.probe_rows(text, text, bigint, uuid, text)', 'syncguard.row_values(text, text, bigint, text[])',
                  'syncguard.repair_request(text, text, bigint, jsonb, text, uuid, text)', 'syncguard.repair_privileges(text, text)',
-                 'syncguard.repair_requests(text, text, text)']
+                 'syncguard.repair_requests(text, text, text)', 'syncguard.repair_user_code(text, text)']
          ELSE '{}' END
 $$;
 
@@ -503,7 +502,7 @@ BEGIN
      WHERE p.oid = 'syncguard.repair_request(text, text, bigint, jsonb, text, uuid, text)'::regprocedure AND a.privilege_type = 'EXECUTE'
        AND r.rolname <> current_user
   LOOP
-    EXECUTE format('GRANT EXECUTE ON FUNCTION syncguard.repair_requests(text, text, text) TO %I', v_role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION syncguard.repair_requests(text, text, text), syncguard.repair_user_code(text, text) TO %I', v_role);
   END LOOP;
 END
 $grants$;
