@@ -492,6 +492,106 @@ AS $$
      AND syncguard._leaves(r.relid) = r.leaves AND syncguard._leaf_sig(r.relid) <> r.leaf_sig
 $$;
 
+
+-- Item 5. Row filters. The publisher hashes only the rows its publications publish (docs/hashing.md),
+-- with the filter read once at registration (registration.row_filter). Two faults:
+--   - after ALTER PUBLICATION ... WHERE the publisher hashed another row set than it published,
+--     and health never looked again. Health now recomputes the filter on the publisher
+--     (_row_filter_problem) and, when it differs from the registered one, reports the table as not
+--     comparable until it is registered again (register --refresh reads the new filter);
+--   - with publish_via_partition_root = false each partition is published with its own filter
+--     (pgoutput looks the filter up for the leaf itself), but the filters of all leaves were OR-ed,
+--     or dropped when one was NULL. Now each leaf's filter is worked out from the publication
+--     entries of that leaf and its ancestors (OR-ed across publications, none when one has none,
+--     `false` when no publication carries the leaf); when all leaves agree the filter is as before
+--     (same text, so registrations made before keep theirs), and otherwise it is
+--     (CASE sg_t.tableoid WHEN <leaf> THEN (<its filter>) ... ELSE false END), applied per row (every
+--     reader of a registered table names it sg_t).
+
+-- As in 0018, with each leaf's own row filter.
+CREATE OR REPLACE FUNCTION syncguard._publication_info(p_relid oid, p_publications text[]) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_found boolean;
+  v_cols jsonb := NULL;
+  v_filter text := NULL;
+  v_rels oid[] := ARRAY(SELECT t.relid::oid FROM pg_partition_tree(p_relid) t
+                        UNION SELECT a.relid::oid FROM pg_partition_ancestors(p_relid) a
+                        UNION SELECT p_relid);
+  v_leaves oid[] := coalesce(syncguard._leaves(p_relid), ARRAY[p_relid]);
+  v_per jsonb;
+BEGIN
+  SELECT count(*) > 0 INTO v_found FROM pg_publication_tables pt
+   WHERE pt.pubname = ANY(p_publications) AND (pt.schemaname, pt.tablename) IN (SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY(v_rels));
+  -- Column lists and row filters exist from PostgreSQL 15 (plpgsql plans this only when it runs).
+  IF v_found AND current_setting('server_version_num')::integer >= 150000 THEN
+    WITH e AS (
+      SELECT pt.pubname, pt.rowfilter, pt.attnames FROM pg_publication_tables pt
+       WHERE pt.pubname = ANY(p_publications) AND (pt.schemaname, pt.tablename) IN (SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY(v_rels))
+    )
+    SELECT CASE WHEN bool_or(e.attnames IS NULL) THEN NULL
+                ELSE (SELECT jsonb_agg(DISTINCT x ORDER BY x) FROM e e3, unnest(e3.attnames) x) END
+      INTO v_cols
+      FROM e;
+    -- per leaf (a plain table or a partition: itself): the entries that carry it, as itself or
+    -- as an ancestor (publish_via_partition_root), OR-ed as 0018 did for the whole table
+    SELECT coalesce(jsonb_agg(jsonb_build_object('leaf', x.leaf, 'published', x.published, 'filter', x.filter) ORDER BY x.leaf), '[]')
+      INTO v_per
+      FROM (SELECT l.leaf, count(e.pubname) > 0 AS published,
+                   CASE WHEN count(e.pubname) = 0 THEN 'false'
+                        WHEN bool_or(e.rowfilter IS NULL) THEN NULL
+                        ELSE (SELECT string_agg('(' || f.rowfilter || ')', ' OR ' ORDER BY f.first)
+                                FROM (SELECT e2.rowfilter, min(e2.pubname) AS first
+                                        FROM pg_publication_tables e2 JOIN pg_namespace n2 ON n2.nspname = e2.schemaname
+                                        JOIN pg_class c2 ON c2.relnamespace = n2.oid AND c2.relname = e2.tablename
+                                       WHERE e2.pubname = ANY(p_publications)
+                                         AND (c2.oid = l.leaf OR c2.oid IN (SELECT a.relid FROM pg_partition_ancestors(l.leaf) a))
+                                       GROUP BY e2.rowfilter) f) END AS filter
+              FROM unnest(v_leaves) l(leaf)
+              LEFT JOIN (SELECT pt.pubname, pt.rowfilter, c.oid AS relid FROM pg_publication_tables pt
+                           JOIN pg_namespace n ON n.nspname = pt.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
+                          WHERE pt.pubname = ANY(p_publications)) e
+                ON e.relid = l.leaf OR e.relid IN (SELECT a.relid FROM pg_partition_ancestors(l.leaf) a)
+             GROUP BY l.leaf) x;
+    IF NOT EXISTS (SELECT 1 FROM jsonb_array_elements(v_per) f WHERE NOT (f->>'published')::boolean)
+       AND (SELECT count(DISTINCT coalesce(f->>'filter', chr(1))) FROM jsonb_array_elements(v_per) f) <= 1 THEN
+      v_filter := v_per->0->>'filter';
+    ELSE
+      SELECT format('CASE sg_t.tableoid %s ELSE false END',
+                    string_agg(format('WHEN %s::pg_catalog.oid THEN (%s)', f->>'leaf', coalesce(f->>'filter', 'true')), ' ' ORDER BY (f->>'leaf')::oid))
+        INTO v_filter FROM jsonb_array_elements(v_per) f WHERE (f->>'published')::boolean;
+    END IF;
+  END IF;
+  RETURN jsonb_build_object('published', v_found, 'columns', v_cols, 'rowFilter', v_filter);
+END
+$$;
+
+-- For health: on the publisher, the row filter its publications apply now, when it is not the
+-- registered one.
+CREATE FUNCTION syncguard._row_filter_problem(r syncguard.registration) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_pub jsonb;
+  v_now text;
+BEGIN
+  IF r.node_role <> 'publisher' OR cardinality(r.publications) = 0 OR NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = r.relid) THEN
+    RETURN NULL;
+  END IF;
+  v_pub := syncguard._publication_info(r.relid, r.publications);
+  IF NOT (v_pub->>'published')::boolean THEN
+    RETURN NULL;   -- reported by the parity checks
+  END IF;
+  v_now := v_pub->>'rowFilter';
+  IF v_now IS NOT DISTINCT FROM r.row_filter THEN
+    RETURN NULL;
+  END IF;
+  RETURN format('the publications'' row filter changed since registration (now %s, registered %s): the publisher would hash other rows than it publishes, so the table is not compared; re-register it: syncguard register --table %s --refresh',
+                coalesce(v_now, 'none'), coalesce(r.row_filter, 'none'), syncguard._table_text(r.schema_name, r.table_name));
+END
+$$;
+
 -- The problems this migration adds to health (_problems above calls it).
 CREATE FUNCTION syncguard._more_problems(r syncguard.registration) RETURNS text[]
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
@@ -500,7 +600,7 @@ DECLARE
   v_out text[] := '{}';
   v_p text;
 BEGIN
-  FOREACH v_p IN ARRAY ARRAY[syncguard._v2_problem(r), syncguard._leaf_sig_problem(r)] LOOP
+  FOREACH v_p IN ARRAY ARRAY[syncguard._v2_problem(r), syncguard._leaf_sig_problem(r), syncguard._row_filter_problem(r)] LOOP
     IF v_p IS NOT NULL THEN
       v_out := v_out || v_p;
     END IF;
