@@ -110,6 +110,33 @@ export async function heldHashVersion(client: Client, t: QualifiedName): Promise
 }
 
 export async function registerTable(publisher: Client, subscriber: Client, opts: RegisterOptions): Promise<RegisterResult> {
+  const { config, notes } = await planTable(publisher, subscriber, opts);
+  const held = async (c: Client) =>
+    (
+      await c.query<{ fingerprint: string }>('SELECT fingerprint FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2', [
+        opts.table.schema,
+        opts.table.table,
+      ])
+    ).rows[0]?.fingerprint;
+  if ((await held(publisher)) === config.fingerprint && (await held(subscriber)) === config.fingerprint) {
+    return { config, notes, alreadyRegistered: true };
+  }
+  await writeRegistration(publisher, subscriber, config, false);
+  return { config, notes, alreadyRegistered: false };
+}
+
+/**
+ * Everything a registration needs, checked and decided, and nothing written: both nodes
+ * installed and distinct, the subscriber subscribed to the publisher, both tables described, the
+ * layout sampled. A refresh plans first, so a refusal changes nothing.
+ */
+export async function planTable(
+  publisher: Client,
+  subscriber: Client,
+  opts: RegisterOptions,
+  /** A refresh replaces the registration, so the hash version asked for may differ from the one held. */
+  refresh = false,
+): Promise<{ config: RegistrationConfig; notes: string[] }> {
   await requireInstalled(publisher, 'publisher');
   await requireInstalled(subscriber, 'subscriber');
   await requireDistinct(publisher, subscriber);
@@ -117,7 +144,7 @@ export async function registerTable(publisher: Client, subscriber: Client, opts:
   // A table registered before keeps its hash version unless one is asked for, so registering it
   // again finds it already registered instead of refusing a different fingerprint.
   const heldVersion = await heldHashVersion(publisher, opts.table);
-  if (opts.hashVersion !== undefined && heldVersion !== undefined && heldVersion !== opts.hashVersion) {
+  if (!refresh && opts.hashVersion !== undefined && heldVersion !== undefined && heldVersion !== opts.hashVersion) {
     throw new InputError(
       `table ${tableText(opts.table)} is registered with hash version ${heldVersion}; to move it to version ${opts.hashVersion} (both sides re-sweep it), run: syncguard register --table ${tableText(opts.table)} --refresh --hash-version ${opts.hashVersion}`,
     );
@@ -157,18 +184,21 @@ export async function registerTable(publisher: Client, subscriber: Client, opts:
   }
 
   notes.push(...(await applyAsOwnerNotes(subscriber, opts.table)));
+  return { config, notes };
+}
 
-  const held = async (c: Client) =>
-    (
-      await c.query<{ fingerprint: string }>('SELECT fingerprint FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2', [
-        opts.table.schema,
-        opts.table.table,
-      ])
-    ).rows[0]?.fingerprint;
-  if ((await held(publisher)) === config.fingerprint && (await held(subscriber)) === config.fingerprint) {
-    return { config, notes, alreadyRegistered: true };
-  }
-
+/**
+ * Writes a planned registration to both nodes: one transaction on each, the subscriber's first,
+ * committed only when both succeeded. With `replace` (a refresh), each node's transaction first
+ * removes the registration it holds, so a node either has the new registration or keeps its old
+ * one whole, never none.
+ */
+export async function writeRegistration(
+  publisher: Client,
+  subscriber: Client,
+  config: RegistrationConfig,
+  replace: boolean,
+): Promise<void> {
   await publisher.query('BEGIN');
   await subscriber.query('BEGIN');
   try {
@@ -176,6 +206,7 @@ export async function registerTable(publisher: Client, subscriber: Client, opts:
       [subscriber, 'subscriber'],
       [publisher, 'publisher'],
     ] as const) {
+      if (replace) await client.query('SELECT syncguard.unregister_table($1, $2)', [config.schema, config.table]);
       await client.query('SELECT syncguard.register_table($1, $2)', [sqlConfig(config), role]);
     }
     await subscriber.query('COMMIT');
@@ -185,7 +216,6 @@ export async function registerTable(publisher: Client, subscriber: Client, opts:
     await publisher.query('ROLLBACK').catch(() => {});
     throw err;
   }
-  return { config, notes, alreadyRegistered: false };
 }
 
 /** Removes the registration (triggers, generated objects, state) from both nodes. */

@@ -9,11 +9,12 @@ import type { Client } from '../db/connect.js';
 import { installPair } from '../db/install.js';
 import {
   heldHashVersion,
+  planTable,
   type RegisterOptions,
   type RegisterResult,
   registerTable,
   subscribedPublications,
-  unregisterTable,
+  writeRegistration,
 } from '../db/register.js';
 import { ensureProbeRoute } from './probe-route.js';
 
@@ -53,27 +54,42 @@ async function refreshRegistration(
   subscriber: Client,
   opts: RegisterOptions & { refresh?: boolean },
 ): Promise<RegisterResult> {
-  const { rows } = await publisher.query<{ scheme: 'int' | 'range' | 'hash'; width: string | null }>(
-    'SELECT scheme, bucket_width::text AS width FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
+  const { rows } = await publisher.query<{ scheme: 'int' | 'range' | 'hash'; width: string | null; role: string }>(
+    'SELECT scheme, bucket_width::text AS width, node_role AS role FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
     [opts.table.schema, opts.table.table],
   );
   const prev = rows[0];
   if (prev === undefined)
     throw new InputError(`table ${tableText(opts.table)} is not registered on the publisher; register it without --refresh`);
+  if (prev.role !== 'publisher')
+    throw new InputError(
+      `the database given as the publisher holds ${tableText(opts.table)} registered as the ${prev.role}: are the publisher and subscriber DSNs swapped? Nothing was changed`,
+    );
   const hashVersion = opts.hashVersion ?? (await heldHashVersion(publisher, opts.table));
-  await unregisterTable(publisher, subscriber, opts.table);
   const { refresh: _refresh, ...again } = opts;
-  const r = await registerOnPair(publisher, subscriber, {
-    ...again,
-    ...(hashVersion !== undefined ? { hashVersion } : {}),
-    scheme: opts.scheme ?? prev.scheme,
-    ...(opts.bucketSize === undefined && prev.width !== null ? { bucketSize: Number(prev.width) } : {}),
-  });
+  // every check first (both nodes installed and distinct, the subscription, both tables, the
+  // columns asked for): a refusal leaves the registration as it was; then one write per node,
+  // each replacing the old registration in the same transaction
+  const { config, notes } = await planTable(
+    publisher,
+    subscriber,
+    {
+      ...again,
+      ...(hashVersion !== undefined ? { hashVersion } : {}),
+      scheme: opts.scheme ?? prev.scheme,
+      ...(opts.bucketSize === undefined && prev.width !== null ? { bucketSize: Number(prev.width) } : {}),
+    },
+    true,
+  );
+  await writeRegistration(publisher, subscriber, config, true);
+  const route = await ensureProbeRoute(publisher, subscriber, [tableText(opts.table)]);
   return {
-    ...r,
+    config,
+    alreadyRegistered: false,
     notes: [
       `registered again with the columns the table has now${opts.hashVersion !== undefined ? ` and hash version ${opts.hashVersion}` : ''}; both sides re-sweep it (run syncguard drain), and it is not comparable until they have`,
-      ...r.notes,
+      ...notes,
+      ...route,
     ],
   };
 }
