@@ -109,6 +109,21 @@ export async function heldHashVersion(client: Client, t: QualifiedName): Promise
   return rows[0] === undefined ? undefined : parseHashVersion(rows[0].v);
 }
 
+/** The layout a node's registration of the table has, if it is registered there. */
+async function heldLayout(
+  client: Client,
+  t: QualifiedName,
+): Promise<{ scheme: BucketScheme; width: number | null; hashVersion: HashVersion } | undefined> {
+  const { rows } = await client.query<{ scheme: BucketScheme; width: string | null; v: number }>(
+    'SELECT scheme, bucket_width::text AS width, hash_version AS v FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
+    [t.schema, t.table],
+  );
+  const r = rows[0];
+  return r === undefined
+    ? undefined
+    : { scheme: r.scheme, width: r.width === null ? null : Number(r.width), hashVersion: parseHashVersion(r.v) };
+}
+
 export async function registerTable(publisher: Client, subscriber: Client, opts: RegisterOptions): Promise<RegisterResult> {
   const { config, notes } = await planTable(publisher, subscriber, opts);
   const held = async (c: Client) =>
@@ -141,9 +156,12 @@ export async function planTable(
   await requireInstalled(subscriber, 'subscriber');
   await requireDistinct(publisher, subscriber);
   const publications = await subscribedPublications(publisher, subscriber);
-  // A table registered before keeps its hash version unless one is asked for, so registering it
-  // again finds it already registered instead of refusing a different fingerprint.
-  const heldVersion = await heldHashVersion(publisher, opts.table);
+  // A table registered before (on either node: one may have lost its registration) keeps its hash
+  // version, bucket scheme and integer bucket width unless others are asked for, so registering it
+  // again without repeating its options finds it already registered, or completes the node that
+  // lost it, instead of refusing a different fingerprint.
+  const heldBy = refresh ? undefined : ((await heldLayout(publisher, opts.table)) ?? (await heldLayout(subscriber, opts.table)));
+  const heldVersion = refresh ? await heldHashVersion(publisher, opts.table) : heldBy?.hashVersion;
   if (!refresh && opts.hashVersion !== undefined && heldVersion !== undefined && heldVersion !== opts.hashVersion) {
     throw new InputError(
       `table ${tableText(opts.table)} is registered with hash version ${heldVersion}; to move it to version ${opts.hashVersion} (both sides re-sweep it), run: syncguard register --table ${tableText(opts.table)} --refresh --hash-version ${opts.hashVersion}`,
@@ -155,11 +173,11 @@ export async function planTable(
     subscriber: await describeTable(subscriber, opts.table, [], 'subscriber'),
     publications,
     ...(opts.columns !== undefined ? { requestedColumns: opts.columns } : {}),
-    ...(opts.scheme !== undefined ? { requestedScheme: opts.scheme } : {}),
+    ...(opts.scheme !== undefined ? { requestedScheme: opts.scheme } : heldBy !== undefined ? { requestedScheme: heldBy.scheme } : {}),
     ...(hashVersion !== undefined ? { hashVersion } : {}),
   };
   const plan = planRegistration(input);
-  const size = opts.bucketSize ?? DEFAULT_BUCKET_SIZE;
+  const size = opts.bucketSize ?? (plan.scheme === 'int' ? heldBy?.width : undefined) ?? DEFAULT_BUCKET_SIZE;
   let rowCount = 0;
   let bounds: string[][] = [];
   if (plan.scheme === 'hash') {
@@ -226,6 +244,8 @@ export async function unregisterTable(
 ): Promise<{ publisher: boolean; subscriber: boolean }> {
   await requireInstalled(publisher, 'publisher');
   await requireInstalled(subscriber, 'subscriber');
+  // the same database twice (however the DSNs spell it) would remove the publisher's registration
+  await requireDistinct(publisher, subscriber);
   const result = { publisher: false, subscriber: false };
   for (const [client, role] of [
     [subscriber, 'subscriber'],

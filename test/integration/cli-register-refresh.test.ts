@@ -97,3 +97,38 @@ describe('a published table that is not monitored (item 20)', () => {
     expect(one.out[0]).toMatch(/^verify: IN SYNC as of publisher LSN \S+ for public\.items only \(--table\)/);
   });
 });
+
+describe('unregister and register again (item 21)', () => {
+  it('refuses the same database twice, also as 127.0.0.1 and localhost, and removes nothing', async () => {
+    const before = await both();
+    const local = ctx.pair.publisherDsn.replace('127.0.0.1', 'localhost');
+    expect(local).not.toBe(ctx.pair.publisherDsn);
+    for (const [p, s] of [
+      [ctx.pair.publisherDsn, ctx.pair.publisherDsn],
+      [ctx.pair.publisherDsn, local],
+    ] as const) {
+      const r = await cli('unregister', '--table', T, '--publisher-dsn', p, '--subscriber-dsn', s);
+      expect(r.code).toBe(2);
+      expect(r.err.join('\n')).toMatch(/the publisher and subscriber DSNs name the same database/);
+      expect(await both()).toEqual(before);
+    }
+  });
+
+  it('registers again without repeating the bucket size when one node lost its registration', async () => {
+    const before = await both();
+    await ctx.pair.pub.query("SELECT syncguard.unregister_table('public', 'items')"); // what the old unregister did
+    const r = await cli('register', '--table', T, ...pairArgs());
+    expect(r.code, r.err.join('\n')).toBe(0);
+    expect(r.out[0]).toBe('registered public.items: key (id), int buckets, 50 keys per bucket');
+    const after = await both();
+    expect(after[1]).toEqual(before[1]); // the subscriber's registration was kept as it was
+    expect(after[0]?.split('/')[0]).toEqual(before[0]?.split('/')[0]); // the publisher's has the same fingerprint again
+    await settle(ctx.pub);
+  });
+
+  it('register --all says "already registered" for a table registered with a non-default bucket size (item 24)', async () => {
+    const r = await cli('register', '--all', ...pairArgs());
+    expect(r.code, r.out.join('\n')).toBe(0);
+    expect(r.out).toContain('public.items: already registered (key (id), int buckets, 50 keys per bucket)');
+  });
+});
