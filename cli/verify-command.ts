@@ -14,9 +14,14 @@ import { MAX_SECONDS, pairDsns, percent, positiveNumber } from './options.js';
 export const VERIFY_EXIT = { in_sync: 0, diverged: 1, incomplete: 3 } as const;
 
 function describe(r: VerifyReport): string[] {
+  const n = r.tables.length;
+  const scope =
+    r.only !== null
+      ? ` for ${r.only} only (--table)`
+      : ` for ${n} table${n === 1 ? '' : 's'}${r.excluded.length > 0 ? ` (left out by --exclude: ${r.excluded.join(', ')})` : ''}`;
   const head =
     r.status === 'in_sync'
-      ? `IN SYNC as of publisher LSN ${r.verifiedLsn}`
+      ? `IN SYNC as of publisher LSN ${r.verifiedLsn}${scope}`
       : r.status === 'diverged'
         ? `DIVERGED (confirmed; publisher LSN ${r.verifiedLsn})`
         : `INCOMPLETE: no verdict (${r.reasons.join('; ')})`;
@@ -80,6 +85,12 @@ export function verifyCommand(program: Command, out: Out, warn: Out, setExit: (c
     .option('--probe-hold <ms>', 'the longest a probe may hold writers to a table back', positiveNumber('--probe-hold', 10_000, ' ms'), 25)
     .option('--control-dsn <url>', 'record the run in this control-plane database (or SYNCGUARD_CONTROL_DSN)')
     .option('--pair <name>', "the pair's name in the control plane (default: the two endpoints)")
+    .option(
+      '--exclude <pattern>',
+      'leave a published table that is not monitored out of the verdict on purpose (schema.table or table, * for any text); repeatable',
+      (v: string, prev: string[]) => [...prev, v],
+      [],
+    )
     .option('--json', 'print one JSON object')
     .action(async (o: VerifyFlags) => {
       // the time limit starts now: connecting is part of it, and nothing ends later than limit + grace
@@ -99,6 +110,7 @@ export function verifyCommand(program: Command, out: Out, warn: Out, setExit: (c
             minCoveragePct: o.minCoverage,
             timeLimitMs: Math.max(1000, limitMs - (Date.now() - started)),
             probeHoldMs: o.probeHold,
+            exclude: o.exclude,
           });
           if (o.json) out(JSON.stringify(report));
           else for (const l of describe(report)) out(l);
@@ -141,5 +153,6 @@ interface VerifyFlags {
   probeHold: number;
   controlDsn?: string;
   pair?: string;
+  exclude: string[];
   json?: boolean;
 }

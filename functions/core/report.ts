@@ -79,6 +79,13 @@ export interface VerifyReport {
   readonly durationMs: number;
   readonly barrierMs: number;
   readonly probes: ProbeSummary;
+  /** What the verdict covers: null for the pair (every table registered on either node and every
+   * table the subscription carries), or the one table verify --table named. */
+  readonly only: string | null;
+  /** Tables the subscription carries that are registered on neither node (the result is then never in sync). */
+  readonly unmonitored: readonly string[];
+  /** Such tables left out on purpose (verify --exclude): not covered, and said so. */
+  readonly excluded: readonly string[];
 }
 
 export const jsonValue = (v: BucketValue): JsonValue => ({ rows: v.rows.toString(), hash: v.sum.toString() });
@@ -147,5 +154,8 @@ export function uncomparable(table: string, reason: string, fingerprints: TableR
 export function overallCoverage(tables: readonly TableReport[]): number {
   const compared = tables.reduce((a, t) => a + t.bucketsCompared, 0);
   const total = tables.reduce((a, t) => a + t.bucketsCompared + t.bucketsSkipped, 0);
-  return total === 0 ? 100 : (compared * 100) / total;
+  // no bucket known: full coverage only when every table was compared (an empty pair), never
+  // when tables could not be compared at all
+  if (total === 0) return tables.every((t) => t.state === 'compared') ? 100 : 0;
+  return (compared * 100) / total;
 }

@@ -34,7 +34,17 @@ export interface RunContext {
   readonly localWrites: readonly LocalWrite[];
   readonly probes: ProbeSummary;
   readonly durationMs: number;
+  /** What the verdict covers: the pair's tables, or one (verify --table). */
+  readonly only?: string;
+  /** Tables the subscription carries that are not registered: each keeps the verdict from in sync. */
+  readonly unmonitored?: readonly string[];
+  /** Such tables the user left out on purpose (verify --exclude): named, not blocking. */
+  readonly excluded?: readonly string[];
 }
+
+/** Why a published table that is not monitored keeps the verdict from in sync, and the two ways out. */
+export const unmonitoredText = (t: string): string =>
+  `${t} is published but not monitored, so the verdict cannot cover it: register it (syncguard register --table ${t}), or leave it out with --exclude ${t}`;
 
 const byTable = (a: TableReport, b: TableReport) => (a.table < b.table ? -1 : a.table > b.table ? 1 : 0);
 
@@ -46,7 +56,7 @@ export function verifyReport(run: RunOutcome, ctx: RunContext): VerifyReport {
     tableCoverage: tables.filter((t) => t.state === 'compared').map((t) => ({ table: t.table, coveragePct: t.coveragePct })),
     minCoveragePct: ctx.minCoveragePct,
     ...(ctx.schemaDrift !== undefined ? { schemaDrift: ctx.schemaDrift } : {}),
-    blocked: run.blocked ?? [],
+    blocked: [...(ctx.unmonitored ?? []).map(unmonitoredText), ...(run.blocked ?? [])],
     leftOut: tables.flatMap((t) => leftOutText(t)),
     confirmation,
     uncomparableTables: tables.filter((t) => t.state === 'uncomparable').map((t) => `${t.table} (${t.reason})`),
@@ -65,6 +75,9 @@ export function verifyReport(run: RunOutcome, ctx: RunContext): VerifyReport {
     durationMs: ctx.durationMs,
     barrierMs: run.barrierMs,
     probes: ctx.probes,
+    only: ctx.only ?? null,
+    unmonitored: ctx.unmonitored ?? [],
+    excluded: ctx.excluded ?? [],
   };
 }
 

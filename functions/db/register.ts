@@ -127,15 +127,60 @@ export async function heldHashVersion(client: Client, t: QualifiedName): Promise
   return rows[0] === undefined ? undefined : parseHashVersion(rows[0].v);
 }
 
+/** The layout a node's registration of the table has, if it is registered there. */
+async function heldLayout(
+  client: Client,
+  t: QualifiedName,
+): Promise<{ scheme: BucketScheme; width: number | null; hashVersion: HashVersion } | undefined> {
+  const { rows } = await client.query<{ scheme: BucketScheme; width: string | null; v: number }>(
+    'SELECT scheme, bucket_width::text AS width, hash_version AS v FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
+    [t.schema, t.table],
+  );
+  const r = rows[0];
+  return r === undefined
+    ? undefined
+    : { scheme: r.scheme, width: r.width === null ? null : Number(r.width), hashVersion: parseHashVersion(r.v) };
+}
+
 export async function registerTable(publisher: Client, subscriber: Client, opts: RegisterOptions): Promise<RegisterResult> {
+  const { config, notes } = await planTable(publisher, subscriber, opts);
+  const held = async (c: Client) =>
+    (
+      await c.query<{ fingerprint: string }>('SELECT fingerprint FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2', [
+        opts.table.schema,
+        opts.table.table,
+      ])
+    ).rows[0]?.fingerprint;
+  if ((await held(publisher)) === config.fingerprint && (await held(subscriber)) === config.fingerprint) {
+    return { config, notes, alreadyRegistered: true };
+  }
+  await writeRegistration(publisher, subscriber, config, false);
+  return { config, notes, alreadyRegistered: false };
+}
+
+/**
+ * Everything a registration needs, checked and decided, and nothing written: both nodes
+ * installed and distinct, the subscriber subscribed to the publisher, both tables described, the
+ * layout sampled. A refresh plans first, so a refusal changes nothing.
+ */
+export async function planTable(
+  publisher: Client,
+  subscriber: Client,
+  opts: RegisterOptions,
+  /** A refresh replaces the registration, so the hash version asked for may differ from the one held. */
+  refresh = false,
+): Promise<{ config: RegistrationConfig; notes: string[] }> {
   await requireInstalled(publisher, 'publisher');
   await requireInstalled(subscriber, 'subscriber');
   await requireDistinct(publisher, subscriber);
   const publications = await subscribedPublications(publisher, subscriber);
-  // A table registered before keeps its hash version unless one is asked for, so registering it
-  // again finds it already registered instead of refusing a different fingerprint.
-  const heldVersion = await heldHashVersion(publisher, opts.table);
-  if (opts.hashVersion !== undefined && heldVersion !== undefined && heldVersion !== opts.hashVersion) {
+  // A table registered before (on either node: one may have lost its registration) keeps its hash
+  // version, bucket scheme and integer bucket width unless others are asked for, so registering it
+  // again without repeating its options finds it already registered, or completes the node that
+  // lost it, instead of refusing a different fingerprint.
+  const heldBy = refresh ? undefined : ((await heldLayout(publisher, opts.table)) ?? (await heldLayout(subscriber, opts.table)));
+  const heldVersion = refresh ? await heldHashVersion(publisher, opts.table) : heldBy?.hashVersion;
+  if (!refresh && opts.hashVersion !== undefined && heldVersion !== undefined && heldVersion !== opts.hashVersion) {
     throw new InputError(
       `table ${tableText(opts.table)} is registered with hash version ${heldVersion}; to move it to version ${opts.hashVersion} (both sides re-sweep it), run: syncguard register --table ${tableText(opts.table)} --refresh --hash-version ${opts.hashVersion}`,
     );
@@ -145,7 +190,7 @@ export async function registerTable(publisher: Client, subscriber: Client, opts:
     subscriber: await describeTable(subscriber, opts.table, [], 'subscriber'),
     publications,
     ...(opts.columns !== undefined ? { requestedColumns: opts.columns } : {}),
-    ...(opts.scheme !== undefined ? { requestedScheme: opts.scheme } : {}),
+    ...(opts.scheme !== undefined ? { requestedScheme: opts.scheme } : heldBy !== undefined ? { requestedScheme: heldBy.scheme } : {}),
   };
   const plan = planRegistration(described);
   // hash version 2 cannot register a table whose hashed columns it would read back truncated
@@ -157,11 +202,11 @@ export async function registerTable(publisher: Client, subscriber: Client, opts:
   const chosen = chooseHashVersion(
     tableText(opts.table),
     opts.hashVersion,
-    heldVersion,
+    refresh ? undefined : heldVersion,
     truncated.filter((c, i) => truncated.findIndex((d) => d.column === c.column) === i),
   );
   const input = { ...described, ...(chosen.version !== undefined ? { hashVersion: chosen.version } : {}) };
-  const size = opts.bucketSize ?? DEFAULT_BUCKET_SIZE;
+  const size = opts.bucketSize ?? (plan.scheme === 'int' ? heldBy?.width : undefined) ?? DEFAULT_BUCKET_SIZE;
   let rowCount = 0;
   let bounds: string[][] = [];
   if (plan.scheme === 'hash') {
@@ -186,18 +231,21 @@ export async function registerTable(publisher: Client, subscriber: Client, opts:
   }
 
   notes.push(...(await applyAsOwnerNotes(subscriber, opts.table)));
+  return { config, notes };
+}
 
-  const held = async (c: Client) =>
-    (
-      await c.query<{ fingerprint: string }>('SELECT fingerprint FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2', [
-        opts.table.schema,
-        opts.table.table,
-      ])
-    ).rows[0]?.fingerprint;
-  if ((await held(publisher)) === config.fingerprint && (await held(subscriber)) === config.fingerprint) {
-    return { config, notes, alreadyRegistered: true };
-  }
-
+/**
+ * Writes a planned registration to both nodes: one transaction on each, the subscriber's first,
+ * committed only when both succeeded. With `replace` (a refresh), each node's transaction first
+ * removes the registration it holds, so a node either has the new registration or keeps its old
+ * one whole, never none.
+ */
+export async function writeRegistration(
+  publisher: Client,
+  subscriber: Client,
+  config: RegistrationConfig,
+  replace: boolean,
+): Promise<void> {
   await publisher.query('BEGIN');
   await subscriber.query('BEGIN');
   try {
@@ -205,6 +253,7 @@ export async function registerTable(publisher: Client, subscriber: Client, opts:
       [subscriber, 'subscriber'],
       [publisher, 'publisher'],
     ] as const) {
+      if (replace) await client.query('SELECT syncguard.unregister_table($1, $2)', [config.schema, config.table]);
       await client.query('SELECT syncguard.register_table($1, $2)', [sqlConfig(config), role]);
     }
     await subscriber.query('COMMIT');
@@ -214,7 +263,6 @@ export async function registerTable(publisher: Client, subscriber: Client, opts:
     await publisher.query('ROLLBACK').catch(() => {});
     throw err;
   }
-  return { config, notes, alreadyRegistered: false };
 }
 
 /** Removes the registration (triggers, generated objects, state) from both nodes. */
@@ -225,6 +273,8 @@ export async function unregisterTable(
 ): Promise<{ publisher: boolean; subscriber: boolean }> {
   await requireInstalled(publisher, 'publisher');
   await requireInstalled(subscriber, 'subscriber');
+  // the same database twice (however the DSNs spell it) would remove the publisher's registration
+  await requireDistinct(publisher, subscriber);
   const result = { publisher: false, subscriber: false };
   for (const [client, role] of [
     [subscriber, 'subscriber'],

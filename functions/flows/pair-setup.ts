@@ -5,18 +5,18 @@
 import { ConnectionError, InputError, SyncGuardError } from '../core/errors.js';
 import type { HashVersion } from '../core/hashing.js';
 import { matchesPattern, type QualifiedName, tableText } from '../core/identifiers.js';
-import { chooseHashVersion } from '../core/registration.js';
 import type { Client } from '../db/connect.js';
 import { nodeMigrations } from '../db/generated/migrations.js';
 import { installedVersions, installPair } from '../db/install.js';
 import {
   heldHashVersion,
+  planTable,
   type RegisterOptions,
   type RegisterResult,
   registerTable,
   subscribedPublications,
-  truncatedColumns,
   unregisterTable,
+  writeRegistration,
 } from '../db/register.js';
 import { requireApplicable } from './apply-rights.js';
 import { ensureProbeRoute } from './probe-route.js';
@@ -68,34 +68,45 @@ async function refreshRegistration(
   subscriber: Client,
   opts: RegisterOptions & { refresh?: boolean },
 ): Promise<RegisterResult> {
-  const { rows } = await publisher.query<{ scheme: 'int' | 'range' | 'hash'; width: string | null; columns: string[] }>(
-    'SELECT scheme, bucket_width::text AS width, columns::text[] AS columns FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
+  const { rows } = await publisher.query<{ scheme: 'int' | 'range' | 'hash'; width: string | null; role: string }>(
+    'SELECT scheme, bucket_width::text AS width, node_role AS role FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
     [opts.table.schema, opts.table.table],
   );
   const prev = rows[0];
   if (prev === undefined)
     throw new InputError(`table ${tableText(opts.table)} is not registered on the publisher; register it without --refresh`);
-  // version 2 is refused for a table it would read truncated: refused before anything is removed
-  const columns = opts.columns ?? prev.columns;
-  if (opts.hashVersion === 2)
-    chooseHashVersion(tableText(opts.table), 2, undefined, await truncatedColumns(publisher, opts.table, columns));
-  // a table held at version 2 (the default) is registered again as a new one would be: with
-  // version 1 when version 2 would read a column truncated (core chooseHashVersion)
+  if (prev.role !== 'publisher')
+    throw new InputError(
+      `the database given as the publisher holds ${tableText(opts.table)} registered as the ${prev.role}: are the publisher and subscriber DSNs swapped? Nothing was changed`,
+    );
+  // a table held at version 2 (the default) is planned as a new one would be: with version 1 when
+  // version 2 would read a column truncated (core chooseHashVersion, checked in planTable)
   const held = await heldHashVersion(publisher, opts.table);
   const hashVersion = opts.hashVersion ?? (held === 2 ? undefined : held);
-  await unregisterTable(publisher, subscriber, opts.table);
   const { refresh: _refresh, ...again } = opts;
-  const r = await registerOnPair(publisher, subscriber, {
-    ...again,
-    ...(hashVersion !== undefined ? { hashVersion } : {}),
-    scheme: opts.scheme ?? prev.scheme,
-    ...(opts.bucketSize === undefined && prev.width !== null ? { bucketSize: Number(prev.width) } : {}),
-  });
+  // every check first (both nodes installed and distinct, the subscription, both tables, the
+  // columns asked for): a refusal leaves the registration as it was; then one write per node,
+  // each replacing the old registration in the same transaction
+  const { config, notes } = await planTable(
+    publisher,
+    subscriber,
+    {
+      ...again,
+      ...(hashVersion !== undefined ? { hashVersion } : {}),
+      scheme: opts.scheme ?? prev.scheme,
+      ...(opts.bucketSize === undefined && prev.width !== null ? { bucketSize: Number(prev.width) } : {}),
+    },
+    true,
+  );
+  await writeRegistration(publisher, subscriber, config, true);
+  const route = await ensureProbeRoute(publisher, subscriber, [tableText(opts.table)]);
   return {
-    ...r,
+    config,
+    alreadyRegistered: false,
     notes: [
       `registered again with the columns the table has now${opts.hashVersion !== undefined ? ` and hash version ${opts.hashVersion}` : ''}; both sides re-sweep it (run syncguard drain), and it is not comparable until they have`,
-      ...r.notes,
+      ...notes,
+      ...route,
     ],
   };
 }

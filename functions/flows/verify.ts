@@ -10,7 +10,7 @@
 // One time limit covers it all; core/verify-plan.ts splits it, and the core makes every decision.
 
 import { InputError, SyncGuardError, TimeLimitError } from '../core/errors.js';
-import { type QualifiedName, tableFromText, tableText } from '../core/identifiers.js';
+import { matchesPattern, type QualifiedName, tableFromText, tableText } from '../core/identifiers.js';
 import type { Finding } from '../core/parity.js';
 import { DEFAULT_PROBE_BUDGET } from '../core/probe-plan.js';
 import { type TableReport, uncomparable, type VerifyReport } from '../core/report.js';
@@ -40,6 +40,12 @@ export interface VerifyOptions {
   readonly probeHoldMs?: number;
   /** Never probe: every table takes the two-round fallback (for comparison and tests). */
   readonly noProbes?: boolean;
+  /**
+   * Patterns (core/identifiers.ts matchesPattern) of tables the subscription carries that are
+   * left out of the verdict on purpose; any other such table that is not registered makes the
+   * result incomplete.
+   */
+  readonly exclude?: readonly string[];
 }
 
 const NO_FINGERPRINTS = { publisher: null, subscriber: null };
@@ -99,7 +105,10 @@ async function verifyWithin(pub: Client, sub: Client, opts: VerifyOptions, start
     (f) => opts.table === undefined || f.table === tableText(opts.table),
   );
   const stats = emptyStats();
-  const unmonitored = opts.table === undefined ? await unmonitoredTables(sub, new Set(tableNames)) : [];
+  const published = opts.table === undefined ? await unmonitoredTables(sub, new Set(tableNames)) : [];
+  const isExcluded = (t: string) => (opts.exclude ?? []).some((p) => matchesPattern(tableFromText(t), p));
+  const excludedTables = published.filter(isExcluded);
+  const unmonitored = published.filter((t) => !isExcluded(t));
   const finish = (run: RunOutcome): VerifyReport =>
     verifyReport(run, {
       minCoveragePct: opts.minCoveragePct ?? 100,
@@ -108,8 +117,10 @@ async function verifyWithin(pub: Client, sub: Client, opts: VerifyOptions, start
         ...localWriteWarning(local.count),
         ...parity.filter((f) => f.level === 'warning').map((f) => `${f.table}: ${f.message}`),
         ...routes.warnings,
-        ...unmonitored.map((t) => `${t}: published but not monitored; register it: syncguard register --table ${t} (or --all)`),
       ],
+      ...(opts.table !== undefined ? { only: tableText(opts.table) } : {}),
+      unmonitored,
+      excluded: excludedTables,
       parity,
       localWrites: local.groups,
       probes: probeSummary(stats),

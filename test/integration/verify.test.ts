@@ -49,7 +49,7 @@ describe('verify', () => {
       ['public.tokens', 20],
     ]);
     const text = await cli('verify', ...pairArgs());
-    expect(text.out[0]).toMatch(/^verify: IN SYNC as of publisher LSN \S+; coverage 100\.00 %/);
+    expect(text.out[0]).toMatch(/^verify: IN SYNC as of publisher LSN \S+ for 3 tables; coverage 100\.00 %/);
   });
 
   it('reports exactly the injected divergences, confirmed in two rounds', async () => {
