@@ -15,7 +15,6 @@ import {
   type RegisterResult,
   registerTable,
   subscribedPublications,
-  unregisterTable,
   writeRegistration,
 } from '../db/register.js';
 import { requireApplicable } from './apply-rights.js';
