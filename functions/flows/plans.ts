@@ -1,14 +1,23 @@
-// Plans in the control plane: store, decide (approve or reject, four-eyes optional) and apply
-// (docs/repair.md "Approval"). Every check is in core/repair-plan.ts; this module reads and writes.
+// Plans in the control plane: store, decide (approve or reject) and apply (docs/repair.md
+// "Approve"). The control plane itself records who acts, computes and checks the checksum and
+// enforces four-eyes (sql/control/0005_approvals.sql); this module calls it and repairs.
 
-import { InputError, PlanAlreadyAppliedError, PreconditionFailedError } from '../core/errors.js';
-import { checkApplicable, checkApprover } from '../core/repair-plan.js';
+import { randomUUID } from 'node:crypto';
+import { InputError, PreconditionFailedError } from '../core/errors.js';
 import type { Client } from '../db/connect.js';
 import { claimPlan, finishPlan, insertPlan, loadPlan, recordDecision, releasePlan } from '../db/plans.js';
 import { applyPlan, type Plan, type RepairOutcome } from './repair.js';
 
-export async function storePlan(control: Client, plan: Plan, createdBy: string): Promise<{ planId: number; divergenceId: number | null }> {
-  return insertPlan(control, { ...plan, createdBy });
+/**
+ * Stores a plan; its creator is the control-plane login, or `awsCreator` (an AWS principal the
+ * caller verified, accepted from the roles the control plane trusts to verify one).
+ */
+export async function storePlan(
+  control: Client,
+  plan: Plan,
+  awsCreator: string | null = null,
+): Promise<{ planId: number; divergenceId: number | null; checksum: string; createdBy: string }> {
+  return insertPlan(control, plan, awsCreator);
 }
 
 async function planOrFail(control: Client, planId: number) {
@@ -18,53 +27,71 @@ async function planOrFail(control: Client, planId: number) {
   return p;
 }
 
+/**
+ * Records a decision as the caller. `fourEyes` can only make the control plane's policy stricter;
+ * `awsApprover` is the approver's verified AWS principal (the approval function's path).
+ */
 export async function decidePlan(
   control: Client,
-  d: { planId: number; by: string; decision: 'approved' | 'rejected'; comment?: string; fourEyes: boolean; now?: number },
-): Promise<{ planId: number; decision: string; checksum: string }> {
-  const p = await planOrFail(control, d.planId);
-  checkApprover(p, d.by, d.fourEyes && d.decision === 'approved', d.now ?? Date.now());
-  await recordDecision(control, {
-    planId: p.planId,
-    checksum: p.checksum,
+  d: { planId: number; decision: 'approved' | 'rejected'; comment?: string; fourEyes: boolean; awsApprover?: string },
+): Promise<{ planId: number; decision: string; checksum: string; by: string }> {
+  if (!Number.isSafeInteger(d.planId) || d.planId < 1) throw new InputError(`a plan id is a positive integer, got ${d.planId}`);
+  return recordDecision(control, {
+    planId: d.planId,
     decision: d.decision,
-    by: d.by,
     comment: d.comment ?? null,
-    divergenceId: p.divergenceId,
+    fourEyes: d.fourEyes,
+    awsApprover: d.awsApprover ?? null,
   });
-  return { planId: p.planId, decision: d.decision, checksum: p.checksum };
 }
 
 /**
- * Applies an approved plan once: checks it (checksum, approval of that checksum, expiry, state),
- * claims it so no other run applies it at the same time, repairs, and records the outcome.
+ * Applies an approved plan once: the control plane checks it (checksum of the stored plan against
+ * the approval's, approval, expiry, state) and hands it to this run (`claim`; a retry of the same
+ * run continues it), the repair goes through the subscription, and the outcome is recorded.
  * Throws PreconditionFailedError when nothing could be applied because every row changed.
  */
 export async function applyStoredPlan(
   control: Client,
   pub: Client,
   sub: Client,
-  a: { planId: number; by: string; now?: number; timeLimitMs?: number },
-): Promise<RepairOutcome & { planId: number }> {
+  a: { planId: number; claim?: string; timeLimitMs?: number },
+): Promise<RepairOutcome & { planId: number; retried: boolean }> {
   const p = await planOrFail(control, a.planId);
-  checkApplicable(p, a.now ?? Date.now());
-  if (!(await claimPlan(control, p.planId, a.by)))
-    throw new PlanAlreadyAppliedError(`plan ${p.planId} is being applied or was applied by another run`);
+  const claim = a.claim ?? `run:${randomUUID()}`;
+  const claimed = await claimPlan(control, p.planId, claim);
   let outcome: RepairOutcome;
-  try {
-    outcome = await applyPlan(pub, sub, { id: String(p.planId), ...p }, a.timeLimitMs === undefined ? {} : { timeLimitMs: a.timeLimitMs });
-  } catch (err) {
-    // nothing is lost by trying again: the subscriber skips what is already equal
-    await releasePlan(control, p.planId);
-    throw err;
+  if (claimed.state === 'applied') {
+    // this run recorded the outcome already and lost the answer: report it again
+    outcome = claimed.outcome as RepairOutcome;
+  } else {
+    try {
+      outcome = await applyPlan(
+        pub,
+        sub,
+        {
+          id: String(p.planId),
+          table: claimed.table,
+          bucket: claimed.bucket,
+          fingerprint: claimed.fingerprint,
+          changes: claimed.body.changes,
+        },
+        a.timeLimitMs === undefined ? {} : { timeLimitMs: a.timeLimitMs },
+      );
+    } catch (err) {
+      // nothing is lost by trying again: the subscriber skips what is already equal (and this
+      // run's retry may claim the plan again should the release not reach the control plane)
+      await releasePlan(control, p.planId, claim).catch(() => {});
+      throw err;
+    }
+    const bucketEqual = outcome.bucketAfter === 'unknown' ? null : outcome.bucketAfter === 'equal';
+    await finishPlan(control, { planId: p.planId, claim, outcome, bucketEqual });
   }
-  const bucketEqual = outcome.bucketAfter === 'unknown' ? null : outcome.bucketAfter === 'equal';
-  await finishPlan(control, { planId: p.planId, by: a.by, outcome, bucketEqual, divergenceId: p.divergenceId });
   const applied = (outcome.counts.applied ?? 0) + (outcome.counts.already_equal ?? 0);
   if (applied === 0 && outcome.changes.length > 0) {
     throw new PreconditionFailedError(
       `plan ${p.planId}: no change applied, every row changed since inspection (${JSON.stringify(outcome.counts)}); inspect again`,
     );
   }
-  return { ...outcome, planId: p.planId };
+  return { ...outcome, planId: p.planId, retried: claimed.state === 'applied' };
 }

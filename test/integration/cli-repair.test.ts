@@ -71,14 +71,17 @@ describe('syncguard inspect, plan, approve, repair', () => {
     const early = await cli('repair', ...pairArgs(), '--plan', id, '--control-dsn', controlDsn());
     expect([early.code, early.err[0]]).toEqual([2, `syncguard: plan ${id} is not approved; run syncguard approve --plan ${id}`]);
     const selfApproval = await cli('approve', '--plan', id, '--control-dsn', controlDsn(), '--four-eyes');
-    expect(selfApproval.err[0]).toMatch(/four-eyes approval is on: sg_owner made plan \d+ and may not approve it/);
+    expect(selfApproval.err[0]).toMatch(/four-eyes approval is on: db:sg_owner made plan \d+ and may not approve it/);
     expect((await cli('approve', '--plan', id, '--control-dsn', controlDsn(), '--comment', 'checked')).out[0]).toMatch(
-      new RegExp(`^plan ${id} approved \\(checksum sha256:[0-9a-f]{64}\\)$`),
+      new RegExp(`^plan ${id} approved by db:sg_owner \\(checksum sha256:[0-9a-f]{64}\\)$`),
     );
     const applied = await cli('repair', ...pairArgs(), '--plan', id, '--control-dsn', controlDsn());
     expect(applied.code).toBe(0);
     const twice = await cli('repair', ...pairArgs(), '--plan', id, '--control-dsn', controlDsn());
-    expect([twice.code, twice.err[0]]).toEqual([2, `syncguard: plan ${id} was already applied; nothing to do`]);
+    expect([twice.code, twice.err[0]]).toEqual([
+      2,
+      `syncguard: plan ${id} was already applied, or is being applied by another run (db:sg_owner); nothing to do`,
+    ]);
     expect((await cli('verify', ...pairArgs())).code).toBe(0);
   });
 });

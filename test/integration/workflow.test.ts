@@ -12,15 +12,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import aslValidator from 'asl-validator';
 import { App, Duration } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { Context } from 'aws-lambda';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OWNER, OWNER_PASSWORD } from '../../dev/pair.js';
 import { handler as approval } from '../../functions/approval.js';
+import { clearOwnPrincipal } from '../../functions/commons/aws-identity.js';
 import { closeConnections } from '../../functions/commons/connections.js';
 import { clearSecretCache } from '../../functions/commons/secrets.js';
 import { DEFAULT_NAMESPACE, ERROR_NAMES, METRIC } from '../../functions/contract.js';
@@ -31,6 +33,7 @@ import { handler as repair } from '../../functions/repair.js';
 import { handler as verify } from '../../functions/verify.js';
 import { loadDeployConfig } from '../../infra/config.js';
 import { SyncGuardStack } from '../../infra/stack.js';
+import { decide, fakeSts } from '../support/aws-identity.js';
 import { captureStdout, context } from '../support/lambda.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -55,6 +58,7 @@ const PUB_ARN = config.databases.blue?.secretArn as string;
 const SUB_ARN = config.databases.green?.secretArn as string;
 const sm = mockClient(SecretsManagerClient);
 const sfn = mockClient(SFNClient);
+const sts = mockClient(STSClient); // the inspect function's own principal
 
 const ctx = usePair({
   label: 'workflow',
@@ -98,6 +102,8 @@ beforeAll(async () => {
   sm.on(GetSecretValueCommand, { SecretId: SUB_ARN }).resolves(secret(ctx.pair.subscriber.port, ctx.pair.name));
   sm.on(GetSecretValueCommand, { SecretId: config.control.secretArn }).resolves(secret(ctx.pair.publisher.port, `${ctx.pair.name}_ctl`));
   process.env.AWS_REGION = 'eu-west-1';
+  sts.on(GetCallerIdentityCommand).resolves({ Arn: 'arn:aws:sts::000000000000:assumed-role/syncguard-inspect/fn' });
+  vi.stubGlobal('fetch', fakeSts);
   stdout = captureStdout();
 }, 120_000);
 
@@ -108,6 +114,9 @@ afterAll(async () => {
   clearSecretCache();
   sm.restore();
   sfn.restore();
+  sts.restore();
+  clearOwnPrincipal();
+  vi.unstubAllGlobals();
   await ctx.pair.pub.query(`DROP DATABASE IF EXISTS ${ctx.pair.name}_ctl WITH (FORCE)`).catch(() => {});
 });
 
@@ -212,12 +221,7 @@ describe('the investigation workflow, run locally against the real handlers', ()
       expect(run.notified[0]).not.toContain('drift'); // no row values in notifications
       await asFunction(
         functionIdOf(`:function:${Object.keys(template.findResources('AWS::Lambda::Function')).find((k) => k.startsWith('Approval'))}`),
-        {
-          action: 'decide',
-          planId,
-          decision: 'approved',
-          approver: 'alice',
-        },
+        await decide('AKIDALICE', planId, 'approved'),
       );
       const result = (await run.result) as Record<string, unknown>;
       expect(result).toMatchObject({ pair: 'upgrade', verify: { status: 'diverged' } });
@@ -246,7 +250,7 @@ describe('the investigation workflow, run locally against the real handlers', ()
     const run = start('token-reject');
     const planId = await run.waiting;
     const approvalId = Object.keys(template.findResources('AWS::Lambda::Function')).find((k) => k.startsWith('Approval')) as string;
-    await asFunction(`:function:${approvalId}`, { action: 'decide', planId, decision: 'rejected', approver: 'bob', comment: 'not now' });
+    await asFunction(`:function:${approvalId}`, await decide('AKIDALICE', planId, 'rejected', { comment: 'not now' }));
     await run.result; // ends in the Rejected success state
     expect(await planState(planId)).toBe('rejected');
     expect(await subscriberMemo(2500)).toBe('drift');
