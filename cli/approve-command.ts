@@ -4,6 +4,7 @@
 
 import type { Command } from 'commander';
 import { decideRemotely } from '../functions/commons/remote-approval.js';
+import { parseBoolean } from '../functions/core/booleans.js';
 import { InputError } from '../functions/core/errors.js';
 import { type Client, checkDsn } from '../functions/db/connect.js';
 import { decidePlan } from '../functions/flows/plans.js';
@@ -22,7 +23,10 @@ export function approveCommand(program: Command, out: Out): void {
     )
     .option('--reject', 'reject the plan: it can never be applied')
     .option('--comment <text>', 'a comment recorded with the decision')
-    .option('--four-eyes', 'refuse an approval by the role that made the plan (or SYNCGUARD_FOUR_EYES=1)')
+    .option(
+      '--four-eyes',
+      "refuse an approval by the role that made the plan (or SYNCGUARD_FOUR_EYES=true); the control plane's policy may require it anyway",
+    )
     .action(async (o: { plan: number; controlDsn?: string; function?: string; reject?: boolean; comment?: string; fourEyes?: boolean }) => {
       if (o.function !== undefined) {
         const r = await decideRemotely({
@@ -41,7 +45,7 @@ export function approveCommand(program: Command, out: Out): void {
           planId: o.plan,
           decision: o.reject ? 'rejected' : 'approved',
           ...(o.comment !== undefined ? { comment: o.comment } : {}),
-          fourEyes: o.fourEyes === true || process.env.SYNCGUARD_FOUR_EYES === '1',
+          fourEyes: o.fourEyes === true || parseBoolean('SYNCGUARD_FOUR_EYES', process.env.SYNCGUARD_FOUR_EYES, false),
         });
         out(`plan ${r.planId} ${r.decision} by ${r.by} (checksum ${r.checksum})`);
       });
