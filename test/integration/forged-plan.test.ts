@@ -238,3 +238,50 @@ describe('approvals recorded by the control plane (item 9)', () => {
     await ctx.pair.sub.query(`UPDATE ${T} SET note = 'n1201' WHERE id = 1201`);
   });
 });
+
+describe("the control plane's preview check accepts every plan syncguard prints", () => {
+  it('keyed (composite, quotes, backslashes, NULLs) and keyless plans', async () => {
+    const { planSql } = await import('../../functions/core/repair-plan.js');
+    const cols = (keyColumns: string[]) => ({
+      columns: ['a', 'b', 'c'],
+      keyColumns,
+      identityAlways: [],
+      generated: [],
+      content: 'ROW(sg_t.a, sg_t.b, sg_t.c)::text',
+      rows: new Map(),
+    });
+    const changes = [
+      { key: "(x'y,2)", op: 'delete' as const, subHash: '-12', pubHash: null, keyValues: ["x'y", '2'] },
+      { key: '(a\\b,3)', op: 'delete' as const, subHash: '7', pubHash: null, keyValues: ['a\\b', '3'] },
+      { key: '(k,1)', op: 'upsert' as const, subHash: null, pubHash: '99', values: ['k', '1', null] },
+      { key: '(k,4)', op: 'upsert' as const, subHash: '5', pubHash: '6', values: ['k', '4', "it's \\ here\nnext"] },
+    ];
+    const keyless = [
+      {
+        key: 'd41d8cd98f00b204e9800998ecf8427e#2',
+        op: 'delete' as const,
+        subHash: '1',
+        pubHash: null,
+        keyValues: ['d41d8cd98f00b204e9800998ecf8427e'],
+      },
+      { key: 'aa#1', op: 'upsert' as const, subHash: null, pubHash: '2', values: ['x', null, 'y'] },
+    ];
+    const t = { schema: 'public', table: 'Odd "name"' };
+    await (async () => {
+      const c = new pg.Client({ connectionString: ownerCtl() });
+      await c.connect();
+      try {
+        for (const [keys, list] of [
+          [['a', 'b'], changes],
+          [[], keyless],
+        ] as const) {
+          const sql = planSql(t, cols([...keys]), list);
+          const { rows } = await c.query('SELECT syncguard_control._preview_mismatch($1, $2) AS why', [JSON.stringify(list), sql]);
+          expect(rows, sql).toEqual([{ why: null }]);
+        }
+      } finally {
+        await c.end();
+      }
+    })();
+  });
+});
