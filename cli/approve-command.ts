@@ -1,14 +1,15 @@
 // `syncguard approve`: record a decision on a stored plan, against its checksum. The approver is
-// the control-plane database role; with four-eyes on, it may not be the role that made the plan.
+// the control-plane database login, recorded by the control plane itself; four-eyes is the
+// control plane's policy (approval_policy), which --four-eyes can only make stricter.
 
 import type { Command } from 'commander';
 import { decideRemotely } from '../functions/commons/remote-approval.js';
+import { parseBoolean } from '../functions/core/booleans.js';
 import { InputError } from '../functions/core/errors.js';
 import { type Client, checkDsn } from '../functions/db/connect.js';
 import { decidePlan } from '../functions/flows/plans.js';
 import { type Out, withClients } from './clients.js';
 import { positiveInt } from './options.js';
-import { actorOf } from './plan-command.js';
 
 export function approveCommand(program: Command, out: Out): void {
   program
@@ -22,7 +23,10 @@ export function approveCommand(program: Command, out: Out): void {
     )
     .option('--reject', 'reject the plan: it can never be applied')
     .option('--comment <text>', 'a comment recorded with the decision')
-    .option('--four-eyes', 'refuse an approval by the role that made the plan (or SYNCGUARD_FOUR_EYES=1)')
+    .option(
+      '--four-eyes',
+      "refuse an approval by the role that made the plan (or SYNCGUARD_FOUR_EYES=true); the control plane's policy may require it anyway",
+    )
     .action(async (o: { plan: number; controlDsn?: string; function?: string; reject?: boolean; comment?: string; fourEyes?: boolean }) => {
       if (o.function !== undefined) {
         const r = await decideRemotely({
@@ -39,12 +43,11 @@ export function approveCommand(program: Command, out: Out): void {
       await withClients([[checkDsn(dsn, 'control-plane'), 'control-plane database']], async ([c]) => {
         const r = await decidePlan(c as Client, {
           planId: o.plan,
-          by: await actorOf(c as Client),
           decision: o.reject ? 'rejected' : 'approved',
           ...(o.comment !== undefined ? { comment: o.comment } : {}),
-          fourEyes: o.fourEyes === true || process.env.SYNCGUARD_FOUR_EYES === '1',
+          fourEyes: o.fourEyes === true || parseBoolean('SYNCGUARD_FOUR_EYES', process.env.SYNCGUARD_FOUR_EYES, false),
         });
-        out(`plan ${r.planId} ${r.decision} (checksum ${r.checksum})`);
+        out(`plan ${r.planId} ${r.decision} by ${r.by} (checksum ${r.checksum})`);
       });
     });
 }

@@ -1,5 +1,5 @@
 // `syncguard plan`: inspect a bucket and print the reviewed repair as SQL; with a control plane,
-// store it for approval (who made it: the control-plane database role).
+// store it for approval (who made it: the control-plane database login, recorded by the server).
 
 import type { Command } from 'commander';
 import { parseTableName } from '../functions/core/identifiers.js';
@@ -29,11 +29,6 @@ export function planLines(plan: Plan): string[] {
     `-- plan for ${plan.table} bucket ${plan.bucket}: ${plan.rowCount} change${plan.rowCount === 1 ? '' : 's'}, expires ${plan.expiresAt}, checksum ${plan.checksum}`,
     ...plan.sql.split('\n'),
   ];
-}
-
-/** The role a control-plane connection logs in as: who made, approved or applied a plan. */
-export async function actorOf(control: Client): Promise<string> {
-  return (await control.query<{ u: string }>('SELECT session_user AS u')).rows[0]?.u ?? 'unknown';
 }
 
 export function planOptions(c: Command): Command {
@@ -71,13 +66,15 @@ export function planCommand(program: Command, out: Out): void {
           maxRows: o.maxRows,
           expiresInMs: o.expiresIn * 3600_000,
         });
-        const stored = c === undefined ? null : await storePlan(c, plan, await actorOf(c));
+        // a stored plan's checksum is the control plane's (computed from the plan as stored)
+        const stored = c === undefined ? null : await storePlan(c, plan);
+        const shown = stored === null ? plan : { ...plan, checksum: stored.checksum };
         if (o.json) {
-          out(JSON.stringify({ planId: stored?.planId ?? null, ...plan, diffs: inspection.diffs }));
+          out(JSON.stringify({ planId: stored?.planId ?? null, ...shown, diffs: inspection.diffs }));
           return;
         }
         for (const l of inspectLines(inspection)) out(l);
-        for (const l of planLines(plan)) out(l);
+        for (const l of planLines(shown)) out(l);
         out(
           stored === null
             ? 'not stored (no --control-dsn): apply it with syncguard repair --table ... --bucket ... --yes'

@@ -13,7 +13,7 @@ import { applyPlan, planBucket, type RepairOutcome } from '../functions/flows/re
 import { type Out, withClients } from './clients.js';
 import { inspectLines } from './inspect-command.js';
 import { pairDsns, positiveInt } from './options.js';
-import { actorOf, type PlanFlags, planLines, planOptions } from './plan-command.js';
+import { type PlanFlags, planLines, planOptions } from './plan-command.js';
 
 function outcomeLines(r: RepairOutcome): string[] {
   const counts = Object.entries(r.counts)
@@ -61,8 +61,7 @@ export function repairCommand(program: Command, out: Out, setExit: (code: number
           [subscriber, 'subscriber'],
           [checkDsn(dsn, 'control-plane'), 'control-plane database'],
         ],
-        async ([p, s, c]) =>
-          print(await applyStoredPlan(c as Client, p as Client, s as Client, { planId: o.plan as number, by: await actorOf(c as Client) })),
+        async ([p, s, c]) => print(await applyStoredPlan(c as Client, p as Client, s as Client, { planId: o.plan as number })),
       );
       return;
     }

@@ -1,21 +1,27 @@
 // Lambda: the only entry point for approvals, and the only function that completes the
 // workflow's task tokens.
 //   { "action": "await", "planId": 7, "taskToken": "..." }   the workflow's approval step stores its token
-//   { "action": "decide", "planId": 7, "decision": "approved" | "rejected", "approver": "alice", "comment"?: "..." }
-// A decision is recorded against the plan's checksum (four-eyes: SYNCGUARD_FOUR_EYES), then the
-// stored token is completed: SendTaskSuccess when approved, SendTaskFailure (error
-// PlanRejectedError) when rejected. Who may invoke this function is what IAM allows.
+//   { "action": "status", "planId": 7 }                       whether the token is stored (the workflow notifies only then)
+//   { "action": "decide", "planId": 7, "decision": "approved" | "rejected", "identity": {...}, "comment"?: "..." }
+// The approver is the AWS principal STS verifies the decision's signed identity to be
+// (commons/aws-identity.ts), never a name in the event. The control plane records the decision
+// against the checksum it computes from the stored plan and enforces four-eyes (its policy, or
+// SYNCGUARD_FOUR_EYES), comparing AWS principals. Then the stored token is completed:
+// SendTaskSuccess when approved, SendTaskFailure (error PlanRejectedError) when rejected. A
+// decision made before the token was stored completes the token as soon as it is stored.
 
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
+import { bindingOf, verifyIdentity } from './commons/aws-identity.js';
 import { loadRepairConfig } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
 import { logger, metrics } from './commons/observability.js';
 import { ERROR_NAMES, InputError } from './core/errors.js';
-import { loadPlan, setTaskToken, takeTaskToken } from './db/plans.js';
+import type { Client } from './db/connect.js';
+import { loadPlan, setTaskToken, takeTaskToken, taskTokenStored } from './db/plans.js';
 import { parseEvent } from './events.js';
 import { decidePlan } from './flows/plans.js';
 
@@ -25,35 +31,56 @@ const sfnClient = () => {
   return sfn;
 };
 
-export async function approvalHandler(event: unknown, _context: Context): Promise<{ planId: number; status: string }> {
+/** Completes the plan's stored token, if any, with its decision; whether one was completed. */
+async function completeToken(control: Client, planId: number): Promise<boolean> {
+  const plan = await loadPlan(control, planId);
+  if (plan === null || plan.approval === null) return false;
+  const token = await takeTaskToken(control, planId);
+  if (token === null) return false;
+  if (plan.approval.decision === 'approved') {
+    const output = JSON.stringify({ planId, decision: 'approved', checksum: plan.approval.checksum });
+    await sfnClient().send(new SendTaskSuccessCommand({ taskToken: token, output }));
+  } else {
+    const cause = `plan ${planId} was rejected by ${plan.approval.by}`;
+    await sfnClient().send(new SendTaskFailureCommand({ taskToken: token, error: ERROR_NAMES.PlanRejectedError, cause }));
+  }
+  return true;
+}
+
+export async function approvalHandler(
+  event: unknown,
+  _context: Context,
+): Promise<{ planId: number; status: string; approver?: string; waiting?: boolean }> {
   const e = parseEvent('approval', event);
   const config = loadRepairConfig();
   const control = await connectionFor('control', config.controlSecretId);
   if (e.action === 'await') {
-    if ((await loadPlan(control, e.planId)) === null) throw new InputError(`plan ${e.planId} does not exist in this control plane`);
-    if (!(await setTaskToken(control, e.planId, e.taskToken))) throw new InputError(`plan ${e.planId} is no longer waiting for a decision`);
+    const state = await setTaskToken(control, e.planId, e.taskToken);
+    if (state === null) throw new InputError(`plan ${e.planId} does not exist in this control plane`);
+    // decided before the token was stored: complete it now (the decision did not find it)
+    if (state !== 'proposed' && (await completeToken(control, e.planId))) {
+      logger.info('decided before the workflow waited', { planId: e.planId, state });
+      return { planId: e.planId, status: state };
+    }
     logger.info('waiting for a decision', { planId: e.planId });
     return { planId: e.planId, status: 'waiting' };
   }
+  if (e.action === 'status') {
+    const s = await taskTokenStored(control, e.planId);
+    if (s === null) throw new InputError(`plan ${e.planId} does not exist in this control plane`);
+    return { planId: e.planId, status: s.state, waiting: s.stored || s.state !== 'proposed' };
+  }
+  const approver = await verifyIdentity(e.identity, bindingOf(e));
   const d = await decidePlan(control, {
     planId: e.planId,
-    by: e.approver,
     decision: e.decision,
     ...(e.comment !== undefined ? { comment: e.comment } : {}),
     fourEyes: config.fourEyes,
+    awsApprover: approver,
   });
-  const token = await takeTaskToken(control, e.planId);
-  if (token !== null) {
-    if (e.decision === 'approved') {
-      const output = JSON.stringify({ planId: d.planId, decision: d.decision, checksum: d.checksum });
-      await sfnClient().send(new SendTaskSuccessCommand({ taskToken: token, output }));
-    } else {
-      const cause = `plan ${d.planId} was rejected by ${e.approver}`;
-      await sfnClient().send(new SendTaskFailureCommand({ taskToken: token, error: ERROR_NAMES.PlanRejectedError, cause }));
-    }
-  }
-  logger.info('decision recorded', { planId: d.planId, decision: d.decision, approver: e.approver, workflow: token !== null });
-  return { planId: d.planId, status: d.decision };
+  const completed = await completeToken(control, e.planId);
+  logger.info('decision recorded', { planId: d.planId, decision: d.decision, approver: d.by, workflow: completed });
+  return { planId: d.planId, status: d.decision, approver: d.by };
 }
 
 export const handler = middy(approvalHandler).use(injectLambdaContext(logger)).use(logMetrics(metrics));

@@ -2,6 +2,7 @@
 // Unknown keys are refused; a malformed event fails with a zod message naming the field.
 
 import { z } from 'zod';
+import { SignedIdentitySchema } from './commons/aws-identity.js';
 import { InputError } from './core/errors.js';
 
 export const DrainEventSchema = z.strictObject({ database: z.string().min(1).optional() });
@@ -13,18 +14,23 @@ export const InspectEventSchema = z.union([
   z.strictObject({ pair: z.string().min(1), table: z.string().min(1), bucket: z.string().regex(/^-?\d{1,19}$/) }),
 ]);
 
+// A decision names no approver: it carries the approver's signed STS request (identity), which
+// the approval function has STS verify (functions/commons/aws-identity.ts).
 export const ApprovalEventSchema = z.discriminatedUnion('action', [
   z.strictObject({ action: z.literal('await'), planId: z.number().int().positive(), taskToken: z.string().min(1).max(2048) }),
+  z.strictObject({ action: z.literal('status'), planId: z.number().int().positive() }),
   z.strictObject({
     action: z.literal('decide'),
     planId: z.number().int().positive(),
     decision: z.enum(['approved', 'rejected']),
-    approver: z.string().min(1).max(200),
+    identity: SignedIdentitySchema,
     comment: z.string().max(2000).optional(),
   }),
 ]);
 
-export const RepairEventSchema = z.strictObject({ planId: z.number().int().positive() });
+// claim: the run applying the plan (the workflow passes its execution id), so that a retry of
+// the same run continues its claim and any other run is refused.
+export const RepairEventSchema = z.strictObject({ planId: z.number().int().positive(), claim: z.string().min(1).max(2048).optional() });
 
 export const EVENT_SCHEMAS = Object.freeze({
   drain: DrainEventSchema,

@@ -9,6 +9,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
+import { ownPrincipal } from './commons/aws-identity.js';
 import { loadRepairConfig } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
 import { logger, metrics } from './commons/observability.js';
@@ -60,7 +61,8 @@ export async function inspectHandler(event: unknown, context: Context): Promise<
       expiresInMs: config.planExpiryMs,
       timeLimitMs,
     });
-    const stored = await storePlan(control, plan, context.invokedFunctionArn);
+    // made by this function's own AWS principal (STS), which four-eyes compares with the approver's
+    const stored = await storePlan(control, plan, await ownPrincipal());
     const diffs: Record<string, number> = {};
     for (const d of inspection.diffs) diffs[d.kind] = (diffs[d.kind] ?? 0) + 1;
     plans.push({
@@ -71,7 +73,7 @@ export async function inspectHandler(event: unknown, context: Context): Promise<
       bucket: plan.bucket,
       rowCount: plan.rowCount,
       diffs,
-      checksum: plan.checksum,
+      checksum: stored.checksum,
       expiresAt: plan.expiresAt,
       sqlPreview: plan.sql.split('\n').slice(0, PREVIEW_LINES).join('\n'),
     });

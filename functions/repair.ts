@@ -1,4 +1,4 @@
-// Lambda: apply an approved plan. Event: { "planId": 7 }. Refuses (named errors the workflow
+// Lambda: apply an approved plan. Event: { "planId": 7, "claim"?: "<execution id>" }. Refuses (named errors the workflow
 // routes on) a plan that is not approved, rejected, expired, altered or already applied; applies
 // it through the subscription; records the outcome; returns the counts and whether the bucket is
 // now equal (the workflow's re-verify).
@@ -29,7 +29,8 @@ export async function repairHandler(event: unknown, context: Context) {
   const sub = await connectionFor(`${plan.pair}/subscriber`, pair.subscriberSecretId);
   const r = await applyStoredPlan(control, pub, sub, {
     planId: plan.planId,
-    by: context.invokedFunctionArn,
+    // the workflow's execution; a direct invocation's request id (kept by Lambda's own retries)
+    claim: e.claim ?? `lambda:${context.awsRequestId}`,
     timeLimitMs: Math.max(1000, context.getRemainingTimeInMillis() - 3000),
   });
   const summary = {
@@ -41,6 +42,7 @@ export async function repairHandler(event: unknown, context: Context) {
     bucketAfter: r.bucketAfter,
     holdMs: r.holdMs,
     applyMs: r.applyMs,
+    retried: r.retried,
   };
   metrics.addDimension(DIMENSION.Pair, plan.pair);
   metrics.addMetric(METRIC.RepairedRows, MetricUnit.Count, r.counts.applied ?? 0);

@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { BOOLEAN_HELP, booleanFrom } from '../functions/core/booleans.js';
 import { MAX_DRAIN_WORKERS } from '../functions/core/drain.js';
 import { parseTableName } from '../functions/core/identifiers.js';
 
@@ -52,6 +53,12 @@ const PairSchema = z.strictObject({
   tables: z.union([z.literal('all'), z.array(tableName).min(1)]).default('all'),
 });
 
+/** A yes/no key: a JSON boolean, or the words every syncguard boolean accepts (core/booleans.ts). */
+const booleanSetting = z.preprocess(
+  (v) => (typeof v === 'string' ? (booleanFrom(v) ?? v) : v),
+  z.boolean({ error: (issue) => `${BOOLEAN_HELP}, got ${JSON.stringify(issue.input)}` }),
+);
+
 export const DeployConfigSchema = z
   .strictObject({
     /** Prefix of the stack and resource names. */
@@ -74,14 +81,14 @@ export const DeployConfigSchema = z
     notify: z.union([z.strictObject({ email: z.email() }), z.strictObject({ topicArn: arn('sns') })]),
     approval: z
       .strictObject({
-        fourEyes: z.boolean().default(true),
+        fourEyes: booleanSetting.default(true),
         /** How long a plan stays valid, and how long the workflow waits for a decision. */
         expiryHours: z.number().min(1).max(720).default(24),
         maxRows: z.number().int().min(1).max(100_000).default(1000),
       })
       .default({ fourEyes: true, expiryHours: 24, maxRows: 1000 }),
     logRetentionDays: z.union([z.literal(7), z.literal(14), z.literal(30), z.literal(90), z.literal(180), z.literal(365)]).default(30),
-    xray: z.boolean().default(false),
+    xray: booleanSetting.default(false),
   })
   .superRefine((c, ctx) => {
     for (const [pair, p] of Object.entries(c.pairs)) {

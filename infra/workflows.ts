@@ -1,8 +1,11 @@
 // The Step Functions workflows (JSONPath: JSONata states are not run by the local test runner).
 //   fleet:          verify every configured pair now (a Map over the pairs).
-//   investigation:  verify the pair; for each diverged bucket: inspect and plan, notify, wait for a
-//                   decision (task token, with a timeout that ends the execution as expired),
-//                   repair, re-verify. Retries on transient errors; Catch routes by the error
+//   investigation:  verify the pair; for each diverged bucket: inspect and plan, wait for a
+//                   decision (task token, with a timeout that ends the execution as expired) and,
+//                   in parallel, notify the approvers once the token is stored (so that no
+//                   decision can come before the workflow waits for it), repair (claimed for this
+//                   execution, so that a retry continues it), re-verify (also when the plan was
+//                   applied already). Retries on transient errors; Catch routes by the error
 //                   names of functions/contract.ts to clear terminal states.
 
 import { Duration } from 'aws-cdk-lib';
@@ -18,11 +21,14 @@ import {
   JsonPath,
   LogLevel,
   Map as MapState,
+  Parallel,
   Pass,
   StateMachine,
   Succeed,
   TaskInput,
   Timeout,
+  Wait,
+  WaitTime,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke, SnsPublish } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
@@ -106,7 +112,7 @@ export function investigationStateMachine(
     subject: JsonPath.format('syncguard: plan {} waits for approval', JsonPath.stringAt('$.plan.planId')),
     message: TaskInput.fromText(
       JsonPath.format(
-        'Plan {} repairs {} rows of {} bucket {} on pair {} (checksum {}, expires {}). Review it with: syncguard plan --table {} --bucket {}. Approve: syncguard approve --plan {} --function <approval function>, or invoke the approval function with {"action": "decide", "planId": {}, "decision": "approved", "approver": "<you>"}.',
+        'Plan {} repairs {} rows of {} bucket {} on pair {} (checksum {}, expires {}). Review it with: syncguard plan --table {} --bucket {}. Approve (as your AWS identity): syncguard approve --plan {} --function <approval function>; reject: the same with --reject.',
         JsonPath.stringAt('$.plan.planId'),
         JsonPath.stringAt('$.plan.rowCount'),
         JsonPath.stringAt('$.plan.table'),
@@ -116,7 +122,6 @@ export function investigationStateMachine(
         JsonPath.stringAt('$.plan.expiresAt'),
         JsonPath.stringAt('$.plan.table'),
         JsonPath.stringAt('$.plan.bucket'),
-        JsonPath.stringAt('$.plan.planId'),
         JsonPath.stringAt('$.plan.planId'),
       ),
     ),
@@ -129,17 +134,30 @@ export function investigationStateMachine(
     taskTimeout: Timeout.duration(approvalTimeout),
     resultPath: '$.decision',
   });
-  const repair = invoke(scope, 'Repair', fns.repair, { 'planId.$': '$.plan.planId' }, '$.repair');
+  // approvers hear of the plan only once the waiting step stored its token
+  const stored = invoke(scope, 'TokenStored', fns.approval, { action: 'status', 'planId.$': '$.plan.planId' }, '$.approvalStatus');
+  const notYet = new Wait(scope, 'TokenNotStoredYet', { time: WaitTime.duration(Duration.seconds(1)) });
+  const notifyOnceStored = stored.next(
+    new Choice(scope, 'TokenStored?')
+      .when(Condition.booleanEquals('$.approvalStatus.waiting', true), notify)
+      .otherwise(notYet.next(stored)),
+  );
+  const approval = new Parallel(scope, 'Approval', { resultSelector: { 'decision.$': '$[0].decision' }, resultPath: '$.approval' });
+  approval.branch(approve);
+  approval.branch(notifyOnceStored);
+  // the claim is this execution's: a retry after a lost connection continues it, another run is refused
+  const repair = invoke(scope, 'Repair', fns.repair, { 'planId.$': '$.plan.planId', 'claim.$': '$$.Execution.Id' }, '$.repair');
   const reverify = invoke(scope, 'ReVerify', fns.verify, { 'pair.$': '$.plan.pair', 'table.$': '$.plan.table' }, '$.reverify');
 
   const expired = new Fail(scope, 'PlanExpired', { error: ERROR_NAMES.PlanExpiredError, cause: 'no decision before the plan expired' });
   const rejected = new Succeed(scope, 'Rejected', { comment: 'a person rejected the plan: nothing was changed' });
   const terminal = (name: string, error: string) => new Fail(scope, name, { error, causePath: '$.error.Cause' });
-  approve.addCatch(expired, { errors: ['States.Timeout'], resultPath: '$.error' });
-  approve.addCatch(rejected, { errors: [ERROR_NAMES.PlanRejectedError], resultPath: '$.error' });
-  approve.addCatch(terminal('ApprovalRefused', ERROR_NAMES.FourEyesError), { errors: [ERROR_NAMES.FourEyesError], resultPath: '$.error' });
+  approval.addCatch(expired, { errors: ['States.Timeout'], resultPath: '$.error' });
+  approval.addCatch(rejected, { errors: [ERROR_NAMES.PlanRejectedError], resultPath: '$.error' });
+  approval.addCatch(terminal('ApprovalRefused', ERROR_NAMES.FourEyesError), { errors: [ERROR_NAMES.FourEyesError], resultPath: '$.error' });
   repair.addCatch(expired, { errors: [ERROR_NAMES.PlanExpiredError], resultPath: '$.error' });
-  repair.addCatch(new Succeed(scope, 'AlreadyApplied'), { errors: [ERROR_NAMES.PlanAlreadyAppliedError], resultPath: '$.error' });
+  // applied by another run: whether the bucket is now equal is for the re-verify to say
+  repair.addCatch(reverify, { errors: [ERROR_NAMES.PlanAlreadyAppliedError], resultPath: '$.error' });
   for (const [name, error] of [
     ['ChangedSinceInspection', ERROR_NAMES.PreconditionFailedError],
     ['NotApproved', ERROR_NAMES.PlanNotApprovedError],
@@ -154,7 +172,7 @@ export function investigationStateMachine(
     .otherwise(
       new Fail(scope, 'StillDiverged', { error: 'StillDiverged', cause: 'the table still differs after the repair; inspect again' }),
     );
-  const perPlan = notify.next(approve).next(repair).next(reverify).next(inSyncAfter);
+  const perPlan = approval.next(repair).next(reverify).next(inSyncAfter);
   const eachPlan = new MapState(scope, 'EachPlan', {
     itemsPath: '$.inspect.plans',
     maxConcurrency: 1,

@@ -12,11 +12,13 @@
 //   SYNCGUARD_CONTROL_SECRET_ID   the control-plane database's secret (every run is recorded)
 //   SYNCGUARD_MIN_COVERAGE        default 100 (probes resolve every dirty bucket)
 // Inspect, approval and repair (the verify keys, and):
-//   SYNCGUARD_FOUR_EYES           "true": the approver may not be the plan's creator (default false)
+//   SYNCGUARD_FOUR_EYES           true: the approver may not be the plan's creator (default false;
+//                                 added to the control plane's policy; read by core/booleans.ts)
 //   SYNCGUARD_PLAN_MAX_ROWS       a plan may change at most this many rows, default 1000
 //   SYNCGUARD_PLAN_EXPIRY_HOURS   a plan expires after this long, default 24
 
 import { z } from 'zod';
+import { parseBoolean } from '../core/booleans.js';
 import { MAX_DRAIN_WORKERS } from '../core/drain.js';
 import { InputError } from '../core/errors.js';
 
@@ -111,10 +113,8 @@ const RepairConfigSchema = z.strictObject({
 export type RepairConfig = VerifyConfig & Readonly<z.infer<typeof RepairConfigSchema>>;
 
 export function loadRepairConfig(env: NodeJS.ProcessEnv = process.env): RepairConfig {
-  const four = env.SYNCGUARD_FOUR_EYES ?? 'false';
-  if (!['true', 'false'].includes(four)) throw new InputError(`SYNCGUARD_FOUR_EYES must be true or false, got ${JSON.stringify(four)}`);
   const parsed = RepairConfigSchema.safeParse({
-    fourEyes: four === 'true',
+    fourEyes: parseBoolean('SYNCGUARD_FOUR_EYES', env.SYNCGUARD_FOUR_EYES, false),
     planMaxRows: number('SYNCGUARD_PLAN_MAX_ROWS', env.SYNCGUARD_PLAN_MAX_ROWS) ?? 1000,
     planExpiryMs: Math.round((number('SYNCGUARD_PLAN_EXPIRY_HOURS', env.SYNCGUARD_PLAN_EXPIRY_HOURS) ?? 24) * 3600_000),
   });

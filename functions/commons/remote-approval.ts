@@ -1,9 +1,11 @@
-// Deciding on a plan through a deployment's approval function (the CLI's `approve --function`):
-// the caller's AWS identity is the approver, so four-eyes compares IAM principals.
+// Deciding on a plan through a deployment's approval function (the CLI's `approve --function`).
+// The approver is who AWS says the caller is: the event carries an STS GetCallerIdentity request
+// signed with the caller's credentials and bound to this decision, which the function has STS
+// verify (aws-identity.ts). Nothing in the event names the approver.
 
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { SyncGuardError } from '../core/errors.js';
+import { bindingOf, signIdentity } from './aws-identity.js';
 
 export interface RemoteDecision {
   readonly functionName: string;
@@ -14,13 +16,12 @@ export interface RemoteDecision {
 
 /** Invokes the approval function; returns its answer, or throws its error with the error's name. */
 export async function decideRemotely(d: RemoteDecision): Promise<{ approver: string; planId: number; status: string }> {
-  const identity = await new STSClient({}).send(new GetCallerIdentityCommand({}));
-  const approver = identity.Arn ?? 'unknown';
+  const identity = await signIdentity(bindingOf(d));
   const event = {
     action: 'decide',
     planId: d.planId,
     decision: d.decision,
-    approver,
+    identity,
     ...(d.comment !== undefined ? { comment: d.comment } : {}),
   };
   const r = await new LambdaClient({}).send(
@@ -32,5 +33,5 @@ export async function decideRemotely(d: RemoteDecision): Promise<{ approver: str
     err.name = String(body?.errorType ?? 'SyncGuardError');
     throw err;
   }
-  return { approver, planId: Number(body?.planId), status: String(body?.status) };
+  return { approver: String(body?.approver), planId: Number(body?.planId), status: String(body?.status) };
 }

@@ -1,8 +1,18 @@
-// Repair plans and approvals in the control plane (sql/control/0003_repair_plans.sql), and the
-// divergence lifecycle they move: inspected -> approved -> repaired -> verified (or open again).
+// Repair plans and approvals in the control plane (sql/control/0003_repair_plans.sql, and 0005:
+// every write goes through a SECURITY DEFINER function that records who acts and checks the
+// plan), and the divergence lifecycle they move: inspected -> approved -> repaired -> verified.
 
+import {
+  FourEyesError,
+  InputError,
+  PlanAlreadyAppliedError,
+  PlanExpiredError,
+  PlanNotApprovedError,
+  PlanRejectedError,
+  PlanTamperedError,
+} from '../core/errors.js';
 import type { PlannedChange, StoredPlan } from '../core/repair-plan.js';
-import { type Client, inTransaction } from './connect.js';
+import type { Client } from './connect.js';
 
 export interface NewPlan {
   readonly pair: string;
@@ -11,11 +21,9 @@ export interface NewPlan {
   readonly fingerprint: string;
   readonly changes: readonly PlannedChange[];
   readonly expiresAt: string;
+  /** The subscriber's snapshot at the inspection (flows/repair.ts): covered by the checksum with the rest of the body. */
   readonly subscriberSnapshot?: string;
-  readonly checksum: string;
   readonly sql: string;
-  readonly rowCount: number;
-  readonly createdBy: string;
 }
 
 type Row = {
@@ -34,62 +42,79 @@ type Row = {
   approved_checksum: string | null;
   divergence_id: string | null;
   outcome: unknown;
+  claim_id: string | null;
 };
 
-async function moveDivergence(c: Client, id: string | null, to: string, actor: string, note: string): Promise<void> {
-  if (id === null) return;
-  await c.query(
-    `WITH d AS (SELECT state FROM syncguard_control.divergence WHERE divergence_id = $1 FOR UPDATE),
-          u AS (UPDATE syncguard_control.divergence SET state = $2, updated_at = now() WHERE divergence_id = $1 RETURNING divergence_id)
-     INSERT INTO syncguard_control.divergence_event (divergence_id, from_state, to_state, actor, note)
-     SELECT $1, d.state, $2, $3, $4 FROM d, u`,
-    [id, to, actor, note],
-  );
+/**
+ * The named error a control-plane function raised (SQLSTATE SGE01..SGE07, sql/control/0005), or
+ * the error as it was.
+ */
+const CONTROL_ERRORS: Readonly<Record<string, new (m: string, o?: ErrorOptions) => Error>> = {
+  SGE01: InputError,
+  SGE02: PlanTamperedError,
+  SGE03: PlanAlreadyAppliedError,
+  SGE04: PlanRejectedError,
+  SGE05: PlanNotApprovedError,
+  SGE06: PlanExpiredError,
+  SGE07: FourEyesError,
+};
+
+async function call<R>(c: Client, sql: string, params: unknown[]): Promise<R> {
+  try {
+    const { rows } = await c.query<{ r: R }>(sql, params);
+    return rows[0]?.r as R;
+  } catch (err) {
+    const named = CONTROL_ERRORS[(err as { code?: string }).code ?? ''];
+    if (named !== undefined) throw new named((err as Error).message, { cause: err });
+    throw err;
+  }
 }
 
-/** Stores a plan; links it to the bucket's divergence in flight, which becomes 'inspected'. */
-export async function insertPlan(c: Client, p: NewPlan): Promise<{ planId: number; divergenceId: number | null }> {
-  return inTransaction(c, async () => {
-    const { rows: d } = await c.query<{ id: string }>(
-      `SELECT divergence_id::text AS id FROM syncguard_control.divergence
-        WHERE pair = $1 AND table_name = $2 AND bucket = $3 AND state NOT IN ('verified', 'ignored')`,
-      [p.pair, p.table, p.bucket],
-    );
-    const divergenceId = d[0]?.id ?? null;
-    const { rows } = await c.query<{ id: string }>(
-      `INSERT INTO syncguard_control.repair_plan (pair, table_name, bucket, fingerprint, divergence_id, created_by, expires_at, row_count, checksum, body)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING plan_id::text AS id`,
-      [
-        p.pair,
-        p.table,
-        p.bucket,
-        p.fingerprint,
-        divergenceId,
-        p.createdBy,
-        p.expiresAt,
-        p.rowCount,
-        p.checksum,
-        JSON.stringify({
+/**
+ * Stores a plan through the control plane, which records who made it (the login, or the AWS
+ * principal the caller verified), refuses a preview that does not show the changes, computes the
+ * checksum, and links the plan to the bucket's divergence in flight (now 'inspected').
+ */
+export async function insertPlan(
+  c: Client,
+  p: NewPlan,
+  awsCreator: string | null = null,
+): Promise<{ planId: number; divergenceId: number | null; checksum: string; createdBy: string }> {
+  const r = await call<{ planId: string; divergenceId: string | null; checksum: string; createdBy: string }>(
+    c,
+    'SELECT syncguard_control.create_plan($1, $2) AS r',
+    [
+      JSON.stringify({
+        pair: p.pair,
+        table: p.table,
+        bucket: p.bucket,
+        fingerprint: p.fingerprint,
+        expiresAt: p.expiresAt,
+        body: {
           changes: p.changes,
           sql: p.sql,
           ...(p.subscriberSnapshot === undefined ? {} : { subscriberSnapshot: p.subscriberSnapshot }),
-        }),
-      ],
-    );
-    const planId = rows[0]?.id as string;
-    await moveDivergence(c, divergenceId, 'inspected', p.createdBy, `plan ${planId}`);
-    return { planId: Number(planId), divergenceId: divergenceId === null ? null : Number(divergenceId) };
-  });
+        },
+      }),
+      awsCreator,
+    ],
+  );
+  return {
+    planId: Number(r.planId),
+    divergenceId: r.divergenceId === null ? null : Number(r.divergenceId),
+    checksum: r.checksum,
+    createdBy: r.createdBy,
+  };
 }
 
 export async function loadPlan(
   c: Client,
   planId: number,
-): Promise<(StoredPlan & { sql: string; divergenceId: string | null; outcome: unknown }) | null> {
+): Promise<(StoredPlan & { sql: string; divergenceId: string | null; outcome: unknown; claimId: string | null }) | null> {
   const { rows } = await c.query<Row>(
     `SELECT p.plan_id::text, p.pair, p.table_name, p.bucket, p.fingerprint, p.created_by,
             to_char(p.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS expires_at, p.checksum, p.body, p.state,
-            a.decision, a.decided_by, a.checksum AS approved_checksum, p.divergence_id::text, p.outcome
+            a.decision, a.decided_by, a.checksum AS approved_checksum, p.divergence_id::text, p.outcome, p.claim_id
        FROM syncguard_control.repair_plan p LEFT JOIN syncguard_control.plan_approval a ON a.plan_id = p.plan_id
       WHERE p.plan_id = $1`,
     [planId],
@@ -103,8 +128,8 @@ export async function loadPlan(
     bucket: r.bucket,
     fingerprint: r.fingerprint,
     changes: r.body.changes,
-    expiresAt: r.expires_at,
     ...(typeof r.body.subscriberSnapshot === 'string' ? { subscriberSnapshot: r.body.subscriberSnapshot } : {}),
+    expiresAt: r.expires_at,
     checksum: r.checksum,
     createdBy: r.created_by,
     state: r.state,
@@ -112,81 +137,80 @@ export async function loadPlan(
     sql: r.body.sql,
     divergenceId: r.divergence_id,
     outcome: r.outcome,
+    claimId: r.claim_id,
   };
 }
 
-/** Records a decision against the plan's checksum (one per plan: the unique index refuses a second). */
+/**
+ * Records a decision as the caller (the login, or the AWS principal it verified) against the
+ * checksum of the plan as stored; four-eyes is on when the control plane's policy or the caller
+ * asks for it. One decision per plan.
+ */
 export async function recordDecision(
   c: Client,
-  p: {
-    planId: number;
-    checksum: string;
-    decision: 'approved' | 'rejected';
-    by: string;
-    comment: string | null;
-    divergenceId: string | null;
-  },
-): Promise<void> {
-  await inTransaction(c, async () => {
-    await c.query(
-      'INSERT INTO syncguard_control.plan_approval (plan_id, checksum, decision, decided_by, comment) VALUES ($1, $2, $3, $4, $5)',
-      [p.planId, p.checksum, p.decision, p.by, p.comment],
-    );
-    await c.query("UPDATE syncguard_control.repair_plan SET state = $2 WHERE plan_id = $1 AND state = 'proposed'", [p.planId, p.decision]);
-    if (p.decision === 'approved') await moveDivergence(c, p.divergenceId, 'approved', p.by, `plan ${p.planId}`);
-  });
-}
-
-/** Takes an approved plan for applying; false when another run took it first (or it is no longer approved). */
-export async function claimPlan(c: Client, planId: number, by: string): Promise<boolean> {
-  const { rowCount } = await c.query(
-    "UPDATE syncguard_control.repair_plan SET state = 'applying', applied_by = $2 WHERE plan_id = $1 AND state = 'approved'",
-    [planId, by],
+  p: { planId: number; decision: 'approved' | 'rejected'; comment: string | null; fourEyes: boolean; awsApprover: string | null },
+): Promise<{ planId: number; decision: string; checksum: string; by: string }> {
+  const r = await call<{ planId: string; decision: string; checksum: string; by: string }>(
+    c,
+    'SELECT syncguard_control.decide_plan($1, $2, $3, $4, $5) AS r',
+    [p.planId, p.decision, p.comment, p.fourEyes, p.awsApprover],
   );
-  return rowCount === 1;
+  return { planId: Number(r.planId), decision: r.decision, checksum: r.checksum, by: r.by };
 }
 
-/** Records a repair's outcome; the divergence becomes repaired, then verified (bucket equal) or open again. */
+export interface ClaimedPlan {
+  /** 'applying': apply it; 'applied': this run recorded its outcome already (a retry). */
+  readonly state: 'applying' | 'applied';
+  readonly table: string;
+  readonly bucket: string;
+  readonly fingerprint: string;
+  readonly body: { changes: PlannedChange[]; sql: string; subscriberSnapshot?: string };
+  readonly outcome: unknown;
+}
+
+/**
+ * Takes an approved plan for one run, after the control plane checked it (its checksum against
+ * the approval's, the approval, expiry, state); the same run may take it again (a retry).
+ */
+export async function claimPlan(c: Client, planId: number, claim: string): Promise<ClaimedPlan> {
+  return call<ClaimedPlan>(c, 'SELECT syncguard_control.claim_plan($1, $2) AS r', [planId, claim]);
+}
+
+/** Records a repair's outcome for the run that claimed the plan; false when it was recorded already. */
 export async function finishPlan(
   c: Client,
-  p: { planId: number; by: string; outcome: unknown; bucketEqual: boolean | null; divergenceId: string | null },
-): Promise<void> {
-  await inTransaction(c, async () => {
-    await c.query("UPDATE syncguard_control.repair_plan SET state = 'applied', applied_at = now(), outcome = $2 WHERE plan_id = $1", [
-      p.planId,
-      JSON.stringify(p.outcome),
-    ]);
-    await moveDivergence(c, p.divergenceId, 'repaired', p.by, `plan ${p.planId}`);
-    if (p.bucketEqual === true) await moveDivergence(c, p.divergenceId, 'verified', p.by, `bucket equal at a probe after plan ${p.planId}`);
-    if (p.bucketEqual === false) await moveDivergence(c, p.divergenceId, 'open', p.by, `bucket still differs after plan ${p.planId}`);
-  });
+  p: { planId: number; claim: string; outcome: unknown; bucketEqual: boolean | null },
+): Promise<boolean> {
+  return call<boolean>(c, 'SELECT syncguard_control.finish_plan($1, $2, $3, $4) AS r', [
+    p.planId,
+    p.claim,
+    JSON.stringify(p.outcome),
+    p.bucketEqual,
+  ]);
 }
 
 /** Gives a claimed plan back when applying it failed before anything was sent. */
-export async function releasePlan(c: Client, planId: number): Promise<void> {
-  await c.query(
-    "UPDATE syncguard_control.repair_plan SET state = 'approved', applied_by = NULL WHERE plan_id = $1 AND state = 'applying'",
-    [planId],
-  );
+export async function releasePlan(c: Client, planId: number, claim: string): Promise<void> {
+  await call<boolean>(c, 'SELECT syncguard_control.release_plan($1, $2) AS r', [planId, claim]);
 }
 
-/** Stores the workflow's task token for a plan's decision. */
-export async function setTaskToken(c: Client, planId: number, token: string): Promise<boolean> {
-  const { rowCount } = await c.query("UPDATE syncguard_control.repair_plan SET task_token = $2 WHERE plan_id = $1 AND state = 'proposed'", [
-    planId,
-    token,
-  ]);
-  return rowCount === 1;
+/** Stores the workflow's task token for a plan's decision; the plan's state, or null when there is no such plan. */
+export async function setTaskToken(c: Client, planId: number, token: string): Promise<StoredPlan['state'] | null> {
+  return (await call<StoredPlan['state'] | null>(c, 'SELECT syncguard_control.set_task_token($1, $2) AS r', [planId, token])) ?? null;
 }
 
 /** The task token waiting for a plan's decision, taken (cleared) so that it is completed once. */
 export async function takeTaskToken(c: Client, planId: number): Promise<string | null> {
-  const { rows } = await c.query<{ t: string | null }>(
-    `WITH o AS (SELECT task_token AS t FROM syncguard_control.repair_plan WHERE plan_id = $1 FOR UPDATE)
-     UPDATE syncguard_control.repair_plan p SET task_token = NULL FROM o WHERE p.plan_id = $1 RETURNING o.t`,
+  return (await call<string | null>(c, 'SELECT syncguard_control.take_task_token($1) AS r', [planId])) ?? null;
+}
+
+/** Whether a plan's task token is stored (the workflow notifies approvers only then). */
+export async function taskTokenStored(c: Client, planId: number): Promise<{ stored: boolean; state: string } | null> {
+  const { rows } = await c.query<{ stored: boolean; state: string }>(
+    'SELECT task_token IS NOT NULL AS stored, state FROM syncguard_control.repair_plan WHERE plan_id = $1',
     [planId],
   );
-  return rows[0]?.t ?? null;
+  return rows[0] ?? null;
 }
 
 /** The buckets of some divergences: what an investigation inspects. */

@@ -1,14 +1,23 @@
-// Plans in the control plane: store, decide (approve or reject, four-eyes optional) and apply
-// (docs/repair.md "Approval"). Every check is in core/repair-plan.ts; this module reads and writes.
+// Plans in the control plane: store, decide (approve or reject) and apply (docs/repair.md
+// "Approve"). The control plane itself records who acts, computes and checks the checksum and
+// enforces four-eyes (sql/control/0005_approvals.sql); this module calls it and repairs.
 
+import { randomUUID } from 'node:crypto';
 import { InputError, PlanAlreadyAppliedError, PreconditionFailedError } from '../core/errors.js';
-import { checkApplicable, checkApprover, planChecksum } from '../core/repair-plan.js';
 import type { Client } from '../db/connect.js';
-import { claimPlan, finishPlan, insertPlan, loadPlan, recordDecision, releasePlan } from '../db/plans.js';
+import { type ClaimedPlan, claimPlan, finishPlan, insertPlan, loadPlan, recordDecision, releasePlan } from '../db/plans.js';
 import { applyPlan, type Plan, type RepairOutcome, recoverPlan } from './repair.js';
 
-export async function storePlan(control: Client, plan: Plan, createdBy: string): Promise<{ planId: number; divergenceId: number | null }> {
-  return insertPlan(control, { ...plan, createdBy });
+/**
+ * Stores a plan; its creator is the control-plane login, or `awsCreator` (an AWS principal the
+ * caller verified, accepted from the roles the control plane trusts to verify one).
+ */
+export async function storePlan(
+  control: Client,
+  plan: Plan,
+  awsCreator: string | null = null,
+): Promise<{ planId: number; divergenceId: number | null; checksum: string; createdBy: string }> {
+  return insertPlan(control, plan, awsCreator);
 }
 
 async function planOrFail(control: Client, planId: number) {
@@ -18,78 +27,114 @@ async function planOrFail(control: Client, planId: number) {
   return p;
 }
 
+/**
+ * Records a decision as the caller. `fourEyes` can only make the control plane's policy stricter;
+ * `awsApprover` is the approver's verified AWS principal (the approval function's path).
+ */
 export async function decidePlan(
   control: Client,
-  d: { planId: number; by: string; decision: 'approved' | 'rejected'; comment?: string; fourEyes: boolean; now?: number },
-): Promise<{ planId: number; decision: string; checksum: string }> {
-  const p = await planOrFail(control, d.planId);
-  checkApprover(p, d.by, d.fourEyes && d.decision === 'approved', d.now ?? Date.now());
-  await recordDecision(control, {
-    planId: p.planId,
-    checksum: p.checksum,
+  d: { planId: number; decision: 'approved' | 'rejected'; comment?: string; fourEyes: boolean; awsApprover?: string },
+): Promise<{ planId: number; decision: string; checksum: string; by: string }> {
+  if (!Number.isSafeInteger(d.planId) || d.planId < 1) throw new InputError(`a plan id is a positive integer, got ${d.planId}`);
+  return recordDecision(control, {
+    planId: d.planId,
     decision: d.decision,
-    by: d.by,
     comment: d.comment ?? null,
-    divergenceId: p.divergenceId,
+    fourEyes: d.fourEyes,
+    awsApprover: d.awsApprover ?? null,
   });
-  return { planId: p.planId, decision: d.decision, checksum: p.checksum };
 }
 
 /**
- * Applies an approved plan once: checks it (checksum, approval of that checksum, expiry, state),
- * claims it so no other run applies it at the same time, repairs, and records the outcome.
+ * Applies an approved plan once: the control plane checks it (checksum of the stored plan against
+ * the approval's, approval, expiry, state) and hands it to this run (`claim`; a retry of the same
+ * run continues it), the repair goes through the subscription, and the outcome is recorded.
  * Throws PreconditionFailedError when nothing could be applied because every row changed.
  */
 export async function applyStoredPlan(
   control: Client,
   pub: Client,
   sub: Client,
-  a: { planId: number; by: string; now?: number; timeLimitMs?: number },
-): Promise<RepairOutcome & { planId: number }> {
+  a: { planId: number; claim?: string; timeLimitMs?: number },
+): Promise<RepairOutcome & { planId: number; retried: boolean }> {
   const p = await planOrFail(control, a.planId);
-  if (p.state === 'applying' && p.outcome === null && planChecksum(p) === p.checksum && p.approval?.checksum === p.checksum) {
-    // a run that claimed the plan died after it sent the request (item 22): its answer is on the nodes
-    const recovered = await recoverPlan(
-      pub,
-      sub,
-      { id: String(p.planId), ...p },
-      a.timeLimitMs === undefined ? {} : { timeLimitMs: a.timeLimitMs },
-    );
-    if (recovered !== null && !recovered.changes.some((c) => c.outcome === 'not_answered')) {
-      const bucketEqual = recovered.bucketAfter === 'unknown' ? null : recovered.bucketAfter === 'equal';
-      await finishPlan(control, {
-        planId: p.planId,
-        by: a.by,
-        outcome: { ...recovered, recovered: true },
-        bucketEqual,
-        divergenceId: p.divergenceId,
-      });
-      return { ...recovered, planId: p.planId };
-    }
-    if (recovered !== null) {
-      throw new PlanAlreadyAppliedError(
-        `plan ${p.planId} is being applied: its repair request was sent, but the subscriber has not applied it yet (${recovered.changes.find((c) => c.outcome === 'not_answered')?.error ?? 'no answer'}); run the repair again later to record its outcome`,
-      );
-    }
-  }
-  checkApplicable(p, a.now ?? Date.now());
-  if (!(await claimPlan(control, p.planId, a.by)))
-    throw new PlanAlreadyAppliedError(`plan ${p.planId} is being applied or was applied by another run`);
-  let outcome: RepairOutcome;
+  const claim = a.claim ?? `run:${randomUUID()}`;
+  let claimed: ClaimedPlan;
   try {
-    outcome = await applyPlan(pub, sub, { id: String(p.planId), ...p }, a.timeLimitMs === undefined ? {} : { timeLimitMs: a.timeLimitMs });
+    claimed = await claimPlan(control, p.planId, claim);
   } catch (err) {
-    // nothing is lost by trying again: the subscriber skips what is already equal
-    await releasePlan(control, p.planId);
+    // another run claimed it and died after it sent the request (item 22): its answer is on the nodes
+    if (err instanceof PlanAlreadyAppliedError && p.state === 'applying' && p.outcome === null && p.claimId !== null)
+      return recoverStoredPlan(control, pub, sub, { ...p, claimId: p.claimId }, a.timeLimitMs);
     throw err;
   }
-  const bucketEqual = outcome.bucketAfter === 'unknown' ? null : outcome.bucketAfter === 'equal';
-  await finishPlan(control, { planId: p.planId, by: a.by, outcome, bucketEqual, divergenceId: p.divergenceId });
+  let outcome: RepairOutcome;
+  if (claimed.state === 'applied') {
+    // this run recorded the outcome already and lost the answer: report it again
+    outcome = claimed.outcome as RepairOutcome;
+  } else {
+    try {
+      outcome = await applyPlan(
+        pub,
+        sub,
+        {
+          id: String(p.planId),
+          table: claimed.table,
+          bucket: claimed.bucket,
+          fingerprint: claimed.fingerprint,
+          changes: claimed.body.changes,
+          ...(claimed.body.subscriberSnapshot === undefined ? {} : { subscriberSnapshot: claimed.body.subscriberSnapshot }),
+        },
+        a.timeLimitMs === undefined ? {} : { timeLimitMs: a.timeLimitMs },
+      );
+    } catch (err) {
+      // nothing is lost by trying again: the subscriber skips what is already equal (and this
+      // run's retry may claim the plan again should the release not reach the control plane)
+      await releasePlan(control, p.planId, claim).catch(() => {});
+      throw err;
+    }
+    const bucketEqual = outcome.bucketAfter === 'unknown' ? null : outcome.bucketAfter === 'equal';
+    await finishPlan(control, { planId: p.planId, claim, outcome, bucketEqual });
+  }
+  requireSomeApplied(p.planId, outcome);
+  return { ...outcome, planId: p.planId, retried: claimed.state === 'applied' };
+}
+
+function requireSomeApplied(planId: number, outcome: RepairOutcome): void {
   const applied = (outcome.counts.applied ?? 0) + (outcome.counts.already_equal ?? 0);
   if (applied === 0 && outcome.changes.length > 0) {
     throw new PreconditionFailedError(
-      `plan ${p.planId}: no change applied, every row changed since inspection (${JSON.stringify(outcome.counts)}); inspect again`,
+      `plan ${planId}: no change applied, every row changed since inspection (${JSON.stringify(outcome.counts)}); inspect again`,
     );
   }
-  return { ...outcome, planId: p.planId };
+}
+
+/**
+ * A plan left 'applying' by a run that died after it sent its request: the request and its answers
+ * are on the nodes, so the outcome is read there and recorded under that run's claim. Nothing is
+ * sent again. While the subscriber has not applied the request yet, this says so and records nothing.
+ */
+async function recoverStoredPlan(
+  control: Client,
+  pub: Client,
+  sub: Client,
+  p: NonNullable<Awaited<ReturnType<typeof loadPlan>>> & { claimId: string },
+  timeLimitMs: number | undefined,
+): Promise<RepairOutcome & { planId: number; retried: boolean }> {
+  const busy = (why: string) =>
+    new PlanAlreadyAppliedError(`plan ${p.planId} is being applied by another run (${why}); run the repair again later to record its outcome`);
+  if (p.approval?.checksum !== p.checksum) throw busy('its approval does not match the plan as stored');
+  const recovered = await recoverPlan(
+    pub,
+    sub,
+    { id: String(p.planId), table: p.table, bucket: p.bucket, changes: p.changes },
+    timeLimitMs === undefined ? {} : { timeLimitMs },
+  );
+  if (recovered === null) throw busy('no repair request of it is on the publisher yet');
+  const unanswered = recovered.changes.find((c) => c.outcome === 'not_answered');
+  if (unanswered !== undefined) throw busy(`its request was sent, but the subscriber has not applied it yet: ${unanswered.error ?? 'no answer'}`);
+  const bucketEqual = recovered.bucketAfter === 'unknown' ? null : recovered.bucketAfter === 'equal';
+  await finishPlan(control, { planId: p.planId, claim: p.claimId, outcome: { ...recovered, recovered: true }, bucketEqual });
+  requireSomeApplied(p.planId, recovered);
+  return { ...recovered, planId: p.planId, retried: false };
 }

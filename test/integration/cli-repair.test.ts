@@ -71,14 +71,40 @@ describe('syncguard inspect, plan, approve, repair', () => {
     const early = await cli('repair', ...pairArgs(), '--plan', id, '--control-dsn', controlDsn());
     expect([early.code, early.err[0]]).toEqual([2, `syncguard: plan ${id} is not approved; run syncguard approve --plan ${id}`]);
     const selfApproval = await cli('approve', '--plan', id, '--control-dsn', controlDsn(), '--four-eyes');
-    expect(selfApproval.err[0]).toMatch(/four-eyes approval is on: sg_owner made plan \d+ and may not approve it/);
+    expect(selfApproval.err[0]).toMatch(/four-eyes approval is on: db:sg_owner made plan \d+ and may not approve it/);
     expect((await cli('approve', '--plan', id, '--control-dsn', controlDsn(), '--comment', 'checked')).out[0]).toMatch(
-      new RegExp(`^plan ${id} approved \\(checksum sha256:[0-9a-f]{64}\\)$`),
+      new RegExp(`^plan ${id} approved by db:sg_owner \\(checksum sha256:[0-9a-f]{64}\\)$`),
     );
     const applied = await cli('repair', ...pairArgs(), '--plan', id, '--control-dsn', controlDsn());
     expect(applied.code).toBe(0);
     const twice = await cli('repair', ...pairArgs(), '--plan', id, '--control-dsn', controlDsn());
-    expect([twice.code, twice.err[0]]).toEqual([2, `syncguard: plan ${id} was already applied; nothing to do`]);
+    expect([twice.code, twice.err[0]]).toEqual([
+      2,
+      `syncguard: plan ${id} was already applied, or is being applied by another run (db:sg_owner); nothing to do`,
+    ]);
     expect((await cli('verify', ...pairArgs())).code).toBe(0);
+  });
+
+  it('SYNCGUARD_FOUR_EYES=true, yes or on turns four-eyes on for approve, as documented; a typo is refused (item 19)', async () => {
+    await ctx.pair.sub.query(`UPDATE ${T} SET note = 'x' WHERE id = 10`);
+    const planned = await cli('plan', ...pairArgs(), '--table', T, '--bucket', '0', '--control-dsn', controlDsn());
+    const id = /stored as plan (\d+)/.exec(planned.out.at(-1) as string)?.[1] as string;
+    try {
+      for (const v of ['true', 'yes', 'ON']) {
+        process.env.SYNCGUARD_FOUR_EYES = v;
+        const self = await cli('approve', '--plan', id, '--control-dsn', controlDsn());
+        expect([v, self.code, self.err[0]]).toEqual([v, 2, expect.stringMatching(/four-eyes approval is on: db:sg_owner made plan \d+/)]);
+      }
+      process.env.SYNCGUARD_FOUR_EYES = 'maybe';
+      const typo = await cli('approve', '--plan', id, '--control-dsn', controlDsn());
+      expect([typo.code, typo.err[0]]).toEqual([
+        2,
+        'syncguard: SYNCGUARD_FOUR_EYES must be true or false (also accepted: 1/0, yes/no, on/off, in any case), got "maybe"',
+      ]);
+    } finally {
+      delete process.env.SYNCGUARD_FOUR_EYES;
+    }
+    expect((await cli('approve', '--plan', id, '--control-dsn', controlDsn(), '--reject')).code).toBe(0);
+    await ctx.pair.sub.query(`UPDATE ${T} SET note = 'n10' WHERE id = 10`);
   });
 });

@@ -70,19 +70,19 @@ describe('approval and refusals', () => {
     await ctx.pair.sub.query(`UPDATE ${T} SET note = 'drift' WHERE id IN (10, 20, 30)`);
     const p = (await plan('0')).plan;
     expect(p.rowCount).toBe(3);
-    const { planId } = await storePlan(owner, p, 'sg_owner');
-    await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, by: 'sg_owner' })).rejects.toThrow(
+    const { planId } = await storePlan(owner, p);
+    await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId })).rejects.toThrow(
       expect.objectContaining({ name: 'PlanNotApprovedError' }),
     );
-    await expect(decidePlan(owner, { planId, by: 'sg_owner', decision: 'approved', fourEyes: true })).rejects.toThrow(
+    await expect(decidePlan(owner, { planId, decision: 'approved', fourEyes: true })).rejects.toThrow(
       expect.objectContaining({ name: 'FourEyesError' }),
     );
-    await decidePlan(approver, { planId, by: 'postgres', decision: 'approved', comment: 'looks right', fourEyes: true });
-    const done = await applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, by: 'sg_owner' });
+    await decidePlan(approver, { planId, decision: 'approved', comment: 'looks right', fourEyes: true });
+    const done = await applyStoredPlan(owner, ctx.pub, ctx.sub, { planId });
     expect(done.counts).toEqual({ applied: 3 });
     expect(done.bucketAfter).toBe('equal');
     expect(await equalTables()).toBe(true);
-    await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, by: 'sg_owner' })).rejects.toThrow(
+    await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId })).rejects.toThrow(
       expect.objectContaining({ name: 'PlanAlreadyAppliedError' }),
     );
     const { rows } = await owner.query(
@@ -94,24 +94,25 @@ describe('approval and refusals', () => {
 
   it('refuses rejected, expired and tampered plans, and an approval of another version', async () => {
     await ctx.pair.sub.query(`UPDATE ${T} SET note = 'drift' WHERE id = 1010`);
-    const rejected = await storePlan(owner, (await plan('1')).plan, 'sg_owner');
-    await decidePlan(approver, { planId: rejected.planId, by: 'postgres', decision: 'rejected', fourEyes: false });
-    await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId: rejected.planId, by: 'sg_owner' })).rejects.toThrow(
+    const rejected = await storePlan(owner, (await plan('1')).plan);
+    await decidePlan(approver, { planId: rejected.planId, decision: 'rejected', fourEyes: false });
+    await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId: rejected.planId })).rejects.toThrow(
       expect.objectContaining({ name: 'PlanRejectedError' }),
     );
 
-    const expiring = await storePlan(owner, (await plan('1', 1000)).plan, 'sg_owner');
-    await decidePlan(approver, { planId: expiring.planId, by: 'postgres', decision: 'approved', fourEyes: false });
-    await expect(
-      applyStoredPlan(owner, ctx.pub, ctx.sub, { planId: expiring.planId, by: 'sg_owner', now: Date.now() + 2000 }),
-    ).rejects.toThrow(expect.objectContaining({ name: 'PlanExpiredError' }));
+    const expiring = await storePlan(owner, (await plan('1', 1500)).plan);
+    await decidePlan(approver, { planId: expiring.planId, decision: 'approved', fourEyes: false });
+    await new Promise((r) => setTimeout(r, 1600)); // the control plane's clock decides
+    await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId: expiring.planId })).rejects.toThrow(
+      expect.objectContaining({ name: 'PlanExpiredError' }),
+    );
 
-    const tampered = await storePlan(owner, (await plan('1')).plan, 'sg_owner');
-    await decidePlan(approver, { planId: tampered.planId, by: 'postgres', decision: 'approved', fourEyes: false });
+    const tampered = await storePlan(owner, (await plan('1')).plan);
+    await decidePlan(approver, { planId: tampered.planId, decision: 'approved', fourEyes: false });
     await owner.query(`UPDATE syncguard_control.repair_plan SET body = jsonb_set(body, '{changes,0,op}', '"delete"') WHERE plan_id = $1`, [
       tampered.planId,
     ]);
-    await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId: tampered.planId, by: 'sg_owner' })).rejects.toThrow(
+    await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId: tampered.planId })).rejects.toThrow(
       expect.objectContaining({ name: 'PlanTamperedError' }),
     );
     // checksum rewritten to match the edit: the approval was for the old checksum
@@ -122,7 +123,7 @@ describe('approval and refusals', () => {
       tampered.planId,
       planChecksum(edited as never),
     ]);
-    await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId: tampered.planId, by: 'sg_owner' })).rejects.toThrow(
+    await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId: tampered.planId })).rejects.toThrow(
       /was approved as sha256:[0-9a-f]+, but is now sha256:[0-9a-f]+/,
     );
     const { rows } = await ctx.pair.sub.query(`SELECT note FROM ${T} WHERE id = 1010`);
@@ -207,9 +208,7 @@ describe('bad input writes nothing', () => {
       /table public\.nope is not registered on the publisher or the subscriber/,
     );
     await expect(plan('x1')).rejects.toThrow(/bucket must be an integer/);
-    await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId: 424242, by: 'sg_owner' })).rejects.toThrow(
-      /plan 424242 does not exist/,
-    );
+    await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId: 424242 })).rejects.toThrow(/plan 424242 does not exist/);
   });
 
   it('refuses a plan for a subscriber where the syncguard owner may not write the table', async () => {

@@ -4,13 +4,17 @@
 // (SendTaskSuccess, or SendTaskFailure with PlanRejectedError), and repair applies the plan; the
 // divergence ends verified. Errors carry the names the workflow routes on.
 
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OWNER, OWNER_PASSWORD } from '../../dev/pair.js';
 import { handler as approval } from '../../functions/approval.js';
+import { clearOwnPrincipal } from '../../functions/commons/aws-identity.js';
 import { closeConnections } from '../../functions/commons/connections.js';
+import { decideRemotely } from '../../functions/commons/remote-approval.js';
 import { clearSecretCache } from '../../functions/commons/secrets.js';
 import { ERROR_NAMES } from '../../functions/core/errors.js';
 import { connect } from '../../functions/db/connect.js';
@@ -18,6 +22,7 @@ import { installControl } from '../../functions/db/install.js';
 import { handler as inspect } from '../../functions/inspect.js';
 import { handler as repair } from '../../functions/repair.js';
 import { handler as verify } from '../../functions/verify.js';
+import { decide, fakeSts, PRINCIPALS, signedAs, stsRequests } from '../support/aws-identity.js';
 import { captureStdout, context } from '../support/lambda.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -25,6 +30,9 @@ import { usePair } from '../support/use-pair.js';
 const T = 'public.invoices';
 const sm = mockClient(SecretsManagerClient);
 const sfn = mockClient(SFNClient);
+// the inspect function's own principal (STS GetCallerIdentity with its role's credentials)
+const sts = mockClient(STSClient);
+const INSPECT_ARN = 'arn:aws:sts::000000000000:assumed-role/syncguard-inspect/syncguard-inspect-fn';
 
 const ctx = usePair({
   label: 'rlambda',
@@ -58,6 +66,8 @@ beforeAll(async () => {
   sm.on(GetSecretValueCommand, { SecretId: 'sg/control' }).resolves(secret(ctx.pair.publisher.port, `${ctx.pair.name}_ctl`));
   sfn.on(SendTaskSuccessCommand).resolves({});
   sfn.on(SendTaskFailureCommand).resolves({});
+  sts.on(GetCallerIdentityCommand).resolves({ Arn: INSPECT_ARN });
+  vi.stubGlobal('fetch', fakeSts);
 });
 
 afterAll(async () => {
@@ -65,6 +75,9 @@ afterAll(async () => {
   clearSecretCache();
   sm.restore();
   sfn.restore();
+  sts.restore();
+  clearOwnPrincipal();
+  vi.unstubAllGlobals();
   delete process.env.SYNCGUARD_FOUR_EYES;
   await ctx.pair.pub.query(`DROP DATABASE IF EXISTS ${ctx.pair.name}_ctl WITH (FORCE)`).catch(() => {});
 });
@@ -100,12 +113,17 @@ describe('investigation handlers', () => {
     const planId = ins.result.plans[0]?.planId as number;
 
     await call(approval, { action: 'await', planId, taskToken: 'token-1' });
-    // four-eyes: the inspect Lambda made the plan, so its own identity may not approve it
-    await expect(
-      call(approval, { action: 'decide', planId, decision: 'approved', approver: context().invokedFunctionArn }),
-    ).rejects.toThrow(expect.objectContaining({ name: ERROR_NAMES.FourEyesError }));
+    // no approver is taken from the event
+    await expect(call(approval, { action: 'decide', planId, decision: 'approved', approver: 'alice' })).rejects.toThrow(
+      /invalid approval event/,
+    );
+    // four-eyes: the inspect function made the plan, so its role may not approve it (in any session)
+    await expect(call(approval, await decide('AKIDINSPECT', planId, 'approved'))).rejects.toThrow(
+      expect.objectContaining({ name: ERROR_NAMES.FourEyesError }),
+    );
     expect(sfn.commandCalls(SendTaskSuccessCommand)).toHaveLength(0);
-    await call(approval, { action: 'decide', planId, decision: 'approved', approver: 'alice', comment: 'ok' });
+    const decided = await call(approval, await decide('AKIDALICE', planId, 'approved', { comment: 'ok' }));
+    expect(decided.result).toMatchObject({ status: 'approved', approver: `aws:${PRINCIPALS.AKIDALICE}` });
     const sent = sfn.commandCalls(SendTaskSuccessCommand);
     expect(sent).toHaveLength(1);
     expect(sent[0]?.args[0].input).toMatchObject({ taskToken: 'token-1' });
@@ -113,7 +131,11 @@ describe('investigation handlers', () => {
 
     const r = (await call(repair, { planId })).result;
     expect(r).toMatchObject({ planId, counts: { applied: 2 }, bucketAfter: 'equal' });
-    await expect(call(repair, { planId })).rejects.toThrow(expect.objectContaining({ name: ERROR_NAMES.PlanAlreadyAppliedError }));
+    // another run is refused; the same run (a retry: same claim) gets the recorded outcome back
+    await expect(call(repair, { planId, claim: 'another-run' })).rejects.toThrow(
+      expect.objectContaining({ name: ERROR_NAMES.PlanAlreadyAppliedError }),
+    );
+    expect((await call(repair, { planId })).result).toMatchObject({ planId, counts: { applied: 2 }, retried: true });
 
     const c = await connect(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'), 'control');
     try {
@@ -132,7 +154,7 @@ describe('investigation handlers', () => {
     const plans = (await call(inspect, { pair: 'books', table: T, bucket: '15' })).result.plans;
     const planId = plans[0]?.planId as number;
     await call(approval, { action: 'await', planId, taskToken: 'token-2' });
-    await call(approval, { action: 'decide', planId, decision: 'rejected', approver: 'bob' });
+    await call(approval, await decide('AKIDALICE', planId, 'rejected'));
     const failed = sfn.commandCalls(SendTaskFailureCommand);
     expect(failed.at(-1)?.args[0].input).toMatchObject({ taskToken: 'token-2', error: 'PlanRejectedError' });
     await expect(call(repair, { planId })).rejects.toThrow(expect.objectContaining({ name: ERROR_NAMES.PlanRejectedError }));
@@ -142,10 +164,83 @@ describe('investigation handlers', () => {
   it('refuses bad events and unknown plans with a clear error', async () => {
     await expect(call(inspect, { pair: 'books', table: T, bucket: 'x' })).rejects.toThrow(/invalid inspect event/);
     await expect(call(inspect, { divergenceIds: [987654] })).rejects.toThrow(/unknown divergence id\(s\): 987654/);
-    await expect(call(approval, { action: 'decide', planId: 1, decision: 'maybe', approver: 'a' })).rejects.toThrow(
+    await expect(call(approval, { action: 'decide', planId: 1, decision: 'maybe', identity: { headers: {}, body: '' } })).rejects.toThrow(
       /invalid approval event/,
     );
     await expect(call(approval, { action: 'await', planId: 99999, taskToken: 't' })).rejects.toThrow(/plan 99999 does not exist/);
     await expect(call(repair, { planId: 99999 })).rejects.toThrow(/plan 99999 does not exist/);
+  });
+});
+
+describe("the approver is the caller's AWS identity, verified by STS (issue 17 item 9)", () => {
+  it('records the verified principals, and refuses an identity signed for another decision or sent elsewhere', async () => {
+    await ctx.pair.sub.query(`UPDATE ${T} SET amount = -1 WHERE id = 1700`);
+    const planId = (await call(inspect, { pair: 'books', table: T, bucket: '17' })).result.plans[0]?.planId as number;
+    const other = (await call(inspect, { pair: 'books', table: T, bucket: '17' })).result.plans[0]?.planId as number;
+    const sent = stsRequests.length;
+    // signed for plan `other`, presented for plan `planId`: refused before STS is asked
+    const forOther = await signedAs('AKIDALICE', other, 'approved');
+    await expect(call(approval, { action: 'decide', planId, decision: 'approved', identity: forOther })).rejects.toThrow(
+      /signed for another decision \(plan=\d+;decision=approved, this is plan=\d+;decision=approved\)/,
+    );
+    // a rejection's identity does not approve
+    const rejecting = await signedAs('AKIDALICE', planId, 'rejected');
+    await expect(call(approval, { action: 'decide', planId, decision: 'approved', identity: rejecting })).rejects.toThrow(
+      /signed for another decision/,
+    );
+    // an identity pointed at another host is never sent
+    const elsewhere = await signedAs('AKIDALICE', planId, 'approved');
+    elsewhere.headers.host = 'sts.attacker.example.com';
+    await expect(call(approval, { action: 'decide', planId, decision: 'approved', identity: elsewhere })).rejects.toThrow(
+      /not an STS endpoint/,
+    );
+    expect(stsRequests.length).toBe(sent);
+    // an unknown key (STS refuses its signature)
+    await expect(call(approval, await decide('AKIDNOBODY', planId, 'approved'))).rejects.toThrow(/STS refused it \(HTTP 403/);
+    await call(approval, await decide('AKIDALICE', planId, 'approved'));
+    expect(stsRequests.at(-1)?.url).toBe('https://sts.eu-west-1.amazonaws.com/');
+
+    const c = await connect(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'), 'control');
+    try {
+      const { rows } = await c.query(
+        'SELECT p.created_by, a.decided_by FROM syncguard_control.repair_plan p JOIN syncguard_control.plan_approval a USING (plan_id) WHERE plan_id = $1',
+        [planId],
+      );
+      expect(rows).toEqual([{ created_by: `aws:${INSPECT_ARN}`, decided_by: `aws:${PRINCIPALS.AKIDALICE}` }]);
+    } finally {
+      await c.end();
+    }
+    await call(repair, { planId });
+    await ctx.pair.sub.query(`UPDATE ${T} SET amount = 1700 WHERE id = 1700`);
+  });
+
+  it('approve --function sends a signed identity bound to the decision and no approver name', async () => {
+    const lambda = mockClient(LambdaClient);
+    lambda
+      .on(InvokeCommand)
+      .resolves({ Payload: Buffer.from(JSON.stringify({ planId: 7, status: 'approved', approver: 'aws:x' })) as never });
+    process.env.AWS_ACCESS_KEY_ID = 'AKIDALICE';
+    process.env.AWS_SECRET_ACCESS_KEY = 'test-secret';
+    try {
+      expect(await decideRemotely({ functionName: 'approval-fn', planId: 7, decision: 'approved' })).toEqual({
+        approver: 'aws:x',
+        planId: 7,
+        status: 'approved',
+      });
+      const event = JSON.parse(Buffer.from(lambda.commandCalls(InvokeCommand)[0]?.args[0].input.Payload as Uint8Array).toString('utf8'));
+      expect(Object.keys(event).sort()).toEqual(['action', 'decision', 'identity', 'planId']);
+      expect(event.identity.headers).toMatchObject({
+        host: 'sts.eu-west-1.amazonaws.com',
+        'x-syncguard-approval': 'plan=7;decision=approved',
+      });
+      expect(event.identity.headers.authorization).toMatch(
+        /^AWS4-HMAC-SHA256 Credential=AKIDALICE\/\d{8}\/eu-west-1\/sts\/aws4_request, SignedHeaders=[^ ]*x-syncguard-approval/,
+      );
+      expect(event.identity.body).toBe('Action=GetCallerIdentity&Version=2011-06-15');
+    } finally {
+      lambda.restore();
+      delete process.env.AWS_ACCESS_KEY_ID;
+      delete process.env.AWS_SECRET_ACCESS_KEY;
+    }
   });
 });

@@ -56,12 +56,12 @@ describe('item 22: a plan left applying by a killed run', () => {
     await settle(ctx.sub);
     const table = parseTableName(T);
     const { plan } = await planBucket(ctx.pub, ctx.sub, table, '0', { pair: 'p' });
-    const { planId } = await storePlan(owner, plan, 'sg_owner');
-    await decidePlan(approver, { planId, by: 'postgres', decision: 'approved', fourEyes: false });
+    const { planId } = await storePlan(owner, plan);
+    await decidePlan(approver, { planId, decision: 'approved', fourEyes: false });
     await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} DISABLE`);
     try {
       // the run that dies: it claims the plan and sends the request, then nothing more
-      expect(await claimPlan(owner, planId, 'sg_owner')).toBe(true);
+      expect((await claimPlan(owner, planId, 'run:killed')).state).toBe('applying');
       const t = await probeTargetOf(ctx.pub, ctx.sub, table);
       const sent = await sendRepair(ctx.pub, {
         table,
@@ -77,7 +77,7 @@ describe('item 22: a plan left applying by a killed run', () => {
     } finally {
       await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} ENABLE`);
     }
-    const done = await applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, by: 'sg_owner', timeLimitMs: 20_000 });
+    const done = await applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, timeLimitMs: 20_000 });
     expect(done.counts).toEqual({ applied: 2 });
     expect(done.bucketAfter).toBe('equal');
     const stored = await loadPlan(owner, planId);

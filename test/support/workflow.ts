@@ -40,7 +40,7 @@ export function functionEnv(t: Template, logicalId: string): Record<string, stri
   return Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, resolve(v)]));
 }
 
-/** The Task states of a definition (also inside Map item processors), by name. */
+/** The Task states of a definition (also inside Map item processors and Parallel branches), by name. */
 export function taskStates(asl: Record<string, unknown>): Map<string, Record<string, unknown>> {
   const out = new Map<string, Record<string, unknown>>();
   const walk = (states: Record<string, Record<string, unknown>>) => {
@@ -48,6 +48,7 @@ export function taskStates(asl: Record<string, unknown>): Map<string, Record<str
       if (s.Type === 'Task') out.set(name, s);
       const inner = (s.ItemProcessor ?? s.Iterator) as { States?: Record<string, Record<string, unknown>> } | undefined;
       if (inner?.States !== undefined) walk(inner.States);
+      for (const b of (s.Branches ?? []) as { States: Record<string, Record<string, unknown>> }[]) walk(b.States);
     }
   };
   walk(asl.States as Record<string, Record<string, unknown>>);

@@ -1,20 +1,20 @@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../cli/main.js';
 
 const lambda = mockClient(LambdaClient);
-const sts = mockClient(STSClient);
 const body = (o: unknown) => new Uint8Array(Buffer.from(JSON.stringify(o)));
 
 beforeAll(() => {
   process.env.AWS_REGION = 'eu-west-1';
-  sts.on(GetCallerIdentityCommand).resolves({ Arn: 'arn:aws:sts::123456789012:assumed-role/dba/alice' });
+  process.env.AWS_ACCESS_KEY_ID = 'AKIDALICE';
+  process.env.AWS_SECRET_ACCESS_KEY = 'test-secret';
 });
 afterAll(() => {
   lambda.restore();
-  sts.restore();
+  delete process.env.AWS_ACCESS_KEY_ID;
+  delete process.env.AWS_SECRET_ACCESS_KEY;
 });
 
 async function cli(...args: string[]) {
@@ -29,21 +29,29 @@ async function cli(...args: string[]) {
 }
 
 describe('syncguard approve --function', () => {
-  it('invokes the approval function as the caller, who is the approver', async () => {
-    lambda.on(InvokeCommand).resolves({ StatusCode: 200, Payload: body({ planId: 7, status: 'approved' }) as never });
+  it('invokes the approval function with a signed identity, and prints the approver the function verified', async () => {
+    lambda.on(InvokeCommand).resolves({
+      StatusCode: 200,
+      Payload: body({ planId: 7, status: 'approved', approver: 'aws:arn:aws:sts::123456789012:assumed-role/dba/alice' }) as never,
+    });
     const r = await cli('approve', '--plan', '7', '--function', 'syncguard-approval', '--comment', 'ok');
     expect(r).toMatchObject({
       code: 0,
-      out: ['plan 7 approved by arn:aws:sts::123456789012:assumed-role/dba/alice (through syncguard-approval)'],
+      out: ['plan 7 approved by aws:arn:aws:sts::123456789012:assumed-role/dba/alice (through syncguard-approval)'],
     });
     const sent = JSON.parse(Buffer.from(lambda.commandCalls(InvokeCommand)[0]?.args[0].input.Payload as Uint8Array).toString());
+    // no approver name: an STS request signed by the caller, bound to this decision
     expect(sent).toEqual({
       action: 'decide',
       planId: 7,
       decision: 'approved',
-      approver: 'arn:aws:sts::123456789012:assumed-role/dba/alice',
       comment: 'ok',
+      identity: {
+        headers: expect.objectContaining({ host: 'sts.eu-west-1.amazonaws.com', 'x-syncguard-approval': 'plan=7;decision=approved' }),
+        body: 'Action=GetCallerIdentity&Version=2011-06-15',
+      },
     });
+    expect(sent.identity.headers.authorization).toMatch(/Credential=AKIDALICE\/.*SignedHeaders=[^ ]*x-syncguard-approval/);
   });
 
   it("reports the function's named error, exit 2", async () => {

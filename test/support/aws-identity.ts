@@ -1,0 +1,51 @@
+// AWS identities for tests of the approval path (functions/commons/aws-identity.ts): decisions
+// signed by the real SDK signer with test access keys, and STS as the approval function reaches
+// it (fetch), which says who each access key is.
+
+import { bindingOf, signIdentity } from '../../functions/commons/aws-identity.js';
+
+// STS as the approval function reaches it (fetch): who each access key id is. The real STS checks
+// the signature; this one checks what the function may not skip (the binding is signed) and
+// records every request, so a test sees which were never sent.
+export const PRINCIPALS: Record<string, string> = {
+  AKIDALICE: 'arn:aws:sts::000000000000:assumed-role/dba/alice',
+  AKIDINSPECT: 'arn:aws:sts::000000000000:assumed-role/syncguard-inspect/another-session',
+};
+export const stsRequests: { url: string; headers: Record<string, string> }[] = [];
+export const fakeSts = async (url: string | URL | Request, init?: RequestInit) => {
+  const headers = Object.fromEntries(Object.entries((init?.headers ?? {}) as Record<string, string>).map(([k, v]) => [k.toLowerCase(), v]));
+  stsRequests.push({ url: String(url), headers });
+  const akid = /Credential=([^/]+)\//.exec(headers.authorization ?? '')?.[1] ?? '';
+  const signed = /SignedHeaders=([^,]+)/.exec(headers.authorization ?? '')?.[1]?.split(';') ?? [];
+  const arn = PRINCIPALS[akid];
+  if (arn === undefined || !signed.includes('x-syncguard-approval') || init?.body !== 'Action=GetCallerIdentity&Version=2011-06-15')
+    return new Response(
+      '<ErrorResponse><Error><Message>The security token included in the request is invalid</Message></Error></ErrorResponse>',
+      {
+        status: 403,
+      },
+    );
+  return new Response(
+    `<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>${arn}</Arn></GetCallerIdentityResult></GetCallerIdentityResponse>`,
+  );
+};
+
+/** A decision's identity, signed by the SDK with an access key's credentials (as `approve --function` does). */
+export async function signedAs(akid: string, planId: number, decision: 'approved' | 'rejected') {
+  const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+  process.env.AWS_ACCESS_KEY_ID = akid;
+  process.env.AWS_SECRET_ACCESS_KEY = 'test-secret';
+  try {
+    return await signIdentity(bindingOf({ planId, decision }));
+  } finally {
+    process.env.AWS_ACCESS_KEY_ID = saved.id;
+    process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+  }
+}
+export const decide = async (akid: string, planId: number, decision: 'approved' | 'rejected', extra: Record<string, unknown> = {}) => ({
+  action: 'decide',
+  planId,
+  decision,
+  identity: await signedAs(akid, planId, decision),
+  ...extra,
+});
