@@ -477,7 +477,8 @@ BEGIN
     DELETE FROM syncguard.sweep WHERE reg_id = r.reg_id;
     v_n := v_n + 1;
   END LOOP;
-  RETURN v_n;
+  -- item 7's check runs here too: check_state() calls this on every drain
+  RETURN v_n + syncguard._check_rewrites();
 END
 $$;
 
@@ -592,6 +593,77 @@ BEGIN
 END
 $$;
 
+-- Item 7. Changes that rewrite rows without firing a trigger: ALTER TABLE ... ALTER COLUMN c TYPE
+-- <the same type> USING <expr> (DDL is not replicated, so one side's rows change unseen), and
+-- ALTER TYPE ... RENAME VALUE (the text of every row with that enum value changes, and version 1
+-- and 2 hash an enum by its label). Both rewrite a catalogue row that nothing else does for a
+-- hashed column: ALTER COLUMN TYPE the column's pg_attribute row, RENAME VALUE the label in
+-- pg_enum. The registration keeps a signature of them (content_sig: each hashed column's
+-- pg_attribute xmin, and the labels of every enum a hashed column holds, under domains and
+-- arrays); every drain compares it (from _check_partitions, which check_state runs), and a
+-- different one rebuilds the catalogue (a new first sweep), as a partition change does; until
+-- then health reports it and verify does not compare the table. Other ALTERs of a hashed column
+-- (SET STATISTICS, SET NOT NULL) also rewrite its pg_attribute row: they cost a sweep, never a
+-- verdict.
+ALTER TABLE syncguard.registration ADD COLUMN content_sig text;
+
+CREATE FUNCTION syncguard._content_sig(r syncguard.registration) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  WITH RECURSIVE cols AS (
+    SELECT a.attname, a.xmin::text AS x, a.atttypid FROM pg_attribute a
+     WHERE a.attrelid = r.relid AND a.attname = ANY(r.columns) AND a.attnum > 0 AND NOT a.attisdropped
+  ), ty(oid) AS (
+    SELECT c.atttypid FROM cols c
+    UNION
+    SELECT u.o FROM ty JOIN pg_type t ON t.oid = ty.oid
+      CROSS JOIN LATERAL (VALUES (t.typbasetype), (t.typelem)) u(o) WHERE u.o <> 0
+  )
+  SELECT coalesce((SELECT string_agg(format('%s:%s', c.attname, c.x), ',' ORDER BY c.attname) FROM cols c), '')
+         || '|' || coalesce((SELECT string_agg(format('%s=%s', e.enumtypid, e.labels), ';' ORDER BY e.enumtypid)
+                               FROM (SELECT en.enumtypid, string_agg(en.enumlabel, ',' ORDER BY en.enumsortorder) AS labels
+                                       FROM pg_enum en WHERE en.enumtypid IN (SELECT oid FROM ty) GROUP BY en.enumtypid) e), '')
+$$;
+
+UPDATE syncguard.registration g SET content_sig = syncguard._content_sig(g)
+ WHERE g.node_id = syncguard.node_id() AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid);
+
+-- Every registration of this node whose content signature changed: its catalogue is rebuilt
+-- (recorded like a partition change, for status). A registration without one takes it.
+CREATE FUNCTION syncguard._check_rewrites() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r syncguard.registration;
+  v_sig text;
+  v_n integer := 0;
+BEGIN
+  FOR r IN SELECT * FROM syncguard.registration g
+            WHERE g.node_id = syncguard.node_id() AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid) LOOP
+    v_sig := syncguard._content_sig(r);
+    CONTINUE WHEN v_sig = r.content_sig;
+    UPDATE syncguard.registration SET content_sig = v_sig WHERE node_id = r.node_id AND reg_id = r.reg_id;
+    CONTINUE WHEN r.content_sig IS NULL;
+    INSERT INTO syncguard.partition_change AS pc (reg_id, added, removed)
+    VALUES (r.reg_id, ARRAY['(rows rewritten without triggers: a hashed column altered or an enum value renamed)'], '{}')
+    ON CONFLICT (reg_id) DO UPDATE SET at = clock_timestamp(), added = EXCLUDED.added, removed = EXCLUDED.removed;
+    DELETE FROM syncguard.dirty WHERE reg_id = r.reg_id;
+    DELETE FROM syncguard.bucket WHERE reg_id = r.reg_id;
+    DELETE FROM syncguard.sweep WHERE reg_id = r.reg_id;
+    v_n := v_n + 1;
+  END LOOP;
+  RETURN v_n;
+END
+$$;
+
+CREATE FUNCTION syncguard._rewrite_problem(r syncguard.registration) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT 'rows may have been rewritten without triggers since the last drain (ALTER COLUMN ... TYPE ... USING on a hashed column, or ALTER TYPE ... RENAME VALUE of an enum it holds); the next drain on this node rebuilds the table''s catalogue'
+   WHERE r.content_sig IS NOT NULL AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = r.relid)
+     AND syncguard._content_sig(r) <> r.content_sig
+$$;
+
 -- The problems this migration adds to health (_problems above calls it).
 CREATE FUNCTION syncguard._more_problems(r syncguard.registration) RETURNS text[]
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
@@ -600,7 +672,7 @@ DECLARE
   v_out text[] := '{}';
   v_p text;
 BEGIN
-  FOREACH v_p IN ARRAY ARRAY[syncguard._v2_problem(r), syncguard._leaf_sig_problem(r), syncguard._row_filter_problem(r)] LOOP
+  FOREACH v_p IN ARRAY ARRAY[syncguard._v2_problem(r), syncguard._leaf_sig_problem(r), syncguard._row_filter_problem(r), syncguard._rewrite_problem(r)] LOOP
     IF v_p IS NOT NULL THEN
       v_out := v_out || v_p;
     END IF;
