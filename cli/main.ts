@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { SyncGuardError } from '../functions/core/errors.js';
 import { parseTableName } from '../functions/core/identifiers.js';
-import { type Client, checkDsn, redactSecrets, secretsOf } from '../functions/db/connect.js';
+import { type Client, checkDsn, nodeOfError, redactSecrets, secretsOf } from '../functions/db/connect.js';
 import { type InstallResult, installControl, installSchema } from '../functions/db/install.js';
 import { unregisterTable } from '../functions/db/register.js';
 import { installOnPair } from '../functions/flows/pair-setup.js';
@@ -173,8 +173,10 @@ export async function run(
     }
     const pgErr = err as { code?: string; message?: string };
     if (typeof pgErr.code === 'string' && typeof pgErr.message === 'string') {
-      // A PostgreSQL error (our SQL functions raise specific messages): one line, no stack.
-      warn(`syncguard: ${pgErr.message}`);
+      // A PostgreSQL error (our SQL functions raise specific messages): one line, no stack, and
+      // the node it came from ("permission denied for function schema_version" alone names none)
+      const node = nodeOfError(err);
+      warn(`syncguard: ${node === undefined ? '' : `the ${node} said: `}${pgErr.message}`);
       return EXIT_ERROR;
     }
     warn(`syncguard: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
