@@ -23,6 +23,7 @@ const role = () => `${ctx.pair.name}_norights`;
 
 afterAll(async () => {
   await ctx.pair.sub.query(`DROP ROLE IF EXISTS ${role()}`).catch(() => {});
+  await ctx.pair.sub.query(`DROP DATABASE IF EXISTS ${ctx.pair.name}_ctl WITH (FORCE)`).catch(() => {});
 });
 
 describe('CLI messages (item 24)', () => {
@@ -70,5 +71,28 @@ describe('CLI messages (item 24)', () => {
     expect(r.err).toEqual([
       expect.stringMatching(new RegExp(`^syncguard: the database ${host}:${port}/${ctx.pair.name} said: permission denied for `)),
     ]);
+  });
+
+  it('says verify was given swapped DSNs, instead of advising register --refresh', async () => {
+    const r = await cli('verify', '--publisher-dsn', ctx.pair.subscriberDsn, '--subscriber-dsn', ctx.pair.publisherDsn);
+    expect(r.code).toBe(2);
+    expect(r.err[0]).toMatch(/^syncguard: the publisher and subscriber DSNs are swapped: .*the other way round \(do not re-register\)$/);
+    expect(r.err.join('\n')).not.toMatch(/--refresh/);
+  });
+
+  it('refuses install --control-dsn at a node database and install --dsn at the control-plane database', async () => {
+    const node = await cli('install', '--control-dsn', ctx.pair.subscriberDsn);
+    expect(node.code).toBe(2);
+    expect(node.err[0]).toMatch(/the --control-dsn database holds a syncguard node schema .* needs a database of its own/);
+    const { rows } = await ctx.pair.sub.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'syncguard_control'",
+    );
+    expect(rows[0]?.n).toBe(0);
+    await ctx.pair.sub.query(`CREATE DATABASE ${ctx.pair.name}_ctl OWNER sg_owner`);
+    const control = ctx.pair.subscriberDsn.replace(/\/([^/]+)$/, '/$1_ctl');
+    expect((await cli('install', '--control-dsn', control)).code).toBe(0);
+    const there = await cli('install', '--dsn', control);
+    expect(there.code).toBe(2);
+    expect(there.err[0]).toMatch(/the --dsn database is the control-plane database \(it holds syncguard_control\)/);
   });
 });
