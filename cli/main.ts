@@ -6,10 +6,10 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { SyncGuardError } from '../functions/core/errors.js';
+import { InputError, SyncGuardError } from '../functions/core/errors.js';
 import { parseTableName } from '../functions/core/identifiers.js';
-import { type Client, checkDsn, redactSecrets, secretsOf } from '../functions/db/connect.js';
-import { type InstallResult, installControl, installSchema } from '../functions/db/install.js';
+import { type Client, checkDsn, nodeOfError, redactSecrets, secretsOf } from '../functions/db/connect.js';
+import { type InstallResult, installControl, installSchema, syncguardSchemas } from '../functions/db/install.js';
 import { unregisterTable } from '../functions/db/register.js';
 import { requireApplicable } from '../functions/flows/apply-rights.js';
 import { installOnPair } from '../functions/flows/pair-setup.js';
@@ -67,6 +67,14 @@ function describeInstall(label: string, r: InstallResult, out: Out, warn: Out): 
   }
 }
 
+/** A node's schema never goes into the control plane's database. */
+async function refuseControlDatabase(c: Client, flag: string): Promise<void> {
+  if ((await syncguardSchemas(c)).control)
+    throw new InputError(
+      `the ${flag} database is the control-plane database (it holds syncguard_control); install the node schema in the publisher and subscriber databases`,
+    );
+}
+
 export function buildProgram(out: Out, warn: Out, setExit: (code: number) => void = () => {}): Command {
   const program = new Command('syncguard')
     .description("Prove a logical-replication subscriber holds exactly its publisher's data.")
@@ -86,6 +94,10 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
       if (o.controlDsn !== undefined) {
         const dsn = checkDsn(o.controlDsn, 'control-plane');
         await withClients([[dsn, 'control-plane database']], async ([c]) => {
+          if ((await syncguardSchemas(c as Client)).node)
+            throw new InputError(
+              'the --control-dsn database holds a syncguard node schema (it is a publisher or subscriber database); the control plane needs a database of its own: create one (CREATE DATABASE syncguard_control) and give its DSN',
+            );
           const r = await installControl(c as Client);
           out(
             r.applied.length === 0
@@ -98,6 +110,7 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
       if (o.dsn !== undefined) {
         const dsn = singleDsn(o.dsn);
         await withClients([[dsn, 'database']], async ([c]) => {
+          await refuseControlDatabase(c as Client, '--dsn');
           const r = await installSchema(c as Client);
           describeInstall('database', r, out, warn);
           describeApplyOwner('database', r, out, warn);
@@ -111,6 +124,8 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
           [subscriber, 'subscriber'],
         ],
         async ([p, s]) => {
+          await refuseControlDatabase(p as Client, '--publisher-dsn');
+          await refuseControlDatabase(s as Client, '--subscriber-dsn');
           const r = await installOnPair(p as Client, s as Client);
           describeInstall('subscriber', r.subscriber, out, warn);
           describeInstall('publisher', r.publisher, out, warn);
@@ -192,8 +207,10 @@ export async function run(
     }
     const pgErr = err as { code?: string; message?: string };
     if (typeof pgErr.code === 'string' && typeof pgErr.message === 'string') {
-      // A PostgreSQL error (our SQL functions raise specific messages): one line, no stack.
-      warn(`syncguard: ${pgErr.message}`);
+      // A PostgreSQL error (our SQL functions raise specific messages): one line, no stack, and
+      // the node it came from ("permission denied for function schema_version" alone names none)
+      const node = nodeOfError(err);
+      warn(`syncguard: ${node === undefined ? '' : `the ${node} said: `}${pgErr.message}`);
       return EXIT_ERROR;
     }
     warn(`syncguard: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);

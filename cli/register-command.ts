@@ -7,7 +7,7 @@ import { type Command, Option } from 'commander';
 import { BUCKET_SCHEMES, type BucketScheme } from '../functions/core/buckets.js';
 import { InputError } from '../functions/core/errors.js';
 import { DEFAULT_HASH_VERSION, type HashVersion } from '../functions/core/hashing.js';
-import { parseColumnList, parseTableName, tableText } from '../functions/core/identifiers.js';
+import { columnText, parseColumnList, parseTableName, tableText } from '../functions/core/identifiers.js';
 import type { RegistrationConfig } from '../functions/core/registration.js';
 import type { Client } from '../functions/db/connect.js';
 import { registerAll, registerOnPair } from '../functions/flows/pair-setup.js';
@@ -15,7 +15,7 @@ import { type Out, withClients } from './clients.js';
 import { hashVersionOption, pairDsns, positiveInt } from './options.js';
 
 const layoutOf = (c: RegistrationConfig) =>
-  `key (${c.keyColumns.join(', ')}), ${c.scheme} buckets, ${c.scheme === 'int' ? `${c.bucketWidth} keys per bucket` : `${c.bucketCount} bucket${c.bucketCount === 1 ? '' : 's'}`}`;
+  `${c.keyColumns.length === 0 ? 'no key (rows compared as a multiset)' : `key (${c.keyColumns.map(columnText).join(', ')})`}, ${c.scheme} buckets, ${c.scheme === 'int' ? `${c.bucketWidth} keys per bucket` : `${c.bucketCount} bucket${c.bucketCount === 1 ? '' : 's'}`}`;
 
 interface RegisterFlags {
   table?: string;
@@ -58,7 +58,9 @@ export function registerCommand(program: Command, out: Out, setExit: (code: numb
       hashVersionOption('--hash-version'),
     )
     .action(async (o: RegisterFlags) => {
-      if ((o.table === undefined) === (o.all !== true)) throw new InputError('give --table schema.table, or --all');
+      if (o.table !== undefined && o.all === true)
+        throw new InputError('give --table schema.table or --all, not both: --all registers every published table');
+      if (o.table === undefined && o.all !== true) throw new InputError('give --table schema.table, or --all');
       if (o.all && (o.columns !== undefined || o.bucketScheme !== undefined)) {
         throw new InputError('--columns and --bucket-scheme apply to one table; register such tables with --table');
       }

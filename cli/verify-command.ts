@@ -13,6 +13,8 @@ import { MAX_SECONDS, pairDsns, percent, positiveNumber } from './options.js';
 
 export const VERIFY_EXIT = { in_sync: 0, diverged: 1, incomplete: 3 } as const;
 
+const rowsText = (n: string): string => `${n} row${n === '1' ? '' : 's'}`;
+
 function describe(r: VerifyReport): string[] {
   const n = r.tables.length;
   const scope =
@@ -53,7 +55,7 @@ function describe(r: VerifyReport): string[] {
   for (const m of r.mismatches) {
     const how = m.how === 'probe' ? `by a probe at publisher LSN ${m.lsn}` : 'in two rounds';
     lines.push(
-      `  mismatch ${m.table} bucket ${m.bucket}: publisher ${m.publisher.rows} rows, subscriber ${m.subscriber.rows} rows (hash sums differ; confirmed ${how})`,
+      `  mismatch ${m.table} bucket ${m.bucket}: publisher ${rowsText(m.publisher.rows)}, subscriber ${rowsText(m.subscriber.rows)} (hash sums differ; confirmed ${how})`,
     );
   }
   for (const c of r.candidates) lines.push(`  candidate ${c.table} bucket ${c.bucket}: ${c.why}`);

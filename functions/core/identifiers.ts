@@ -78,10 +78,31 @@ function identifiers(input: string, sep: '.' | ',', what: string): string[] {
     skipSpace();
     if (i >= input.length) return out;
     if (input[i] !== sep)
-      throw new InputError(`${what} ${JSON.stringify(input)}: unexpected ${JSON.stringify(input[i])} after ${JSON.stringify(name)}`);
+      throw new InputError(
+        `${what} ${JSON.stringify(input)}: unexpected ${JSON.stringify(input[i])} after ${JSON.stringify(name)}; a name with spaces or other characters is written quoted, as PostgreSQL does, for example ${quotedForm(input, sep)}`,
+      );
     i++;
   }
 }
+
+const quote = (n: string): string => `"${n.replaceAll('"', '""')}"`;
+
+/** The quoted form of a name list that did not parse: a table split at its first dot, columns at each comma. */
+function quotedForm(input: string, sep: '.' | ','): string {
+  if (sep === ',')
+    return input
+      .split(',')
+      .map((c) => quote(c.trim()))
+      .join(', ');
+  const dot = input.indexOf('.');
+  return dot < 0 ? quote(input.trim()) : `${quote(input.slice(0, dot).trim())}.${quote(input.slice(dot + 1).trim())}`;
+}
+
+/**
+ * How a report names a column (a key column in `key (...)`): as stored when it is a plain
+ * lower-case name, else quoted as PostgreSQL does, so `key (Line "No", ключ)` cannot be misread.
+ */
+export const columnText = (n: string): string => (/^[a-z_][a-z0-9_$]*$/.test(n) ? n : quote(n));
 
 /** Parses `schema.table` (or `table`, meaning `public.table`), each part plain or "quoted". */
 export function parseTableName(input: string): QualifiedName {

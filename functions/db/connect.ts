@@ -109,7 +109,15 @@ function annotate(client: Client, err: unknown): unknown {
       { cause: err },
     );
   }
+  if (typeof code === 'string' && typeof err === 'object' && err !== null) errorNodes.set(err, label);
   return err;
+}
+
+const errorNodes = new WeakMap<object, string>();
+
+/** The node a PostgreSQL error came from (the label of its connection), so a raw error can name it. */
+export function nodeOfError(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null ? errorNodes.get(err) : undefined;
 }
 
 function destroy(client: Client): void {

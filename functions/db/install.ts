@@ -215,3 +215,15 @@ export async function installPair(
   }
   return { publisher: pub, subscriber: sub, reidentified: false };
 }
+
+/**
+ * Which syncguard schemas a database holds: a node's (`syncguard`) and the control plane's
+ * (`syncguard_control`). The control plane lives in a database of its own, so install refuses to
+ * put one where the other is.
+ */
+export async function syncguardSchemas(client: Client): Promise<{ node: boolean; control: boolean }> {
+  const { rows } = await client.query<{ node: boolean; control: boolean }>(
+    "SELECT to_regnamespace('syncguard') IS NOT NULL AS node, to_regnamespace('syncguard_control') IS NOT NULL AS control",
+  );
+  return { node: rows[0]?.node ?? false, control: rows[0]?.control ?? false };
+}

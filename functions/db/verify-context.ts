@@ -53,3 +53,9 @@ export async function localWrites(sub: Client, table: QualifiedName | undefined)
     .map((g) => ({ ...g, writes: Number(g.writes), buckets: Number(g.buckets) }));
   return { count: table === undefined ? Number(w.count) : groups.reduce((a, g) => a + g.writes, 0), groups };
 }
+
+/** The roles this node's registrations were made for ('publisher', 'subscriber'), distinct. */
+export async function registrationRoles(client: Client): Promise<string[]> {
+  const { rows } = await client.query<{ r: string }>('SELECT DISTINCT node_role AS r FROM syncguard.registrations ORDER BY 1');
+  return rows.map((x) => x.r);
+}

@@ -24,7 +24,7 @@ import { drain } from '../db/drain.js';
 import { requireDistinct, requireInstalled } from '../db/install.js';
 import { cleanupProbes, sendMarker } from '../db/probe.js';
 import { nodeStatus, unmonitoredTables } from '../db/status.js';
-import { localWrites, parityOf, registrationProblems } from '../db/verify-context.js';
+import { localWrites, parityOf, registrationProblems, registrationRoles } from '../db/verify-context.js';
 import { probeReach } from './probe-route.js';
 import { awaitAnswers, emptyStats, resolveByProbes } from './probes.js';
 import { compareCatalogues } from './verify-compare.js';
@@ -60,6 +60,19 @@ async function openSnapshot(c: Client): Promise<Map<string, TableSnapshot>> {
   return new Map((await readOverview(c)).map((t) => [t.table, t]));
 }
 
+/**
+ * The DSNs given the wrong way round: every registration on the "publisher" was made for a
+ * subscriber and every one on the "subscriber" for a publisher. Said as such, since the per-table
+ * advice (re-register) would be wrong: run with the DSNs swapped back.
+ */
+async function refuseSwapped(pub: Client, sub: Client): Promise<void> {
+  const [p, s] = [await registrationRoles(pub), await registrationRoles(sub)];
+  if (p.length === 1 && p[0] === 'subscriber' && s.length === 1 && s[0] === 'publisher')
+    throw new InputError(
+      'the publisher and subscriber DSNs are swapped: the database given as the publisher holds only subscriber registrations, and the one given as the subscriber only publisher registrations; run verify with --publisher-dsn and --subscriber-dsn the other way round (do not re-register)',
+    );
+}
+
 export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const started = Date.now();
   const limitMs = opts.timeLimitMs ?? 60_000;
@@ -76,6 +89,7 @@ async function verifyWithin(pub: Client, sub: Client, opts: VerifyOptions, start
   await requireInstalled(pub, 'publisher');
   await requireInstalled(sub, 'subscriber');
   await requireDistinct(pub, sub);
+  await refuseSwapped(pub, sub);
 
   // What is compared, and how: probes where they reach, two rounds elsewhere
   const { tableNames, problems, schemaDrift } = await registrationProblems(pub, sub, opts.table);

@@ -40,7 +40,7 @@ describe('syncguard register --all', () => {
     expect(r.code).toBe(1); // some tables were refused
     const line = (t: string) => r.out.find((l) => l.startsWith(`public.${t}: `)) ?? '';
     for (const t of ['t_int', 't_big', 't_uuid', 't_comp', 't_text', 't_ts']) expect(line(t)).toMatch(/: registered \(key \(/);
-    expect(line('t_keyless')).toBe('public.t_keyless: registered (key (), hash buckets, 1 bucket)'); // by row content
+    expect(line('t_keyless')).toBe('public.t_keyless: registered (no key (rows compared as a multiset), hash buckets, 1 bucket)'); // by row content
     expect(line('t_int')).toBe('public.t_int: registered (key (id), int buckets, 1000 keys per bucket)');
     expect(line('t_float')).toMatch(/^public\.t_float: refused: /);
     // the publication carries the partitioned table as its (only) leaf: the root is registered
