@@ -122,7 +122,9 @@ async function recoverStoredPlan(
   timeLimitMs: number | undefined,
 ): Promise<RepairOutcome & { planId: number; retried: boolean }> {
   const busy = (why: string) =>
-    new PlanAlreadyAppliedError(`plan ${p.planId} is being applied by another run (${why}); run the repair again later to record its outcome`);
+    new PlanAlreadyAppliedError(
+      `plan ${p.planId} is being applied by another run (${why}); run the repair again later to record its outcome`,
+    );
   if (p.approval?.checksum !== p.checksum) throw busy('its approval does not match the plan as stored');
   const recovered = await recoverPlan(
     pub,
@@ -132,7 +134,8 @@ async function recoverStoredPlan(
   );
   if (recovered === null) throw busy('no repair request of it is on the publisher yet');
   const unanswered = recovered.changes.find((c) => c.outcome === 'not_answered');
-  if (unanswered !== undefined) throw busy(`its request was sent, but the subscriber has not applied it yet: ${unanswered.error ?? 'no answer'}`);
+  if (unanswered !== undefined)
+    throw busy(`its request was sent, but the subscriber has not applied it yet: ${unanswered.error ?? 'no answer'}`);
   const bucketEqual = recovered.bucketAfter === 'unknown' ? null : recovered.bucketAfter === 'equal';
   await finishPlan(control, { planId: p.planId, claim: p.claimId, outcome: { ...recovered, recovered: true }, bucketEqual });
   requireSomeApplied(p.planId, recovered);
