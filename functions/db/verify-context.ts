@@ -54,8 +54,13 @@ export async function localWrites(sub: Client, table: QualifiedName | undefined)
   return { count: table === undefined ? Number(w.count) : groups.reduce((a, g) => a + g.writes, 0), groups };
 }
 
-/** The roles this node's registrations were made for ('publisher', 'subscriber'), distinct. */
+/**
+ * The roles this node's registrations were made for ('publisher', 'subscriber'), distinct; read
+ * through status(), which drain and verify roles may call (they may not read the registrations).
+ */
 export async function registrationRoles(client: Client): Promise<string[]> {
-  const { rows } = await client.query<{ r: string }>('SELECT DISTINCT node_role AS r FROM syncguard.registrations ORDER BY 1');
+  const { rows } = await client.query<{ r: string }>(
+    "SELECT DISTINCT t->>'role' AS r FROM jsonb_array_elements(syncguard.status()->'tables') t ORDER BY 1",
+  );
   return rows.map((x) => x.r);
 }
