@@ -10,7 +10,7 @@ import { readDetail } from '../db/catalogue.js';
 import type { Client } from '../db/connect.js';
 import { requireDistinct, requireInstalled } from '../db/install.js';
 import { LOCK_NOT_AVAILABLE } from '../db/probe.js';
-import { readRowValues, sendRowsProbe } from '../db/repair.js';
+import { HoldLimitError, readRowValues, sendRowsProbe } from '../db/repair.js';
 import { nodeStatus } from '../db/status.js';
 import { registrationProblems } from '../db/verify-context.js';
 import { probeReach } from './probe-route.js';
@@ -89,6 +89,25 @@ export async function withLockRetries<T>(what: string, lockTimeoutMs: number, fn
   }
 }
 
+/** How often an inspection cancelled at the hold limit is tried again: on a busy host one read can miss it. */
+const HOLD_ATTEMPTS = 3;
+
+/**
+ * Runs an inspection probe, trying again when it was cancelled at the hold limit: the cancelled
+ * call rolled back and changed nothing, and a host busy for a moment (CPU, I/O) can make one read
+ * of a bucket that fits the limit overrun it. A bucket too large for the limit fails every time.
+ */
+async function withHoldRetries<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof HoldLimitError) || attempt >= HOLD_ATTEMPTS) throw err;
+      await sleep(100 * attempt);
+    }
+  }
+}
+
 /** How often an inspection is taken again when the rows read after it no longer hash as it listed them. */
 const INSPECT_ATTEMPTS = 5;
 
@@ -155,8 +174,10 @@ async function inspectOnce(
     );
   }
   const lockTimeoutMs = opts.lockTimeoutMs ?? 20;
-  const probe = await withLockRetries(`inspecting ${name} bucket ${bucket}`, lockTimeoutMs, () =>
-    sendRowsProbe(pub, { table, bucket, target: t.target, subscription: t.subscription, lockTimeoutMs }),
+  const probe = await withHoldRetries(() =>
+    withLockRetries(`inspecting ${name} bucket ${bucket}`, lockTimeoutMs, () =>
+      sendRowsProbe(pub, { table, bucket, target: t.target, subscription: t.subscription, lockTimeoutMs }),
+    ),
   );
   const lsn = (await pub.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0]?.l ?? '';
   const waited = await awaitAnswers(sub, t.origin, [probe.id], deadline, [t.subscription]);
