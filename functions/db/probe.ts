@@ -6,6 +6,8 @@ import type { QualifiedName } from '../core/identifiers.js';
 import { type Client, one } from './connect.js';
 
 export const LOCK_NOT_AVAILABLE = '55P03';
+/** statement_timeout's SQLSTATE (query_canceled). */
+export const QUERY_CANCELED = '57014';
 
 export interface ProbeRoute {
   readonly nodeId: string;
@@ -71,11 +73,26 @@ const parseValues = (v: Record<string, [string, string]> | null): Map<string, Bu
  */
 export async function sendProbe(
   pub: Client,
-  p: { table: QualifiedName; buckets: readonly string[]; target: string; subscription: string; lockTimeoutMs: number },
+  p: {
+    table: QualifiedName;
+    buckets: readonly string[];
+    target: string;
+    subscription: string;
+    lockTimeoutMs: number;
+    /**
+     * Cancels the probe (57014, QUERY_CANCELED, nothing written, the lock released) when the lock
+     * wait and the compute under it take longer: the planner sized the batch from the catalogue's
+     * row counts, which are stale for exactly the buckets probes target (dirty, never computed,
+     * 0 after lost state), so only a bound on the statement bounds what the SHARE lock holds back.
+     */
+    statementTimeoutMs?: number;
+  },
 ): Promise<SentProbe> {
   await pub.query('BEGIN ISOLATION LEVEL READ COMMITTED');
   try {
     await pub.query('SELECT set_config($1, $2, true)', ['lock_timeout', `${Math.max(1, Math.round(p.lockTimeoutMs))}ms`]);
+    if (p.statementTimeoutMs !== undefined)
+      await pub.query('SELECT set_config($1, $2, true)', ['statement_timeout', `${Math.max(1, Math.round(p.statementTimeoutMs))}ms`]);
     const t0 = Date.now();
     const { rows } = await pub.query<{
       r: { id: string; values: Record<string, [string, string]>; lockWaitMs: string; computeMs: string };

@@ -21,7 +21,7 @@ import {
 } from '../core/probe-plan.js';
 import { applyErrors, NO_ERROR_COUNTS, replicationStopped } from '../db/barrier.js';
 import type { Client } from '../db/connect.js';
-import { bucketValues, LOCK_NOT_AVAILABLE, type ProbeAnswer, readAnswers, type SentProbe, sendProbe } from '../db/probe.js';
+import { bucketValues, LOCK_NOT_AVAILABLE, type ProbeAnswer, QUERY_CANCELED, readAnswers, type SentProbe, sendProbe } from '../db/probe.js';
 
 export interface ProbeRequest {
   readonly table: string;
@@ -58,6 +58,15 @@ const code = (err: unknown): string => String((err as { code?: unknown }).code ?
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 /** Time kept back from sending probes for their answers to arrive. */
 const ANSWER_RESERVE_MS = 2000;
+
+/**
+ * The bound on one probe statement on the publisher: the lock wait plus twice the hold budget (at
+ * least 50 ms). Batches are planned to hold the lock for 60 % of the budget from the catalogue's
+ * row counts; a batch whose real rows are many more is cancelled here instead of holding writers.
+ */
+export function probeStatementTimeoutMs(lockTimeoutMs: number, maxHoldMs: number): number {
+  return lockTimeoutMs + Math.max(50, 2 * maxHoldMs);
+}
 
 export function emptyStats(): ProbeStats {
   return { probes: 0, answered: 0, lockRetries: 0, lockWaitMs: [], holdMs: [], applyMs: [] };
@@ -103,6 +112,7 @@ export async function resolveByProbes(
           target: ctx.target,
           subscription: req.subscription,
           lockTimeoutMs: ctx.lockTimeoutMs ?? 20,
+          statementTimeoutMs: probeStatementTimeoutMs(ctx.lockTimeoutMs ?? 20, budget.maxHoldMs),
         });
         stats.probes++;
         stats.lockWaitMs.push(probe.lockWaitMs);
@@ -120,9 +130,11 @@ export async function resolveByProbes(
           continue;
         }
         const reason =
-          code(err) === LOCK_NOT_AVAILABLE
-            ? `the table's SHARE lock could not be had within ${ctx.lockTimeoutMs ?? 20} ms in ${attempt + 1} attempts (a long transaction holds the table; see pg_locks)`
-            : `the probe failed on the publisher: ${message(err)}`;
+          code(err) === QUERY_CANCELED
+            ? `reading it under the table's SHARE lock took longer than ${probeStatementTimeoutMs(ctx.lockTimeoutMs ?? 20, budget.maxHoldMs)} ms, so the probe was cancelled and writers released (the catalogue's row count for it is stale: it holds more rows than the probe was sized for; a drain brings the count up to date)`
+            : code(err) === LOCK_NOT_AVAILABLE
+              ? `the table's SHARE lock could not be had within ${ctx.lockTimeoutMs ?? 20} ms in ${attempt + 1} attempts (a long transaction holds the table; see pg_locks)`
+              : `the probe failed on the publisher: ${message(err)}`;
         leaveOut(
           req.table,
           queue.map((t) => t.bucket),
