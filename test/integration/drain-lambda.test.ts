@@ -160,7 +160,7 @@ describe('drain Lambda', () => {
     const out = captureStdout();
     try {
       await expect(handler({ database: 'bare' }, context())).rejects.toThrow(
-        /syncguard is not installed on the database; run: syncguard install/,
+        /syncguard is not installed on the database bare; run: syncguard install --dsn/,
       );
     } finally {
       out.restore();
