@@ -70,7 +70,7 @@ export interface ApplyOwner {
   readonly setup: readonly string[];
 }
 
-/** Gives syncguard's logged tables to their dedicated owner where the installer may (sql/node/0024). */
+/** Gives syncguard's logged tables to their dedicated owner where the installer may (sql/node/0026). */
 export async function adoptApplyOwner(c: Client): Promise<ApplyOwner> {
   const { rows } = await c.query<{ r: { role: string; exists: boolean; member: boolean; adopted: boolean }; me: string; v: number }>(
     "SELECT syncguard._adopt_apply_owner() AS r, current_user AS me, current_setting('server_version_num')::int AS v",

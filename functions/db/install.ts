@@ -19,7 +19,7 @@ export interface InstallResult {
   /** FOR ALL TABLES publications on this node (they also publish syncguard's logged tables). */
   readonly allTablesPublications: readonly string[];
   readonly nodeId: string;
-  /** The dedicated owner of the logged syncguard tables (sql/node/0024), and whether they are its. */
+  /** The dedicated owner of the logged syncguard tables (sql/node/0026), and whether they are its. */
   readonly applyOwner: ApplyOwner | null;
 }
 

@@ -1,4 +1,4 @@
--- syncguard node schema 0024: what escaped marking or comparison (issue 17 items 3-7, 14).
+-- syncguard node schema 0025: what escaped marking or comparison (issue 17 items 3-7, 14).
 --
 -- Item 3. Hash version 2 casts a domain column to its base type by the base type's name
 -- (0020 _column_expr_v2: format('%s::%s', col, base::regtype)). For char(n) and bit(n) that name is
