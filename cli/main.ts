@@ -39,13 +39,17 @@ function packageVersion(): string {
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 2;
 
-/** Who owns syncguard's replicated tables, and what to run when install could not give them to their own role. */
+/** Who owns syncguard.probe, and what to run when install could not give them to their own role. */
 function describeApplyOwner(label: string, r: InstallResult, out: Out, warn: Out): void {
   const a = r.applyOwner;
-  if (a?.adopted) out(`${label}: syncguard's replicated tables belong to role ${a.role} (docs/permissions.md, "The subscription's owner")`);
-  else if (a !== null && label !== 'publisher') {
+  if (a?.adopted) out(`${label}: syncguard.probe belongs to role ${a.role} (docs/permissions.md, "The subscription's owner")`);
+  else if (a?.unsafe !== undefined) {
     warn(
-      `warning: ${label}: syncguard's replicated tables stay the installer's, so a subscription owned by another role (not a superuser) gets no probes; ` +
+      `warning: ${label}: role ${a.role} exists but is not safe to own syncguard.probe (${a.unsafe}); it was not given the table; an administrator drops or fixes that role, then runs syncguard install again`,
+    );
+  } else if (a !== null && label !== 'publisher') {
+    warn(
+      `warning: ${label}: syncguard.probe stays the installer's, so a subscription owned by another role (not a superuser) gets no probes; ` +
         `to let one apply them, an administrator runs: ${a.setup.join('; ')}; then run syncguard install again (docs/permissions.md, "The subscription's owner")`,
     );
   }

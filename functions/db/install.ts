@@ -19,7 +19,7 @@ export interface InstallResult {
   /** FOR ALL TABLES publications on this node (they also publish syncguard's logged tables). */
   readonly allTablesPublications: readonly string[];
   readonly nodeId: string;
-  /** The dedicated owner of the logged syncguard tables (sql/node/0024), and whether they are its. */
+  /** The dedicated owner of syncguard.probe (sql/node/0026), and whether it is its. */
   readonly applyOwner: ApplyOwner | null;
 }
 
@@ -96,7 +96,9 @@ async function migrate(
   set: MigrationSet,
   label: string,
   upTo?: number,
-): Promise<{ fromVersion: number; toVersion: number; applied: number[] }> {
+  /** Runs last, inside the locked transaction, at every install. */
+  inLock?: (client: Client) => Promise<unknown>,
+): Promise<{ fromVersion: number; toVersion: number; applied: number[]; inLock?: unknown }> {
   await requireSupportedServer(client, label);
   const latest = set.migrations.at(-1)?.version ?? 0;
   return inTransaction(client, async () => {
@@ -115,15 +117,20 @@ async function migrate(
     }
     if (todo.length > 0) await set.after?.(client);
     const applied = todo.map((m) => m.version);
-    return { fromVersion: from, toVersion: Math.max(from, ...applied), applied };
+    const extra = await inLock?.(client);
+    return { fromVersion: from, toVersion: Math.max(from, ...applied), applied, inLock: extra };
   });
 }
 
 /** Creates or upgrades the node schema; `upTo` stops early (tests of upgrades use it). */
 export async function installSchema(client: Client, label = 'database', upTo?: number): Promise<InstallResult> {
-  const r = await migrate(client, NODE, label, upTo);
-  const { rows: adopt } = await client.query<{ ok: boolean }>("SELECT to_regprocedure('syncguard._adopt_apply_owner()') IS NOT NULL AS ok");
-  const applyOwner = adopt[0]?.ok ? await adoptApplyOwner(client) : null;
+  // syncguard.probe is given to its dedicated owner (node 0026) in the install's locked
+  // transaction: racing installs serialise, and a lock wait is bounded (adoptApplyOwner)
+  const { inLock, ...r } = await migrate(client, NODE, label, upTo, async (c) => {
+    const { rows: adopt } = await c.query<{ ok: boolean }>("SELECT to_regprocedure('syncguard._adopt_apply_owner()') IS NOT NULL AS ok");
+    return adopt[0]?.ok ? adoptApplyOwner(c, label) : null;
+  });
+  const applyOwner = (inLock ?? null) as ApplyOwner | null;
   const { rows: pubs } = await client.query<{ pubname: string }>('SELECT pubname FROM pg_publication WHERE puballtables ORDER BY 1');
   return { ...r, allTablesPublications: pubs.map((p) => p.pubname), nodeId: await nodeId(client), applyOwner };
 }
