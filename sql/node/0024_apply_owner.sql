@@ -208,3 +208,41 @@ AS $$
                         UNION ALL
                         SELECT syncguard._probe_table_clean() WHERE syncguard._probe_table_clean() IS NOT NULL) x))
 $$;
+
+-- Publisher: a marker (as in 0013), refused while syncguard.probe has code syncguard did not add
+-- (a default, a policy, a rule or a trigger there would run as the installer on this insert).
+CREATE OR REPLACE FUNCTION syncguard.probe_marker(p_target uuid, p_subscription text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_unclean text := syncguard._probe_table_clean();
+  v_id bigint;
+BEGIN
+  IF v_unclean IS NOT NULL THEN
+    RAISE EXCEPTION 'syncguard sends no probe: % (syncguard did not create it)', v_unclean
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'drop it (docs/permissions.md, "Which fix is safer"), then run syncguard install again';
+  END IF;
+  INSERT INTO syncguard.probe (origin, id, target, kind, request)
+  VALUES (syncguard.node_id(), nextval('syncguard.probe_id_seq'), p_target, 'marker', jsonb_build_object('subscription', p_subscription))
+  RETURNING id INTO v_id;
+  RETURN v_id;
+END
+$$;
+
+-- Publisher: deletes this node's probes older than an hour (as in 0013); deletes nothing while
+-- syncguard.probe has code syncguard did not add (a policy or rule would run as the installer).
+CREATE OR REPLACE FUNCTION syncguard.probe_cleanup() RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_n integer;
+BEGIN
+  IF syncguard._probe_table_clean() IS NOT NULL THEN
+    RETURN 0;
+  END IF;
+  DELETE FROM syncguard.probe WHERE origin = syncguard.node_id() AND created_at < clock_timestamp() - interval '1 hour';
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  RETURN v_n;
+END
+$$;

@@ -419,6 +419,9 @@ describe('install by a role that may create roles', () => {
         expect(ok, run).toBe(true);
         const clean = (await pair.sub.query<{ x: string | null }>('SELECT syncguard._probe_table_clean() AS x')).rows[0]?.x ?? '';
         expect(clean, run).toMatch(expected);
+        // the publisher-side insert path refuses, and cleanup deletes nothing, while it is so
+        await expect(pair.sub.query("SELECT syncguard.probe_marker(gen_random_uuid(), 'x')"), run).rejects.toThrow(/sends no probe/);
+        expect((await pair.sub.query('SELECT syncguard.probe_cleanup() AS n')).rows[0]?.n).toBe(0);
         await h.query(undo);
         expect((await pair.sub.query('SELECT syncguard._probe_table_clean() AS x')).rows[0]?.x, undo).toBeNull();
       }
