@@ -9,7 +9,7 @@ import { Command, CommanderError } from 'commander';
 import { SyncGuardError } from '../functions/core/errors.js';
 import { parseTableName } from '../functions/core/identifiers.js';
 import { type Client, checkDsn, redactSecrets, secretsOf } from '../functions/db/connect.js';
-import { type InstallResult, installControl, installSchema } from '../functions/db/install.js';
+import { type InstallResult, installControl, installSchema, requireNoAllTablesSubscriber } from '../functions/db/install.js';
 import { unregisterTable } from '../functions/db/register.js';
 import { requireApplicable } from '../functions/flows/apply-rights.js';
 import { installOnPair } from '../functions/flows/pair-setup.js';
@@ -102,6 +102,7 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
       if (o.dsn !== undefined) {
         const dsn = singleDsn(o.dsn);
         await withClients([[dsn, 'database']], async ([c]) => {
+          await requireNoAllTablesSubscriber(c as Client);
           const r = await installSchema(c as Client);
           describeInstall('database', r, out, warn);
           describeApplyOwner('database', r, out, warn);

@@ -135,6 +135,26 @@ export async function installSchema(client: Client, label = 'database', upTo?: n
   return { ...r, allTablesPublications: pubs.map((p) => p.pubname), nodeId: await nodeId(client), applyOwner };
 }
 
+/**
+ * Refuses a single-node install with pending migrations on a node that has a FOR ALL TABLES
+ * publication and an active logical slot: the install writes syncguard.migration, which that
+ * publication sends to a subscription whose owner nobody checked (the pair form checks it).
+ */
+export async function requireNoAllTablesSubscriber(client: Client): Promise<void> {
+  const latest = nodeMigrations.at(-1)?.version ?? 0;
+  if (((await installedVersions(client)).at(-1) ?? 0) >= latest) return;
+  const { rows } = await client.query<{ pubs: string[] | null }>(
+    `SELECT array_agg(pubname::text ORDER BY pubname) AS pubs FROM pg_publication
+      WHERE puballtables AND EXISTS (SELECT 1 FROM pg_replication_slots s
+                                      WHERE s.database = current_database() AND s.slot_type = 'logical' AND s.active)`,
+  );
+  const pubs = rows[0]?.pubs ?? null;
+  if (pubs === null) return;
+  throw new IncompatibleError(
+    `this node has FOR ALL TABLES publication${pubs.length > 1 ? 's' : ''} ${pubs.join(', ')} with an active logical slot, and installing would write syncguard.migration, which a subscriber then has to apply; a single-node install cannot check that the subscription's owner may; nothing was installed; install with the pair form (syncguard install --publisher <this DSN> --subscriber <its subscriber's DSN>)`,
+  );
+}
+
 /** Creates or upgrades the control-plane schema in its own database. */
 export async function installControl(client: Client): Promise<{ fromVersion: number; toVersion: number; applied: number[] }> {
   return migrate(client, CONTROL, 'control-plane database');
@@ -208,12 +228,13 @@ export async function requireDistinct(publisher: Client, subscriber: Client): Pr
 export async function installPair(
   publisher: Client,
   subscriber: Client,
-  /** Runs between the two installs: a check that may refuse the publisher's (flows/apply-rights.ts). */
+  /** Runs before either install: a check that may refuse the publisher's (flows/apply-rights.ts). */
   beforePublisher?: () => Promise<void>,
 ): Promise<{ publisher: InstallResult; subscriber: InstallResult; reidentified: boolean }> {
   await requireDistinct(publisher, subscriber);
-  const sub = await installSchema(subscriber, 'subscriber');
+  // before either node is migrated: a refusal changes nothing (issue 17 A1 review H4)
   await beforePublisher?.();
+  const sub = await installSchema(subscriber, 'subscriber');
   const pub = await installSchema(publisher, 'publisher');
   if (sub.nodeId === pub.nodeId) {
     const { rows } = await subscriber.query<{ id: string }>('SELECT syncguard.reidentify()::text AS id');

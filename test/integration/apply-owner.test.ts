@@ -12,7 +12,7 @@ import { type Cluster, type ClusterInfo, SUPERUSER_PASSWORD, startCluster, super
 import { createPair, OWNER, type Pair } from '../../dev/pair.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
-import { installSchema } from '../../functions/db/install.js';
+import { installSchema, requireNoAllTablesSubscriber } from '../../functions/db/install.js';
 import { subscriptionApplyCheck } from '../../functions/flows/apply-rights.js';
 import { installOnPair } from '../../functions/flows/pair-setup.js';
 import { verifyPair } from '../../functions/flows/verify.js';
@@ -300,6 +300,9 @@ describe('a FOR ALL TABLES publication, which also replicates syncguard.migratio
     await expect(installOnPair(pub, sub)).rejects.not.toThrow(/GRANT [A-Z, ]+ ON syncguard\.(registration|node_state|migration)/);
     expect((await pub.query('SELECT max(version) AS v FROM syncguard.migration')).rows[0]?.v).toBe(latest - 1);
     await expect(register(pub, sub, T, { bucketSize: 20 })).rejects.toThrow(refusal);
+    // H4: the single-node install of the publisher refuses too (it cannot check the subscriber)
+    await expect(requireNoAllTablesSubscriber(pub)).rejects.toThrow(/install with the pair form/);
+    expect((await pub.query('SELECT max(version) AS v FROM syncguard.migration')).rows[0]?.v).toBe(latest - 1);
     expect((await pub.query('SELECT count(*)::int AS n FROM syncguard.registration')).rows[0]?.n).toBe(0);
     expect(await rowArrives(s, 10_001)).toBe(true);
     expect(await applyErrors(s)).toBe(0);
