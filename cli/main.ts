@@ -9,7 +9,13 @@ import { Command, CommanderError } from 'commander';
 import { InputError, SyncGuardError } from '../functions/core/errors.js';
 import { parseTableName } from '../functions/core/identifiers.js';
 import { type Client, checkDsn, nodeOfError, redactSecrets, secretsOf } from '../functions/db/connect.js';
-import { type InstallResult, installControl, installSchema, syncguardSchemas } from '../functions/db/install.js';
+import {
+  type InstallResult,
+  installControl,
+  installSchema,
+  requireNoAllTablesSubscriber,
+  syncguardSchemas,
+} from '../functions/db/install.js';
 import { unregisterTable } from '../functions/db/register.js';
 import { requireApplicable } from '../functions/flows/apply-rights.js';
 import { installOnPair } from '../functions/flows/pair-setup.js';
@@ -39,13 +45,17 @@ function packageVersion(): string {
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 2;
 
-/** Who owns syncguard's replicated tables, and what to run when install could not give them to their own role. */
+/** Who owns syncguard.probe, and what to run when install could not give them to their own role. */
 function describeApplyOwner(label: string, r: InstallResult, out: Out, warn: Out): void {
   const a = r.applyOwner;
-  if (a?.adopted) out(`${label}: syncguard's replicated tables belong to role ${a.role} (docs/permissions.md, "The subscription's owner")`);
-  else if (a !== null && label !== 'publisher') {
+  if (a?.adopted) out(`${label}: syncguard.probe belongs to role ${a.role} (docs/permissions.md, "The subscription's owner")`);
+  else if (a?.unsafe !== undefined) {
     warn(
-      `warning: ${label}: syncguard's replicated tables stay the installer's, so a subscription owned by another role (not a superuser) gets no probes; ` +
+      `warning: ${label}: role ${a.role} exists but is not safe to own syncguard.probe (${a.unsafe}); it was not given the table; an administrator drops or fixes that role, then runs syncguard install again`,
+    );
+  } else if (a !== null && label !== 'publisher') {
+    warn(
+      `warning: ${label}: syncguard.probe stays the installer's, so a subscription owned by another role (not a superuser) gets no probes; ` +
         `to let one apply them, an administrator runs: ${a.setup.join('; ')}; then run syncguard install again (docs/permissions.md, "The subscription's owner")`,
     );
   }
@@ -111,6 +121,7 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
         const dsn = singleDsn(o.dsn);
         await withClients([[dsn, 'database']], async ([c]) => {
           await refuseControlDatabase(c as Client, '--dsn');
+          await requireNoAllTablesSubscriber(c as Client);
           const r = await installSchema(c as Client);
           describeInstall('database', r, out, warn);
           describeApplyOwner('database', r, out, warn);

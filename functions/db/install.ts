@@ -19,7 +19,7 @@ export interface InstallResult {
   /** FOR ALL TABLES publications on this node (they also publish syncguard's logged tables). */
   readonly allTablesPublications: readonly string[];
   readonly nodeId: string;
-  /** The dedicated owner of the logged syncguard tables (sql/node/0026), and whether they are its. */
+  /** The dedicated owner of syncguard.probe (sql/node/0026), and whether it is its. */
   readonly applyOwner: ApplyOwner | null;
 }
 
@@ -96,7 +96,9 @@ async function migrate(
   set: MigrationSet,
   label: string,
   upTo?: number,
-): Promise<{ fromVersion: number; toVersion: number; applied: number[] }> {
+  /** Runs last, inside the locked transaction, at every install. */
+  inLock?: (client: Client) => Promise<unknown>,
+): Promise<{ fromVersion: number; toVersion: number; applied: number[]; inLock?: unknown }> {
   await requireSupportedServer(client, label);
   const latest = set.migrations.at(-1)?.version ?? 0;
   return inTransaction(client, async () => {
@@ -115,17 +117,42 @@ async function migrate(
     }
     if (todo.length > 0) await set.after?.(client);
     const applied = todo.map((m) => m.version);
-    return { fromVersion: from, toVersion: Math.max(from, ...applied), applied };
+    const extra = await inLock?.(client);
+    return { fromVersion: from, toVersion: Math.max(from, ...applied), applied, inLock: extra };
   });
 }
 
 /** Creates or upgrades the node schema; `upTo` stops early (tests of upgrades use it). */
 export async function installSchema(client: Client, label = 'database', upTo?: number): Promise<InstallResult> {
-  const r = await migrate(client, NODE, label, upTo);
-  const { rows: adopt } = await client.query<{ ok: boolean }>("SELECT to_regprocedure('syncguard._adopt_apply_owner()') IS NOT NULL AS ok");
-  const applyOwner = adopt[0]?.ok ? await adoptApplyOwner(client) : null;
+  // syncguard.probe is given to its dedicated owner (node 0026) in the install's locked
+  // transaction: racing installs serialise, and a lock wait is bounded (adoptApplyOwner)
+  const { inLock, ...r } = await migrate(client, NODE, label, upTo, async (c) => {
+    const { rows: adopt } = await c.query<{ ok: boolean }>("SELECT to_regprocedure('syncguard._adopt_apply_owner()') IS NOT NULL AS ok");
+    return adopt[0]?.ok ? adoptApplyOwner(c, label) : null;
+  });
+  const applyOwner = (inLock ?? null) as ApplyOwner | null;
   const { rows: pubs } = await client.query<{ pubname: string }>('SELECT pubname FROM pg_publication WHERE puballtables ORDER BY 1');
   return { ...r, allTablesPublications: pubs.map((p) => p.pubname), nodeId: await nodeId(client), applyOwner };
+}
+
+/**
+ * Refuses a single-node install with pending migrations on a node that has a FOR ALL TABLES
+ * publication and an active logical slot: the install writes syncguard.migration, which that
+ * publication sends to a subscription whose owner nobody checked (the pair form checks it).
+ */
+export async function requireNoAllTablesSubscriber(client: Client): Promise<void> {
+  const latest = nodeMigrations.at(-1)?.version ?? 0;
+  if (((await installedVersions(client)).at(-1) ?? 0) >= latest) return;
+  const { rows } = await client.query<{ pubs: string[] | null }>(
+    `SELECT array_agg(pubname::text ORDER BY pubname) AS pubs FROM pg_publication
+      WHERE puballtables AND EXISTS (SELECT 1 FROM pg_replication_slots s
+                                      WHERE s.database = current_database() AND s.slot_type = 'logical' AND s.active)`,
+  );
+  const pubs = rows[0]?.pubs ?? null;
+  if (pubs === null) return;
+  throw new IncompatibleError(
+    `this node has FOR ALL TABLES publication${pubs.length > 1 ? 's' : ''} ${pubs.join(', ')} with an active logical slot, and installing would write syncguard.migration, which a subscriber then has to apply; a single-node install cannot check that the subscription's owner may; nothing was installed; install with the pair form (syncguard install --publisher <this DSN> --subscriber <its subscriber's DSN>)`,
+  );
 }
 
 /** Creates or upgrades the control-plane schema in its own database. */
@@ -202,12 +229,13 @@ export async function requireDistinct(publisher: Client, subscriber: Client): Pr
 export async function installPair(
   publisher: Client,
   subscriber: Client,
-  /** Runs between the two installs: a check that may refuse the publisher's (flows/apply-rights.ts). */
+  /** Runs before either install: a check that may refuse the publisher's (flows/apply-rights.ts). */
   beforePublisher?: () => Promise<void>,
 ): Promise<{ publisher: InstallResult; subscriber: InstallResult; reidentified: boolean }> {
   await requireDistinct(publisher, subscriber);
-  const sub = await installSchema(subscriber, 'subscriber');
+  // before either node is migrated: a refusal changes nothing (issue 17 A1 review H4)
   await beforePublisher?.();
+  const sub = await installSchema(subscriber, 'subscriber');
   const pub = await installSchema(publisher, 'publisher');
   if (sub.nodeId === pub.nodeId) {
     const { rows } = await subscriber.query<{ id: string }>('SELECT syncguard.reidentify()::text AS id');

@@ -17,7 +17,7 @@ export interface ProbeRoute {
   readonly trigger: string | null;
   /** Subscriptions that carry syncguard.probe, with its sync state. */
   readonly subscriptions: ReadonlyMap<string, string>;
-  /** The installer (owner of schema syncguard), and the dedicated owner of its replicated tables (sql/node/0026). */
+  /** The installer (owner of schema syncguard), and the dedicated owner of syncguard.probe (sql/node/0026). */
   readonly installer: string;
   readonly applyRole: string;
   readonly applyRoleExists: boolean;

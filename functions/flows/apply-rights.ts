@@ -18,11 +18,21 @@ import { type ProbeRoute, probeRoute } from '../db/probe.js';
 export async function subscriptionApplyCheck(sub: Client, subscription: string, route?: ProbeRoute): Promise<ApplyCheck> {
   const r = route ?? (await probeRoute(sub));
   const major = Math.floor((await serverVersionNum(sub)) / 10000);
-  const facts = await applyFacts(sub, subscription, major, {
-    installer: r.installer,
-    applyRole: r.applyRole,
-    applyRoleExists: r.applyRoleExists,
-  });
+  let facts: Awaited<ReturnType<typeof applyFacts>>;
+  try {
+    facts = await applyFacts(sub, subscription, major, {
+      installer: r.installer,
+      applyRole: r.applyRole,
+      applyRoleExists: r.applyRoleExists,
+    });
+  } catch (e) {
+    if (!(e instanceof IncompatibleError)) throw e;
+    return {
+      ok: false,
+      reason: e.message,
+      fix: ['connect to the subscriber as a role that may read pg_subscription (PostgreSQL 13: a superuser)'],
+    };
+  }
   return facts === null ? { ok: true } : checkApplyRights(facts);
 }
 
