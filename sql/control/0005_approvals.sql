@@ -27,15 +27,31 @@ ALTER TABLE syncguard_control.plan_approval ADD COLUMN via_role text;
 CREATE TABLE syncguard_control.approval_policy (
   singleton          boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   four_eyes          boolean NOT NULL DEFAULT false,
-  aws_gateway_roles  text[] NOT NULL DEFAULT '{}'
+  aws_gateway_roles  text[] NOT NULL DEFAULT '{}',
+  -- who may approve through the approval function: AWS account ids, or principal ARN patterns
+  -- ('*' any text); empty refuses every AWS approval (a verified identity is not an authorised one)
+  aws_approvers      text[] NOT NULL DEFAULT '{}'
 );
 INSERT INTO syncguard_control.approval_policy DEFAULT VALUES;
 
-CREATE FUNCTION syncguard_control.set_approval_policy(p_four_eyes boolean, p_aws_gateway_roles text[] DEFAULT NULL) RETURNS void
+CREATE FUNCTION syncguard_control.set_approval_policy(p_four_eyes boolean, p_aws_gateway_roles text[] DEFAULT NULL,
+                                                      p_aws_approvers text[] DEFAULT NULL) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp
 AS $$
   UPDATE syncguard_control.approval_policy
-     SET four_eyes = p_four_eyes, aws_gateway_roles = coalesce(p_aws_gateway_roles, aws_gateway_roles);
+     SET four_eyes = p_four_eyes, aws_gateway_roles = coalesce(p_aws_gateway_roles, aws_gateway_roles),
+         aws_approvers = coalesce(p_aws_approvers, aws_approvers);
+$$;
+
+-- Whether an AWS principal ARN is one approval_policy.aws_approvers allows: an entry of 12 digits
+-- is an account; any other entry is the ARN with '*' standing for any text.
+CREATE FUNCTION syncguard_control._aws_approver_allowed(p_arn text, p_allowed text[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT EXISTS (
+    SELECT 1 FROM unnest(coalesce(p_allowed, '{}')) e
+     WHERE (e ~ '^[0-9]{12}$' AND split_part(p_arn, ':', 5) = e)
+        OR (e !~ '^[0-9]{12}$' AND p_arn LIKE replace(replace(replace(replace(e, '\', '\\'), '%', '\%'), '_', '\_'), '*', '%')));
 $$;
 
 -- The identity an action is recorded under: the login, or an AWS principal a trusted role verified.
@@ -204,6 +220,7 @@ AS $$
 DECLARE
   v_by text := syncguard_control._identity(p_aws_approver);
   v_four boolean;
+  v_approvers text[];
   v_sum text;
   r syncguard_control.repair_plan;
   a syncguard_control.plan_approval;
@@ -231,7 +248,15 @@ BEGIN
     RAISE EXCEPTION 'plan % expired at %; inspect again and make a new plan', p_plan,
       to_char(r.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') USING ERRCODE = 'SGE06';
   END IF;
-  SELECT four_eyes INTO v_four FROM syncguard_control.approval_policy;
+  SELECT four_eyes, aws_approvers INTO v_four, v_approvers FROM syncguard_control.approval_policy;
+  IF p_aws_approver IS NOT NULL AND NOT syncguard_control._aws_approver_allowed(p_aws_approver, v_approvers) THEN
+    IF coalesce(cardinality(v_approvers), 0) = 0 THEN
+      RAISE EXCEPTION 'no AWS principal may decide plans in this control plane: approval_policy.aws_approvers is empty; its owner sets who may, e.g. SELECT syncguard_control.set_approval_policy(<four-eyes>, NULL, ARRAY[''123456789012'', ''arn:aws:sts::123456789012:assumed-role/dba/*''])'
+        USING ERRCODE = '42501';
+    END IF;
+    RAISE EXCEPTION '% is not allowed to decide plans: it matches none of approval_policy.aws_approvers (%); the control plane''s owner adds it with set_approval_policy', p_aws_approver, array_to_string(v_approvers, ', ')
+      USING ERRCODE = '42501';
+  END IF;
   v_four := coalesce(v_four, false) OR coalesce(p_four_eyes, false);
   IF v_four AND p_decision = 'approved' THEN
     IF split_part(r.created_by, ':', 1) NOT IN ('db', 'aws') OR split_part(r.created_by, ':', 1) <> split_part(v_by, ':', 1) THEN
