@@ -31,11 +31,14 @@ const sfnClient = () => {
   return sfn;
 };
 
-/** Completes the plan's stored token, if any, with its decision; whether one was completed. */
-async function completeToken(control: Client, planId: number): Promise<boolean> {
+/**
+ * Completes a decided plan's token with its decision: the one given (the plan was decided before the
+ * workflow waited, so the control plane did not store it) or else the stored one, taken once.
+ */
+async function completeToken(control: Client, planId: number, given?: string): Promise<boolean> {
   const plan = await loadPlan(control, planId);
   if (plan === null || plan.approval === null) return false;
-  const token = await takeTaskToken(control, planId);
+  const token = given ?? (await takeTaskToken(control, planId));
   if (token === null) return false;
   if (plan.approval.decision === 'approved') {
     const output = JSON.stringify({ planId, decision: 'approved', checksum: plan.approval.checksum });
@@ -57,8 +60,8 @@ export async function approvalHandler(
   if (e.action === 'await') {
     const state = await setTaskToken(control, e.planId, e.taskToken);
     if (state === null) throw new InputError(`plan ${e.planId} does not exist in this control plane`);
-    // decided before the token was stored: complete it now (the decision did not find it)
-    if (state !== 'proposed' && (await completeToken(control, e.planId))) {
+    // decided before the workflow waited: the control plane stores no token then; complete this one now
+    if (state !== 'proposed' && (await completeToken(control, e.planId, e.taskToken))) {
       logger.info('decided before the workflow waited', { planId: e.planId, state });
       return { planId: e.planId, status: state };
     }

@@ -3,10 +3,12 @@
 // enforces four-eyes (sql/control/0005_approvals.sql); this module calls it and repairs.
 
 import { randomUUID } from 'node:crypto';
-import { InputError, PlanAlreadyAppliedError, PreconditionFailedError } from '../core/errors.js';
+import { InputError, PlanAlreadyAppliedError, PreconditionFailedError, TimeLimitError } from '../core/errors.js';
+import { tableFromText } from '../core/identifiers.js';
 import type { Client } from '../db/connect.js';
 import { type ClaimedPlan, claimPlan, finishPlan, insertPlan, loadPlan, recordDecision, releasePlan } from '../db/plans.js';
-import { applyPlan, type Plan, type RepairOutcome, recoverPlan } from './repair.js';
+import { repairRequestsOf } from '../db/repair.js';
+import { applyPlan, type ChangeOutcome, type Plan, type RepairOutcome, recoverPlan } from './repair.js';
 
 /**
  * Stores a plan; its creator is the control-plane login, or `awsCreator` (an AWS principal the
@@ -73,40 +75,73 @@ export async function applyStoredPlan(
     // this run recorded the outcome already and lost the answer: report it again
     outcome = claimed.outcome as RepairOutcome;
   } else {
-    try {
-      outcome = await applyPlan(
-        pub,
-        sub,
-        {
-          id: String(p.planId),
-          table: claimed.table,
-          bucket: claimed.bucket,
-          fingerprint: claimed.fingerprint,
-          changes: claimed.body.changes,
-          ...(claimed.body.subscriberSnapshot === undefined ? {} : { subscriberSnapshot: claimed.body.subscriberSnapshot }),
-        },
-        a.timeLimitMs === undefined ? {} : { timeLimitMs: a.timeLimitMs },
-      );
-    } catch (err) {
-      // nothing is lost by trying again: the subscriber skips what is already equal (and this
-      // run's retry may claim the plan again should the release not reach the control plane)
-      await releasePlan(control, p.planId, claim).catch(() => {});
-      throw err;
+    const plan = {
+      id: String(p.planId),
+      table: claimed.table,
+      bucket: claimed.bucket,
+      fingerprint: claimed.fingerprint,
+      changes: claimed.body.changes,
+      ...(claimed.body.subscriberSnapshot === undefined ? {} : { subscriberSnapshot: claimed.body.subscriberSnapshot }),
+    };
+    const limit = a.timeLimitMs === undefined ? {} : { timeLimitMs: a.timeLimitMs };
+    // this run's retry of a plan it had claimed: what it sent before is on the nodes; never send twice
+    const retry = p.state === 'applying' && p.claimId === claim;
+    const recovered = retry ? await recoverPlan(pub, sub, plan, limit) : null;
+    if (recovered !== null) {
+      outcome = { ...recovered, recovered: true } as RepairOutcome;
+    } else {
+      try {
+        outcome = await applyPlan(pub, sub, plan, limit);
+      } catch (err) {
+        // released only when no request of the plan reached the publisher: a request sent is
+        // answered on the subscriber whatever happened here, and is recovered, not sent again
+        const sent = await repairRequestsOf(pub, tableFromText(claimed.table), String(p.planId)).then(
+          (ids) => ids.length > 0,
+          () => true,
+        );
+        if (!sent) await releasePlan(control, p.planId, claim).catch(() => {});
+        throw err;
+      }
     }
+    requireAnswered(p.planId, outcome);
     const bucketEqual = outcome.bucketAfter === 'unknown' ? null : outcome.bucketAfter === 'equal';
     await finishPlan(control, { planId: p.planId, claim, outcome, bucketEqual });
   }
   requireSomeApplied(p.planId, outcome);
-  return { ...outcome, planId: p.planId, retried: claimed.state === 'applied' };
+  return { ...outcome, planId: p.planId, retried: claimed.state === 'applied' || recoveredOutcome(outcome) };
+}
+
+const recoveredOutcome = (o: RepairOutcome) => (o as { recovered?: boolean }).recovered === true;
+
+/** A plan with a change the subscriber has not answered is not recorded: it stays applying, to be recovered. */
+function requireAnswered(planId: number, outcome: RepairOutcome): void {
+  const missing = outcome.changes.filter((c) => c.outcome === 'not_answered');
+  if (missing.length === 0) return;
+  throw new TimeLimitError(
+    `plan ${planId}: the subscriber has not answered ${missing.length} of ${outcome.changes.length} changes in time (${missing[0]?.error ?? 'no answer'}); the plan stays applying and nothing is sent again: run the repair of plan ${planId} again once replication has caught up to record its outcome`,
+  );
 }
 
 function requireSomeApplied(planId: number, outcome: RepairOutcome): void {
   const applied = (outcome.counts.applied ?? 0) + (outcome.counts.already_equal ?? 0);
   if (applied === 0 && outcome.changes.length > 0) {
-    throw new PreconditionFailedError(
-      `plan ${planId}: no change applied, every row changed since inspection (${JSON.stringify(outcome.counts)}); inspect again`,
-    );
+    throw new PreconditionFailedError(`plan ${planId}: no change applied: ${whyNoneApplied(outcome)} (${JSON.stringify(outcome.counts)})`);
   }
+}
+
+/** The real reason no change of a plan was applied, with what to do next. */
+function whyNoneApplied(outcome: RepairOutcome): string {
+  const n = (k: ChangeOutcome) => outcome.counts[k] ?? 0;
+  const total = outcome.changes.length;
+  const changed = n('changed_since_inspection') + n('publisher_changed');
+  if (changed === total) return 'every row changed since inspection; inspect again';
+  if (n('failed') === total)
+    return `every change failed on the subscriber (${outcome.changes[0]?.error ?? 'no error given'}); see the outcome's errors`;
+  if (n('refused') === total)
+    return `the subscriber refused every change (${outcome.changes[0]?.error ?? 'no reason given'}); see the outcome`;
+  if (n('applied_but_differs') === total) return 'every change was written but the row still differs from the publisher; inspect again';
+  if (n('not_answered') === total) return 'the subscriber answered no change; run the repair again once replication has caught up';
+  return 'the changes were skipped, refused or failed as counted; see the outcome, then inspect again';
 }
 
 /**

@@ -27,15 +27,31 @@ ALTER TABLE syncguard_control.plan_approval ADD COLUMN via_role text;
 CREATE TABLE syncguard_control.approval_policy (
   singleton          boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   four_eyes          boolean NOT NULL DEFAULT false,
-  aws_gateway_roles  text[] NOT NULL DEFAULT '{}'
+  aws_gateway_roles  text[] NOT NULL DEFAULT '{}',
+  -- who may approve through the approval function: AWS account ids, or principal ARN patterns
+  -- ('*' any text); empty refuses every AWS approval (a verified identity is not an authorised one)
+  aws_approvers      text[] NOT NULL DEFAULT '{}'
 );
 INSERT INTO syncguard_control.approval_policy DEFAULT VALUES;
 
-CREATE FUNCTION syncguard_control.set_approval_policy(p_four_eyes boolean, p_aws_gateway_roles text[] DEFAULT NULL) RETURNS void
+CREATE FUNCTION syncguard_control.set_approval_policy(p_four_eyes boolean, p_aws_gateway_roles text[] DEFAULT NULL,
+                                                      p_aws_approvers text[] DEFAULT NULL) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp
 AS $$
   UPDATE syncguard_control.approval_policy
-     SET four_eyes = p_four_eyes, aws_gateway_roles = coalesce(p_aws_gateway_roles, aws_gateway_roles);
+     SET four_eyes = p_four_eyes, aws_gateway_roles = coalesce(p_aws_gateway_roles, aws_gateway_roles),
+         aws_approvers = coalesce(p_aws_approvers, aws_approvers);
+$$;
+
+-- Whether an AWS principal ARN is one approval_policy.aws_approvers allows: an entry of 12 digits
+-- is an account; any other entry is the ARN with '*' standing for any text.
+CREATE FUNCTION syncguard_control._aws_approver_allowed(p_arn text, p_allowed text[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT EXISTS (
+    SELECT 1 FROM unnest(coalesce(p_allowed, '{}')) e
+     WHERE (e ~ '^[0-9]{12}$' AND split_part(p_arn, ':', 5) = e)
+        OR (e !~ '^[0-9]{12}$' AND p_arn LIKE replace(replace(replace(replace(e, '\', '\\'), '%', '\%'), '_', '\_'), '*', '%')));
 $$;
 
 -- The identity an action is recorded under: the login, or an AWS principal a trusted role verified.
@@ -204,6 +220,7 @@ AS $$
 DECLARE
   v_by text := syncguard_control._identity(p_aws_approver);
   v_four boolean;
+  v_approvers text[];
   v_sum text;
   r syncguard_control.repair_plan;
   a syncguard_control.plan_approval;
@@ -231,7 +248,15 @@ BEGIN
     RAISE EXCEPTION 'plan % expired at %; inspect again and make a new plan', p_plan,
       to_char(r.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') USING ERRCODE = 'SGE06';
   END IF;
-  SELECT four_eyes INTO v_four FROM syncguard_control.approval_policy;
+  SELECT four_eyes, aws_approvers INTO v_four, v_approvers FROM syncguard_control.approval_policy;
+  IF p_aws_approver IS NOT NULL AND NOT syncguard_control._aws_approver_allowed(p_aws_approver, v_approvers) THEN
+    IF coalesce(cardinality(v_approvers), 0) = 0 THEN
+      RAISE EXCEPTION 'no AWS principal may decide plans in this control plane: approval_policy.aws_approvers is empty; its owner sets who may, e.g. SELECT syncguard_control.set_approval_policy(<four-eyes>, NULL, ARRAY[''123456789012'', ''arn:aws:sts::123456789012:assumed-role/dba/*''])'
+        USING ERRCODE = '42501';
+    END IF;
+    RAISE EXCEPTION '% is not allowed to decide plans: it matches none of approval_policy.aws_approvers (%); the control plane''s owner adds it with set_approval_policy', p_aws_approver, array_to_string(v_approvers, ', ')
+      USING ERRCODE = '42501';
+  END IF;
   v_four := coalesce(v_four, false) OR coalesce(p_four_eyes, false);
   IF v_four AND p_decision = 'approved' THEN
     IF split_part(r.created_by, ':', 1) NOT IN ('db', 'aws') OR split_part(r.created_by, ':', 1) <> split_part(v_by, ':', 1) THEN
@@ -339,19 +364,44 @@ AS $$
   SELECT count(*) = 1 FROM u;
 $$;
 
--- Stores the workflow's task token; returns the plan's state ('proposed' while it waits), or NULL
--- when the plan does not exist. A plan already decided keeps the token, for the caller to complete.
+-- Stores the workflow's task token while the plan awaits its decision; returns the plan's state,
+-- or NULL when the plan does not exist. A token is stored once: a different token for a plan that
+-- has one is refused (nobody replaces the workflow's wait). A plan already decided stores nothing
+-- and returns its state: the caller completes its own token with the decision.
 CREATE FUNCTION syncguard_control.set_task_token(p_plan bigint, p_token text) RETURNS text
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-  UPDATE syncguard_control.repair_plan SET task_token = p_token WHERE plan_id = p_plan RETURNING state;
+DECLARE
+  r syncguard_control.repair_plan;
+BEGIN
+  IF p_token IS NULL OR p_token = '' THEN
+    RAISE EXCEPTION 'a task token is required' USING ERRCODE = 'SGE01';
+  END IF;
+  SELECT * INTO r FROM syncguard_control.repair_plan WHERE plan_id = p_plan FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  IF r.state <> 'proposed' THEN
+    RETURN r.state;
+  END IF;
+  IF r.task_token IS NOT NULL THEN
+    IF r.task_token = p_token THEN
+      RETURN r.state;
+    END IF;
+    RAISE EXCEPTION 'plan % already has a workflow waiting for its decision; its task token is not replaced', p_plan
+      USING ERRCODE = 'SGE03';
+  END IF;
+  UPDATE syncguard_control.repair_plan SET task_token = p_token WHERE plan_id = p_plan;
+  RETURN r.state;
+END
 $$;
 
--- The task token waiting for a plan's decision, taken (cleared) so that it is completed once.
+-- The task token waiting for a decided plan, taken (cleared) so that it is completed once. A plan
+-- still awaiting its decision keeps its token.
 CREATE FUNCTION syncguard_control.take_task_token(p_plan bigint) RETURNS text
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-  WITH o AS (SELECT task_token AS t FROM syncguard_control.repair_plan WHERE plan_id = p_plan FOR UPDATE),
+  WITH o AS (SELECT task_token AS t FROM syncguard_control.repair_plan WHERE plan_id = p_plan AND state <> 'proposed' FOR UPDATE),
        u AS (UPDATE syncguard_control.repair_plan p SET task_token = NULL FROM o WHERE p.plan_id = p_plan AND o.t IS NOT NULL RETURNING o.t)
   SELECT t FROM u;
 $$;
@@ -393,6 +443,52 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION syncguard_control.set_approval_policy(boolean, text[]) FROM PUBLIC;
-REVOKE ALL ON FUNCTION syncguard_control._identity(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION syncguard_control._move_divergence(bigint, text, text, text) FROM PUBLIC;
+-- What each job may call (issue 17 item 1 of the review): PostgreSQL lets PUBLIC execute every new
+-- function, so a role with only USAGE on the schema (a dashboard) could otherwise create, decide,
+-- claim and release plans and take or replace task tokens. Every function here is revoked from
+-- PUBLIC (and so is every function the owner creates in the schema later); the owner grants each
+-- login the kinds it needs with grant_role.
+CREATE FUNCTION syncguard_control.grant_role(p_role name, p_kind text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_role text := quote_ident(p_role);
+  v_fns text[];
+  f text;
+BEGIN
+  v_fns := CASE p_kind
+    WHEN 'reader'   THEN '{}'::text[]
+    WHEN 'recorder' THEN ARRAY['record_run(jsonb, jsonb)']
+    WHEN 'planner'  THEN ARRAY['create_plan(jsonb, text)']
+    WHEN 'approver' THEN ARRAY['decide_plan(bigint, text, text, boolean, text)']
+    WHEN 'applier'  THEN ARRAY['claim_plan(bigint, text)', 'finish_plan(bigint, text, jsonb, boolean)', 'release_plan(bigint, text)']
+    WHEN 'workflow' THEN ARRAY['set_task_token(bigint, text)', 'take_task_token(bigint)']
+  END;
+  IF v_fns IS NULL THEN
+    RAISE EXCEPTION 'unknown control-plane role kind %: use reader, recorder, planner, approver, applier or workflow', coalesce(p_kind, 'none')
+      USING ERRCODE = 'SGE01';
+  END IF;
+  EXECUTE format('GRANT USAGE ON SCHEMA syncguard_control TO %s', v_role);
+  EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA syncguard_control TO %s', v_role);
+  IF p_kind = 'recorder' THEN
+    -- record_run runs as its caller: it writes the run, divergence and table tables itself
+    EXECUTE format('GRANT INSERT, UPDATE ON ALL TABLES IN SCHEMA syncguard_control TO %s', v_role);
+    EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA syncguard_control TO %s', v_role);
+  END IF;
+  FOREACH f IN ARRAY v_fns LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION syncguard_control.%s TO %s', f, v_role);
+  END LOOP;
+  RETURN p_kind;
+END
+$$;
+
+DO $$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'syncguard_control'::regnamespace LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+  END LOOP;
+END
+$$;
+ALTER DEFAULT PRIVILEGES IN SCHEMA syncguard_control REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;

@@ -36,6 +36,7 @@ const ctx = usePair({
 
 const writer = () => `${ctx.pair.name}_writer`;
 const approver = () => `${ctx.pair.name}_approver`;
+const dashboard = () => `${ctx.pair.name}_dashboard`;
 const ownerCtl = () => ctx.pair.publisherDsn.replace(/\/([^/?]+)$/, '/$1_ctl');
 const dsnAs = (role: string) => (role === OWNER ? ownerCtl() : ownerCtl().replace(/\/\/[^@]+@/, `//${role}:pw-${role}@`));
 const pairArgs = () => ['--publisher-dsn', ctx.pair.publisherDsn, '--subscriber-dsn', ctx.pair.subscriberDsn];
@@ -52,14 +53,28 @@ beforeAll(async () => {
       await admin.query(`GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA syncguard_control TO ${r}`);
       await admin.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA syncguard_control TO ${r}`);
     }
+    // a dashboard: reads the control plane, may call none of its functions
+    await admin.query(`CREATE ROLE ${dashboard()} LOGIN PASSWORD 'pw-${dashboard()}'`);
+    await admin.query(`GRANT USAGE ON SCHEMA syncguard_control TO ${dashboard()}`);
+    await admin.query(`GRANT SELECT ON ALL TABLES IN SCHEMA syncguard_control TO ${dashboard()}`);
   } finally {
     await admin.end();
+  }
+  // the functions each job calls, granted by the owner (docs/deploy.md)
+  const owner = new pg.Client({ connectionString: ownerCtl() });
+  await owner.connect();
+  try {
+    for (const k of ['recorder', 'planner', 'approver', 'applier'])
+      await owner.query('SELECT syncguard_control.grant_role($1, $2)', [writer(), k]);
+    await owner.query('SELECT syncguard_control.grant_role($1, $2)', [approver(), 'approver']);
+  } finally {
+    await owner.end();
   }
 });
 
 afterAll(async () => {
   await ctx.pair.pub.query(`DROP DATABASE IF EXISTS ${ctx.pair.name}_ctl WITH (FORCE)`).catch(() => {});
-  for (const r of [writer(), approver()]) await ctx.pair.pub.query(`DROP ROLE IF EXISTS ${r}`).catch(() => {});
+  for (const r of [writer(), approver(), dashboard()]) await ctx.pair.pub.query(`DROP ROLE IF EXISTS ${r}`).catch(() => {});
 });
 
 async function applyErrors(): Promise<number> {
@@ -283,5 +298,84 @@ describe("the control plane's preview check accepts every plan syncguard prints"
         await c.end();
       }
     })();
+  });
+});
+
+// Review finding 1: PostgreSQL gives PUBLIC EXECUTE on every new function, so a role with only USAGE
+// on the schema could decide, claim and release plans and take or replace task tokens.
+describe('the control plane functions are granted per job (review finding 1)', () => {
+  const asRole = async <R>(role: string, f: (c: pg.Client) => Promise<R>): Promise<R> => {
+    const c = new pg.Client({ connectionString: dsnAs(role) });
+    await c.connect();
+    try {
+      return await f(c);
+    } finally {
+      await c.end();
+    }
+  };
+  const planAs = async (role: string, bucket: string) => {
+    const r = await cli('plan', ...pairArgs(), '--table', T, '--bucket', bucket, '--control-dsn', dsnAs(role));
+    expect(r.code, r.err.join('\n')).toBe(0);
+    return Number(/stored as plan (\d+)/.exec(r.out.join('\n'))?.[1]);
+  };
+
+  it('a role with USAGE and SELECT only cannot approve, claim, release or touch task tokens', async () => {
+    await ctx.pair.sub.query(`UPDATE ${T} SET note = 'drift' WHERE id = 2001`);
+    const planId = await planAs(writer(), '2');
+    await asRole(dashboard(), async (d) => {
+      // it reads the plan
+      expect((await d.query('SELECT state FROM syncguard_control.repair_plan WHERE plan_id = $1', [planId])).rows).toEqual([
+        { state: 'proposed' },
+      ]);
+      for (const [sql, args] of [
+        ["SELECT syncguard_control.decide_plan($1, 'approved')", [planId]],
+        ["SELECT syncguard_control.create_plan('{}'::jsonb)", []],
+        ["SELECT syncguard_control.claim_plan($1, 'x')", [planId]],
+        ["SELECT syncguard_control.finish_plan($1, 'x', '{}'::jsonb, true)", [planId]],
+        ["SELECT syncguard_control.release_plan($1, 'x')", [planId]],
+        ["SELECT syncguard_control.set_task_token($1, 'stolen')", [planId]],
+        ['SELECT syncguard_control.take_task_token($1)', [planId]],
+        ["SELECT syncguard_control.record_run('{}'::jsonb, '{}'::jsonb)", []],
+        ["SELECT syncguard_control.grant_role($1, 'approver')", [dashboard()]],
+      ] as const) {
+        await expect(d.query(sql, [...args]), sql).rejects.toThrow(/permission denied for function/);
+      }
+    });
+    await asRole(OWNER, async (c) => {
+      const r = await c.query<{ state: string; task_token: string | null }>(
+        'SELECT state, task_token FROM syncguard_control.repair_plan WHERE plan_id = $1',
+        [planId],
+      );
+      expect(r.rows).toEqual([{ state: 'proposed', task_token: null }]);
+    });
+    expect((await cli('approve', '--plan', String(planId), '--control-dsn', dsnAs(approver()))).code).toBe(0);
+    expect((await cli('repair', ...pairArgs(), '--plan', String(planId), '--control-dsn', dsnAs(writer()))).code).toBe(0);
+  });
+
+  it('stores a task token once, and only while the plan awaits its decision', async () => {
+    await ctx.pair.sub.query(`UPDATE ${T} SET note = 'drift' WHERE id = 2101`);
+    const planId = await planAs(writer(), '2');
+    await asRole(OWNER, async (c) => {
+      const set = async (t: string) =>
+        (await c.query<{ r: string }>('SELECT syncguard_control.set_task_token($1, $2) AS r', [planId, t])).rows[0]?.r;
+      const stored = async () =>
+        (await c.query<{ t: string | null }>('SELECT task_token AS t FROM syncguard_control.repair_plan WHERE plan_id = $1', [planId]))
+          .rows[0]?.t;
+      expect(await set('token-1')).toBe('proposed');
+      expect(await set('token-1')).toBe('proposed'); // the same wait, again
+      await expect(set('token-2')).rejects.toThrow(/already has a workflow waiting for its decision; its task token is not replaced/);
+      expect(await stored()).toBe('token-1');
+      // not taken while the plan waits
+      expect((await c.query('SELECT syncguard_control.take_task_token($1) AS t', [planId])).rows[0]?.t).toBeNull();
+      expect(await stored()).toBe('token-1');
+    });
+    expect((await cli('approve', '--plan', String(planId), '--control-dsn', dsnAs(approver()))).code).toBe(0);
+    await asRole(OWNER, async (c) => {
+      // decided: a new token is not stored (its caller completes it), the waiting one is taken once
+      expect((await c.query('SELECT syncguard_control.set_task_token($1, $2) AS r', [planId, 'token-3'])).rows[0]?.r).toBe('approved');
+      expect((await c.query('SELECT syncguard_control.take_task_token($1) AS t', [planId])).rows[0]?.t).toBe('token-1');
+      expect((await c.query('SELECT syncguard_control.take_task_token($1) AS t', [planId])).rows[0]?.t).toBeNull();
+    });
+    expect((await cli('repair', ...pairArgs(), '--plan', String(planId), '--control-dsn', dsnAs(writer()))).code).toBe(0);
   });
 });

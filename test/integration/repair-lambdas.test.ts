@@ -22,7 +22,7 @@ import { installControl } from '../../functions/db/install.js';
 import { handler as inspect } from '../../functions/inspect.js';
 import { handler as repair } from '../../functions/repair.js';
 import { handler as verify } from '../../functions/verify.js';
-import { decide, fakeSts, PRINCIPALS, signedAs, stsRequests } from '../support/aws-identity.js';
+import { AWS_APPROVERS, decide, fakeSts, PRINCIPALS, signedAs, stsRequests } from '../support/aws-identity.js';
 import { captureStdout, context } from '../support/lambda.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -60,6 +60,7 @@ beforeAll(async () => {
   process.env.SYNCGUARD_FOUR_EYES = 'true';
   const c = await connect(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'), 'control');
   await installControl(c);
+  await c.query('SELECT syncguard_control.set_approval_policy(false, NULL, $1)', [AWS_APPROVERS]);
   await c.end();
   sm.on(GetSecretValueCommand, { SecretId: 'sg/pub' }).resolves(secret(ctx.pair.publisher.port, ctx.pair.name));
   sm.on(GetSecretValueCommand, { SecretId: 'sg/sub' }).resolves(secret(ctx.pair.subscriber.port, ctx.pair.name));
@@ -212,6 +213,32 @@ describe("the approver is the caller's AWS identity, verified by STS (issue 17 i
     }
     await call(repair, { planId });
     await ctx.pair.sub.query(`UPDATE ${T} SET amount = 1700 WHERE id = 1700`);
+  });
+
+  it('refuses a verified principal the control plane does not list as an approver (review finding 4)', async () => {
+    await ctx.pair.sub.query(`UPDATE ${T} SET amount = -1 WHERE id = 1800`);
+    const planId = (await call(inspect, { pair: 'books', table: T, bucket: '18' })).result.plans[0]?.planId as number;
+    // STS verifies mallory; she is not in approval_policy.aws_approvers
+    await expect(call(approval, await decide('AKIDMALLORY', planId, 'approved'))).rejects.toThrow(
+      /arn:aws:sts::000000000000:assumed-role\/dashboard\/mallory is not allowed to decide plans: it matches none of approval_policy.aws_approvers/,
+    );
+    const c = await connect(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'), 'control');
+    try {
+      // an empty list refuses every AWS approval, saying how to set it
+      await c.query("UPDATE syncguard_control.approval_policy SET aws_approvers = '{}'");
+      await expect(call(approval, await decide('AKIDALICE', planId, 'approved'))).rejects.toThrow(
+        /no AWS principal may decide plans in this control plane: approval_policy.aws_approvers is empty; its owner sets who may/,
+      );
+      await c.query('SELECT syncguard_control.set_approval_policy(false, NULL, $1)', [AWS_APPROVERS]);
+      expect((await c.query('SELECT state FROM syncguard_control.repair_plan WHERE plan_id = $1', [planId])).rows).toEqual([
+        { state: 'proposed' },
+      ]);
+    } finally {
+      await c.end();
+    }
+    await call(approval, await decide('AKIDALICE', planId, 'approved'));
+    await call(repair, { planId });
+    await ctx.pair.sub.query(`UPDATE ${T} SET amount = 1800 WHERE id = 1800`);
   });
 
   it('approve --function sends a signed identity bound to the decision and no approver name', async () => {

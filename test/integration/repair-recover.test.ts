@@ -11,7 +11,7 @@ import { parseTableName } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
 import { installControl } from '../../functions/db/install.js';
 import { claimPlan, loadPlan } from '../../functions/db/plans.js';
-import { sendRepair } from '../../functions/db/repair.js';
+import { repairRequestsOf, sendRepair } from '../../functions/db/repair.js';
 import { probeTargetOf } from '../../functions/flows/inspect.js';
 import { applyStoredPlan, decidePlan, storePlan } from '../../functions/flows/plans.js';
 import { planBucket } from '../../functions/flows/repair.js';
@@ -85,5 +85,57 @@ describe('item 22: a plan left applying by a killed run', () => {
     expect((stored?.outcome as { counts?: unknown } | null)?.counts).toEqual({ applied: 2 });
     const { rows } = await ctx.pair.sub.query(`SELECT v FROM ${T} WHERE id IN (10, 20) ORDER BY id`);
     expect(rows).toEqual([{ v: 'v10' }, { v: 'v20' }]);
+  });
+
+  // review finding 3: answers that never came are not recorded as final
+  it('keeps a plan applying while its answers have not come, and the same run recovers it without sending again', async () => {
+    await ctx.pair.sub.query(`UPDATE ${T} SET v = 'drift' WHERE id IN (110, 120)`);
+    await settle(ctx.sub);
+    const table = parseTableName(T);
+    const { plan } = await planBucket(ctx.pub, ctx.sub, table, '1', { pair: 'p' });
+    const { planId } = await storePlan(owner, plan);
+    await decidePlan(approver, { planId, decision: 'approved', fourEyes: false });
+    await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} DISABLE`);
+    try {
+      await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, claim: 'run:a', timeLimitMs: 1500 })).rejects.toThrow(
+        /the subscriber has not answered 2 of 2 changes in time .*the plan stays applying and nothing is sent again/,
+      );
+      expect((await loadPlan(owner, planId))?.state).toBe('applying');
+    } finally {
+      await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} ENABLE`);
+    }
+    const done = await applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, claim: 'run:a', timeLimitMs: 20_000 });
+    expect(done.counts).toEqual({ applied: 2 });
+    expect(await repairRequestsOf(ctx.pub, table, String(planId))).toHaveLength(1);
+    expect((await loadPlan(owner, planId))?.state).toBe('applied');
+  });
+
+  // review finding 2: a request that was sent is not released, and the run's retry does not send it again
+  it('does not release a plan whose request was sent when the run fails after sending', async () => {
+    await ctx.pair.sub.query(`UPDATE ${T} SET v = 'drift' WHERE id IN (210, 220)`);
+    await settle(ctx.sub);
+    const table = parseTableName(T);
+    const { plan } = await planBucket(ctx.pub, ctx.sub, table, '2', { pair: 'p' });
+    const { planId } = await storePlan(owner, plan);
+    await decidePlan(approver, { planId, decision: 'approved', fourEyes: false });
+    await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} DISABLE`);
+    const lost = await connect(ctx.pair.subscriberDsn, 'subscriber');
+    try {
+      const pid = (await lost.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+      // the run loses its subscriber connection while it waits for the answers
+      const kill = setTimeout(() => void ctx.pair.sub.query('SELECT pg_terminate_backend($1)', [pid]), 1000);
+      await expect(applyStoredPlan(owner, ctx.pub, lost, { planId, claim: 'run:b', timeLimitMs: 10_000 })).rejects.toThrow();
+      clearTimeout(kill);
+      expect(await repairRequestsOf(ctx.pub, table, String(planId))).toHaveLength(1);
+      expect((await loadPlan(owner, planId))?.state).toBe('applying');
+    } finally {
+      await lost.end().catch(() => {});
+      await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} ENABLE`);
+    }
+    const done = await applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, claim: 'run:b', timeLimitMs: 20_000 });
+    expect(done.counts).toEqual({ applied: 2 });
+    expect(await repairRequestsOf(ctx.pub, table, String(planId))).toHaveLength(1);
+    const { rows } = await ctx.pair.sub.query(`SELECT v FROM ${T} WHERE id IN (210, 220) ORDER BY id`);
+    expect(rows).toEqual([{ v: 'v210' }, { v: 'v220' }]);
   });
 });

@@ -10,7 +10,10 @@ import { bindingOf, signIdentity } from '../../functions/commons/aws-identity.js
 export const PRINCIPALS: Record<string, string> = {
   AKIDALICE: 'arn:aws:sts::000000000000:assumed-role/dba/alice',
   AKIDINSPECT: 'arn:aws:sts::000000000000:assumed-role/syncguard-inspect/another-session',
+  AKIDMALLORY: 'arn:aws:sts::000000000000:assumed-role/dashboard/mallory',
 };
+/** Who the tests' control planes let approve through the approval function (approval_policy.aws_approvers). */
+export const AWS_APPROVERS = ['arn:aws:sts::000000000000:assumed-role/dba/*', 'arn:aws:sts::000000000000:assumed-role/syncguard-inspect/*'];
 export const stsRequests: { url: string; headers: Record<string, string> }[] = [];
 export const fakeSts = async (url: string | URL | Request, init?: RequestInit) => {
   const headers = Object.fromEntries(Object.entries((init?.headers ?? {}) as Record<string, string>).map(([k, v]) => [k.toLowerCase(), v]));
