@@ -338,7 +338,8 @@ $$;
 
 -- Subscriber: applies one repair request (called by the probe trigger, inside the apply
 -- transaction). Returns {changes: [{key, outcome, op, hash, error?}]}, outcome one of applied,
--- already_equal, changed_since_inspection, refused, failed, applied_but_differs; hash is the
+-- already_equal, changed_since_inspection, refused, failed (a written row that does not hash as
+-- the publisher's is rolled back and recorded as failed, with the reason); hash is the
 -- publisher row's hash the change writes (null: the row is deleted).
 CREATE OR REPLACE FUNCTION syncguard._repair_apply(r syncguard.registration, p syncguard.probe) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
@@ -356,9 +357,8 @@ DECLARE
   v_kpos integer[];
   s record;
   v_now jsonb;
-  v_after jsonb;
   v_out jsonb := '[]';
-  v_applied jsonb := '{}';
+  v_wrote text;
   v_waits integer := 0;
   c jsonb;
   v_key text;
@@ -442,7 +442,14 @@ BEGIN
         END IF;
         GET DIAGNOSTICS v_n = ROW_COUNT;
         IF v_n = 1 THEN
-          v_applied := v_applied || jsonb_build_object(v_key, c->'pubHash');
+          -- the written row must hash as the publisher's (absent for a delete), else this change
+          -- rolls back (the block's savepoint) and is recorded as failed: a repair never leaves a
+          -- row that is neither the subscriber's old value nor the publisher's
+          SELECT b.row_hash::text INTO v_wrote FROM syncguard._bucket_rows(r.reg_id, v_bucket, ARRAY[v_key]) b;
+          IF v_wrote IS DISTINCT FROM v_target THEN
+            RAISE EXCEPTION 'the written row hashes as % instead of the publisher''s %; the change was rolled back',
+              coalesce(v_wrote, 'absent'), coalesce(v_target, 'absent');
+          END IF;
           v_out := v_out || (v_res || '{"outcome": "applied"}');
         ELSE
           -- the row changed between the check and the write: the statement's own precondition
@@ -458,12 +465,6 @@ BEGIN
       END;
     END IF;
   END LOOP;
-  -- each applied row must now hash as the publisher's did (absent for a delete)
-  SELECT coalesce(jsonb_object_agg(b.key_text, b.row_hash::text), '{}') INTO v_after
-    FROM syncguard._bucket_rows(r.reg_id, v_bucket, ARRAY(SELECT jsonb_object_keys(v_applied))) b;
-  v_out := (SELECT coalesce(jsonb_agg(CASE WHEN x->>'outcome' = 'applied' AND (v_after->>(x->>'key')) IS DISTINCT FROM (v_applied->>(x->>'key'))
-                                            THEN x || '{"outcome": "applied_but_differs"}' ELSE x END ORDER BY o), '[]')
-              FROM jsonb_array_elements(v_out) WITH ORDINALITY u(x, o));
   RETURN jsonb_build_object('changes', v_out);
 END
 $$;

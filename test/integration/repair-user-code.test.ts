@@ -18,7 +18,7 @@ const TABLES = ['public.uc_trig', 'public.uc_check', 'public.uc_index', 'public.
 // review of item 8: a user cast from text (subscriber), a domain default of a left-out column, a
 // domain CHECK inside a composite column, a user cast to text on the publisher, and a default of a
 // column the repair always writes (allowed)
-const MORE = ['public.uc_cast', 'public.uc_ddef', 'public.uc_nested', 'public.uc_pubcast', 'public.uc_written'];
+const MORE = ['public.uc_cast', 'public.uc_ddef', 'public.uc_nested', 'public.uc_pubcast', 'public.uc_written', 'public.uc_differs'];
 
 const ctx = usePair({
   label: 'rucode',
@@ -67,6 +67,7 @@ const ctx = usePair({
         CREATE TABLE public.uc_nested (id int PRIMARY KEY, v text, p app.pair);
         CREATE TABLE public.uc_pubcast (id int PRIMARY KEY, v text, m app.mood2);
         CREATE TABLE public.uc_written (id int PRIMARY KEY, v text);
+        CREATE TABLE public.uc_differs (id int PRIMARY KEY, v text);
         ALTER TYPE app.mood OWNER TO app_owner; ALTER TYPE app.mood2 OWNER TO app_owner; ALTER TYPE app.pair OWNER TO app_owner;`);
       for (const t of MORE) await c.query(`ALTER TABLE ${t} OWNER TO app_owner`);
     }
@@ -78,14 +79,18 @@ const ctx = usePair({
       SET ROLE app_owner; CREATE CAST (text AS app.mood) WITH FUNCTION app.mood_in(text); RESET ROLE;
       CREATE DOMAIN app.dd AS text DEFAULT app.spy_text(); ALTER DOMAIN app.dd OWNER TO app_owner;
       ALTER TABLE public.uc_ddef ADD COLUMN sub_only app.dd;
-      ALTER TABLE public.uc_written ALTER COLUMN v SET DEFAULT app.spy_text();`);
+      ALTER TABLE public.uc_written ALTER COLUMN v SET DEFAULT app.spy_text();
+      -- finding 3: a table of syncguard's owner (its code is allowed) whose trigger changes what a repair writes
+      ALTER TABLE public.uc_differs OWNER TO sg_owner; GRANT ALL ON public.uc_differs TO PUBLIC;
+      CREATE FUNCTION public.uc_mangle() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.v := NEW.v || '-mangled'; RETURN NEW; END $$;
+      CREATE TRIGGER mangle BEFORE INSERT ON public.uc_differs FOR EACH ROW WHEN (NEW.id = 5) EXECUTE FUNCTION public.uc_mangle();`);
     await pair.pub.query(`
       CREATE FUNCTION app.mood2_out(app.mood2) RETURNS text LANGUAGE plpgsql AS
         $$ BEGIN INSERT INTO app.calls VALUES (current_user, 'cast out'); RETURN enum_out($1)::text; END $$;
       ALTER FUNCTION app.mood2_out(app.mood2) OWNER TO app_owner;
       SET ROLE app_owner; CREATE CAST (app.mood2 AS text) WITH FUNCTION app.mood2_out(app.mood2); RESET ROLE;`);
     for (const t of TABLES) await pair.pub.query(`INSERT INTO ${t} SELECT i, 'v' || i FROM generate_series(1, 200) i`);
-    for (const t of ['public.uc_ddef', 'public.uc_written'])
+    for (const t of ['public.uc_ddef', 'public.uc_written', 'public.uc_differs'])
       await pair.pub.query(`INSERT INTO ${t} SELECT i, 'v' || i FROM generate_series(1, 200) i`);
     await pair.pub.query(`INSERT INTO public.uc_cast SELECT i, 'v' || i, 'calm' FROM generate_series(1, 200) i`);
     await pair.pub.query(`INSERT INTO public.uc_pubcast SELECT i, 'v' || i, 'busy' FROM generate_series(1, 200) i`);
@@ -230,5 +235,29 @@ describe('item 8: no repair runs the table owner code as syncguard', () => {
       ALTER TABLE public.uc_part ENABLE ALWAYS TRIGGER spy;`);
     const { rows } = await ctx.pair.sub.query<{ c: string[] }>("SELECT syncguard.repair_user_code('public', 'uc_part_1') AS c");
     expect(rows[0]?.c).toEqual([expect.stringMatching(/trigger spy on public\.uc_part_1 \(ENABLE ALWAYS\) runs app\.spy_trg/)]);
+  });
+
+  it('rolls back a written row that does not hash as the publisher row, recording the change as failed', async () => {
+    await ctx.pair.sub.query('ALTER TABLE public.uc_differs ENABLE ALWAYS TRIGGER mangle; DELETE FROM public.uc_differs WHERE id = 5');
+    await settle(ctx.sub);
+    const table = parseTableName('public.uc_differs');
+    const plan = planFromInspection(await inspectBucket(ctx.pub, ctx.sub, table, '0'), { pair: 'u' });
+    expect(plan.rowCount).toBe(1);
+    const t = await probeTargetOf(ctx.pub, ctx.sub, table);
+    const sent = await sendRepair(ctx.pub, {
+      table,
+      bucket: '0',
+      changes: plan.changes,
+      plan: 'differs',
+      target: t.target,
+      subscription: t.subscription,
+      lockTimeoutMs: 1000,
+    });
+    const waited = await awaitAnswers(ctx.sub, t.origin, [sent.id as string], Date.now() + 10_000, [t.subscription]);
+    const answer = waited.answers.get(sent.id as string)?.answer as { changes: { outcome: string; error?: string }[] };
+    // before the fix: outcome applied_but_differs and the row left as 'v5-mangled'
+    expect(answer.changes).toEqual([expect.objectContaining({ outcome: 'failed', error: expect.stringMatching(/rolled back/) })]);
+    const { rows } = await ctx.pair.sub.query('SELECT v FROM public.uc_differs WHERE id = 5');
+    expect(rows).toEqual([]);
   });
 });
