@@ -380,18 +380,6 @@ BEGIN
   END IF;
   -- restored when this function returns (its SET clause), so the apply transaction keeps its own
   PERFORM set_config('lock_timeout', v_lock_ms || 'ms', true);
-  -- a row that moved since the inspection may be written only if it moved by applied changes:
-  -- no local write recorded in the bucket is missing from the inspection's snapshot
-  IF NOT v_keyless AND jsonb_typeof(p.request->'snapshot') = 'string' THEN
-    BEGIN
-      v_snap := (p.request->>'snapshot')::pg_snapshot;
-    EXCEPTION WHEN OTHERS THEN
-      v_snap := NULL;
-    END;
-    v_moved_ok := v_snap IS NOT NULL AND NOT EXISTS (
-      SELECT 1 FROM syncguard.local_write w
-       WHERE w.reg_id = r.reg_id AND w.bucket = v_bucket AND NOT pg_visible_in_snapshot(w.xid, v_snap));
-  END IF;
   v_code := syncguard.repair_user_code(r.schema_name, r.table_name);
   IF cardinality(v_code) > 0 THEN
     RETURN jsonb_build_object('changes', (SELECT coalesce(jsonb_agg(jsonb_build_object('key', x->>'key', 'op', x->>'op', 'hash', x->'pubHash',
@@ -403,6 +391,19 @@ BEGIN
   SELECT coalesce(jsonb_object_agg(b.key_text, jsonb_build_object('hash', b.row_hash::text, 'keyValues', to_jsonb(b.key_values))), '{}')
     INTO v_now
     FROM syncguard._bucket_rows(r.reg_id, v_bucket, v_keys) b;
+  -- a row that moved since the inspection may be written only if it moved by applied changes:
+  -- checked after the rows were read, so a local write committed before that read is counted;
+  -- no local write recorded in the bucket is missing from the inspection's snapshot
+  IF NOT v_keyless AND jsonb_typeof(p.request->'snapshot') = 'string' THEN
+    BEGIN
+      v_snap := (p.request->>'snapshot')::pg_snapshot;
+    EXCEPTION WHEN OTHERS THEN
+      v_snap := NULL;
+    END;
+    v_moved_ok := v_snap IS NOT NULL AND NOT EXISTS (
+      SELECT 1 FROM syncguard.local_write w
+       WHERE w.reg_id = r.reg_id AND w.bucket = v_bucket AND NOT pg_visible_in_snapshot(w.xid, v_snap));
+  END IF;
   FOR c IN SELECT x FROM jsonb_array_elements(p.request->'changes') x LOOP
     v_key := c->>'key';
     v_cur := v_now->v_key;
