@@ -19,8 +19,11 @@
 --            keeps the strict preconditions (its rows are named by their content).
 --   item 8:  no repair on a table whose repair would run its owner's code (ALWAYS/REPLICA
 --            triggers and rules, non-built-in functions in defaults, generated columns, checks,
---            domain constraints, index expressions and predicates) with syncguard's rights, unless
---            syncguard's owner owns the table: refused when planned and again by the subscriber.
+--            domain constraints anywhere in a column's type, defaults of columns the repair leaves
+--            out (their own or their domain's), user casts from/to text, non-built-in type I/O,
+--            index expressions and predicates) with syncguard's rights, unless syncguard's owner
+--            owns the table: refused when planned, by the publisher's repair_request, and again by
+--            the subscriber.
 
 -- The key text ROW(k1, ..., kn)::text of some key values (as text, cast to the key columns'
 -- types), under the pinned settings; for a table without a key, the md5 a row name starts with.
@@ -136,9 +139,17 @@ DECLARE
   v_now jsonb;
   v_row jsonb;
   v_keyless boolean := cardinality(r.key_columns) = 0;
+  v_code text[];
 BEGIN
   IF current_setting('transaction_isolation') <> 'read committed' THEN
     RAISE EXCEPTION 'a repair needs a READ COMMITTED transaction' USING ERRCODE = 'invalid_transaction_state';
+  END IF;
+  -- item 8: the rows are read (col::text, casts) as syncguard's owner here too
+  v_code := syncguard.repair_user_code(p_schema, p_table);
+  IF cardinality(v_code) > 0 THEN
+    RAISE EXCEPTION 'no repair of %.%: it would run code of the table''s owner with syncguard''s rights on the publisher: %',
+      quote_ident(p_schema), quote_ident(p_table), array_to_string(v_code, '; ')
+      USING ERRCODE = 'insufficient_privilege', HINT = 'remove that code from the table, or give the table to syncguard''s owner, then plan again';
   END IF;
   IF jsonb_typeof(v_list) IS DISTINCT FROM 'array' THEN
     RAISE EXCEPTION 'a repair request''s changes are a JSON array' USING ERRCODE = 'invalid_parameter_value';
@@ -194,18 +205,34 @@ BEGIN
 END
 $$;
 
--- item 8: the code a repair would run on the subscriber with syncguard's rights. The repair's DML
--- runs inside the probe trigger, as the owner of syncguard's functions; user code it sets off runs
--- with those rights (it could delete syncguard.local_write rows or forge probe answers). Listed:
--- ENABLE ALWAYS / REPLICA triggers (those fire under session_replication_role = replica) and rules,
--- and every non-built-in function or operator that a DEFAULT, a generated column, a CHECK, a
--- domain constraint of a column's type, an index expression or an index predicate calls, on the
--- table and its partitions. A relation that belongs to syncguard's owner is not listed: its code
--- already runs with those rights. Empty: nothing runs. Granted to repair roles (below).
+-- item 8: the code a repair would run with syncguard's rights. The repair's DML runs inside the
+-- probe trigger, as the owner of syncguard's functions, and the publisher's repair_request reads
+-- the rows as that owner too; user code either sets off runs with those rights (it could delete
+-- syncguard.local_write rows or forge probe answers). Listed, on the table and its partitions:
+--   ENABLE ALWAYS / REPLICA triggers (those fire under session_replication_role = replica), also
+--   the clones a partitioned table's trigger makes on its partitions (tgisinternal, tgparentid <> 0),
+--   and rules;
+--   every non-built-in function or operator (oid >= 16384) that a generated column, a CHECK, an
+--   index expression or predicate, or a constraint of a domain anywhere in a column's type (over
+--   domains, array elements, composite attributes, range subtypes) calls;
+--   the DEFAULT of a column the repair's INSERT leaves out (not registered, or generated), its own
+--   or its domain's: a default of a column the repair always writes never runs, so it is not listed
+--   (an extension's uuid_generate_v4() there is fine);
+--   a user-defined cast (castfunc not built in) from text to a column's type or from the type to
+--   text (the repair writes $1[i]::type, the readers col::text), and a type anywhere in a column's
+--   type whose input or output function is not built in and not an extension's (the I/O
+--   conversion path when there is no cast, and record_in / array_in / range_in of nested types).
+-- A relation that belongs to syncguard's owner is not listed: its code already runs with those
+-- rights. Empty: nothing runs. Granted to repair roles (below); SECURITY DEFINER because it reads
+-- the registration's columns (which defaults a repair leaves out), and it reads only catalogs.
 CREATE FUNCTION syncguard.repair_user_code(p_schema text, p_table text) RETURNS text[]
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
   WITH me AS (SELECT p.proowner AS o FROM pg_proc p WHERE p.oid = 'syncguard._probe_apply()'::regprocedure),
+  reg AS (
+    SELECT g.columns FROM syncguard.registration g
+     WHERE g.node_id = syncguard.node_id() AND g.schema_name = p_schema AND g.table_name = p_table
+  ),
   rel AS (
     SELECT c.oid, c.relname, n.nspname
       FROM (SELECT to_regclass(format('%I.%I', p_schema, p_table)) AS relid
@@ -219,44 +246,88 @@ AS $$
                                                         ELSE 'operator ' || d.refobjid::regoperator::text END, ', ') AS fns
       FROM pg_depend d
      WHERE d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass) AND d.refobjid >= 16384
-       AND d.classid IN ('pg_attrdef'::regclass, 'pg_constraint'::regclass, 'pg_class'::regclass)
+       AND d.classid IN ('pg_attrdef'::regclass, 'pg_constraint'::regclass, 'pg_class'::regclass, 'pg_type'::regclass)
      GROUP BY d.classid, d.objid
   ),
-  -- the domains of the columns' types, with the domains they are over
-  doms AS (
-    WITH RECURSIVE dt(rel, col, typ) AS (
-      SELECT a.attrelid, a.attname, CASE WHEN t.typelem <> 0 AND t.typcategory = 'A' THEN t.typelem ELSE a.atttypid END
-        FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-       WHERE a.attrelid IN (SELECT oid FROM rel) AND a.attnum > 0 AND NOT a.attisdropped
+  cols AS (
+    SELECT a.attrelid AS rel, a.attname AS col, a.atttypid AS typ, a.attnum, a.attgenerated,
+           a.attgenerated <> '' OR (EXISTS (SELECT 1 FROM reg) AND NOT EXISTS (SELECT 1 FROM reg g WHERE a.attname = ANY(g.columns))) AS left_out
+      FROM pg_attribute a WHERE a.attrelid IN (SELECT oid FROM rel) AND a.attnum > 0 AND NOT a.attisdropped
+  ),
+  -- every type inside a column's type: over domains, array elements, composite attributes, range
+  -- subtypes and a multirange's range (depth bounded against cycles)
+  nested AS (
+    WITH RECURSIVE nt(rel, col, typ, depth) AS (
+      SELECT c.rel, c.col, c.typ, 0 FROM cols c
       UNION
-      SELECT dt.rel, dt.col, t.typbasetype FROM dt JOIN pg_type t ON t.oid = dt.typ WHERE t.typtype = 'd'
+      SELECT nt.rel, nt.col, x.typ, nt.depth + 1
+        FROM nt JOIN pg_type t ON t.oid = nt.typ
+        CROSS JOIN LATERAL (
+          SELECT t.typbasetype AS typ WHERE t.typtype = 'd'
+          UNION ALL SELECT t.typelem WHERE t.typelem <> 0 AND t.typcategory = 'A'
+          UNION ALL SELECT a.atttypid FROM pg_attribute a WHERE t.typtype = 'c' AND a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+          UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE t.typtype = 'r' AND rg.rngtypid = t.oid
+          UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE t.typtype = 'm' AND rg.rngmultitypid = t.oid
+        ) x
+       WHERE nt.depth < 20
     )
-    SELECT dt.rel, dt.col, t.oid AS dom FROM dt JOIN pg_type t ON t.oid = dt.typ WHERE t.typtype = 'd'
+    SELECT DISTINCT rel, col, typ FROM nt
+  ),
+  -- the column's type and the domains it is over (the type a cast from or to text names)
+  chain AS (
+    WITH RECURSIVE ch(rel, col, typ, left_out, has_default, depth) AS (
+      SELECT c.rel, c.col, c.typ, c.left_out AND c.attgenerated = '',
+             EXISTS (SELECT 1 FROM pg_attrdef ad WHERE ad.adrelid = c.rel AND ad.adnum = c.attnum), 0
+        FROM cols c
+      UNION ALL
+      SELECT ch.rel, ch.col, t.typbasetype, ch.left_out, ch.has_default OR t.typdefaultbin IS NOT NULL, ch.depth + 1
+        FROM ch JOIN pg_type t ON t.oid = ch.typ WHERE t.typtype = 'd' AND ch.depth < 20
+    )
+    SELECT * FROM ch
   ),
   found AS (
     SELECT format('trigger %I on %I.%I (ENABLE %s) runs %s', tg.tgname, r.nspname, r.relname,
                   CASE tg.tgenabled WHEN 'A' THEN 'ALWAYS' ELSE 'REPLICA' END, tg.tgfoid::regprocedure) AS what
       FROM pg_trigger tg JOIN rel r ON r.oid = tg.tgrelid JOIN pg_proc f ON f.oid = tg.tgfoid
-     WHERE NOT tg.tgisinternal AND tg.tgenabled IN ('A', 'R') AND f.pronamespace <> 'syncguard'::regnamespace
+     WHERE (NOT tg.tgisinternal OR tg.tgparentid <> 0) AND tg.tgenabled IN ('A', 'R') AND f.pronamespace <> 'syncguard'::regnamespace
     UNION ALL
     SELECT format('rule %I on %I.%I (ENABLE %s)', rw.rulename, r.nspname, r.relname, CASE rw.ev_enabled WHEN 'A' THEN 'ALWAYS' ELSE 'REPLICA' END)
       FROM pg_rewrite rw JOIN rel r ON r.oid = rw.ev_class
      WHERE rw.ev_enabled IN ('A', 'R') AND rw.rulename <> '_RETURN'
     UNION ALL
-    SELECT format('%s of column %I of %I.%I calls %s', CASE WHEN a.attgenerated <> '' THEN 'generated expression' ELSE 'default' END,
-                  a.attname, r.nspname, r.relname, k.fns)
+    SELECT format('%s of column %I of %I.%I calls %s', CASE WHEN c.attgenerated <> '' THEN 'generated expression' ELSE 'default' END,
+                  c.col, r.nspname, r.relname, k.fns)
       FROM pg_attrdef ad JOIN rel r ON r.oid = ad.adrelid
-      JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+      JOIN cols c ON c.rel = ad.adrelid AND c.attnum = ad.adnum AND c.left_out
       JOIN calls k ON k.classid = 'pg_attrdef'::regclass AND k.objid = ad.oid
+    UNION ALL
+    -- a domain's default is used for a left-out column only when nothing closer has one
+    -- (has_default: the column's own default or a domain's above this one)
+    SELECT format('default of domain %s (column %I of %I.%I, which a repair leaves out) calls %s', ch.typ::regtype, ch.col, r.nspname, r.relname, k.fns)
+      FROM chain ch JOIN rel r ON r.oid = ch.rel
+      JOIN calls k ON k.classid = 'pg_type'::regclass AND k.objid = ch.typ
+     WHERE ch.left_out AND NOT ch.has_default
     UNION ALL
     SELECT format('%s constraint %I of %I.%I calls %s', CASE co.contype WHEN 'c' THEN 'check' WHEN 'x' THEN 'exclusion' ELSE co.contype::text END,
                   co.conname, r.nspname, r.relname, k.fns)
       FROM pg_constraint co JOIN rel r ON r.oid = co.conrelid
       JOIN calls k ON k.classid = 'pg_constraint'::regclass AND k.objid = co.oid
     UNION ALL
-    SELECT format('check constraint %I of domain %s (column %I of %I.%I) calls %s', co.conname, d.dom::regtype, d.col, r.nspname, r.relname, k.fns)
-      FROM doms d JOIN rel r ON r.oid = d.rel JOIN pg_constraint co ON co.contypid = d.dom
+    SELECT format('check constraint %I of domain %s (in column %I of %I.%I) calls %s', co.conname, d.typ::regtype, d.col, r.nspname, r.relname, k.fns)
+      FROM nested d JOIN rel r ON r.oid = d.rel JOIN pg_constraint co ON co.contypid = d.typ
       JOIN calls k ON k.classid = 'pg_constraint'::regclass AND k.objid = co.oid
+    UNION ALL
+    SELECT format('cast from %s to %s (column %I of %I.%I) runs %s', ca.castsource::regtype, ca.casttarget::regtype, ch.col, r.nspname, r.relname,
+                  ca.castfunc::regprocedure)
+      FROM chain ch JOIN rel r ON r.oid = ch.rel
+      JOIN pg_cast ca ON (ca.castsource = 'text'::regtype AND ca.casttarget = ch.typ) OR (ca.castsource = ch.typ AND ca.casttarget = 'text'::regtype)
+     WHERE ca.castfunc >= 16384
+    UNION ALL
+    SELECT format('type %s (in column %I of %I.%I) converts from or to text with %s', d.typ::regtype, d.col, r.nspname, r.relname, f.oid::regprocedure)
+      FROM nested d JOIN rel r ON r.oid = d.rel JOIN pg_type t ON t.oid = d.typ
+      JOIN pg_proc f ON f.oid IN (t.typinput, t.typoutput)
+     WHERE f.oid >= 16384
+       AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass AND e.objid = f.oid AND e.deptype = 'e')
     UNION ALL
     SELECT format('index %I of %I.%I calls %s in its expression or predicate', ic.relname, r.nspname, r.relname, k.fns)
       FROM pg_index ix JOIN rel r ON r.oid = ix.indrelid JOIN pg_class ic ON ic.oid = ix.indexrelid
@@ -267,7 +338,8 @@ $$;
 
 -- Subscriber: applies one repair request (called by the probe trigger, inside the apply
 -- transaction). Returns {changes: [{key, outcome, op, hash, error?}]}, outcome one of applied,
--- already_equal, changed_since_inspection, refused, failed, applied_but_differs; hash is the
+-- already_equal, changed_since_inspection, refused, failed (a written row that does not hash as
+-- the publisher's is rolled back and recorded as failed, with the reason); hash is the
 -- publisher row's hash the change writes (null: the row is deleted).
 CREATE OR REPLACE FUNCTION syncguard._repair_apply(r syncguard.registration, p syncguard.probe) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
@@ -285,9 +357,8 @@ DECLARE
   v_kpos integer[];
   s record;
   v_now jsonb;
-  v_after jsonb;
   v_out jsonb := '[]';
-  v_applied jsonb := '{}';
+  v_wrote text;
   v_waits integer := 0;
   c jsonb;
   v_key text;
@@ -309,18 +380,6 @@ BEGIN
   END IF;
   -- restored when this function returns (its SET clause), so the apply transaction keeps its own
   PERFORM set_config('lock_timeout', v_lock_ms || 'ms', true);
-  -- a row that moved since the inspection may be written only if it moved by applied changes:
-  -- no local write recorded in the bucket is missing from the inspection's snapshot
-  IF NOT v_keyless AND jsonb_typeof(p.request->'snapshot') = 'string' THEN
-    BEGIN
-      v_snap := (p.request->>'snapshot')::pg_snapshot;
-    EXCEPTION WHEN OTHERS THEN
-      v_snap := NULL;
-    END;
-    v_moved_ok := v_snap IS NOT NULL AND NOT EXISTS (
-      SELECT 1 FROM syncguard.local_write w
-       WHERE w.reg_id = r.reg_id AND w.bucket = v_bucket AND NOT pg_visible_in_snapshot(w.xid, v_snap));
-  END IF;
   v_code := syncguard.repair_user_code(r.schema_name, r.table_name);
   IF cardinality(v_code) > 0 THEN
     RETURN jsonb_build_object('changes', (SELECT coalesce(jsonb_agg(jsonb_build_object('key', x->>'key', 'op', x->>'op', 'hash', x->'pubHash',
@@ -332,6 +391,19 @@ BEGIN
   SELECT coalesce(jsonb_object_agg(b.key_text, jsonb_build_object('hash', b.row_hash::text, 'keyValues', to_jsonb(b.key_values))), '{}')
     INTO v_now
     FROM syncguard._bucket_rows(r.reg_id, v_bucket, v_keys) b;
+  -- a row that moved since the inspection may be written only if it moved by applied changes:
+  -- checked after the rows were read, so a local write committed before that read is counted;
+  -- no local write recorded in the bucket is missing from the inspection's snapshot
+  IF NOT v_keyless AND jsonb_typeof(p.request->'snapshot') = 'string' THEN
+    BEGIN
+      v_snap := (p.request->>'snapshot')::pg_snapshot;
+    EXCEPTION WHEN OTHERS THEN
+      v_snap := NULL;
+    END;
+    v_moved_ok := v_snap IS NOT NULL AND NOT EXISTS (
+      SELECT 1 FROM syncguard.local_write w
+       WHERE w.reg_id = r.reg_id AND w.bucket = v_bucket AND NOT pg_visible_in_snapshot(w.xid, v_snap));
+  END IF;
   FOR c IN SELECT x FROM jsonb_array_elements(p.request->'changes') x LOOP
     v_key := c->>'key';
     v_cur := v_now->v_key;
@@ -371,7 +443,14 @@ BEGIN
         END IF;
         GET DIAGNOSTICS v_n = ROW_COUNT;
         IF v_n = 1 THEN
-          v_applied := v_applied || jsonb_build_object(v_key, c->'pubHash');
+          -- the written row must hash as the publisher's (absent for a delete), else this change
+          -- rolls back (the block's savepoint) and is recorded as failed: a repair never leaves a
+          -- row that is neither the subscriber's old value nor the publisher's
+          SELECT b.row_hash::text INTO v_wrote FROM syncguard._bucket_rows(r.reg_id, v_bucket, ARRAY[v_key]) b;
+          IF v_wrote IS DISTINCT FROM v_target THEN
+            RAISE EXCEPTION 'the written row hashes as % instead of the publisher''s %; the change was rolled back',
+              coalesce(v_wrote, 'absent'), coalesce(v_target, 'absent');
+          END IF;
           v_out := v_out || (v_res || '{"outcome": "applied"}');
         ELSE
           -- the row changed between the check and the write: the statement's own precondition
@@ -387,12 +466,6 @@ BEGIN
       END;
     END IF;
   END LOOP;
-  -- each applied row must now hash as the publisher's did (absent for a delete)
-  SELECT coalesce(jsonb_object_agg(b.key_text, b.row_hash::text), '{}') INTO v_after
-    FROM syncguard._bucket_rows(r.reg_id, v_bucket, ARRAY(SELECT jsonb_object_keys(v_applied))) b;
-  v_out := (SELECT coalesce(jsonb_agg(CASE WHEN x->>'outcome' = 'applied' AND (v_after->>(x->>'key')) IS DISTINCT FROM (v_applied->>(x->>'key'))
-                                            THEN x || '{"outcome": "applied_but_differs"}' ELSE x END ORDER BY o), '[]')
-              FROM jsonb_array_elements(v_out) WITH ORDINALITY u(x, o));
   RETURN jsonb_build_object('changes', v_out);
 END
 $$;
