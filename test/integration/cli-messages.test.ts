@@ -95,4 +95,16 @@ describe('CLI messages (item 24)', () => {
     expect(there.code).toBe(2);
     expect(there.err[0]).toMatch(/the --dsn database is the control-plane database \(it holds syncguard_control\)/);
   });
+
+  it('connects with a key=value DSN as pg/libpq does, and never prints its password', async () => {
+    const u = new URL(ctx.pair.publisherDsn);
+    const kv = (pw: string) =>
+      `host=${u.hostname} port=${u.port} dbname=${u.pathname.slice(1)} user=${decodeURIComponent(u.username)} password='${pw}'`;
+    const ok = await cli('status', '--dsn', kv(decodeURIComponent(u.password)));
+    expect(ok.code, ok.err.join('\n')).toBe(0);
+    const bad = await cli('status', '--dsn', kv('wr0ng p@ss'));
+    expect(bad.code).toBe(2);
+    expect(bad.err[0]).toMatch(/^syncguard: could not connect to the database .* at postgres:\/\/.*password authentication failed/);
+    expect([...bad.out, ...bad.err].join('\n')).not.toMatch(/wr0ng|p@ss|p%40ss/);
+  });
 });
