@@ -205,6 +205,24 @@ const CLOSE_WAIT_MS = 250;
 export const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
+ * The DSN as handed to pg. pg 8 treats sslmode prefer, require and verify-ca as verify-full (the
+ * server's certificate must be valid for its host name; prefer does not fall back to plain text)
+ * and prints an 8-line SECURITY WARNING saying so; syncguard hands pg verify-full, which pg reads
+ * the same way without the warning, and says in a failed connection's one-line error what the
+ * mode meant.
+ */
+function forDriver(dsn: string): { connectionString: string; sslNote: string } {
+  const u = new URL(dsn);
+  const mode = u.searchParams.get('sslmode');
+  if (mode !== 'prefer' && mode !== 'require' && mode !== 'verify-ca') return { connectionString: dsn, sslNote: '' };
+  u.searchParams.set('sslmode', 'verify-full');
+  return {
+    connectionString: u.toString(),
+    sslNote: ` (sslmode=${mode} here means verify-full, as in the pg driver: TLS is required and the server's certificate must be valid for its host name; use sslmode=no-verify to encrypt without checking the certificate, sslrootcert=FILE for a private CA, or sslmode=disable for no TLS)`,
+  };
+}
+
+/**
  * Connects and pins the session settings; errors never contain the password. TCP keepalive
  * notices a peer that vanished; every query error names the node it came from.
  */
@@ -212,8 +230,9 @@ export async function connect(given: string, label: string, opts: ConnectOptions
   const dsn = checkDsn(given, label);
   const connectMs =
     opts.deadlineMs === undefined ? CONNECT_TIMEOUT_MS : Math.max(1, Math.min(CONNECT_TIMEOUT_MS, Math.ceil(opts.deadlineMs - Date.now())));
+  const { connectionString, sslNote } = forDriver(dsn);
   const client = new pg.Client({
-    connectionString: dsn,
+    connectionString,
     application_name: opts.applicationName ?? APPLICATION_NAME,
     connectionTimeoutMillis: connectMs,
     keepAlive: true,
@@ -237,7 +256,7 @@ export async function connect(given: string, label: string, opts: ConnectOptions
       );
     }
     throw new ConnectionError(
-      `could not connect to the ${label} at ${redactDsn(dsn)}: ${redactSecrets(reason, [...secretsOf(given), ...secretsOf(dsn)])}`,
+      `could not connect to the ${label} at ${redactDsn(dsn)}: ${redactSecrets(reason, [...secretsOf(given), ...secretsOf(dsn)])}${sslNote}`,
       {
         cause: err,
       },

@@ -1,6 +1,6 @@
 // Issue 17 item 24, the messages: each as a user meets it on a first run, against a real pair.
 
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { cli } from '../support/cli.js';
 import { usePair } from '../support/use-pair.js';
 
@@ -106,5 +106,20 @@ describe('CLI messages (item 24)', () => {
     expect(bad.code).toBe(2);
     expect(bad.err[0]).toMatch(/^syncguard: could not connect to the database .* at postgres:\/\/.*password authentication failed/);
     expect([...bad.out, ...bad.err].join('\n')).not.toMatch(/wr0ng|p@ss|p%40ss/);
+  });
+
+  it("says what sslmode=require means here in one line, without pg's SECURITY WARNING", async () => {
+    const warnings = vi.spyOn(process, 'emitWarning');
+    try {
+      const r = await cli('status', '--dsn', `${ctx.pair.publisherDsn}?sslmode=require`);
+      expect(r.code).toBe(2);
+      expect(warnings.mock.calls.map((c) => String(c[0]))).not.toContainEqual(expect.stringMatching(/SECURITY WARNING/));
+      expect(r.err).toHaveLength(1);
+      expect(r.err[0]).toMatch(
+        /^syncguard: could not connect to the database .*\(sslmode=require here means verify-full, .*sslmode=no-verify/,
+      );
+    } finally {
+      warnings.mockRestore();
+    }
   });
 });
