@@ -122,4 +122,27 @@ describe('CLI messages (item 24)', () => {
       warnings.mockRestore();
     }
   });
+
+  it('approve --function: refuses --control-dsn beside it, and names a missing AWS region', async () => {
+    const both = await cli('approve', '--plan', '1', '--function', 'foo', '--control-dsn', ctx.pair.subscriberDsn);
+    expect([both.code, both.err]).toEqual([
+      2,
+      [expect.stringMatching(/^syncguard: --function and --control-dsn are two ways to decide .*give one of them$/)],
+    ]);
+    const saved = Object.fromEntries(
+      ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE', 'AWS_CONFIG_FILE'].map((k) => [k, process.env[k]]),
+    );
+    delete process.env.AWS_REGION;
+    delete process.env.AWS_DEFAULT_REGION;
+    process.env.AWS_CONFIG_FILE = '/nonexistent/aws-config';
+    try {
+      const r = await cli('approve', '--plan', '1', '--function', 'foo');
+      expect(r.code).toBe(2);
+      expect(r.err).toEqual([expect.stringMatching(/^syncguard: no AWS region for the approval function foo: set AWS_REGION /)]);
+    } finally {
+      for (const [k, v] of Object.entries(saved))
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+    }
+  });
 });
