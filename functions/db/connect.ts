@@ -231,16 +231,26 @@ export async function connect(given: string, label: string, opts: ConnectOptions
   const connectMs =
     opts.deadlineMs === undefined ? CONNECT_TIMEOUT_MS : Math.max(1, Math.min(CONNECT_TIMEOUT_MS, Math.ceil(opts.deadlineMs - Date.now())));
   const { connectionString, sslNote } = forDriver(dsn);
-  const client = new pg.Client({
-    connectionString,
-    application_name: opts.applicationName ?? APPLICATION_NAME,
-    connectionTimeoutMillis: connectMs,
-    keepAlive: true,
-    keepAliveInitialDelayMillis: 10_000,
-    statement_timeout: opts.statementTimeoutMs ?? 0,
-    lock_timeout: opts.lockTimeoutMs ?? 10_000,
-    idle_in_transaction_session_timeout: 60_000,
-  });
+  let client: pg.Client;
+  try {
+    client = new pg.Client({
+      connectionString,
+      application_name: opts.applicationName ?? APPLICATION_NAME,
+      connectionTimeoutMillis: connectMs,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      statement_timeout: opts.statementTimeoutMs ?? 0,
+      lock_timeout: opts.lockTimeoutMs ?? 10_000,
+      idle_in_transaction_session_timeout: 60_000,
+    });
+  } catch (err) {
+    // pg reads sslcert / sslkey / sslrootcert files while it parses the DSN
+    const e = err as { code?: string; path?: string; message?: string };
+    throw new InputError(
+      `the ${label} DSN names a file that cannot be read${e.path === undefined ? '' : ` (${e.path})`}: ${e.code ?? e.message ?? String(err)}; check the sslcert, sslkey and sslrootcert parameters of the ${label} DSN`,
+      { cause: err },
+    );
+  }
   client.on('error', () => {
     // A connection dropped while idle surfaces on the next query; do not crash the process.
   });

@@ -145,4 +145,14 @@ describe('CLI messages (item 24)', () => {
         else process.env[k] = v;
     }
   });
+
+  it('names the node whose DSN gives an sslkey file that does not exist', async () => {
+    const r = await cli('status', '--dsn', `${ctx.pair.publisherDsn}?sslkey=/missing/key.pem`);
+    expect(r.code).toBe(2);
+    expect(r.err).toEqual([
+      expect.stringMatching(
+        /^syncguard: the database \S* ?DSN names a file that cannot be read \(\/missing\/key\.pem\): ENOENT; check the sslcert, sslkey/,
+      ),
+    ]);
+  });
 });
