@@ -155,4 +155,14 @@ describe('CLI messages (item 24)', () => {
       ),
     ]);
   });
+
+  it('names the node and says what to do when the DSN sets statement_timeout', async () => {
+    const r = await cli('status', '--dsn', `${ctx.pair.publisherDsn}?options=${encodeURIComponent('-c statement_timeout=1')}`);
+    expect(r.code).toBe(2);
+    expect(r.err).toEqual([
+      expect.stringMatching(
+        /^syncguard: the database \S+ said: canceling statement due to statement timeout; a statement_timeout set for this session .*remove or raise it/,
+      ),
+    ]);
+  });
 });
