@@ -29,11 +29,22 @@ export function approveCommand(program: Command, out: Out): void {
     )
     .action(async (o: { plan: number; controlDsn?: string; function?: string; reject?: boolean; comment?: string; fourEyes?: boolean }) => {
       if (o.function !== undefined) {
+        if (o.controlDsn !== undefined)
+          throw new InputError(
+            "--function and --control-dsn are two ways to decide (through the deployment's approval function, or directly in the control-plane database); give one of them",
+          );
         const r = await decideRemotely({
           functionName: o.function,
           planId: o.plan,
           decision: o.reject ? 'rejected' : 'approved',
           ...(o.comment !== undefined ? { comment: o.comment } : {}),
+        }).catch((err: unknown) => {
+          if (err instanceof Error && /Region is missing/i.test(err.message))
+            throw new InputError(
+              `no AWS region for the approval function ${o.function}: set AWS_REGION (for example AWS_REGION=eu-west-1), or a region in your AWS profile, to the deployment's region, and run approve again`,
+              { cause: err },
+            );
+          throw err;
         });
         out(`plan ${r.planId} ${r.status} by ${r.approver} (through ${o.function})`);
         return;

@@ -221,7 +221,11 @@ export async function run(
       // A PostgreSQL error (our SQL functions raise specific messages): one line, no stack, and
       // the node it came from ("permission denied for function schema_version" alone names none)
       const node = nodeOfError(err);
-      warn(`syncguard: ${node === undefined ? '' : `the ${node} said: `}${pgErr.message}`);
+      const advice =
+        pgErr.code === '57014' && /statement timeout/i.test(pgErr.message)
+          ? `; a statement_timeout set for this session (the DSN's options=-c statement_timeout=..., PGOPTIONS, or the role's or database's settings) ended the query: remove or raise it${node === undefined ? '' : ` for the ${node}`} and run the command again`
+          : '';
+      warn(`syncguard: ${node === undefined ? '' : `the ${node} said: `}${pgErr.message}${advice}`);
       return EXIT_ERROR;
     }
     warn(`syncguard: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);

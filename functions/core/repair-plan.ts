@@ -206,14 +206,15 @@ export function checkApplicable(p: StoredPlan, nowMs: number): void {
     throw new PlanAlreadyAppliedError(`plan ${p.planId} was already applied; nothing to do`);
   if (p.state === 'rejected' || p.approval?.decision === 'rejected')
     throw new PlanRejectedError(`plan ${p.planId} was rejected by ${p.approval?.by ?? 'an approver'}`);
+  // expired before not approved: an expired plan can no longer be approved either (checkApprover)
+  if (Date.parse(p.expiresAt) <= nowMs)
+    throw new PlanExpiredError(`plan ${p.planId} expired at ${p.expiresAt}; inspect again and make a new plan`);
   if (p.approval === null || p.state !== 'approved') {
     throw new PlanNotApprovedError(`plan ${p.planId} is not approved; run syncguard approve --plan ${p.planId}`);
   }
   if (p.approval.checksum !== p.checksum) {
     throw new PlanTamperedError(`plan ${p.planId} was approved as ${p.approval.checksum}, but is now ${p.checksum}; make a new plan`);
   }
-  if (Date.parse(p.expiresAt) <= nowMs)
-    throw new PlanExpiredError(`plan ${p.planId} expired at ${p.expiresAt}; inspect again and make a new plan`);
 }
 
 /** Whether `who` may decide on a plan. */

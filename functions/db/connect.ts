@@ -1,6 +1,7 @@
 // Opening connections: DSN checks, redaction, and the session settings syncguard always uses.
 
 import pg from 'pg';
+import { normalizeDsn } from '../core/dsn.js';
 import { ConnectionError, IncompatibleError, InputError, SyncGuardError } from '../core/errors.js';
 
 export type Client = pg.Client;
@@ -10,7 +11,7 @@ export const APPLICATION_NAME = 'syncguard';
 /** A DSN without its password (user info, `password=` query parameter), safe to print. */
 export function redactDsn(dsn: string): string {
   try {
-    const u = new URL(dsn);
+    const u = new URL(normalizeDsn(dsn, 'database'));
     if (u.password !== '') u.password = '***';
     for (const k of [...u.searchParams.keys()]) if (/^password$/i.test(k)) u.searchParams.set(k, '***');
     return u.toString();
@@ -26,15 +27,23 @@ export function redactDsn(dsn: string): string {
 export function secretsOf(dsn: string): string[] {
   const found: string[] = [];
   try {
-    const u = new URL(dsn);
+    const u = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(dsn.trim()) ? normalizeDsn(dsn, 'database') : dsn);
     if (u.password !== '') found.push(u.password, decodeURIComponent(u.password));
     for (const [k, v] of u.searchParams) if (/^password$/i.test(k) && v !== '') found.push(v, encodeURIComponent(v));
   } catch {
     // not a URL: look for key/value pairs below
   }
   for (const m of dsn.matchAll(/password\s*=\s*(?:'((?:[^'\\]|\\.)*)'|([^\s&]+))/gi)) {
-    const v = m[1] ?? m[2];
-    if (v !== undefined && v !== '') found.push(v);
+    const raw = m[1] ?? m[2];
+    if (raw === undefined || raw === '') continue;
+    // as written, unescaped (key=value quoting), and percent-encoded / -decoded (as a normalized URL shows it)
+    const plain = m[1] !== undefined ? raw.replace(/\\(.)/g, '$1') : raw;
+    found.push(raw, plain, encodeURIComponent(plain));
+    try {
+      found.push(decodeURIComponent(raw));
+    } catch {
+      // not percent-encoded
+    }
   }
   return [...new Set(found)].filter((x) => x.length > 0);
 }
@@ -46,19 +55,13 @@ export function redactSecrets(text: string, secrets: readonly string[]): string 
   return out;
 }
 
-/** Only URL DSNs are accepted; pg reads them without surprises and they can be redacted. */
+/**
+ * A DSN in any form libpq accepts that syncguard can name and redact (a URL, a socket URL with an
+ * empty host and ?host=/dir, or key=value pairs), returned as one URL form (core/dsn.ts).
+ */
 export function checkDsn(dsn: string | undefined, label: string): string {
   if (dsn === undefined || dsn.trim() === '') throw new InputError(`no ${label} DSN given`);
-  let u: URL;
-  try {
-    u = new URL(dsn);
-  } catch {
-    throw new InputError(`the ${label} DSN is not a URL; expected postgres://user:password@host:port/database`);
-  }
-  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
-    throw new InputError(`the ${label} DSN has scheme ${u.protocol.replace(/:$/, '')}; expected postgres:// or postgresql://`);
-  }
-  return dsn;
+  return normalizeDsn(dsn, label);
 }
 
 export interface ConnectOptions {
@@ -202,23 +205,52 @@ const CLOSE_WAIT_MS = 250;
 export const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
+ * The DSN as handed to pg. pg 8 treats sslmode prefer, require and verify-ca as verify-full (the
+ * server's certificate must be valid for its host name; prefer does not fall back to plain text)
+ * and prints an 8-line SECURITY WARNING saying so; syncguard hands pg verify-full, which pg reads
+ * the same way without the warning, and says in a failed connection's one-line error what the
+ * mode meant.
+ */
+function forDriver(dsn: string): { connectionString: string; sslNote: string } {
+  const u = new URL(dsn);
+  const mode = u.searchParams.get('sslmode');
+  if (mode !== 'prefer' && mode !== 'require' && mode !== 'verify-ca') return { connectionString: dsn, sslNote: '' };
+  u.searchParams.set('sslmode', 'verify-full');
+  return {
+    connectionString: u.toString(),
+    sslNote: ` (sslmode=${mode} here means verify-full, as in the pg driver: TLS is required and the server's certificate must be valid for its host name; use sslmode=no-verify to encrypt without checking the certificate, sslrootcert=FILE for a private CA, or sslmode=disable for no TLS)`,
+  };
+}
+
+/**
  * Connects and pins the session settings; errors never contain the password. TCP keepalive
  * notices a peer that vanished; every query error names the node it came from.
  */
-export async function connect(dsn: string, label: string, opts: ConnectOptions = {}): Promise<Client> {
-  checkDsn(dsn, label);
+export async function connect(given: string, label: string, opts: ConnectOptions = {}): Promise<Client> {
+  const dsn = checkDsn(given, label);
   const connectMs =
     opts.deadlineMs === undefined ? CONNECT_TIMEOUT_MS : Math.max(1, Math.min(CONNECT_TIMEOUT_MS, Math.ceil(opts.deadlineMs - Date.now())));
-  const client = new pg.Client({
-    connectionString: dsn,
-    application_name: opts.applicationName ?? APPLICATION_NAME,
-    connectionTimeoutMillis: connectMs,
-    keepAlive: true,
-    keepAliveInitialDelayMillis: 10_000,
-    statement_timeout: opts.statementTimeoutMs ?? 0,
-    lock_timeout: opts.lockTimeoutMs ?? 10_000,
-    idle_in_transaction_session_timeout: 60_000,
-  });
+  const { connectionString, sslNote } = forDriver(dsn);
+  let client: pg.Client;
+  try {
+    client = new pg.Client({
+      connectionString,
+      application_name: opts.applicationName ?? APPLICATION_NAME,
+      connectionTimeoutMillis: connectMs,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      statement_timeout: opts.statementTimeoutMs ?? 0,
+      lock_timeout: opts.lockTimeoutMs ?? 10_000,
+      idle_in_transaction_session_timeout: 60_000,
+    });
+  } catch (err) {
+    // pg reads sslcert / sslkey / sslrootcert files while it parses the DSN
+    const e = err as { code?: string; path?: string; message?: string };
+    throw new InputError(
+      `the ${label} DSN names a file that cannot be read${e.path === undefined ? '' : ` (${e.path})`}: ${e.code ?? e.message ?? String(err)}; check the sslcert, sslkey and sslrootcert parameters of the ${label} DSN`,
+      { cause: err },
+    );
+  }
   client.on('error', () => {
     // A connection dropped while idle surfaces on the next query; do not crash the process.
   });
@@ -233,9 +265,12 @@ export async function connect(dsn: string, label: string, opts: ConnectOptions =
         { cause: err },
       );
     }
-    throw new ConnectionError(`could not connect to the ${label} at ${redactDsn(dsn)}: ${redactSecrets(reason, secretsOf(dsn))}`, {
-      cause: err,
-    });
+    throw new ConnectionError(
+      `could not connect to the ${label} at ${redactDsn(dsn)}: ${redactSecrets(reason, [...secretsOf(given), ...secretsOf(dsn)])}${sslNote}`,
+      {
+        cause: err,
+      },
+    );
   }
   labels.set(client, label);
   if (opts.deadlineMs !== undefined) limitDeadline(client, opts.deadlineMs);

@@ -1,5 +1,6 @@
 // Writing verification runs to the control-plane database (sql/control).
 
+import { endpointOfDsn, normalizeDsn } from '../core/dsn.js';
 import type { VerifyReport } from '../core/report.js';
 import type { Client } from './connect.js';
 
@@ -36,8 +37,7 @@ export async function recordRun(client: Client, meta: RunMeta, report: VerifyRep
 /** host:port/database of a DSN, for naming a node without its credentials. */
 export function endpointOf(dsn: string): string {
   try {
-    const u = new URL(dsn);
-    return `${u.hostname}:${u.port || '5432'}${u.pathname}`;
+    return endpointOfDsn(normalizeDsn(dsn, 'database'));
   } catch {
     return '<unparseable DSN>';
   }

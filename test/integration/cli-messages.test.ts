@@ -1,6 +1,6 @@
 // Issue 17 item 24, the messages: each as a user meets it on a first run, against a real pair.
 
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { cli } from '../support/cli.js';
 import { usePair } from '../support/use-pair.js';
 
@@ -94,5 +94,75 @@ describe('CLI messages (item 24)', () => {
     const there = await cli('install', '--dsn', control);
     expect(there.code).toBe(2);
     expect(there.err[0]).toMatch(/the --dsn database is the control-plane database \(it holds syncguard_control\)/);
+  });
+
+  it('connects with a key=value DSN as pg/libpq does, and never prints its password', async () => {
+    const u = new URL(ctx.pair.publisherDsn);
+    const kv = (pw: string) =>
+      `host=${u.hostname} port=${u.port} dbname=${u.pathname.slice(1)} user=${decodeURIComponent(u.username)} password='${pw}'`;
+    const ok = await cli('status', '--dsn', kv(decodeURIComponent(u.password)));
+    expect(ok.code, ok.err.join('\n')).toBe(0);
+    const bad = await cli('status', '--dsn', kv('wr0ng p@ss'));
+    expect(bad.code).toBe(2);
+    expect(bad.err[0]).toMatch(/^syncguard: could not connect to the database .* at postgres:\/\/.*password authentication failed/);
+    expect([...bad.out, ...bad.err].join('\n')).not.toMatch(/wr0ng|p@ss|p%40ss/);
+  });
+
+  it("says what sslmode=require means here in one line, without pg's SECURITY WARNING", async () => {
+    const warnings = vi.spyOn(process, 'emitWarning');
+    try {
+      const r = await cli('status', '--dsn', `${ctx.pair.publisherDsn}?sslmode=require`);
+      expect(r.code).toBe(2);
+      expect(warnings.mock.calls.map((c) => String(c[0]))).not.toContainEqual(expect.stringMatching(/SECURITY WARNING/));
+      expect(r.err).toHaveLength(1);
+      expect(r.err[0]).toMatch(
+        /^syncguard: could not connect to the database .*\(sslmode=require here means verify-full, .*sslmode=no-verify/,
+      );
+    } finally {
+      warnings.mockRestore();
+    }
+  });
+
+  it('approve --function: refuses --control-dsn beside it, and names a missing AWS region', async () => {
+    const both = await cli('approve', '--plan', '1', '--function', 'foo', '--control-dsn', ctx.pair.subscriberDsn);
+    expect([both.code, both.err]).toEqual([
+      2,
+      [expect.stringMatching(/^syncguard: --function and --control-dsn are two ways to decide .*give one of them$/)],
+    ]);
+    const saved = Object.fromEntries(
+      ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE', 'AWS_CONFIG_FILE'].map((k) => [k, process.env[k]]),
+    );
+    delete process.env.AWS_REGION;
+    delete process.env.AWS_DEFAULT_REGION;
+    process.env.AWS_CONFIG_FILE = '/nonexistent/aws-config';
+    try {
+      const r = await cli('approve', '--plan', '1', '--function', 'foo');
+      expect(r.code).toBe(2);
+      expect(r.err).toEqual([expect.stringMatching(/^syncguard: no AWS region for the approval function foo: set AWS_REGION /)]);
+    } finally {
+      for (const [k, v] of Object.entries(saved))
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+    }
+  });
+
+  it('names the node whose DSN gives an sslkey file that does not exist', async () => {
+    const r = await cli('status', '--dsn', `${ctx.pair.publisherDsn}?sslkey=/missing/key.pem`);
+    expect(r.code).toBe(2);
+    expect(r.err).toEqual([
+      expect.stringMatching(
+        /^syncguard: the database \S* ?DSN names a file that cannot be read \(\/missing\/key\.pem\): ENOENT; check the sslcert, sslkey/,
+      ),
+    ]);
+  });
+
+  it('names the node and says what to do when the DSN sets statement_timeout', async () => {
+    const r = await cli('status', '--dsn', `${ctx.pair.publisherDsn}?options=${encodeURIComponent('-c statement_timeout=1')}`);
+    expect(r.code).toBe(2);
+    expect(r.err).toEqual([
+      expect.stringMatching(
+        /^syncguard: the database \S+ said: canceling statement due to statement timeout; a statement_timeout set for this session .*remove or raise it/,
+      ),
+    ]);
   });
 });

@@ -110,10 +110,10 @@ describe('syncguard CLI', () => {
     expect(r.err.join('\n')).not.toContain('Sup3rSecretWrong');
   });
 
-  it('refuses a DSN that is not a URL, and missing DSNs', async () => {
-    const r = await cli('install', '--dsn', 'host=localhost user=x password=hunter2');
+  it('refuses a DSN that is neither a URL nor key=value pairs, and missing DSNs', async () => {
+    const r = await cli('install', '--dsn', 'host localhost user x password hunter2');
     expect(r.code).toBe(2);
-    expect(r.err[0]).toMatch(/the database DSN is not a URL/);
+    expect(r.err[0]).toMatch(/the database DSN is neither a URL nor key=value pairs/);
     expect(r.err[0]).not.toContain('hunter2');
     const saved = [process.env.SYNCGUARD_PUBLISHER_DSN, process.env.SYNCGUARD_SUBSCRIBER_DSN];
     delete process.env.SYNCGUARD_PUBLISHER_DSN;
