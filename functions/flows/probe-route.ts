@@ -43,22 +43,21 @@ export async function probeReach(
       : null;
   for (const s of subscriptions) {
     const state = route.subscriptions.get(s.name);
-    const reason =
-      untrusted !== null
+    const reason = !route.table
+      ? 'the subscriber has no syncguard.probe table; run syncguard install on the pair'
+      : untrusted !== null
         ? untrusted
         : blocked.has(s.name)
           ? (blocked.get(s.name) as string)
           : carrier !== undefined
             ? (blocked.get(carrier) as string)
-            : !route.table
-              ? 'the subscriber has no syncguard.probe table; run syncguard install on the pair'
-              : route.trigger !== 'A'
-                ? `the subscriber's probe trigger is ${route.trigger === null ? 'missing' : `not ENABLE ALWAYS (tgenabled ${route.trigger})`}; run syncguard install on the subscriber`
-                : state === undefined
-                  ? `syncguard.probe is not in subscription ${s.name}; ${fix}`
-                  : state !== 'r'
-                    ? `syncguard.probe is not ready in subscription ${s.name} (sync state ${state})`
-                    : null;
+            : route.trigger !== 'A'
+              ? `the subscriber's probe trigger is ${route.trigger === null ? 'missing' : `not ENABLE ALWAYS (tgenabled ${route.trigger})`}; run syncguard install on the subscriber`
+              : state === undefined
+                ? `syncguard.probe is not in subscription ${s.name}; ${fix}`
+                : state !== 'r'
+                  ? `syncguard.probe is not ready in subscription ${s.name} (sync state ${state})`
+                  : null;
     for (const t of s.tables) reach.set(t, reason === null ? { ok: true, subscription: s.name } : { ok: false, reason });
   }
   const warnings =
