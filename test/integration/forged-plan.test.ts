@@ -200,7 +200,10 @@ describe('approvals recorded by the control plane (item 9)', () => {
         ).rows,
     );
     expect(recorded).toEqual([{ created_by: `db:${writer()}`, decided_by: `db:${approver()}`, same: true }]);
-    expect((await cli('repair', ...pairArgs(), '--plan', String(planId), '--control-dsn', dsnAs(writer()))).code).toBe(0);
+    {
+      const r = await cli('repair', ...pairArgs(), '--plan', String(planId), '--control-dsn', dsnAs(writer()));
+      expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: [] });
+    }
   });
 
   it('enforces four-eyes when the control plane says so, whatever the approver passes', async () => {
@@ -215,7 +218,10 @@ describe('approvals recorded by the control plane (item 9)', () => {
     } finally {
       await asRole(OWNER, (c) => c.query('SELECT syncguard_control.set_approval_policy(false)'));
     }
-    expect((await cli('repair', ...pairArgs(), '--plan', String(planId), '--control-dsn', dsnAs(writer()))).code).toBe(0);
+    {
+      const r = await cli('repair', ...pairArgs(), '--plan', String(planId), '--control-dsn', dsnAs(writer()));
+      expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: [] });
+    }
   });
 
   it('stores a plan only when its SQL preview shows its changes, and applies it only as approved', async () => {
@@ -349,7 +355,10 @@ describe('the control plane functions are granted per job (review finding 1)', (
       expect(r.rows).toEqual([{ state: 'proposed', task_token: null }]);
     });
     expect((await cli('approve', '--plan', String(planId), '--control-dsn', dsnAs(approver()))).code).toBe(0);
-    expect((await cli('repair', ...pairArgs(), '--plan', String(planId), '--control-dsn', dsnAs(writer()))).code).toBe(0);
+    {
+      const r = await cli('repair', ...pairArgs(), '--plan', String(planId), '--control-dsn', dsnAs(writer()));
+      expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: [] });
+    }
   });
 
   it('stores a task token once, and only while the plan awaits its decision', async () => {
@@ -376,6 +385,9 @@ describe('the control plane functions are granted per job (review finding 1)', (
       expect((await c.query('SELECT syncguard_control.take_task_token($1) AS t', [planId])).rows[0]?.t).toBe('token-1');
       expect((await c.query('SELECT syncguard_control.take_task_token($1) AS t', [planId])).rows[0]?.t).toBeNull();
     });
-    expect((await cli('repair', ...pairArgs(), '--plan', String(planId), '--control-dsn', dsnAs(writer()))).code).toBe(0);
+    {
+      const r = await cli('repair', ...pairArgs(), '--plan', String(planId), '--control-dsn', dsnAs(writer()));
+      expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: [] });
+    }
   });
 });
