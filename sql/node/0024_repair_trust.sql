@@ -267,7 +267,8 @@ AS $$
           UNION ALL SELECT t.typelem WHERE t.typelem <> 0 AND t.typcategory = 'A'
           UNION ALL SELECT a.atttypid FROM pg_attribute a WHERE t.typtype = 'c' AND a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
           UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE t.typtype = 'r' AND rg.rngtypid = t.oid
-          UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE t.typtype = 'm' AND rg.rngmultitypid = t.oid
+          -- a multirange's range (PostgreSQL 14+; read through to_jsonb so that the function also builds on 13)
+          UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE t.typtype = 'm' AND (to_jsonb(rg) ->> 'rngmultitypid')::oid = t.oid
         ) x
        WHERE nt.depth < 20
     )
