@@ -3,7 +3,7 @@
 //   int:   a single integer key; bucket = floor(key / width)
 //   range: sampled lower bounds, copied verbatim to the subscriber; bucket = number of bounds <= key
 //   hash:  row_hash(key text) mod bucket count; for text keys under a non-C collation, whose order
-//          differs between collation versions (DESIGN.md "Buckets for every key type")
+//          differs between collation versions (docs/hashing.md)
 
 import { IncompatibleError, InputError } from './errors.js';
 import type { ColumnInfo } from './table-info.js';

@@ -1,5 +1,5 @@
 // The consistency decision (pure): turning compared buckets into a verdict that never cries wolf
-// while replication is only behind, and never calls a diverged pair clean (DESIGN.md "A verdict
+// while replication is only behind, and never calls a diverged pair clean (docs/verification.md "A verdict
 // that does not cry wolf", "The probe").
 //   - A bucket a probe found different is diverged: both sides computed it at one replication
 //     position (the probe's), so no second look is needed.

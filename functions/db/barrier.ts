@@ -1,4 +1,4 @@
-// The replication barrier (DESIGN.md): everything the publisher committed before LSN L is
+// The replication barrier (docs/verification.md): everything the publisher committed before LSN L is
 // visible on the subscriber once the subscription's slot has confirmed_flush_lsn >= L. Read L with
 // pg_current_wal_insert_lsn(), not pg_current_wal_lsn(). Each monitored table is mapped to the
 // subscription that replicates it (pg_subscription_rel), so with several subscriptions every one

@@ -1,6 +1,6 @@
 // The fallback for tables that probes cannot reach (syncguard.probe not in the table's
 // subscription): a second catalogue round for the first round's candidates, after a fresh
-// barrier, confirming those that persist with the publisher bucket unchanged (DESIGN.md "A verdict
+// barrier, confirming those that persist with the publisher bucket unchanged (docs/verification.md "A verdict
 // that does not cry wolf"). A bucket written continuously never settles this way; that is why
 // probes exist, and why verify warns about every table that falls back.
 
