@@ -155,9 +155,12 @@ export async function requireNoAllTablesSubscriber(client: Client): Promise<void
   );
 }
 
-/** Creates or upgrades the control-plane schema in its own database. */
-export async function installControl(client: Client): Promise<{ fromVersion: number; toVersion: number; applied: number[] }> {
-  return migrate(client, CONTROL, 'control-plane database');
+/** Creates or upgrades the control-plane schema in its own database; `upTo` stops early (tests of upgrades use it). */
+export async function installControl(
+  client: Client,
+  upTo?: number,
+): Promise<{ fromVersion: number; toVersion: number; applied: number[] }> {
+  return migrate(client, CONTROL, 'control-plane database', upTo);
 }
 
 export async function nodeId(client: Client): Promise<string> {

@@ -1,9 +1,11 @@
 // Installing the node schema: idempotent, safe under racing installers, as a non-superuser, and an
-// upgrade from any earlier version ends with the same catalogue as a fresh install.
+// upgrade from any earlier version ends with the same schema dump (dev/schema-dump.ts: definitions,
+// owners, grants, triggers) as a fresh install.
 
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createPair, OWNER, type Pair } from '../../dev/pair.js';
+import { schemaDump } from '../../dev/schema-dump.js';
 import { connect } from '../../functions/db/connect.js';
 import { nodeMigrations } from '../../functions/db/generated/migrations.js';
 import { installedVersions, installPair, installSchema, nodeId } from '../../functions/db/install.js';
@@ -25,30 +27,6 @@ afterAll(async () => {
 async function freshDatabase(name: string): Promise<string> {
   await pair.pub.query(`CREATE DATABASE ${name} OWNER ${OWNER}`);
   return pair.publisherDsn.replace(/\/[^/]+$/, `/${name}`);
-}
-
-/** Everything in the syncguard schema that defines it, as sorted text (node id masked). */
-async function catalogueDump(c: pg.Client): Promise<string> {
-  const { rows: id } = await c.query<{ id: string }>('SELECT syncguard.node_id()::text AS id');
-  const { rows } = await c.query<{ line: string }>(`
-    SELECT format('rel %s %s %s', c.relname, c.relkind, c.relpersistence) AS line
-      FROM pg_class c WHERE c.relnamespace = 'syncguard'::regnamespace
-    UNION ALL
-    SELECT format('col %s.%s %s %s %s', c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid))
-      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-      LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-     WHERE c.relnamespace = 'syncguard'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
-    UNION ALL
-    SELECT format('con %s %s', conname, pg_get_constraintdef(oid)) FROM pg_constraint WHERE connamespace = 'syncguard'::regnamespace
-    UNION ALL
-    SELECT format('idx %s', pg_get_indexdef(indexrelid)) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
-     WHERE c.relnamespace = 'syncguard'::regnamespace
-    UNION ALL
-    SELECT format('fn %s', pg_get_functiondef(p.oid)) FROM pg_proc p WHERE p.pronamespace = 'syncguard'::regnamespace
-    UNION ALL
-    SELECT format('view %s %s', viewname, definition) FROM pg_views WHERE schemaname = 'syncguard'
-    ORDER BY 1`);
-  return rows.map((r) => r.line.replaceAll(id[0]?.id ?? '', '<node-id>')).join('\n');
 }
 
 describe('installSchema', () => {
@@ -85,9 +63,9 @@ describe('installSchema', () => {
   it('ends an upgrade from every earlier version with the same catalogue as a fresh install', async () => {
     const fresh = await connect(await freshDatabase(`${pair.name}_fresh`), 'database');
     await installSchema(fresh);
-    const expected = await catalogueDump(fresh);
+    const expected = await schemaDump(fresh, 'syncguard');
     await fresh.end();
-    expect(expected).toContain('fn CREATE OR REPLACE FUNCTION syncguard.recompute');
+    expect(expected).toContain('\nCREATE OR REPLACE FUNCTION syncguard.recompute');
     for (let from = 1; from < nodeMigrations.length; from++) {
       const c = await connect(await freshDatabase(`${pair.name}_up${from}`), 'database');
       try {
@@ -95,7 +73,7 @@ describe('installSchema', () => {
         expect(partial.toVersion).toBe(from);
         const upgrade = await installSchema(c);
         expect(upgrade.fromVersion).toBe(from);
-        expect(await catalogueDump(c)).toBe(expected);
+        expect(await schemaDump(c, 'syncguard')).toBe(expected);
       } finally {
         await c.end();
       }
