@@ -87,7 +87,7 @@ export function planFromInspection(ins: Inspection, opts: PlanOptions): Plan {
     fingerprint: ins.fingerprint,
     changes,
     expiresAt: new Date((opts.now ?? Date.now()) + (opts.expiresInMs ?? DEFAULT_PLAN_EXPIRY_MS)).toISOString(),
-    ...(ins.subscriberSnapshot === null ? {} : { subscriberSnapshot: ins.subscriberSnapshot }),
+    inspection: ins.inspection,
   };
   const columns = ins.publisherRows.columns.length > 0 ? ins.publisherRows : ins.subscriberRows;
   return {
@@ -136,7 +136,7 @@ export async function applyPlan(
     readonly bucket: string;
     readonly fingerprint: string;
     readonly changes: readonly PlannedChange[];
-    readonly subscriberSnapshot?: string;
+    readonly inspection?: string;
   },
   opts: { timeLimitMs?: number; lockTimeoutMs?: number; applyLockTimeoutMs?: number } = {},
 ): Promise<RepairOutcome> {
@@ -149,6 +149,12 @@ export async function applyPlan(
       `${plan.table} was registered again since the plan was made (fingerprint ${plan.fingerprint}, now ${t.fingerprint}); inspect again and make a new plan`,
     );
   }
+  if (plan.inspection === undefined) {
+    throw new PlanStaleError(
+      `plan ${plan.id} names no inspection the subscriber kept (it was made before node migration 0029, whose subscriber no longer trusts a snapshot the plan carries); inspect again and make a new plan`,
+    );
+  }
+  const inspection = plan.inspection;
   await requireRepairable(sub, table, plan.table);
   const lockTimeoutMs = opts.lockTimeoutMs ?? 20;
   // in parts that each fit the hold promise: a request that would hold writers longer is cancelled
@@ -169,7 +175,7 @@ export async function applyPlan(
             target: t.target,
             subscription: t.subscription,
             lockTimeoutMs,
-            ...(plan.subscriberSnapshot === undefined ? {} : { snapshot: plan.subscriberSnapshot }),
+            inspection,
             ...(opts.applyLockTimeoutMs === undefined ? {} : { applyLockTimeoutMs: opts.applyLockTimeoutMs }),
           }),
         ),
