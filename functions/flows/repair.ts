@@ -25,6 +25,8 @@ import { awaitAnswers, emptyStats, resolveByProbes } from './probes.js';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface Plan extends PlanContent {
+  /** A new plan always names its inspection (a stored one made before node 0029 may not). */
+  readonly inspection: string;
   readonly checksum: string;
   readonly sql: string;
   readonly rowCount: number;
@@ -80,7 +82,7 @@ export interface PlanOptions {
 export function planFromInspection(ins: Inspection, opts: PlanOptions): Plan {
   const changes = planChanges(ins.keys, ins.publisherRows, ins.subscriberRows);
   checkCap(ins.table, changes.length, opts.maxRows ?? DEFAULT_PLAN_CAP);
-  const content: PlanContent = {
+  const content: PlanContent & { inspection: string } = {
     pair: opts.pair,
     table: ins.table,
     bucket: ins.bucket,
