@@ -54,6 +54,24 @@ export interface Diff {
 
 const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
+const COPY_NAME = /^([0-9a-f]{32})#(\d+)$/;
+
+/**
+ * The order a table without a key's copies are changed in: by content, then by copy number, up for
+ * inserts and down for deletes. Each change's precondition counts the copies (insert copy n while
+ * n - 1 are there; delete copy n while at least n are), so copies 2 and 3 of one row go in as 2
+ * then 3, and out as 3 then 2; text order would put copy 10 before copy 2. Keys of keyed tables
+ * keep text order.
+ */
+export function copyOrder(direction: 1 | -1): (a: { key: string }, b: { key: string }) => number {
+  return (a, b) => {
+    const x = COPY_NAME.exec(a.key);
+    const y = COPY_NAME.exec(b.key);
+    if (x === null || y === null || x[1] !== y[1]) return byKey(a, b);
+    return direction * (Number(x[2]) - Number(y[2]));
+  };
+}
+
 export function diffKeys(pub: RowList, sub: RowList): KeyDiff[] {
   const out: KeyDiff[] = [];
   for (const [key, h] of pub) {
@@ -108,7 +126,7 @@ export function planChanges(diffs: readonly KeyDiff[], pub: RowValues, sub: RowV
       pubHash: d.publisherHash,
       values: pub.rows.get(d.key)?.values ?? [],
     }));
-  return [...deletes.sort(byKey), ...upserts.sort(byKey)];
+  return [...deletes.sort(copyOrder(-1)), ...upserts.sort(copyOrder(1))];
 }
 
 export const DEFAULT_PLAN_CAP = 1000;
@@ -169,10 +187,11 @@ export interface PlanContent {
   readonly changes: readonly PlannedChange[];
   readonly expiresAt: string;
   /**
-   * The subscriber's snapshot at the inspection: a row that moved since then is repaired only if no
-   * local write the inspection did not see is recorded in its bucket (docs/repair.md).
+   * The inspection probe's id: the subscriber kept the inspection's snapshot under it, and a row
+   * that moved since then is repaired only if no local write that snapshot did not see is recorded
+   * in its bucket (docs/repair.md). A plan made before node 0029 has none and is not applied.
    */
-  readonly subscriberSnapshot?: string;
+  readonly inspection?: string;
 }
 
 /** sha256 over everything that would be applied, in a fixed key order. */
@@ -184,7 +203,7 @@ export function planChecksum(p: PlanContent): string {
     p.fingerprint,
     p.expiresAt,
     p.changes.map((c) => [c.key, c.op, c.subHash, c.pubHash, c.keyValues ?? null, c.values ?? null]),
-    ...(p.subscriberSnapshot === undefined ? [] : [p.subscriberSnapshot]),
+    ...(p.inspection === undefined ? [] : [{ inspection: p.inspection }]),
   ]);
   return `sha256:${createHash('sha256').update(canonical).digest('hex')}`;
 }

@@ -21,8 +21,8 @@ export interface NewPlan {
   readonly fingerprint: string;
   readonly changes: readonly PlannedChange[];
   readonly expiresAt: string;
-  /** The subscriber's snapshot at the inspection (flows/repair.ts): covered by the checksum with the rest of the body. */
-  readonly subscriberSnapshot?: string;
+  /** The inspection probe's id (flows/repair.ts): covered by the checksum with the rest of the body. */
+  readonly inspection?: string;
   readonly sql: string;
 }
 
@@ -35,7 +35,7 @@ type Row = {
   created_by: string;
   expires_at: string;
   checksum: string;
-  body: { changes: PlannedChange[]; sql: string; subscriberSnapshot?: string };
+  body: { changes: PlannedChange[]; sql: string; inspection?: string };
   state: StoredPlan['state'];
   decision: 'approved' | 'rejected' | null;
   decided_by: string | null;
@@ -93,7 +93,7 @@ export async function insertPlan(
         body: {
           changes: p.changes,
           sql: p.sql,
-          ...(p.subscriberSnapshot === undefined ? {} : { subscriberSnapshot: p.subscriberSnapshot }),
+          ...(p.inspection === undefined ? {} : { inspection: p.inspection }),
         },
       }),
       awsCreator,
@@ -128,7 +128,7 @@ export async function loadPlan(
     bucket: r.bucket,
     fingerprint: r.fingerprint,
     changes: r.body.changes,
-    ...(typeof r.body.subscriberSnapshot === 'string' ? { subscriberSnapshot: r.body.subscriberSnapshot } : {}),
+    ...(typeof r.body.inspection === 'string' ? { inspection: r.body.inspection } : {}),
     expiresAt: r.expires_at,
     checksum: r.checksum,
     createdBy: r.created_by,
@@ -164,7 +164,7 @@ export interface ClaimedPlan {
   readonly table: string;
   readonly bucket: string;
   readonly fingerprint: string;
-  readonly body: { changes: PlannedChange[]; sql: string; subscriberSnapshot?: string };
+  readonly body: { changes: PlannedChange[]; sql: string; inspection?: string };
   readonly outcome: unknown;
 }
 

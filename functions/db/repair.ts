@@ -97,8 +97,11 @@ export async function sendRepair(
     lockTimeoutMs: number;
     /** How long the subscriber's apply worker waits for a row another session holds (node default 100 ms, at most 5 s). */
     applyLockTimeoutMs?: number;
-    /** The subscriber's snapshot at the inspection (lets a row that moved by applied changes be repaired). */
-    snapshot?: string;
+    /**
+     * The inspection probe's id the plan was made from: the subscriber judges local writes by the
+     * snapshot it kept under it (node 0029), and refuses a request without one.
+     */
+    inspection?: string;
   },
 ): Promise<SentRepair> {
   // what travels: the preconditions and a delete's key values; an upsert's values are the publisher's, read under the lock
@@ -120,7 +123,7 @@ export async function sendRepair(
       JSON.stringify({
         changes,
         ...(p.applyLockTimeoutMs === undefined ? {} : { lockTimeoutMs: p.applyLockTimeoutMs }),
-        ...(p.snapshot === undefined ? {} : { snapshot: p.snapshot }),
+        ...(p.inspection === undefined ? {} : { inspection: p.inspection }),
       }),
       p.plan,
       p.target,

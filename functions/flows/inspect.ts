@@ -32,8 +32,11 @@ export interface Inspection {
    * attempt: their values are a preview read after the inspection, not the inspected rows.
    */
   readonly moving?: readonly string[];
-  /** The subscriber's snapshot just before it listed its rows (null from a node before 0024). */
-  readonly subscriberSnapshot: string | null;
+  /**
+   * The inspection probe's id: the subscriber keeps the inspection's snapshot and local_write epoch
+   * under it (node 0029), and a repair names it instead of carrying a snapshot.
+   */
+  readonly inspection: string;
   readonly durationMs: number;
 }
 
@@ -186,11 +189,11 @@ async function inspectOnce(
     throw new SyncGuardError(`the subscriber did not answer the inspection probe: ${waited.failure ?? 'no answer'}`);
   if (!answer.ok)
     throw new IncompatibleError(`the subscriber could not inspect ${name} bucket ${bucket}: ${answer.error ?? 'unknown error'}`);
-  // {rows, snapshot} since node 0024 (the snapshot a repair checks local writes against); a bare list before
+  // {rows, snapshot} since node 0024; a bare list before. The snapshot stays on the subscriber, kept
+  // under the probe's id (node 0029): a repair names the inspection, the subscriber trusts only its own
   const a = answer.answer as { rows?: Record<string, string>; snapshot?: string } & Record<string, unknown>;
   const listed = typeof a.snapshot === 'string' && typeof a.rows === 'object' && a.rows !== null;
   const subRows = new Map(Object.entries((listed ? a.rows : a) as Record<string, string>));
-  const subscriberSnapshot = listed ? (a.snapshot as string) : null;
   const keys = diffKeys(probe.rows, subRows);
   const publisherRows = await readRowValues(
     pub,
@@ -214,7 +217,7 @@ async function inspectOnce(
     diffs: describeDiffs(keys, publisherRows, subscriberRows),
     publisherRows,
     subscriberRows,
-    subscriberSnapshot,
+    inspection: probe.id,
     durationMs: Date.now() - started,
   };
 }

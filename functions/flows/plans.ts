@@ -81,7 +81,7 @@ export async function applyStoredPlan(
       bucket: claimed.bucket,
       fingerprint: claimed.fingerprint,
       changes: claimed.body.changes,
-      ...(claimed.body.subscriberSnapshot === undefined ? {} : { subscriberSnapshot: claimed.body.subscriberSnapshot }),
+      ...(claimed.body.inspection === undefined ? {} : { inspection: claimed.body.inspection }),
     };
     const limit = a.timeLimitMs === undefined ? {} : { timeLimitMs: a.timeLimitMs };
     // this run's retry of a plan it had claimed: what it sent before is on the nodes; never send twice

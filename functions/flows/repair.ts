@@ -25,6 +25,8 @@ import { awaitAnswers, emptyStats, resolveByProbes } from './probes.js';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface Plan extends PlanContent {
+  /** A new plan always names its inspection (a stored one made before node 0029 may not). */
+  readonly inspection: string;
   readonly checksum: string;
   readonly sql: string;
   readonly rowCount: number;
@@ -80,14 +82,14 @@ export interface PlanOptions {
 export function planFromInspection(ins: Inspection, opts: PlanOptions): Plan {
   const changes = planChanges(ins.keys, ins.publisherRows, ins.subscriberRows);
   checkCap(ins.table, changes.length, opts.maxRows ?? DEFAULT_PLAN_CAP);
-  const content: PlanContent = {
+  const content: PlanContent & { inspection: string } = {
     pair: opts.pair,
     table: ins.table,
     bucket: ins.bucket,
     fingerprint: ins.fingerprint,
     changes,
     expiresAt: new Date((opts.now ?? Date.now()) + (opts.expiresInMs ?? DEFAULT_PLAN_EXPIRY_MS)).toISOString(),
-    ...(ins.subscriberSnapshot === null ? {} : { subscriberSnapshot: ins.subscriberSnapshot }),
+    inspection: ins.inspection,
   };
   const columns = ins.publisherRows.columns.length > 0 ? ins.publisherRows : ins.subscriberRows;
   return {
@@ -136,7 +138,7 @@ export async function applyPlan(
     readonly bucket: string;
     readonly fingerprint: string;
     readonly changes: readonly PlannedChange[];
-    readonly subscriberSnapshot?: string;
+    readonly inspection?: string;
   },
   opts: { timeLimitMs?: number; lockTimeoutMs?: number; applyLockTimeoutMs?: number } = {},
 ): Promise<RepairOutcome> {
@@ -149,6 +151,12 @@ export async function applyPlan(
       `${plan.table} was registered again since the plan was made (fingerprint ${plan.fingerprint}, now ${t.fingerprint}); inspect again and make a new plan`,
     );
   }
+  if (plan.inspection === undefined) {
+    throw new PlanStaleError(
+      `plan ${plan.id} names no inspection the subscriber kept (it was made before node migration 0029, whose subscriber no longer trusts a snapshot the plan carries); inspect again and make a new plan`,
+    );
+  }
+  const inspection = plan.inspection;
   await requireRepairable(sub, table, plan.table);
   const lockTimeoutMs = opts.lockTimeoutMs ?? 20;
   // in parts that each fit the hold promise: a request that would hold writers longer is cancelled
@@ -169,7 +177,7 @@ export async function applyPlan(
             target: t.target,
             subscription: t.subscription,
             lockTimeoutMs,
-            ...(plan.subscriberSnapshot === undefined ? {} : { snapshot: plan.subscriberSnapshot }),
+            inspection,
             ...(opts.applyLockTimeoutMs === undefined ? {} : { applyLockTimeoutMs: opts.applyLockTimeoutMs }),
           }),
         ),

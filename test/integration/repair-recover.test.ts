@@ -71,7 +71,7 @@ describe('item 22: a plan left applying by a killed run', () => {
         target: t.target,
         subscription: t.subscription,
         lockTimeoutMs: 20,
-        ...(plan.subscriberSnapshot === undefined ? {} : { snapshot: plan.subscriberSnapshot }),
+        ...(plan.inspection === undefined ? {} : { inspection: plan.inspection }),
       });
       expect(sent.sent).toBe(2);
     } finally {

@@ -26,12 +26,15 @@ export interface PairSetup {
   readonly publicationSql?: (pair: Pair) => string;
   /** A publisher server of the file's own (stopped afterwards); default: the shared PG18 one. */
   readonly publisher?: () => Promise<Cluster>;
+  /** A subscriber server of the file's own (stopped afterwards), e.g. one the file crashes; default: the shared PG18 one. */
+  readonly subscriber?: () => Promise<Cluster>;
   readonly options?: PairOptions;
 }
 
 export function usePair(setup: PairSetup): PairContext {
   let state: { pair: Pair; pub: pg.Client; sub: pg.Client } | undefined;
   let ownPublisher: Cluster | undefined;
+  let ownSubscriber: Cluster | undefined;
   let pairOnly: Pair | undefined;
   const get = () => {
     if (state === undefined) throw new Error('the pair is only available inside tests');
@@ -40,8 +43,10 @@ export function usePair(setup: PairSetup): PairContext {
 
   beforeAll(async () => {
     ownPublisher = setup.publisher === undefined ? undefined : await setup.publisher();
+    ownSubscriber = setup.subscriber === undefined ? undefined : await setup.subscriber();
     const publisher: ClusterInfo = ownPublisher ?? inject('publisherCluster');
-    pairOnly = await createPair(publisher, inject('subscriberCluster'), setup.label, setup.options);
+    const subscriber: ClusterInfo = ownSubscriber ?? inject('subscriberCluster');
+    pairOnly = await createPair(publisher, subscriber, setup.label, setup.options);
     await setup.prepare(pairOnly);
     const publicationSql = setup.publicationSql?.(pairOnly);
     await pairOnly.subscribe(setup.tables, publicationSql === undefined ? {} : { publicationSql });
@@ -53,6 +58,7 @@ export function usePair(setup: PairSetup): PairContext {
   afterAll(async () => {
     await Promise.all([state?.pub.end(), state?.sub.end()].map((p) => p?.catch(() => {})));
     await pairOnly?.dispose();
+    await ownSubscriber?.stop();
     await ownPublisher?.stop();
   });
 

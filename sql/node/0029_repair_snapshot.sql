@@ -1,0 +1,660 @@
+-- syncguard node schema 0029: the subscriber keeps what a repair is judged against (docs/repair.md).
+--   4c: a repair request carried the inspection's snapshot, and the subscriber trusted it: a holder
+--       of the repair role calling repair_request with snapshot '4294967295:4294967295:' made every
+--       local write count as seen, so a local write made after the inspection was overwritten. Now
+--       the subscriber's probe trigger keeps each inspection it answers (syncguard.inspection: its
+--       snapshot, the bucket, and local_write's epoch), the request names the inspection probe, and
+--       a request that names no inspection known here (an old client's request carrying only a
+--       snapshot, too) is refused change by change, never raised.
+--   4b: local_write is UNLOGGED: a crash, an immediate shutdown or a promotion empties it, and a row
+--       that moved by a local write before that was then taken as moved by replication. The
+--       inspection records syncguard.sentinel's created_at (the sentinel vanishes with the unlogged
+--       tables and check_state() writes a new one); a repair of an inspection taken under another
+--       sentinel, or while none was there, is refused. syncguard.inspection is UNLOGGED too (never
+--       published, emptied with local_write), so after a crash the inspection is simply unknown.
+--   11: the publisher decides whether it holds a change's key by the key type's equality (the key
+--       text parsed into its columns and compared with each column's =), not by the key's text:
+--       a citext key 'ABC' is held when 'abc' is, a numeric key 1.0 when 1.00 is.
+--   10: a keyless insert carries its precondition in the statement: the copy is inserted only
+--       while the subscriber holds exactly one copy fewer than its number (copies are inserted in
+--       ascending and deleted in descending copy order, so several copies of one row repair too).
+--   12: a request holds the apply worker for at most 1000 changes (more: every change failed), its
+--       lock waits and writes share a 5 s budget (each lock_timeout is at most what is left), and
+--       the three-waits rule and a cap of 10000 changes count over every request of one
+--       inspection (one plan sends all its parts under one inspection).
+--   the probe functions and the trigger refuse while syncguard.probe has anything syncguard did
+--   not create (_probe_table_clean, 0026): the publisher's with an error naming it, the trigger
+--   with a failed answer.
+
+-- Subscriber: the inspections its trigger answered, by the inspection probe (origin, id).
+CREATE UNLOGGED TABLE syncguard.inspection (
+  origin     uuid NOT NULL,
+  id         bigint NOT NULL,
+  reg_id     integer NOT NULL,
+  bucket     bigint NOT NULL,
+  snapshot   pg_snapshot NOT NULL,   -- taken just before the subscriber listed its rows
+  epoch      timestamptz,            -- syncguard.sentinel's created_at then (NULL: none, state lost)
+  taken_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  changes    integer NOT NULL DEFAULT 0,   -- changes requested under it so far
+  lock_waits integer NOT NULL DEFAULT 0,   -- of those, waits for a locked row that ran out
+  PRIMARY KEY (origin, id)
+);
+CREATE INDEX inspection_taken_at ON syncguard.inspection (taken_at);
+REVOKE ALL ON syncguard.inspection FROM PUBLIC;
+
+-- How long an inspection is kept: longer than a plan may live (the CLI allows 30 days).
+CREATE FUNCTION syncguard._inspection_keep() RETURNS interval
+LANGUAGE sql IMMUTABLE AS $$ SELECT interval '31 days' $$;
+
+-- The subscriber's trigger (ENABLE ALWAYS, BEFORE INSERT), as in 0013, and: nothing is answered
+-- while syncguard.probe has what syncguard did not create (a failed answer naming it); an
+-- inspection ('rows') it answers is kept in syncguard.inspection with its snapshot and
+-- local_write's epoch, in the same transaction as the answer. Never raises.
+CREATE OR REPLACE FUNCTION syncguard._probe_apply() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_sub name;
+  v_t0 timestamptz;
+  v_out jsonb;
+  v_unclean text;
+BEGIN
+  BEGIN
+    IF NEW.origin = syncguard.node_id() THEN
+      RETURN NEW;                                  -- the publisher's own insert
+    END IF;
+    IF EXISTS (SELECT 1 FROM syncguard.probe p WHERE p.origin = NEW.origin AND p.id = NEW.id) THEN
+      RETURN NULL;                                 -- a second copy: never a duplicate-key error
+    END IF;
+    SELECT s.subname INTO v_sub FROM pg_catalog.pg_stat_subscription s WHERE s.pid = pg_catalog.pg_backend_pid() LIMIT 1;
+    IF v_sub IS NOT NULL AND NEW.request ? 'subscription' AND NEW.request->>'subscription' <> v_sub THEN
+      RETURN NULL;                                 -- through another subscription: another position
+    END IF;
+    IF v_sub IS NULL OR NEW.target IS DISTINCT FROM syncguard.node_id() THEN
+      RETURN NEW;                                  -- not applied here for us (a copy, another subscriber)
+    END IF;
+    DELETE FROM syncguard.probe_result WHERE applied_at < clock_timestamp() - interval '1 hour';
+    v_t0 := clock_timestamp();
+    v_unclean := syncguard._probe_table_clean();
+    IF v_unclean IS NOT NULL THEN
+      v_out := jsonb_build_object('ok', false, 'error', format('the subscriber answers no probe: %s (syncguard did not create it; it would run as syncguard''s owner here); drop it, then run syncguard install again', v_unclean));
+    ELSIF NEW.created_at < clock_timestamp() - interval '10 minutes' THEN
+      v_out := jsonb_build_object('ok', false, 'error', format('the probe arrived %s after it was sent; the subscriber is lagging (or the clocks differ)',
+                                                               date_trunc('second', clock_timestamp() - NEW.created_at)));
+    ELSE
+      v_out := syncguard._probe_answer(NEW);
+    END IF;
+    IF NEW.kind = 'rows' AND (v_out->>'ok')::boolean THEN
+      DELETE FROM syncguard.inspection WHERE taken_at < clock_timestamp() - syncguard._inspection_keep();
+      INSERT INTO syncguard.inspection (origin, id, reg_id, bucket, snapshot, epoch)
+      SELECT NEW.origin, NEW.id, g.reg_id, (NEW.request->>'bucket')::bigint, (v_out->'answer'->>'snapshot')::pg_snapshot,
+             (SELECT s.created_at FROM syncguard.sentinel s)
+        FROM syncguard.registration g
+       WHERE g.node_id = syncguard.node_id() AND g.schema_name = NEW.schema_name AND g.table_name = NEW.table_name
+      ON CONFLICT DO NOTHING;
+    END IF;
+    INSERT INTO syncguard.probe_result (origin, id, ok, answer, error, compute_ms)
+    VALUES (NEW.origin, NEW.id, (v_out->>'ok')::boolean, v_out->'answer', v_out->>'error',
+            round(extract(epoch FROM clock_timestamp() - v_t0)::numeric * 1000, 3))
+    ON CONFLICT DO NOTHING;
+  EXCEPTION WHEN OTHERS THEN
+    BEGIN
+      INSERT INTO syncguard.probe_result (origin, id, ok, error) VALUES (NEW.origin, NEW.id, false, left(SQLERRM, 500))
+      ON CONFLICT DO NOTHING;
+    EXCEPTION WHEN OTHERS THEN
+      NULL;                                        -- nothing may stop replication
+    END;
+  END;
+  RETURN NEW;
+END
+$$;
+
+-- Publisher: raises, naming it, when syncguard.probe has what syncguard did not create (a trigger,
+-- rule, policy or default there would run as syncguard's owner on the probe's insert).
+CREATE FUNCTION syncguard._require_probe_clean() RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_unclean text := syncguard._probe_table_clean();
+BEGIN
+  IF v_unclean IS NOT NULL THEN
+    RAISE EXCEPTION 'syncguard sends no probe: % (syncguard did not create it)', v_unclean
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'drop it (docs/permissions.md, "Which fix is safer"), then run syncguard install again';
+  END IF;
+END
+$$;
+
+-- As in 0018, refused while syncguard.probe is not clean.
+CREATE OR REPLACE FUNCTION syncguard.probe_buckets(p_schema text, p_table text, p_buckets bigint[], p_target uuid, p_subscription text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r syncguard.registration;
+  v_caps jsonb := syncguard._probe_caps();
+  v_t0 timestamptz := clock_timestamp();
+  v_t1 timestamptz;
+  v_values jsonb;
+  v_id bigint;
+BEGIN
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'a probe needs a READ COMMITTED transaction (it must see what committed before its lock), got %',
+      current_setting('transaction_isolation') USING ERRCODE = 'invalid_transaction_state';
+  END IF;
+  SELECT * INTO r FROM syncguard.registration g
+   WHERE g.node_id = syncguard.node_id() AND g.schema_name = p_schema AND g.table_name = p_table AND g.node_role = 'publisher';
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'table %.% is not registered as a publisher table on this node', quote_ident(p_schema), quote_ident(p_table)
+      USING ERRCODE = 'undefined_object';
+  END IF;
+  IF cardinality(p_buckets) IS NULL OR cardinality(p_buckets) > (v_caps->>'maxBuckets')::int THEN
+    RAISE EXCEPTION 'a probe asks for 1 to % buckets, this one for %', v_caps->>'maxBuckets', coalesce(cardinality(p_buckets), 0)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF syncguard._probe_rows(r, p_buckets) > (v_caps->>'maxRows')::bigint THEN
+    RAISE EXCEPTION 'a probe of these buckets would read about % rows, more than the cap of %', syncguard._probe_rows(r, p_buckets), v_caps->>'maxRows'
+      USING ERRCODE = 'program_limit_exceeded';
+  END IF;
+  PERFORM syncguard._require_probe_clean();
+  EXECUTE format('LOCK TABLE %s IN SHARE MODE', syncguard._rel(p_schema, p_table));
+  v_t1 := clock_timestamp();
+  -- a new snapshot, taken after the lock: every writer that held the table has committed
+  v_values := syncguard._probe_values(r.reg_id, p_buckets);
+  INSERT INTO syncguard.probe (origin, id, target, kind, schema_name, table_name, fingerprint, request)
+  VALUES (syncguard.node_id(), nextval('syncguard.probe_id_seq'), p_target, 'buckets', p_schema, p_table, r.fingerprint,
+          jsonb_build_object('subscription', p_subscription, 'buckets', to_jsonb(p_buckets), 'values', v_values))
+  RETURNING id INTO v_id;
+  RETURN jsonb_build_object('id', v_id, 'values', v_values,
+                            'lockWaitMs', round(extract(epoch FROM v_t1 - v_t0)::numeric * 1000, 3),
+                            'computeMs', round(extract(epoch FROM clock_timestamp() - v_t1)::numeric * 1000, 3));
+END
+$$;
+
+-- As in 0018, refused while syncguard.probe is not clean.
+CREATE OR REPLACE FUNCTION syncguard.probe_rows(p_schema text, p_table text, p_bucket bigint, p_target uuid, p_subscription text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r syncguard.registration := syncguard._publisher_reg(p_schema, p_table);
+  v_t0 timestamptz := clock_timestamp();
+  v_t1 timestamptz;
+  v_rows jsonb;
+  v_id bigint;
+BEGIN
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'a probe needs a READ COMMITTED transaction' USING ERRCODE = 'invalid_transaction_state';
+  END IF;
+  IF syncguard._probe_rows(r, ARRAY[p_bucket]) > (syncguard._probe_caps()->>'maxRows')::bigint THEN
+    RAISE EXCEPTION 'bucket % holds more than % rows; inspect it in smaller buckets', p_bucket, syncguard._probe_caps()->>'maxRows'
+      USING ERRCODE = 'program_limit_exceeded';
+  END IF;
+  PERFORM syncguard._require_probe_clean();
+  EXECUTE format('LOCK TABLE %s IN SHARE MODE', syncguard._rel(p_schema, p_table));
+  v_t1 := clock_timestamp();
+  v_rows := syncguard._row_list(r.reg_id, p_bucket);
+  INSERT INTO syncguard.probe (origin, id, target, kind, schema_name, table_name, fingerprint, request)
+  VALUES (syncguard.node_id(), nextval('syncguard.probe_id_seq'), p_target, 'rows', p_schema, p_table, r.fingerprint,
+          jsonb_build_object('subscription', p_subscription, 'bucket', p_bucket))
+  RETURNING id INTO v_id;
+  RETURN jsonb_build_object('id', v_id, 'rows', v_rows,
+                            'lockWaitMs', round(extract(epoch FROM v_t1 - v_t0)::numeric * 1000, 3),
+                            'computeMs', round(extract(epoch FROM clock_timestamp() - v_t1)::numeric * 1000, 3));
+END
+$$;
+
+-- The fields of a record's text as record_out writes it ('(1,"a b",)': '1', 'a b', NULL), or
+-- NULL when the text is not of that form.
+CREATE FUNCTION syncguard._record_fields(p text) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_in text;
+  v_out text[] := '{}';
+  m text[];
+BEGIN
+  IF p IS NULL OR length(p) < 2 OR left(p, 1) <> '(' OR right(p, 1) <> ')' THEN
+    RETURN NULL;
+  END IF;
+  v_in := substr(p, 2, length(p) - 2) || ',';
+  IF v_in !~ '^(("([^"\\]|""|\\.)*"|[^,"\\()]*),)+$' THEN
+    RETURN NULL;
+  END IF;
+  FOR m IN SELECT regexp_matches(v_in, '("(?:[^"\\]|""|\\.)*"|[^,"\\()]*),', 'g') LOOP
+    v_out := v_out || CASE WHEN m[1] = '' THEN NULL
+                           WHEN left(m[1], 1) = '"'
+                             THEN regexp_replace(replace(substr(m[1], 2, length(m[1]) - 2), '""', '"'), '\\(.)', '\1', 'g')
+                           ELSE m[1] END;
+  END LOOP;
+  RETURN v_out;
+END
+$$;
+
+-- Publisher, under the SHARE lock: for each key text of a keyed table, whether it is a key of the
+-- table (its fields, cast to the key columns' types, give the same text) and the key text of the
+-- row in the bucket whose key is equal to it by each key column's = (citext 'ABC' = 'abc',
+-- numeric 1.0 = 1.00): {key: {held: text or null}}; a key text that is not a key is left out.
+CREATE FUNCTION syncguard._held_keys(r syncguard.registration, p_bucket bigint, p_keys text[]) RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET timezone = 'UTC' SET datestyle = 'ISO, YMD' SET intervalstyle = 'postgres'
+SET extra_float_digits = 1 SET bytea_output = 'hex' SET lc_monetary = 'C'
+SET search_path = pg_catalog, pg_temp SET row_security = off
+AS $$
+DECLARE
+  v_n integer := cardinality(r.key_columns);
+  v_asked text[] := '{}';
+  v_fields text[];
+  v_all text[];
+  v_cast text;
+  v_eq text;
+  v_sql text;
+  v_map jsonb := '{}';
+  v_one jsonb;
+  k text;
+  i integer;
+BEGIN
+  IF v_n = 0 OR coalesce(cardinality(p_keys), 0) = 0 THEN
+    RETURN v_map;
+  END IF;
+  FOREACH k IN ARRAY p_keys LOOP
+    v_fields := syncguard._record_fields(k);
+    IF cardinality(v_fields) = v_n THEN
+      v_asked := v_asked || k;
+      v_all := v_all || ARRAY[v_fields];
+    END IF;
+  END LOOP;
+  IF cardinality(v_asked) = 0 THEN
+    RETURN v_map;
+  END IF;
+  SELECT string_agg(format('$2[sg_a.i][%s]::%s', o, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY o),
+         string_agg(format('sg_t.%I = $2[sg_a.i][%s]::%s', u.k, o, format_type(a.atttypid, a.atttypmod)), ' AND ' ORDER BY o)
+    INTO v_cast, v_eq
+    FROM unnest(r.key_columns) WITH ORDINALITY u(k, o) JOIN pg_attribute a ON a.attrelid = r.relid AND a.attname = u.k;
+  v_sql := format('SELECT coalesce(jsonb_object_agg(sg_a.k, jsonb_build_object(''held'', '
+                  '(SELECT %s::text FROM %s AND %s LIMIT 1))), ''{}'') '
+                  'FROM unnest($1::text[]) WITH ORDINALITY sg_a(k, i) WHERE ROW(%s)::text = sg_a.k',
+                  syncguard._key_row(r.key_columns, 'sg_t'), syncguard._bucket_source(r, p_bucket), v_eq, v_cast);
+  BEGIN
+    EXECUTE v_sql INTO v_map USING v_asked, v_all;
+  EXCEPTION WHEN OTHERS THEN
+    -- a key text whose fields are not values of the key's types: each key on its own
+    v_map := '{}';
+    FOR i IN 1 .. cardinality(v_asked) LOOP
+      BEGIN
+        EXECUTE v_sql INTO v_one USING ARRAY[v_asked[i]], v_all[i:i][1:v_n];
+        v_map := v_map || v_one;
+      EXCEPTION WHEN OTHERS THEN
+        NULL;                                       -- not a key of this table
+      END;
+    END LOOP;
+  END;
+  RETURN v_map;
+END
+$$;
+
+-- Publisher: the repair request of an approved plan, as in 0024, and:
+--   refused (raises) while syncguard.probe is not clean;
+--   whether the publisher holds a change's key is decided by the key's equality (_held_keys), and
+--   an upsert is sent under the key text the publisher holds now, with the planned key as
+--   plannedKey (the subscriber reports its outcome under it); a key text that is not a key of the
+--   table is 'refused';
+--   the options carry inspection (the id of the inspection probe the plan was made from), which the
+--   request names; a snapshot in the options is no longer sent (the subscriber keeps its own).
+CREATE OR REPLACE FUNCTION syncguard.repair_request(p_schema text, p_table text, p_bucket bigint, p_changes jsonb, p_plan text,
+                                                    p_target uuid, p_subscription text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r syncguard.registration := syncguard._publisher_reg(p_schema, p_table);
+  v_list jsonb := CASE WHEN jsonb_typeof(p_changes) = 'object' THEN p_changes->'changes' ELSE p_changes END;
+  v_opts jsonb := CASE WHEN jsonb_typeof(p_changes) = 'object' THEN p_changes - 'changes' ELSE '{}' END;
+  v_t0 timestamptz := clock_timestamp();
+  v_t1 timestamptz;
+  v_send jsonb := '[]';
+  v_skip jsonb := '[]';
+  v_id bigint;
+  v_request jsonb;
+  c jsonb;
+  v_now jsonb;
+  v_row jsonb;
+  v_held jsonb := '{}';
+  v_key text;
+  v_keyless boolean := cardinality(r.key_columns) = 0;
+  v_keys text[];
+  v_code text[];
+BEGIN
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'a repair needs a READ COMMITTED transaction' USING ERRCODE = 'invalid_transaction_state';
+  END IF;
+  -- item 8: the rows are read (col::text, casts) as syncguard's owner here too
+  v_code := syncguard.repair_user_code(p_schema, p_table);
+  IF cardinality(v_code) > 0 THEN
+    RAISE EXCEPTION 'no repair of %.%: it would run code of the table''s owner with syncguard''s rights on the publisher: %',
+      quote_ident(p_schema), quote_ident(p_table), array_to_string(v_code, '; ')
+      USING ERRCODE = 'insufficient_privilege', HINT = 'remove that code from the table, or give the table to syncguard''s owner, then plan again';
+  END IF;
+  IF jsonb_typeof(v_list) IS DISTINCT FROM 'array' THEN
+    RAISE EXCEPTION 'a repair request''s changes are a JSON array' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF jsonb_array_length(v_list) > 10000 THEN
+    RAISE EXCEPTION 'a repair request carries at most 10000 changes, got %', jsonb_array_length(v_list)
+      USING ERRCODE = 'program_limit_exceeded';
+  END IF;
+  PERFORM syncguard._require_probe_clean();
+  v_keys := ARRAY(SELECT x->>'key' FROM jsonb_array_elements(v_list) x WHERE jsonb_typeof(x) = 'object' AND x->>'key' IS NOT NULL);
+  EXECUTE format('LOCK TABLE %s IN SHARE MODE', syncguard._rel(p_schema, p_table));
+  v_t1 := clock_timestamp();
+  -- the publisher's rows of the planned keys, now that no writer can change them: a keyed table's
+  -- by key equality, a keyless table's by their names (content and copy)
+  IF NOT v_keyless THEN
+    v_held := syncguard._held_keys(r, p_bucket, v_keys);
+    v_keys := ARRAY(SELECT DISTINCT h.value->>'held' FROM jsonb_each(v_held) h WHERE h.value->>'held' IS NOT NULL);
+  END IF;
+  SELECT coalesce(jsonb_object_agg(b.key_text, jsonb_build_object('hash', b.row_hash::text, 'keyValues', to_jsonb(b.key_values),
+                                                                   'values', to_jsonb(b.column_values))), '{}')
+    INTO v_now
+    FROM syncguard._bucket_rows(r.reg_id, p_bucket, v_keys) b;
+  FOR c IN SELECT x FROM jsonb_array_elements(v_list) x LOOP
+    v_key := CASE WHEN v_keyless THEN c->>'key' ELSE v_held->(c->>'key')->>'held' END;
+    v_row := v_now->v_key;
+    IF jsonb_typeof(c) IS DISTINCT FROM 'object' OR c->>'key' IS NULL OR (c->>'op') IS NULL OR c->>'op' NOT IN ('upsert', 'delete') THEN
+      v_skip := v_skip || jsonb_build_object('key', c->>'key', 'outcome', 'refused', 'error', 'a change is an upsert or a delete of one key');
+    ELSIF NOT v_keyless AND NOT v_held ? (c->>'key') THEN
+      v_skip := v_skip || jsonb_build_object('key', c->>'key', 'outcome', 'refused', 'error', 'its key is not a key of this table');
+    ELSIF c ? 'keyValues' AND NOT syncguard._key_values_match(r, c->>'key', c->'keyValues') THEN
+      v_skip := v_skip || jsonb_build_object('key', c->>'key', 'outcome', 'refused', 'error', 'its key values are not its key');
+    ELSIF c->>'op' = 'delete' AND v_row IS NOT NULL THEN
+      v_skip := v_skip || jsonb_build_object('key', c->>'key', 'outcome', 'publisher_changed',
+                                             'error', CASE WHEN v_key = c->>'key'
+                                                           THEN 'the publisher holds this row; a delete is sent only for a row the publisher does not have'
+                                                           ELSE format('the publisher holds this key (as %s); a delete is sent only for a row the publisher does not have', v_key) END);
+    ELSIF v_keyless AND (v_row->>'hash') IS DISTINCT FROM (c->>'pubHash') THEN
+      v_skip := v_skip || jsonb_build_object('key', c->>'key', 'outcome', 'publisher_changed');
+    ELSIF v_row IS NOT NULL THEN
+      -- the publisher's row as it is at this position, whatever it was at inspection
+      v_send := v_send || (jsonb_build_object('key', v_key, 'op', 'upsert', 'subHash', c->'subHash', 'pubHash', v_row->'hash',
+                                              'plannedPubHash', c->'pubHash', 'keyValues', v_row->'keyValues', 'values', v_row->'values')
+                           || CASE WHEN v_key = c->>'key' THEN '{}'::jsonb ELSE jsonb_build_object('plannedKey', c->>'key') END);
+    ELSE
+      -- absent on the publisher here (a planned delete, or an upsert of a row deleted since)
+      v_send := v_send || jsonb_build_object('key', c->>'key', 'op', 'delete', 'subHash', c->'subHash', 'pubHash', NULL,
+                                             'plannedPubHash', c->'pubHash');
+    END IF;
+  END LOOP;
+  IF jsonb_array_length(v_send) > 0 THEN
+    v_request := jsonb_build_object('subscription', p_subscription, 'bucket', p_bucket, 'plan', p_plan, 'columns', to_jsonb(r.columns),
+                                    'changes', v_send);
+    IF jsonb_typeof(v_opts->'lockTimeoutMs') = 'number' THEN
+      v_request := v_request || jsonb_build_object('lockTimeoutMs', v_opts->'lockTimeoutMs');
+    END IF;
+    IF jsonb_typeof(v_opts->'inspection') IN ('number', 'string') THEN
+      v_request := v_request || jsonb_build_object('inspection', v_opts->'inspection');
+    END IF;
+    INSERT INTO syncguard.probe (origin, id, target, kind, schema_name, table_name, fingerprint, request)
+    VALUES (syncguard.node_id(), nextval('syncguard.probe_id_seq'), p_target, 'repair', p_schema, p_table, r.fingerprint, v_request)
+    RETURNING id INTO v_id;
+  END IF;
+  RETURN jsonb_build_object('id', v_id, 'sent', jsonb_array_length(v_send), 'skipped', v_skip,
+                            'lockWaitMs', round(extract(epoch FROM v_t1 - v_t0)::numeric * 1000, 3),
+                            'holdMs', round(extract(epoch FROM clock_timestamp() - v_t1)::numeric * 1000, 3));
+END
+$$;
+
+-- The statements a repair runs on a subscriber table, as in 0024, and a table without a key's
+-- insert carries its precondition: $2[1] the copy's md5, $4 its number; the copy goes in only
+-- while exactly $4 - 1 copies with that content are there (each locked FOR UPDATE, so a copy a
+-- concurrent writer changes or deletes is re-checked).
+CREATE OR REPLACE FUNCTION syncguard._repair_dml(r syncguard.registration, OUT ins text, OUT upd text, OUT del text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_tbl text := format('%I.%I', r.schema_name, r.table_name);
+  v_rel text := syncguard._rel(r.schema_name, r.table_name);
+  v_hash text := syncguard._hash_expr(r, 'sg_t');
+  v_cols text;
+  v_vals text;
+  v_set text;
+  v_override text;
+  v_key text;
+BEGIN
+  SELECT string_agg(quote_ident(c), ', ' ORDER BY o),
+         string_agg(format('$1[%s]::%s', o, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY o),
+         string_agg(format('%I = $1[%s]::%s', c, o, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY o)
+           FILTER (WHERE c <> ALL(r.key_columns) AND a.attidentity <> 'a'),
+         CASE WHEN bool_or(a.attidentity = 'a') THEN ' OVERRIDING SYSTEM VALUE' ELSE '' END
+    INTO v_cols, v_vals, v_set, v_override
+    FROM unnest(r.columns) WITH ORDINALITY u(c, o) JOIN pg_attribute a ON a.attrelid = r.relid AND a.attname = u.c
+   WHERE a.attgenerated = '';
+  IF cardinality(r.key_columns) = 0 THEN
+    -- item 10 (0029): no key to conflict on, so the count of copies is the precondition
+    ins := format('WITH sg_c AS MATERIALIZED (SELECT sg_t.ctid AS sg_i FROM %1$s sg_t WHERE md5(%2$s) = $2[1] FOR UPDATE) '
+                  'INSERT INTO %3$s (%4$s)%5$s SELECT %6$s WHERE (SELECT count(*) FROM sg_c) = $4 - 1',
+                  v_rel, replace(v_hash, 'syncguard.row_hash(', '('), v_tbl, v_cols, v_override, v_vals);
+    upd := NULL;
+    -- every copy with this content is locked (a concurrent writer's change is re-checked by FOR
+    -- UPDATE), and one of them goes only if there are still as many as the plan saw
+    del := format('WITH sg_c AS MATERIALIZED (SELECT sg_t.tableoid AS sg_o, sg_t.ctid AS sg_i FROM %1$s sg_t '
+                  'WHERE md5(%2$s) = $2[1] AND %3$s = $3 FOR UPDATE) '
+                  'DELETE FROM %1$s sg_d WHERE (sg_d.tableoid, sg_d.ctid) = '
+                  '(SELECT sg_c.sg_o, sg_c.sg_i FROM sg_c WHERE (SELECT count(*) FROM sg_c) >= $4 LIMIT 1)',
+                  v_rel, replace(v_hash, 'syncguard.row_hash(', '('), v_hash);
+    RETURN;
+  END IF;
+  SELECT string_agg(format('sg_t.%I = $2[%s]::%s', k, o, format_type(a.atttypid, a.atttypmod)), ' AND ' ORDER BY o)
+    INTO v_key
+    FROM unnest(r.key_columns) WITH ORDINALITY u(k, o) JOIN pg_attribute a ON a.attrelid = r.relid AND a.attname = u.k;
+  ins := format('INSERT INTO %s (%s)%s VALUES (%s) ON CONFLICT (%s) DO NOTHING', v_tbl, v_cols, v_override, v_vals,
+                (SELECT string_agg(quote_ident(k), ', ' ORDER BY o) FROM unnest(r.key_columns) WITH ORDINALITY u(k, o)));
+  upd := format('UPDATE %s sg_t SET %s WHERE %s AND %s = $3', v_rel,
+                coalesce(v_set, format('%1$I = sg_t.%1$I', r.key_columns[1])), v_key, v_hash);
+  del := format('DELETE FROM %s sg_t WHERE %s AND %s = $3', v_rel, v_key, v_hash);
+END
+$$;
+
+-- The node's caps on one repair request (item 12): the changes one request may hold the apply
+-- worker for, the budget in ms of its writes and lock waits together, the changes and the lock
+-- waits that ran out over all requests of one inspection.
+CREATE FUNCTION syncguard._repair_caps() RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT jsonb_build_object('maxChanges', 1000, 'budgetMs', 5000, 'maxInspectionChanges', 10000, 'maxLockWaits', 3) $$;
+
+-- Subscriber: applies one repair request (called by the probe trigger, inside the apply
+-- transaction), as in 0024, and:
+--   the request names the inspection probe it was planned from (inspection: its id; the origin is
+--   the request's own); it is looked up in syncguard.inspection, and the snapshot kept there, not
+--   one the request carries, tells local writes the inspection saw from the others. A request that
+--   names no inspection is refused; one whose inspection is not known here, inspected another
+--   bucket, was taken under another local_write epoch (syncguard.sentinel), or would go over the
+--   caps fails, every change recorded with the reason;
+--   keyless copies are inserted in ascending and deleted in descending copy order, each insert
+--   with its count precondition;
+--   an upsert sent under the publisher's key text reports its outcome under plannedKey.
+-- Never raises on a request's content.
+CREATE OR REPLACE FUNCTION syncguard._repair_apply(r syncguard.registration, p syncguard.probe) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET timezone = 'UTC' SET datestyle = 'ISO, YMD' SET intervalstyle = 'postgres'
+SET extra_float_digits = 1 SET bytea_output = 'hex' SET lc_monetary = 'C'
+SET client_encoding = 'UTF8' SET max_parallel_workers_per_gather = 0
+SET search_path = pg_catalog, pg_temp SET row_security = off
+SET lock_timeout = '100ms'
+AS $$
+DECLARE
+  v_caps jsonb := syncguard._repair_caps();
+  v_bucket bigint := (p.request->>'bucket')::bigint;
+  v_list jsonb := p.request->'changes';
+  v_keys text[];
+  v_keyless boolean := cardinality(r.key_columns) = 0;
+  v_lock_ms integer := 100;
+  v_left_ms numeric := (v_caps->>'budgetMs')::numeric;
+  v_max_waits integer := (v_caps->>'maxLockWaits')::integer;
+  v_kpos integer[];
+  s record;
+  v_now jsonb;
+  v_out jsonb := '[]';
+  v_wrote text;
+  v_waits integer := 0;
+  c jsonb;
+  v_key text;
+  v_cur jsonb;
+  v_hash text;
+  v_target text;
+  v_vals text[];
+  v_n bigint;
+  v_res jsonb;
+  v_moved_ok boolean := false;
+  v_code text[];
+  v_insp syncguard.inspection;
+  v_insp_id bigint;
+  v_why text;
+  v_outcome text := 'failed';
+  v_this_ms integer;
+  v_t timestamptz;
+BEGIN
+  IF jsonb_typeof(v_list) IS DISTINCT FROM 'array' THEN
+    RETURN jsonb_build_object('error', 'a repair request''s changes are a JSON array');
+  END IF;
+  IF (SELECT array_agg(x ORDER BY o) FROM jsonb_array_elements_text(p.request->'columns') WITH ORDINALITY u(x, o))::name[] IS DISTINCT FROM r.columns THEN
+    RETURN jsonb_build_object('error', 'the request names other columns than the subscriber registration');
+  END IF;
+  IF jsonb_typeof(p.request->'lockTimeoutMs') = 'number' THEN
+    v_lock_ms := least(greatest((p.request->>'lockTimeoutMs')::numeric, 1), 5000)::integer;
+  END IF;
+  -- restored when this function returns (its SET clause), so the apply transaction keeps its own
+  PERFORM set_config('lock_timeout', v_lock_ms || 'ms', true);
+  v_code := syncguard.repair_user_code(r.schema_name, r.table_name);
+  IF cardinality(v_code) > 0 THEN
+    v_outcome := 'refused';
+    v_why := 'the repair would run code of the table''s owner with syncguard''s rights: ' || array_to_string(v_code, '; ');
+  ELSIF jsonb_array_length(v_list) > (v_caps->>'maxChanges')::integer THEN
+    v_why := format('a repair request may hold the apply worker for at most %s changes on this node, this one has %s; send it in parts',
+                    v_caps->>'maxChanges', jsonb_array_length(v_list));
+  ELSIF jsonb_typeof(p.request->'inspection') IS DISTINCT FROM 'number'
+        AND (jsonb_typeof(p.request->'inspection') IS DISTINCT FROM 'string' OR (p.request->>'inspection') !~ '^[0-9]{1,18}$') THEN
+    v_outcome := 'refused';
+    v_why := 'the request names no inspection of this subscriber (a snapshot a request carries is not trusted: requests of syncguard before node 0029 are refused); inspect again, make a new plan and apply it';
+  ELSE
+    BEGIN
+      v_insp_id := (p.request->>'inspection')::numeric::bigint;
+    EXCEPTION WHEN OTHERS THEN
+      v_insp_id := NULL;
+    END;
+    SELECT * INTO v_insp FROM syncguard.inspection i WHERE i.origin = p.origin AND i.id = v_insp_id FOR UPDATE;
+    IF NOT FOUND THEN
+      v_why := format('inspection probe %s of this publisher is not known on the subscriber: syncguard''s unlogged state was emptied since (a crash, an immediate shutdown, a promotion: local writes made before then are no longer recorded), it is older than %s, or it never was an inspection answered here; inspect again and make a new plan',
+                      coalesce(v_insp_id::text, p.request->>'inspection'), syncguard._inspection_keep());
+    ELSIF v_insp.reg_id <> r.reg_id OR v_insp.bucket IS DISTINCT FROM v_bucket THEN
+      v_outcome := 'refused';
+      v_why := format('inspection probe %s inspected another table or bucket', v_insp_id);
+    ELSIF v_insp.epoch IS NULL OR v_insp.epoch IS DISTINCT FROM (SELECT x.created_at FROM syncguard.sentinel x) THEN
+      v_why := 'syncguard.local_write (unlogged) was emptied since the inspection, or before it without being noticed yet (a crash, an immediate shutdown, a promotion): local writes made since the inspection may not be recorded; inspect again and make a new plan';
+    ELSIF v_insp.changes + jsonb_array_length(v_list) > (v_caps->>'maxInspectionChanges')::integer THEN
+      v_why := format('the requests of inspection probe %s would hold the apply worker for more than %s changes; inspect again', v_insp_id, v_caps->>'maxInspectionChanges');
+    END IF;
+  END IF;
+  IF v_why IS NOT NULL THEN
+    RETURN jsonb_build_object('changes', (SELECT coalesce(jsonb_agg(jsonb_build_object('key', coalesce(x->>'plannedKey', x->>'key'), 'op', x->>'op',
+             'hash', x->'pubHash', 'outcome', v_outcome, 'error', v_why) ORDER BY o), '[]')
+             FROM jsonb_array_elements(v_list) WITH ORDINALITY u(x, o)));
+  END IF;
+  v_waits := v_insp.lock_waits;
+  s := syncguard._repair_dml(r);
+  v_kpos := ARRAY(SELECT array_position(r.columns, k) FROM unnest(r.key_columns) WITH ORDINALITY u(k, o) ORDER BY o);
+  v_keys := ARRAY(SELECT x->>'key' FROM jsonb_array_elements(v_list) x);
+  SELECT coalesce(jsonb_object_agg(b.key_text, jsonb_build_object('hash', b.row_hash::text, 'keyValues', to_jsonb(b.key_values))), '{}')
+    INTO v_now
+    FROM syncguard._bucket_rows(r.reg_id, v_bucket, v_keys) b;
+  -- a row that moved since the inspection may be written only if it moved by applied changes:
+  -- checked after the rows were read, so a local write committed before that read is counted;
+  -- no local write recorded in the bucket is missing from the inspection's snapshot, as kept here
+  IF NOT v_keyless THEN
+    v_moved_ok := NOT EXISTS (
+      SELECT 1 FROM syncguard.local_write w
+       WHERE w.reg_id = r.reg_id AND w.bucket = v_bucket AND NOT pg_visible_in_snapshot(w.xid, v_insp.snapshot));
+  END IF;
+  FOR c IN SELECT x FROM jsonb_array_elements(v_list) WITH ORDINALITY u(x, o)
+            ORDER BY CASE WHEN v_keyless AND x->>'key' ~ '^[0-9a-f]{32}#[0-9]{1,9}$' THEN
+                            (x->>'op' = 'upsert', split_part(x->>'key', '#', 1),
+                             CASE WHEN x->>'op' = 'upsert' THEN 1 ELSE -1 END * split_part(x->>'key', '#', 2)::integer, o) END,
+                     o LOOP
+    v_key := c->>'key';
+    v_cur := v_now->v_key;
+    v_hash := v_cur->>'hash';
+    v_target := c->>'pubHash';
+    v_res := jsonb_build_object('key', coalesce(c->>'plannedKey', v_key), 'op', c->>'op', 'hash', v_target);
+    v_vals := ARRAY(SELECT CASE WHEN jsonb_typeof(e) = 'null' THEN NULL ELSE e #>> '{}' END
+                      FROM jsonb_array_elements(coalesce(c->'values', '[]')) WITH ORDINALITY u(e, o) ORDER BY o);
+    IF (c->>'op') IS NULL OR c->>'op' NOT IN ('upsert', 'delete') OR (c->>'op' = 'delete') <> (v_target IS NULL)
+       OR (c->>'op' = 'upsert' AND cardinality(v_vals) <> cardinality(r.columns)) THEN
+      v_out := v_out || (v_res || '{"outcome": "refused", "error": "a change is an upsert of the publisher row or the delete of a row the publisher does not have"}');
+    ELSIF v_keyless AND (v_key IS NULL OR v_key !~ '^[0-9a-f]{32}#[0-9]{1,9}$') THEN
+      v_out := v_out || (v_res || '{"outcome": "refused", "error": "a row without a key is named md5#copy"}');
+    ELSIF c->>'op' = 'upsert' AND NOT v_keyless
+          AND NOT syncguard._key_values_match(r, v_key, to_jsonb(ARRAY(SELECT v_vals[i] FROM unnest(v_kpos) WITH ORDINALITY u(i, o) ORDER BY o))) THEN
+      v_out := v_out || (v_res || '{"outcome": "refused", "error": "its values are not of its key"}');
+    ELSIF v_hash IS NOT DISTINCT FROM v_target THEN
+      v_out := v_out || (v_res || '{"outcome": "already_equal"}');
+    ELSIF v_hash IS DISTINCT FROM c->>'subHash' AND NOT (v_moved_ok AND v_hash IS NOT NULL) THEN
+      -- changed since inspection by a local write (or lost here while the publisher holds it)
+      v_out := v_out || (v_res || '{"outcome": "changed_since_inspection"}');
+    ELSIF v_waits >= v_max_waits THEN
+      v_out := v_out || (v_res || jsonb_build_object('outcome', 'failed', 'error',
+                 format('not tried: %s rows of this plan''s requests were locked by other sessions for longer than their lock timeout', v_waits)));
+    ELSIF v_left_ms < 1 THEN
+      v_out := v_out || (v_res || jsonb_build_object('outcome', 'failed', 'error',
+                 format('not tried: this request used its %s ms for writes and lock waits', v_caps->>'budgetMs')));
+    ELSE
+      v_this_ms := least(v_lock_ms, ceil(v_left_ms))::integer;
+      PERFORM set_config('lock_timeout', v_this_ms || 'ms', true);
+      v_t := clock_timestamp();
+      BEGIN
+        IF v_target IS NULL THEN
+          IF v_keyless THEN
+            EXECUTE s.del USING NULL::text[], ARRAY[split_part(v_key, '#', 1)], v_hash::bigint, split_part(v_key, '#', 2)::integer;
+          ELSE
+            EXECUTE s.del USING NULL::text[], ARRAY(SELECT jsonb_array_elements_text(v_cur->'keyValues')), v_hash::bigint;
+          END IF;
+        ELSIF v_hash IS NULL THEN
+          IF v_keyless THEN
+            EXECUTE s.ins USING v_vals, ARRAY[split_part(v_key, '#', 1)], NULL::bigint, split_part(v_key, '#', 2)::integer;
+          ELSE
+            EXECUTE s.ins USING v_vals;
+          END IF;
+        ELSIF v_keyless THEN
+          RAISE EXCEPTION 'a row without a key is named by its content, so its copy cannot differ';
+        ELSE
+          EXECUTE s.upd USING v_vals, ARRAY(SELECT jsonb_array_elements_text(v_cur->'keyValues')), v_hash::bigint;
+        END IF;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        IF v_n = 1 THEN
+          -- the written row must hash as the publisher's (absent for a delete), else this change
+          -- rolls back (the block's savepoint) and is recorded as failed: a repair never leaves a
+          -- row that is neither the subscriber's old value nor the publisher's
+          SELECT b.row_hash::text INTO v_wrote FROM syncguard._bucket_rows(r.reg_id, v_bucket, ARRAY[v_key]) b;
+          IF v_wrote IS DISTINCT FROM v_target THEN
+            RAISE EXCEPTION 'the written row hashes as % instead of the publisher''s %; the change was rolled back',
+              coalesce(v_wrote, 'absent'), coalesce(v_target, 'absent');
+          END IF;
+          v_out := v_out || (v_res || '{"outcome": "applied"}');
+        ELSE
+          -- the row changed between the check and the write: the statement's own precondition
+          v_out := v_out || (v_res || '{"outcome": "changed_since_inspection"}');
+        END IF;
+      EXCEPTION
+        WHEN lock_not_available THEN
+          v_waits := v_waits + 1;
+          v_out := v_out || (v_res || jsonb_build_object('outcome', 'failed', 'error',
+                     format('the row was locked by another session for more than %s ms; replication went on without this change', v_this_ms)));
+        WHEN OTHERS THEN
+          v_out := v_out || (v_res || jsonb_build_object('outcome', 'failed', 'error', left(SQLERRM, 300)));
+      END;
+      v_left_ms := v_left_ms - extract(epoch FROM clock_timestamp() - v_t) * 1000;
+    END IF;
+  END LOOP;
+  UPDATE syncguard.inspection i SET changes = i.changes + jsonb_array_length(v_list), lock_waits = v_waits
+   WHERE i.origin = v_insp.origin AND i.id = v_insp.id;
+  RETURN jsonb_build_object('changes', v_out);
+END
+$$;
+
+REVOKE ALL ON FUNCTION syncguard._inspection_keep(), syncguard._require_probe_clean(), syncguard._record_fields(text),
+  syncguard._held_keys(syncguard.registration, bigint, text[]), syncguard._repair_caps() FROM PUBLIC;
