@@ -113,6 +113,11 @@ export function statusCommand(program: Command, out: Out): void {
           out(`  last full sweep started ${s.lastFullSweepAt ?? 'never'}`);
           if (s.stateLostCount > 0) out(`  unlogged state lost ${s.stateLostCount} time(s), last at ${s.stateLostAt}; re-swept since`);
           if (!s.stateIntact) out('  unlogged state is missing now (crash recovery or failover): the next drain re-sweeps');
+          const allTables = s.allTablesPublications ?? [];
+          if (allTables.length > 0)
+            out(
+              `  publishes FOR ALL TABLES (${allTables.join(', ')}): drains keep their state in unlogged tables, which it does not replicate; install, register and unregister write syncguard's logged tables only after checking that each subscription's owner may apply them`,
+            );
           for (const t of s.tables.filter((x) => x.fault !== null)) out(`  ${t.table}: not drained, ${t.fault}`);
           for (const t of s.tables.filter((x) => typeof x.hashProblem === 'string')) out(`  ${t.table}: warning: ${t.hashProblem}`);
           for (const t of s.tables) {

@@ -37,6 +37,11 @@ export interface NodeStatus {
   readonly stateLostAt: string | null;
   readonly stateLostCount: number;
   readonly lastFullSweepAt: string | null;
+  /**
+   * FOR ALL TABLES publications of this database (node 0030; absent before). Their subscriptions
+   * carry syncguard's logged tables, which drains never write: their state is unlogged.
+   */
+  readonly allTablesPublications?: readonly string[];
   readonly remainingDirty: number;
   readonly oldestDirtyAgeMs: number | null;
   readonly tables: readonly TableStatus[];

@@ -8,124 +8,39 @@
 
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { type Cluster, type ClusterInfo, SUPERUSER_PASSWORD, startCluster, superuserDsn } from '../../dev/cluster.js';
-import { createPair, OWNER, type Pair } from '../../dev/pair.js';
+import { type Cluster, SUPERUSER_PASSWORD, startCluster } from '../../dev/cluster.js';
+import { createPair, OWNER } from '../../dev/pair.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
 import { installSchema, requireNoAllTablesSubscriber } from '../../functions/db/install.js';
 import { subscriptionApplyCheck } from '../../functions/flows/apply-rights.js';
 import { installOnPair } from '../../functions/flows/pair-setup.js';
 import { verifyPair } from '../../functions/flows/verify.js';
-import { enableProbes, installed, register, settle } from '../support/syncguard.js';
+import {
+  applyErrors,
+  applyFix,
+  disposeAll,
+  type Opened,
+  PW,
+  rowArrives,
+  type Scenario,
+  scenario as setUp,
+} from '../support/apply-owner.js';
+import { enableProbes, register } from '../support/syncguard.js';
 
 const T = 'public.orders';
-const PW = 'subowner-pw';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Scenario {
-  pair: Pair;
-  pub: pg.Client;
-  sub: pg.Client;
-  app: string;
-  subowner: string;
-  writer: string;
-  major: number;
-}
-
-const open: { pair: Pair; pub?: pg.Client; sub?: pg.Client; roles: string[]; clusters: ClusterInfo[] }[] = [];
+const open: Opened[] = [];
 const ownClusters: Cluster[] = [];
 
 afterAll(async () => {
-  for (const o of open) {
-    await o.pub?.end().catch(() => {});
-    await o.sub?.end().catch(() => {});
-    await o.pair.dispose().catch(() => {});
-    for (const c of o.clusters) {
-      const admin = new pg.Client({ connectionString: superuserDsn(c) });
-      await admin.connect();
-      for (const r of o.roles) await admin.query(`DROP ROLE IF EXISTS "${r}"`).catch(() => {});
-      await admin.end();
-    }
-  }
+  await disposeAll(open);
   for (const c of ownClusters) await c.stop();
 });
 
-/** The user's setup, up to a registered table; runAsOwner null: PostgreSQL 15 (no such option). */
-async function scenario(subscriber: ClusterInfo, label: string, runAsOwner: boolean | null): Promise<Scenario> {
-  const publisher = inject('publisherCluster');
-  const pair = await createPair(publisher, subscriber, label);
-  const suffix = pair.name.slice(-8);
-  const app = `app_${suffix}`;
-  const subowner = `subowner_${suffix}`;
-  const writer = `writer_${suffix}`;
-  const entry: (typeof open)[number] = {
-    pair,
-    roles: [writer, subowner, app, `syncguard_apply_${pair.name}`],
-    clusters: [publisher, subscriber],
-  };
-  open.push(entry);
-  for (const c of [pair.pub, pair.sub]) {
-    await c.query(`CREATE ROLE "${app}" NOLOGIN; CREATE ROLE "${subowner}" LOGIN PASSWORD '${PW}'; CREATE ROLE "${writer}" LOGIN PASSWORD '${PW}';
-      GRANT "${app}" TO ${OWNER};
-      CREATE TABLE ${T} (id int PRIMARY KEY, v text); ALTER TABLE ${T} OWNER TO "${app}";
-      GRANT SELECT, INSERT, UPDATE, DELETE ON ${T} TO "${writer}"`);
-  }
-  await pair.pub.query(`INSERT INTO ${T} SELECT i, 'v' || i FROM generate_series(1, 300) i`);
-  await pair.pub.query(`CREATE PUBLICATION ${pair.name} FOR TABLE ${T}`);
-  const conn = `host=${publisher.host} port=${publisher.port} dbname=${pair.name} user=postgres password=${SUPERUSER_PASSWORD}`;
-  if (runAsOwner === null) {
-    // PostgreSQL 15: only a superuser owns a subscription when it is made or given; an owner that
-    // loses superuser afterwards keeps it, and apply then checks its privileges
-    await pair.sub.query(`GRANT "${app}" TO "${subowner}"; ALTER ROLE "${subowner}" SUPERUSER`);
-    await pair.sub.query(
-      `CREATE SUBSCRIPTION ${pair.name} CONNECTION '${conn}' PUBLICATION ${pair.name} WITH (slot_name = '${pair.name}', enabled = false)`,
-    );
-    await pair.sub.query(`ALTER SUBSCRIPTION ${pair.name} OWNER TO "${subowner}"; ALTER ROLE "${subowner}" NOSUPERUSER`);
-    await pair.sub.query(`ALTER SUBSCRIPTION ${pair.name} ENABLE`);
-  } else {
-    await pair.sub.query(`GRANT pg_create_subscription TO "${subowner}"; GRANT CREATE ON DATABASE ${pair.name} TO "${subowner}";
-      GRANT "${app}" TO "${subowner}" WITH SET TRUE`);
-    const so = new pg.Client({ connectionString: superuserDsn(subscriber, pair.name).replace(/\/\/[^@]+@/, `//${subowner}:${PW}@`) });
-    await so.connect();
-    try {
-      await so.query(
-        `CREATE SUBSCRIPTION ${pair.name} CONNECTION '${conn}' PUBLICATION ${pair.name} WITH (slot_name = '${pair.name}', run_as_owner = ${runAsOwner})`,
-      );
-    } finally {
-      await so.end();
-    }
-  }
-  await pair.waitForSync();
-  // syncguard installed and the table registered by sg_owner; a superuser runs what install prints for probes
-  const { pub, sub } = await installed(pair);
-  entry.pub = pub;
-  entry.sub = sub;
-  await register(pub, sub, T, { bucketSize: 50 });
-  await enableProbes(pair);
-  await settle(pub);
-  await settle(sub);
-  const major = Math.floor(Number((await sub.query("SELECT current_setting('server_version_num') AS v")).rows[0]?.v) / 10000);
-  return { pair, pub, sub, app, subowner, writer, major };
-}
-
-async function applyErrors(s: Scenario): Promise<number> {
-  const { rows } = await s.pair.sub.query<{ n: string }>(
-    'SELECT apply_error_count + sync_error_count AS n FROM pg_stat_subscription_stats WHERE subname = $1',
-    [s.pair.name],
-  );
-  return Number(rows[0]?.n);
-}
-
-/** A row inserted on the publisher arrives on the subscriber (within 15 s). */
-async function rowArrives(s: Scenario, id: number): Promise<boolean> {
-  await s.pair.pub.query(`INSERT INTO ${T} VALUES ($1, 'late')`, [id]);
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    if ((await s.pair.sub.query(`SELECT 1 FROM ${T} WHERE id = $1`, [id])).rowCount === 1) return true;
-    await sleep(100);
-  }
-  return false;
-}
+const scenario = (subscriber: Parameters<typeof setUp>[1], label: string, runAsOwner: boolean | null) =>
+  setUp(open, subscriber, label, runAsOwner, T);
 
 async function probeInSubscription(s: Scenario): Promise<boolean> {
   const { rows } = await s.pair.sub.query(
@@ -134,14 +49,6 @@ async function probeInSubscription(s: Scenario): Promise<boolean> {
     [s.pair.name],
   );
   return rows.length > 0;
-}
-
-/** Runs the fix as printed: SQL as the subscriber's superuser, "syncguard install" as the installer. */
-async function applyFix(s: Scenario, steps: readonly string[]): Promise<void> {
-  for (const step of steps) {
-    if (step.startsWith('syncguard install')) await installSchema(s.sub, 'subscriber');
-    else await s.pair.sub.query(step);
-  }
 }
 
 async function check(s: Scenario, expectedFix: RegExp, privilegeMode: boolean): Promise<void> {
@@ -257,7 +164,7 @@ describe('a FOR ALL TABLES publication, which also replicates syncguard.migratio
     const pair = await createPair(publisher, subscriber, 'apo_all');
     const suffix = pair.name.slice(-8);
     const [app, subowner, applyRole] = [`app_${suffix}`, `subowner_${suffix}`, `syncguard_apply_${pair.name}`];
-    const entry: (typeof open)[number] = { pair, roles: [subowner, app, applyRole], clusters: [publisher, subscriber] };
+    const entry: Opened = { pair, roles: [subowner, app, applyRole], clusters: [publisher, subscriber] };
     open.push(entry);
     for (const c of [pair.pub, pair.sub]) {
       await c.query(`CREATE ROLE "${app}" NOLOGIN; CREATE ROLE "${subowner}" LOGIN PASSWORD '${PW}'; GRANT "${app}" TO ${OWNER};
@@ -291,7 +198,7 @@ describe('a FOR ALL TABLES publication, which also replicates syncguard.migratio
     await pair.waitForSync();
     await pair.sub.query(`GRANT CREATE ON DATABASE ${pair.name} TO "${subowner}"; GRANT "${app}" TO "${subowner}" WITH SET TRUE;
       GRANT "${applyRole}" TO "${subowner}" WITH SET TRUE, INHERIT FALSE; ALTER SUBSCRIPTION ${pair.name} OWNER TO "${subowner}"`);
-    const s: Scenario = { pair, pub, sub, app, subowner, writer: subowner, major: 18 };
+    const s: Scenario = { pair, pub, sub, app, subowner, writer: subowner, major: 18, table: T };
 
     // subowner may SET ROLE to the probe's owner but not to the installer: neither the publisher's
     // install nor a registration may write, and no grant on the state tables is printed

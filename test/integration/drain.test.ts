@@ -243,7 +243,7 @@ describe('drain robustness', () => {
     expect(quiet.fullResweepStarted).toBe(false);
     expect(await silentlyStale(ctx.sub, T)).toEqual(['42']);
 
-    await ctx.pair.sub.query("UPDATE syncguard.node_state SET full_sweep_at = now() - interval '25 hours'");
+    await ctx.pair.sub.query("UPDATE syncguard.drain_state SET full_sweep_at = now() - interval '25 hours'");
     const s = await drain(ctx.sub, { deadlineMs: Date.now() + 60_000 });
     expect(s).toMatchObject({ fullResweepStarted: true, stoppedBecause: 'empty' });
     expect(await silentlyStale(ctx.sub, T)).toEqual([]);
