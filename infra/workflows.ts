@@ -156,8 +156,9 @@ export function investigationStateMachine(
   approval.addCatch(rejected, { errors: [ERROR_NAMES.PlanRejectedError], resultPath: '$.error' });
   approval.addCatch(terminal('ApprovalRefused', ERROR_NAMES.FourEyesError), { errors: [ERROR_NAMES.FourEyesError], resultPath: '$.error' });
   repair.addCatch(expired, { errors: [ERROR_NAMES.PlanExpiredError], resultPath: '$.error' });
-  // applied by another run: whether the bucket is now equal is for the re-verify to say
-  repair.addCatch(reverify, { errors: [ERROR_NAMES.PlanAlreadyAppliedError], resultPath: '$.error' });
+  // applied by another run, or being applied by one whose claim holds: whether the bucket is now
+  // equal is for the re-verify to say
+  repair.addCatch(reverify, { errors: [ERROR_NAMES.PlanAlreadyAppliedError, ERROR_NAMES.PlanClaimedError], resultPath: '$.error' });
   for (const [name, error] of [
     ['ChangedSinceInspection', ERROR_NAMES.PreconditionFailedError],
     ['NotApproved', ERROR_NAMES.PlanNotApprovedError],
