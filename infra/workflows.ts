@@ -112,7 +112,7 @@ export function investigationStateMachine(
     subject: JsonPath.format('syncguard: plan {} waits for approval', JsonPath.stringAt('$.plan.planId')),
     message: TaskInput.fromText(
       JsonPath.format(
-        'Plan {} repairs {} rows of {} bucket {} on pair {} (checksum {}, expires {}). Review it with: syncguard plan --table {} --bucket {}. Approve (as your AWS identity): syncguard approve --plan {} --function <approval function>; reject: the same with --reject.',
+        'Plan {} repairs {} rows of {} bucket {} on pair {} (checksum {}, expires {}). Review it with: syncguard plan --table {} --bucket {}. Approve (as your AWS identity): syncguard approve --plan {} --checksum {} --function <approval function>; reject: the same with --reject.',
         JsonPath.stringAt('$.plan.planId'),
         JsonPath.stringAt('$.plan.rowCount'),
         JsonPath.stringAt('$.plan.table'),
@@ -123,6 +123,7 @@ export function investigationStateMachine(
         JsonPath.stringAt('$.plan.table'),
         JsonPath.stringAt('$.plan.bucket'),
         JsonPath.stringAt('$.plan.planId'),
+        JsonPath.stringAt('$.plan.checksum'),
       ),
     ),
     resultPath: JsonPath.DISCARD,

@@ -251,10 +251,10 @@ export async function takeTaskToken(c: Client, planId: number): Promise<string |
   return (await call<string | null>(c, 'SELECT syncguard_control.take_task_token($1) AS r', [planId])) ?? null;
 }
 
-/** Whether a plan's task token is stored (the workflow notifies approvers only then). */
-export async function taskTokenStored(c: Client, planId: number): Promise<{ stored: boolean; state: string } | null> {
-  const { rows } = await c.query<{ stored: boolean; state: string }>(
-    'SELECT task_token IS NOT NULL AS stored, state FROM syncguard_control.repair_plan WHERE plan_id = $1',
+/** Whether a plan's task token is stored (the workflow notifies approvers only then), with the plan's state and checksum. */
+export async function taskTokenStored(c: Client, planId: number): Promise<{ stored: boolean; state: string; checksum: string } | null> {
+  const { rows } = await c.query<{ stored: boolean; state: string; checksum: string }>(
+    'SELECT task_token IS NOT NULL AS stored, state, checksum FROM syncguard_control.repair_plan WHERE plan_id = $1',
     [planId],
   );
   return rows[0] ?? null;
