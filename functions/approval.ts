@@ -1,11 +1,14 @@
 // Lambda: the only entry point for approvals, and the only function that completes the
 // workflow's task tokens.
 //   { "action": "await", "planId": 7, "taskToken": "..." }   the workflow's approval step stores its token
-//   { "action": "status", "planId": 7 }                       whether the token is stored (the workflow notifies only then)
-//   { "action": "decide", "planId": 7, "decision": "approved" | "rejected", "identity": {...}, "comment"?: "..." }
+//   { "action": "status", "planId": 7 }                       whether the token is stored (the workflow notifies only then),
+//                                                              the plan's checksum and this deployment (what a decision signs)
+//   { "action": "decide", "planId": 7, "decision": "approved" | "rejected", "checksum": "sha256:...", "identity": {...}, "comment"?: "..." }
 // The approver is the AWS principal STS verifies the decision's signed identity to be
-// (commons/aws-identity.ts), never a name in the event. The control plane records the decision
-// against the checksum it computes from the stored plan and enforces four-eyes (its policy, or
+// (commons/aws-identity.ts), never a name in the event; the identity must be signed for this
+// deployment (the control plane's deployment_id), this plan, the checksum and the decision. The
+// control plane records the decision only if that checksum is the one it computes from the stored
+// plan, and enforces four-eyes (its policy, or
 // SYNCGUARD_FOUR_EYES), comparing AWS principals. Then the stored token is completed:
 // SendTaskSuccess when approved, SendTaskFailure (error PlanRejectedError) when rejected. A
 // decision made before the token was stored completes the token as soon as it is stored.
@@ -21,7 +24,7 @@ import { connectionFor } from './commons/connections.js';
 import { logger, metrics } from './commons/observability.js';
 import { ERROR_NAMES, InputError } from './core/errors.js';
 import type { Client } from './db/connect.js';
-import { loadPlan, setTaskToken, takeTaskToken, taskTokenStored } from './db/plans.js';
+import { deploymentId, loadPlan, setTaskToken, takeTaskToken, taskTokenStored } from './db/plans.js';
 import { parseEvent } from './events.js';
 import { decidePlan } from './flows/plans.js';
 
@@ -53,7 +56,7 @@ async function completeToken(control: Client, planId: number, given?: string): P
 export async function approvalHandler(
   event: unknown,
   _context: Context,
-): Promise<{ planId: number; status: string; approver?: string; waiting?: boolean }> {
+): Promise<{ planId: number; status: string; approver?: string; waiting?: boolean; checksum?: string; deployment?: string }> {
   const e = parseEvent('approval', event);
   const config = loadRepairConfig();
   const control = await connectionFor('control', config.controlSecretId);
@@ -71,12 +74,20 @@ export async function approvalHandler(
   if (e.action === 'status') {
     const s = await taskTokenStored(control, e.planId);
     if (s === null) throw new InputError(`plan ${e.planId} does not exist in this control plane`);
-    return { planId: e.planId, status: s.state, waiting: s.stored || s.state !== 'proposed' };
+    return {
+      planId: e.planId,
+      status: s.state,
+      waiting: s.stored || s.state !== 'proposed',
+      checksum: s.checksum,
+      deployment: await deploymentId(control),
+    };
   }
-  const approver = await verifyIdentity(e.identity, bindingOf(e));
+  const binding = { deployment: await deploymentId(control), planId: e.planId, checksum: e.checksum, decision: e.decision };
+  const approver = await verifyIdentity(e.identity, bindingOf(binding));
   const d = await decidePlan(control, {
     planId: e.planId,
     decision: e.decision,
+    checksum: e.checksum,
     ...(e.comment !== undefined ? { comment: e.comment } : {}),
     fourEyes: config.fourEyes,
     awsApprover: approver,

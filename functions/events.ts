@@ -23,6 +23,8 @@ export const ApprovalEventSchema = z.discriminatedUnion('action', [
     action: z.literal('decide'),
     planId: z.number().int().positive(),
     decision: z.enum(['approved', 'rejected']),
+    // the checksum of the plan the approver reviewed, which the identity is signed for
+    checksum: z.string().regex(/^sha256:[0-9a-f]{64}$/),
     identity: SignedIdentitySchema,
     comment: z.string().max(2000).optional(),
   }),

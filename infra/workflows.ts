@@ -112,7 +112,7 @@ export function investigationStateMachine(
     subject: JsonPath.format('syncguard: plan {} waits for approval', JsonPath.stringAt('$.plan.planId')),
     message: TaskInput.fromText(
       JsonPath.format(
-        'Plan {} repairs {} rows of {} bucket {} on pair {} (checksum {}, expires {}). Review it with: syncguard plan --table {} --bucket {}. Approve (as your AWS identity): syncguard approve --plan {} --function <approval function>; reject: the same with --reject.',
+        'Plan {} repairs {} rows of {} bucket {} on pair {} (checksum {}, expires {}). Review it with: syncguard plan --table {} --bucket {}. Approve (as your AWS identity): syncguard approve --plan {} --checksum {} --function <approval function>; reject: the same with --reject.',
         JsonPath.stringAt('$.plan.planId'),
         JsonPath.stringAt('$.plan.rowCount'),
         JsonPath.stringAt('$.plan.table'),
@@ -123,6 +123,7 @@ export function investigationStateMachine(
         JsonPath.stringAt('$.plan.table'),
         JsonPath.stringAt('$.plan.bucket'),
         JsonPath.stringAt('$.plan.planId'),
+        JsonPath.stringAt('$.plan.checksum'),
       ),
     ),
     resultPath: JsonPath.DISCARD,
@@ -156,8 +157,9 @@ export function investigationStateMachine(
   approval.addCatch(rejected, { errors: [ERROR_NAMES.PlanRejectedError], resultPath: '$.error' });
   approval.addCatch(terminal('ApprovalRefused', ERROR_NAMES.FourEyesError), { errors: [ERROR_NAMES.FourEyesError], resultPath: '$.error' });
   repair.addCatch(expired, { errors: [ERROR_NAMES.PlanExpiredError], resultPath: '$.error' });
-  // applied by another run: whether the bucket is now equal is for the re-verify to say
-  repair.addCatch(reverify, { errors: [ERROR_NAMES.PlanAlreadyAppliedError], resultPath: '$.error' });
+  // applied by another run, or being applied by one whose claim holds: whether the bucket is now
+  // equal is for the re-verify to say
+  repair.addCatch(reverify, { errors: [ERROR_NAMES.PlanAlreadyAppliedError, ERROR_NAMES.PlanClaimedError], resultPath: '$.error' });
   for (const [name, error] of [
     ['ChangedSinceInspection', ERROR_NAMES.PreconditionFailedError],
     ['NotApproved', ERROR_NAMES.PlanNotApprovedError],

@@ -3,8 +3,11 @@
 // STS GetCallerIdentity request with the approver's own credentials (SigV4, nothing is sent by
 // the CLI) and puts the signed request in the event; the approval function sends it to STS
 // itself, and the ARN STS answers with is the approver. The signature covers a header naming the
-// plan and the decision, so a signed request is good for that decision only (and for the 15
-// minutes STS accepts a signature). The function sends it only to an STS endpoint, only as a
+// deployment (its control plane's deployment_id), the plan, the checksum of the plan the approver
+// reviewed and the decision, so a signed request is good for that decision on that plan as
+// reviewed, in that deployment only (and for the 15 minutes STS accepts a signature): it cannot be
+// replayed against another deployment's plan of the same number, or a plan made again under that
+// number. The function sends it only to an STS endpoint, only as a
 // GetCallerIdentity call: the event chooses nothing else. (HashiCorp Vault's AWS auth method
 // and the EKS IAM authenticator verify callers the same way.)
 
@@ -15,7 +18,15 @@ import { InputError } from '../core/errors.js';
 /** The signed header that binds a signed identity to one decision. */
 export const BINDING_HEADER = 'x-syncguard-approval';
 
-export const bindingOf = (d: { planId: number; decision: string }) => `plan=${d.planId};decision=${d.decision}`;
+/** What a signed decision names: the deployment, the plan, the plan's checksum as reviewed, and the decision. */
+export interface Binding {
+  readonly deployment: string;
+  readonly planId: number;
+  readonly checksum: string;
+  readonly decision: string;
+}
+
+export const bindingOf = (d: Binding) => `deployment=${d.deployment};plan=${d.planId};checksum=${d.checksum};decision=${d.decision}`;
 
 export const SignedIdentitySchema = z.strictObject({
   headers: z.record(z.string().min(1).max(100), z.string().max(4096)),

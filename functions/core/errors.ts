@@ -89,6 +89,17 @@ export class PlanAlreadyAppliedError extends SyncGuardError {
   }
 }
 
+/**
+ * Another run holds the plan's claim: its lease has not ended, or the plan cannot be taken over
+ * from it yet. The message names the run, its login and when its lease ends.
+ */
+export class PlanClaimedError extends SyncGuardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PlanClaimedError';
+  }
+}
+
 /** A plan would change more rows than the cap allows. */
 export class PlanTooLargeError extends SyncGuardError {
   constructor(message: string, options?: ErrorOptions) {
@@ -134,6 +145,7 @@ export const ERROR_NAMES = Object.freeze({
   PlanRejectedError: 'PlanRejectedError',
   PlanTamperedError: 'PlanTamperedError',
   PlanAlreadyAppliedError: 'PlanAlreadyAppliedError',
+  PlanClaimedError: 'PlanClaimedError',
   PlanTooLargeError: 'PlanTooLargeError',
   FourEyesError: 'FourEyesError',
   PlanStaleError: 'PlanStaleError',

@@ -6,6 +6,7 @@ import {
   FourEyesError,
   InputError,
   PlanAlreadyAppliedError,
+  PlanClaimedError,
   PlanExpiredError,
   PlanNotApprovedError,
   PlanRejectedError,
@@ -43,10 +44,13 @@ type Row = {
   divergence_id: string | null;
   outcome: unknown;
   claim_id: string | null;
+  claimed_by: string | null;
+  lease_until: string | null;
+  lease_ended: boolean;
 };
 
 /**
- * The named error a control-plane function raised (SQLSTATE SGE01..SGE07, sql/control/0005), or
+ * The named error a control-plane function raised (SQLSTATE SGE01..SGE07, sql/control/0005; SGE08, 0006), or
  * the error as it was.
  */
 const CONTROL_ERRORS: Readonly<Record<string, new (m: string, o?: ErrorOptions) => Error>> = {
@@ -57,6 +61,7 @@ const CONTROL_ERRORS: Readonly<Record<string, new (m: string, o?: ErrorOptions) 
   SGE05: PlanNotApprovedError,
   SGE06: PlanExpiredError,
   SGE07: FourEyesError,
+  SGE08: PlanClaimedError,
 };
 
 async function call<R>(c: Client, sql: string, params: unknown[]): Promise<R> {
@@ -110,11 +115,22 @@ export async function insertPlan(
 export async function loadPlan(
   c: Client,
   planId: number,
-): Promise<(StoredPlan & { sql: string; divergenceId: string | null; outcome: unknown; claimId: string | null }) | null> {
+): Promise<
+  | (StoredPlan & {
+      sql: string;
+      divergenceId: string | null;
+      outcome: unknown;
+      claimId: string | null;
+      claim: { by: string | null; leaseUntil: string | null; leaseEnded: boolean } | null;
+    })
+  | null
+> {
   const { rows } = await c.query<Row>(
     `SELECT p.plan_id::text, p.pair, p.table_name, p.bucket, p.fingerprint, p.created_by,
             to_char(p.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS expires_at, p.checksum, p.body, p.state,
-            a.decision, a.decided_by, a.checksum AS approved_checksum, p.divergence_id::text, p.outcome, p.claim_id
+            a.decision, a.decided_by, a.checksum AS approved_checksum, p.divergence_id::text, p.outcome, p.claim_id,
+            p.claimed_by, to_char(p.lease_until AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS lease_until,
+            coalesce(p.lease_until <= now(), true) AS lease_ended
        FROM syncguard_control.repair_plan p LEFT JOIN syncguard_control.plan_approval a ON a.plan_id = p.plan_id
       WHERE p.plan_id = $1`,
     [planId],
@@ -138,6 +154,7 @@ export async function loadPlan(
     divergenceId: r.divergence_id,
     outcome: r.outcome,
     claimId: r.claim_id,
+    claim: r.claim_id === null ? null : { by: r.claimed_by, leaseUntil: r.lease_until, leaseEnded: r.lease_ended },
   };
 }
 
@@ -148,12 +165,20 @@ export async function loadPlan(
  */
 export async function recordDecision(
   c: Client,
-  p: { planId: number; decision: 'approved' | 'rejected'; comment: string | null; fourEyes: boolean; awsApprover: string | null },
+  p: {
+    planId: number;
+    decision: 'approved' | 'rejected';
+    comment: string | null;
+    fourEyes: boolean;
+    awsApprover: string | null;
+    /** The checksum the approver reviewed (and signed, through the approval function): refused unless it is the plan's. */
+    checksum?: string | null;
+  },
 ): Promise<{ planId: number; decision: string; checksum: string; by: string }> {
   const r = await call<{ planId: string; decision: string; checksum: string; by: string }>(
     c,
-    'SELECT syncguard_control.decide_plan($1, $2, $3, $4, $5) AS r',
-    [p.planId, p.decision, p.comment, p.fourEyes, p.awsApprover],
+    'SELECT syncguard_control.decide_plan($1, $2, $3, $4, $5, $6) AS r',
+    [p.planId, p.decision, p.comment, p.fourEyes, p.awsApprover, p.checksum ?? null],
   );
   return { planId: Number(r.planId), decision: r.decision, checksum: r.checksum, by: r.by };
 }
@@ -166,14 +191,36 @@ export interface ClaimedPlan {
   readonly fingerprint: string;
   readonly body: { changes: PlannedChange[]; sql: string; inspection?: string };
   readonly outcome: unknown;
+  /** Who holds the claim (the login the control plane recorded) and until when its lease runs. */
+  readonly claimedBy: string | null;
+  readonly leaseUntil: string | null;
 }
 
 /**
- * Takes an approved plan for one run, after the control plane checked it (its checksum against
- * the approval's, the approval, expiry, state); the same run may take it again (a retry).
+ * Takes an approved plan for one run, with a lease (seconds; the control plane's default is ten
+ * minutes), after the control plane checked it (its checksum against the approval's, the
+ * approval, expiry, state). The same run, as the same login, may take it again (a retry, or the
+ * renewal of its lease before each request it sends); another run is refused with
+ * PlanClaimedError, naming who holds the claim and until when (sql/control/0006).
  */
-export async function claimPlan(c: Client, planId: number, claim: string): Promise<ClaimedPlan> {
-  return call<ClaimedPlan>(c, 'SELECT syncguard_control.claim_plan($1, $2) AS r', [planId, claim]);
+export async function claimPlan(c: Client, planId: number, claim: string, leaseSeconds: number | null = null): Promise<ClaimedPlan> {
+  return call<ClaimedPlan>(c, 'SELECT syncguard_control.claim_plan($1, $2, $3) AS r', [planId, claim, leaseSeconds]);
+}
+
+/**
+ * Takes a plan over from run `from`, whose lease has ended without an outcome. The caller has
+ * checked that the publisher holds no repair request of the plan.
+ */
+export async function takeOverPlan(
+  c: Client,
+  p: { planId: number; claim: string; from: string; leaseSeconds: number | null },
+): Promise<ClaimedPlan> {
+  return call<ClaimedPlan>(c, 'SELECT syncguard_control.take_over_plan($1, $2, $3, $4) AS r', [p.planId, p.claim, p.from, p.leaseSeconds]);
+}
+
+/** This control plane's identity, which a decision signed for the approval function names. */
+export async function deploymentId(c: Client): Promise<string> {
+  return call<string>(c, 'SELECT syncguard_control.deployment_id() AS r', []);
 }
 
 /** Records a repair's outcome for the run that claimed the plan; false when it was recorded already. */
@@ -204,10 +251,10 @@ export async function takeTaskToken(c: Client, planId: number): Promise<string |
   return (await call<string | null>(c, 'SELECT syncguard_control.take_task_token($1) AS r', [planId])) ?? null;
 }
 
-/** Whether a plan's task token is stored (the workflow notifies approvers only then). */
-export async function taskTokenStored(c: Client, planId: number): Promise<{ stored: boolean; state: string } | null> {
-  const { rows } = await c.query<{ stored: boolean; state: string }>(
-    'SELECT task_token IS NOT NULL AS stored, state FROM syncguard_control.repair_plan WHERE plan_id = $1',
+/** Whether a plan's task token is stored (the workflow notifies approvers only then), with the plan's state and checksum. */
+export async function taskTokenStored(c: Client, planId: number): Promise<{ stored: boolean; state: string; checksum: string } | null> {
+  const { rows } = await c.query<{ stored: boolean; state: string; checksum: string }>(
+    'SELECT task_token IS NOT NULL AS stored, state, checksum FROM syncguard_control.repair_plan WHERE plan_id = $1',
     [planId],
   );
   return rows[0] ?? null;

@@ -3,10 +3,10 @@
 // enforces four-eyes (sql/control/0005_approvals.sql); this module calls it and repairs.
 
 import { randomUUID } from 'node:crypto';
-import { InputError, PlanAlreadyAppliedError, PreconditionFailedError, TimeLimitError } from '../core/errors.js';
+import { InputError, PlanAlreadyAppliedError, PlanClaimedError, PreconditionFailedError, TimeLimitError } from '../core/errors.js';
 import { tableFromText } from '../core/identifiers.js';
 import type { Client } from '../db/connect.js';
-import { type ClaimedPlan, claimPlan, finishPlan, insertPlan, loadPlan, recordDecision, releasePlan } from '../db/plans.js';
+import { type ClaimedPlan, claimPlan, finishPlan, insertPlan, loadPlan, recordDecision, releasePlan, takeOverPlan } from '../db/plans.js';
 import { repairRequestsOf } from '../db/repair.js';
 import { applyPlan, type ChangeOutcome, type Plan, type RepairOutcome, recoverPlan } from './repair.js';
 
@@ -35,7 +35,15 @@ async function planOrFail(control: Client, planId: number) {
  */
 export async function decidePlan(
   control: Client,
-  d: { planId: number; decision: 'approved' | 'rejected'; comment?: string; fourEyes: boolean; awsApprover?: string },
+  d: {
+    planId: number;
+    decision: 'approved' | 'rejected';
+    comment?: string;
+    fourEyes: boolean;
+    awsApprover?: string;
+    /** The checksum the approver reviewed: the control plane refuses the decision unless it is the plan's. */
+    checksum?: string;
+  },
 ): Promise<{ planId: number; decision: string; checksum: string; by: string }> {
   if (!Number.isSafeInteger(d.planId) || d.planId < 1) throw new InputError(`a plan id is a positive integer, got ${d.planId}`);
   return recordDecision(control, {
@@ -44,6 +52,7 @@ export async function decidePlan(
     comment: d.comment ?? null,
     fourEyes: d.fourEyes,
     awsApprover: d.awsApprover ?? null,
+    checksum: d.checksum ?? null,
   });
 }
 
@@ -51,24 +60,31 @@ export async function decidePlan(
  * Applies an approved plan once: the control plane checks it (checksum of the stored plan against
  * the approval's, approval, expiry, state) and hands it to this run (`claim`; a retry of the same
  * run continues it), the repair goes through the subscription, and the outcome is recorded.
+ * The claim has a lease (`leaseSeconds`, the control plane's default otherwise), renewed before
+ * each request is sent. A plan another run claimed is recovered from the nodes when its request
+ * reached the publisher; when none did, it is taken over once that run's lease has ended, and
+ * refused with PlanClaimedError (who holds it, until when) while the lease holds.
  * Throws PreconditionFailedError when nothing could be applied because every row changed.
  */
 export async function applyStoredPlan(
   control: Client,
   pub: Client,
   sub: Client,
-  a: { planId: number; claim?: string; timeLimitMs?: number },
+  a: { planId: number; claim?: string; timeLimitMs?: number; leaseSeconds?: number },
 ): Promise<RepairOutcome & { planId: number; retried: boolean }> {
   const p = await planOrFail(control, a.planId);
   const claim = a.claim ?? `run:${randomUUID()}`;
+  const lease = a.leaseSeconds ?? null;
   let claimed: ClaimedPlan;
   try {
-    claimed = await claimPlan(control, p.planId, claim);
+    claimed = await claimPlan(control, p.planId, claim, lease);
   } catch (err) {
+    if (!(err instanceof PlanClaimedError) || p.state !== 'applying' || p.outcome !== null || p.claimId === null) throw err;
     // another run claimed it and died after it sent the request (item 22): its answer is on the nodes
-    if (err instanceof PlanAlreadyAppliedError && p.state === 'applying' && p.outcome === null && p.claimId !== null)
-      return recoverStoredPlan(control, pub, sub, { ...p, claimId: p.claimId }, a.timeLimitMs);
-    throw err;
+    const recovered = await recoverStoredPlan(control, pub, sub, { ...p, claimId: p.claimId }, a.timeLimitMs);
+    if (recovered !== null) return recovered;
+    // or before any request reached the publisher: taken over once its lease has ended (refused before)
+    claimed = await takeOverPlan(control, { planId: p.planId, claim, from: p.claimId, leaseSeconds: lease });
   }
   let outcome: RepairOutcome;
   if (claimed.state === 'applied') {
@@ -84,6 +100,11 @@ export async function applyStoredPlan(
       ...(claimed.body.inspection === undefined ? {} : { inspection: claimed.body.inspection }),
     };
     const limit = a.timeLimitMs === undefined ? {} : { timeLimitMs: a.timeLimitMs };
+    // the claim is renewed before each request: a run whose lease ended and was taken over sends nothing
+    const renew = async () => {
+      if ((await claimPlan(control, p.planId, claim, lease)).state !== 'applying')
+        throw new PlanAlreadyAppliedError(`plan ${p.planId} was applied meanwhile; nothing more is sent`);
+    };
     // this run's retry of a plan it had claimed: what it sent before is on the nodes; never send twice
     const retry = p.state === 'applying' && p.claimId === claim;
     const recovered = retry ? await recoverPlan(pub, sub, plan, limit) : null;
@@ -91,7 +112,7 @@ export async function applyStoredPlan(
       outcome = { ...recovered, recovered: true } as RepairOutcome;
     } else {
       try {
-        outcome = await applyPlan(pub, sub, plan, limit);
+        outcome = await applyPlan(pub, sub, plan, { ...limit, beforeSend: renew });
       } catch (err) {
         // released only when no request of the plan reached the publisher: a request sent is
         // answered on the subscriber whatever happened here, and is recovered, not sent again
@@ -148,6 +169,7 @@ function whyNoneApplied(outcome: RepairOutcome): string {
  * A plan left 'applying' by a run that died after it sent its request: the request and its answers
  * are on the nodes, so the outcome is read there and recorded under that run's claim. Nothing is
  * sent again. While the subscriber has not applied the request yet, this says so and records nothing.
+ * Null when no request of the plan is on the publisher (the run died before sending).
  */
 async function recoverStoredPlan(
   control: Client,
@@ -155,7 +177,7 @@ async function recoverStoredPlan(
   sub: Client,
   p: NonNullable<Awaited<ReturnType<typeof loadPlan>>> & { claimId: string },
   timeLimitMs: number | undefined,
-): Promise<RepairOutcome & { planId: number; retried: boolean }> {
+): Promise<(RepairOutcome & { planId: number; retried: boolean }) | null> {
   const busy = (why: string) =>
     new PlanAlreadyAppliedError(
       `plan ${p.planId} is being applied by another run (${why}); run the repair again later to record its outcome`,
@@ -167,7 +189,7 @@ async function recoverStoredPlan(
     { id: String(p.planId), table: p.table, bucket: p.bucket, changes: p.changes },
     timeLimitMs === undefined ? {} : { timeLimitMs },
   );
-  if (recovered === null) throw busy('no repair request of it is on the publisher yet');
+  if (recovered === null) return null;
   const unanswered = recovered.changes.find((c) => c.outcome === 'not_answered');
   if (unanswered !== undefined)
     throw busy(`its request was sent, but the subscriber has not applied it yet: ${unanswered.error ?? 'no answer'}`);

@@ -140,7 +140,13 @@ export async function applyPlan(
     readonly changes: readonly PlannedChange[];
     readonly inspection?: string;
   },
-  opts: { timeLimitMs?: number; lockTimeoutMs?: number; applyLockTimeoutMs?: number } = {},
+  opts: {
+    timeLimitMs?: number;
+    lockTimeoutMs?: number;
+    applyLockTimeoutMs?: number;
+    /** Called before each request is sent (flows/plans.ts renews the run's claim there); a throw sends nothing more. */
+    beforeSend?: () => Promise<void>;
+  } = {},
 ): Promise<RepairOutcome> {
   const started = Date.now();
   const deadline = started + (opts.timeLimitMs ?? 60_000);
@@ -166,6 +172,7 @@ export async function applyPlan(
   let singleRetries = 0;
   for (let i = 0; i < plan.changes.length; ) {
     const part = plan.changes.slice(i, i + size);
+    await opts.beforeSend?.();
     try {
       sent.push(
         await withLockRetries(`repairing ${plan.table} bucket ${plan.bucket}`, lockTimeoutMs, () =>

@@ -48,8 +48,8 @@ const verify = (...extra: string[]) =>
 
 describe('control plane', () => {
   it('installs in its own database, idempotently', async () => {
-    expect((await cli('install', '--control-dsn', controlDsn())).out).toEqual(['control plane: schema installed to version 5']);
-    expect((await cli('install', '--control-dsn', controlDsn())).out).toEqual(['control plane: schema is up to date (version 5)']);
+    expect((await cli('install', '--control-dsn', controlDsn())).out).toEqual(['control plane: schema installed to version 6']);
+    expect((await cli('install', '--control-dsn', controlDsn())).out).toEqual(['control plane: schema is up to date (version 6)']);
     control = new pg.Client({ connectionString: controlDsn() });
     await control.connect();
   });

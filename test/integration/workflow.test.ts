@@ -36,7 +36,7 @@ import { handler as repair } from '../../functions/repair.js';
 import { handler as verify } from '../../functions/verify.js';
 import { loadDeployConfig } from '../../infra/config.js';
 import { SyncGuardStack } from '../../infra/stack.js';
-import { AWS_APPROVERS, decide, fakeSts } from '../support/aws-identity.js';
+import { AWS_APPROVERS, decide, fakeSts, signFor } from '../support/aws-identity.js';
 import { captureStdout, context } from '../support/lambda.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -101,6 +101,7 @@ beforeAll(async () => {
   const c = await connect(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'), 'control');
   await installControl(c);
   await c.query('SELECT syncguard_control.set_approval_policy(false, NULL, $1)', [AWS_APPROVERS]);
+  signFor(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'));
   await c.end();
   sm.on(GetSecretValueCommand, { SecretId: PUB_ARN }).resolves(secret(ctx.pair.publisher.port, ctx.pair.name));
   sm.on(GetSecretValueCommand, { SecretId: SUB_ARN }).resolves(secret(ctx.pair.subscriber.port, ctx.pair.name));

@@ -2,7 +2,8 @@
 // signed by the real SDK signer with test access keys, and STS as the approval function reaches
 // it (fetch), which says who each access key is.
 
-import { bindingOf, signIdentity } from '../../functions/commons/aws-identity.js';
+import pg from 'pg';
+import { type Binding, bindingOf, signIdentity } from '../../functions/commons/aws-identity.js';
 
 // STS as the approval function reaches it (fetch): who each access key id is. The real STS checks
 // the signature; this one checks what the function may not skip (the binding is signed) and
@@ -33,22 +34,52 @@ export const fakeSts = async (url: string | URL | Request, init?: RequestInit) =
   );
 };
 
+let controlDsn: string | undefined;
+
+/** The control plane whose plans `decide` signs for (its deployment id and the plan's checksum). */
+export function signFor(dsn: string): void {
+  controlDsn = dsn;
+}
+
+/** What a decision on a plan of the control plane given to signFor is signed for. */
+export async function bindingFacts(planId: number): Promise<{ deployment: string; checksum: string }> {
+  if (controlDsn === undefined) throw new Error('test setup: call signFor(control DSN) first');
+  const c = new pg.Client({ connectionString: controlDsn });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ deployment: string; checksum: string }>(
+      'SELECT syncguard_control.deployment_id() AS deployment, checksum FROM syncguard_control.repair_plan WHERE plan_id = $1',
+      [planId],
+    );
+    if (rows[0] === undefined) throw new Error(`test setup: no plan ${planId}`);
+    return rows[0];
+  } finally {
+    await c.end();
+  }
+}
+
 /** A decision's identity, signed by the SDK with an access key's credentials (as `approve --function` does). */
-export async function signedAs(akid: string, planId: number, decision: 'approved' | 'rejected') {
+export async function signedAs(akid: string, binding: Binding) {
   const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
   process.env.AWS_ACCESS_KEY_ID = akid;
   process.env.AWS_SECRET_ACCESS_KEY = 'test-secret';
   try {
-    return await signIdentity(bindingOf({ planId, decision }));
+    return await signIdentity(bindingOf(binding));
   } finally {
     process.env.AWS_ACCESS_KEY_ID = saved.id;
     process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
   }
 }
-export const decide = async (akid: string, planId: number, decision: 'approved' | 'rejected', extra: Record<string, unknown> = {}) => ({
-  action: 'decide',
-  planId,
-  decision,
-  identity: await signedAs(akid, planId, decision),
-  ...extra,
-});
+
+/** A decide event as `approve --function` sends it: signed for this deployment, the plan's checksum and the decision. */
+export const decide = async (akid: string, planId: number, decision: 'approved' | 'rejected', extra: Record<string, unknown> = {}) => {
+  const facts = await bindingFacts(planId);
+  return {
+    action: 'decide',
+    planId,
+    decision,
+    checksum: facts.checksum,
+    identity: await signedAs(akid, { ...facts, planId, decision }),
+    ...extra,
+  };
+};

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../cli/main.js';
 
 const lambda = mockClient(LambdaClient);
+const SUM = `sha256:${'ab'.repeat(32)}`;
 const body = (o: unknown) => new Uint8Array(Buffer.from(JSON.stringify(o)));
 
 beforeAll(() => {
@@ -30,24 +31,37 @@ async function cli(...args: string[]) {
 
 describe('syncguard approve --function', () => {
   it('invokes the approval function with a signed identity, and prints the approver the function verified', async () => {
-    lambda.on(InvokeCommand).resolves({
-      StatusCode: 200,
-      Payload: body({ planId: 7, status: 'approved', approver: 'aws:arn:aws:sts::123456789012:assumed-role/dba/alice' }) as never,
-    });
-    const r = await cli('approve', '--plan', '7', '--function', 'syncguard-approval', '--comment', 'ok');
+    lambda
+      .on(InvokeCommand)
+      .resolvesOnce({
+        StatusCode: 200,
+        Payload: body({ planId: 7, status: 'proposed', waiting: true, checksum: SUM, deployment: 'dep-a' }) as never,
+      })
+      .resolves({
+        StatusCode: 200,
+        Payload: body({ planId: 7, status: 'approved', approver: 'aws:arn:aws:sts::123456789012:assumed-role/dba/alice' }) as never,
+      });
+    const r = await cli('approve', '--plan', '7', '--function', 'syncguard-approval', '--comment', 'ok', '--checksum', SUM);
     expect(r).toMatchObject({
       code: 0,
-      out: ['plan 7 approved by aws:arn:aws:sts::123456789012:assumed-role/dba/alice (through syncguard-approval)'],
+      out: [`plan 7 approved by aws:arn:aws:sts::123456789012:assumed-role/dba/alice (through syncguard-approval; checksum ${SUM})`],
     });
-    const sent = JSON.parse(Buffer.from(lambda.commandCalls(InvokeCommand)[0]?.args[0].input.Payload as Uint8Array).toString());
-    // no approver name: an STS request signed by the caller, bound to this decision
+    const calls = lambda.commandCalls(InvokeCommand).map((c) => JSON.parse(Buffer.from(c.args[0].input.Payload as Uint8Array).toString()));
+    // first what the plan and the deployment are, then the decision
+    expect(calls[0]).toEqual({ action: 'status', planId: 7 });
+    const sent = calls[1];
+    // no approver name: an STS request signed by the caller, bound to this decision in this deployment
     expect(sent).toEqual({
       action: 'decide',
       planId: 7,
       decision: 'approved',
+      checksum: SUM,
       comment: 'ok',
       identity: {
-        headers: expect.objectContaining({ host: 'sts.eu-west-1.amazonaws.com', 'x-syncguard-approval': 'plan=7;decision=approved' }),
+        headers: expect.objectContaining({
+          host: 'sts.eu-west-1.amazonaws.com',
+          'x-syncguard-approval': `deployment=dep-a;plan=7;checksum=${SUM};decision=approved`,
+        }),
         body: 'Action=GetCallerIdentity&Version=2011-06-15',
       },
     });
@@ -55,6 +69,7 @@ describe('syncguard approve --function', () => {
   });
 
   it("reports the function's named error, exit 2", async () => {
+    lambda.reset();
     lambda.on(InvokeCommand).resolves({
       StatusCode: 200,
       FunctionError: 'Unhandled',
