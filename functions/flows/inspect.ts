@@ -11,9 +11,10 @@ import { readDetail } from '../db/catalogue.js';
 import type { Client } from '../db/connect.js';
 import { requireDistinct, requireInstalled } from '../db/install.js';
 import { LOCK_NOT_AVAILABLE } from '../db/probe.js';
-import { HoldLimitError, readRowValues, sendRowsProbe } from '../db/repair.js';
+import { readRowValues, sendRowsProbe } from '../db/repair.js';
 import { nodeStatus } from '../db/status.js';
 import { registrationProblems } from '../db/verify-context.js';
+import { sleep, withHoldRetries } from './hold-retries.js';
 import { probeReach } from './probe-route.js';
 import { awaitAnswers } from './probes.js';
 
@@ -48,7 +49,6 @@ export interface ProbeTarget {
   readonly scheme: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const code = (err: unknown): string => String((err as { code?: unknown }).code ?? '');
 
 /** Checks that the table is registered alike on both nodes and that probes reach it. */
@@ -89,25 +89,6 @@ export async function withLockRetries<T>(what: string, lockTimeoutMs: number, fn
         );
       }
       await sleep(lockRetryDelayMs(attempt));
-    }
-  }
-}
-
-/** How often an inspection cancelled at the hold limit is tried again: on a busy host one read can miss it. */
-const HOLD_ATTEMPTS = 3;
-
-/**
- * Runs an inspection probe, trying again when it was cancelled at the hold limit: the cancelled
- * call rolled back and changed nothing, and a host busy for a moment (CPU, I/O) can make one read
- * of a bucket that fits the limit overrun it. A bucket too large for the limit fails every time.
- */
-async function withHoldRetries<T>(fn: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!(err instanceof HoldLimitError) || attempt >= HOLD_ATTEMPTS) throw err;
-      await sleep(100 * attempt);
     }
   }
 }
