@@ -73,7 +73,7 @@ export function tableProblems(table: string, pub: NodeHealth | undefined, sub: N
 }
 
 /** Columns present now on both sides that neither side had at registration. */
-export function addedOnBothSides(pub: NodeHealth, sub: NodeHealth): string[] {
+function addedOnBothSides(pub: NodeHealth, sub: NodeHealth): string[] {
   if (pub.columnsAtRegistration === null || sub.columnsAtRegistration === null) return [];
   const before = new Set([...pub.columnsAtRegistration, ...sub.columnsAtRegistration]);
   const onSub = new Set(sub.columnsNow);

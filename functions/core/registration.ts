@@ -103,7 +103,7 @@ export function chooseColumns(pub: TableInfo, sub: TableInfo, requested?: readon
  * The key both sides agree on, or a clear refusal. A table without a key on either side has none
  * ([]): its rows are bucketed by their content (buckets.ts chooseScheme).
  */
-export function chooseKey(pub: TableInfo, sub: TableInfo): ColumnInfo[] {
+function chooseKey(pub: TableInfo, sub: TableInfo): ColumnInfo[] {
   const name = tableText(pub);
   if (pub.key === null && sub.key === null) return [];
   if (pub.key === null || sub.key === null) {

@@ -36,7 +36,7 @@ export function checkServerVersion(versionNum: number, label: string): number {
   return versionNum;
 }
 
-export async function requireSupportedServer(client: Client, label: string): Promise<number> {
+async function requireSupportedServer(client: Client, label: string): Promise<number> {
   return checkServerVersion(await serverVersionNum(client), label);
 }
 

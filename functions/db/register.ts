@@ -109,7 +109,7 @@ async function applyAsOwnerNotes(subscriber: Client, t: QualifiedName): Promise<
 }
 
 /** The columns among `columns` that hash version 2 would read back truncated on this node. */
-export async function truncatedColumns(client: Client, t: QualifiedName, columns: readonly string[]): Promise<TruncatedColumn[]> {
+async function truncatedColumns(client: Client, t: QualifiedName, columns: readonly string[]): Promise<TruncatedColumn[]> {
   const { rows } = await client.query<{ c: TruncatedColumn[] }>('SELECT syncguard.v2_truncated_columns($1, $2, $3) AS c', [
     t.schema,
     t.table,
