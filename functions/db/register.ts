@@ -5,17 +5,10 @@
 import { escapeIdentifier } from 'pg';
 import type { BucketScheme } from '../core/buckets.js';
 import { IncompatibleError, InputError } from '../core/errors.js';
+import { chooseHashVersion, type TruncatedColumn } from '../core/hash-version-choice.js';
 import { type HashVersion, parseHashVersion } from '../core/hashing.js';
 import { type QualifiedName, tableText } from '../core/identifiers.js';
-import {
-  buildConfig,
-  chooseHashVersion,
-  DEFAULT_BUCKET_SIZE,
-  layoutFor,
-  planRegistration,
-  type RegistrationConfig,
-  type TruncatedColumn,
-} from '../core/registration.js';
+import { buildConfig, DEFAULT_BUCKET_SIZE, layoutFor, planRegistration, type RegistrationConfig } from '../core/registration.js';
 import type { TableInfo } from '../core/table-info.js';
 import type { Client } from './connect.js';
 import { requireDistinct, requireInstalled } from './install.js';
