@@ -16,5 +16,10 @@ for (const stream of [process.stdout, process.stderr]) {
     if (err.code !== 'EPIPE') throw err;
   });
 }
+// The AWS SDK prints an 8-line NodeVersionSupportWarning on every run under Node < 22 (its
+// releases after January 2027 will need Node 22). syncguard supports Node 20 (package.json
+// engines) and pins its SDK release, so the notice is nothing to act on at each command. The
+// SDK's own switch silences that one warning and no other; a value the user set is kept.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const { run } = await import(main.href);
 process.exitCode = await run(process.argv);

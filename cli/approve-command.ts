@@ -7,6 +7,8 @@ import { decideRemotely } from '../functions/commons/remote-approval.js';
 import { parseBoolean } from '../functions/core/booleans.js';
 import { InputError } from '../functions/core/errors.js';
 import { type Client, checkDsn } from '../functions/db/connect.js';
+import { endpointOf } from '../functions/db/control.js';
+import { refuseNodeAsControl } from '../functions/db/install.js';
 import { decidePlan } from '../functions/flows/plans.js';
 import { type Out, withClients } from './clients.js';
 import { positiveInt } from './options.js';
@@ -66,6 +68,7 @@ export function approveCommand(program: Command, out: Out): void {
         const dsn = o.controlDsn ?? process.env.SYNCGUARD_CONTROL_DSN;
         if (dsn === undefined) throw new InputError('no control plane: pass --control-dsn or set SYNCGUARD_CONTROL_DSN');
         await withClients([[checkDsn(dsn, 'control-plane'), 'control-plane database']], async ([c]) => {
+          await refuseNodeAsControl(c as Client, endpointOf(dsn));
           const r = await decidePlan(c as Client, {
             planId: o.plan,
             decision: o.reject ? 'rejected' : 'approved',

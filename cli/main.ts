@@ -9,10 +9,12 @@ import { Command, CommanderError } from 'commander';
 import { InputError, SyncGuardError } from '../functions/core/errors.js';
 import { parseTableName } from '../functions/core/identifiers.js';
 import { type Client, checkDsn, nodeOfError, redactSecrets, secretsOf } from '../functions/db/connect.js';
+import { endpointOf } from '../functions/db/control.js';
 import {
   type InstallResult,
   installControl,
   installSchema,
+  refuseNodeAsControl,
   requireNoAllTablesSubscriber,
   syncguardSchemas,
 } from '../functions/db/install.js';
@@ -104,10 +106,7 @@ export function buildProgram(out: Out, warn: Out, setExit: (code: number) => voi
       if (o.controlDsn !== undefined) {
         const dsn = checkDsn(o.controlDsn, 'control-plane');
         await withClients([[dsn, 'control-plane database']], async ([c]) => {
-          if ((await syncguardSchemas(c as Client)).node)
-            throw new InputError(
-              'the --control-dsn database holds a syncguard node schema (it is a publisher or subscriber database); the control plane needs a database of its own: create one (CREATE DATABASE syncguard_control) and give its DSN',
-            );
+          await refuseNodeAsControl(c as Client, endpointOf(dsn));
           const r = await installControl(c as Client);
           out(
             r.applied.length === 0

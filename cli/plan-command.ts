@@ -6,6 +6,7 @@ import { parseTableName } from '../functions/core/identifiers.js';
 import { DEFAULT_PLAN_CAP } from '../functions/core/repair-plan.js';
 import { type Client, checkDsn } from '../functions/db/connect.js';
 import { endpointOf } from '../functions/db/control.js';
+import { refuseNodeAsControl } from '../functions/db/install.js';
 import { storePlan } from '../functions/flows/plans.js';
 import { type Plan, planBucket } from '../functions/flows/repair.js';
 import { type Out, withClients } from './clients.js';
@@ -61,6 +62,7 @@ export function planCommand(program: Command, out: Out): void {
         ...(controlDsn === undefined ? [] : ([[checkDsn(controlDsn, 'control-plane'), 'control-plane database']] as [string, string][])),
       ],
       async ([p, s, c]) => {
+        if (c !== undefined && controlDsn !== undefined) await refuseNodeAsControl(c, endpointOf(controlDsn));
         const { inspection, plan } = await planBucket(p as Client, s as Client, table, o.bucket, {
           pair,
           maxRows: o.maxRows,

@@ -8,6 +8,7 @@ import { InputError } from '../functions/core/errors.js';
 import { parseTableName } from '../functions/core/identifiers.js';
 import { type Client, checkDsn } from '../functions/db/connect.js';
 import { endpointOf } from '../functions/db/control.js';
+import { refuseNodeAsControl } from '../functions/db/install.js';
 import { applyStoredPlan } from '../functions/flows/plans.js';
 import { applyPlan, planBucket, type RepairOutcome } from '../functions/flows/repair.js';
 import { type Out, withClients } from './clients.js';
@@ -61,7 +62,10 @@ export function repairCommand(program: Command, out: Out, setExit: (code: number
           [subscriber, 'subscriber'],
           [checkDsn(dsn, 'control-plane'), 'control-plane database'],
         ],
-        async ([p, s, c]) => print(await applyStoredPlan(c as Client, p as Client, s as Client, { planId: o.plan as number })),
+        async ([p, s, c]) => {
+          await refuseNodeAsControl(c as Client, endpointOf(dsn));
+          print(await applyStoredPlan(c as Client, p as Client, s as Client, { planId: o.plan as number }));
+        },
       );
       return;
     }

@@ -7,6 +7,7 @@ import { parseTableName } from '../functions/core/identifiers.js';
 import type { VerifyReport } from '../functions/core/report.js';
 import { type Client, checkDsn } from '../functions/db/connect.js';
 import { endpointOf, type RunMeta, recordRun } from '../functions/db/control.js';
+import { refuseNodeAsControl } from '../functions/db/install.js';
 import { VERIFY_GRACE_MS, verifyPair } from '../functions/flows/verify.js';
 import { type Out, withClients } from './clients.js';
 import { MAX_SECONDS, pairDsns, percent, positiveNumber } from './options.js';
@@ -132,6 +133,7 @@ export function verifyCommand(program: Command, out: Out, warn: Out, setExit: (c
           // the verdict stands even when it cannot be recorded: warn and keep the exit code
           try {
             await withClients([[checkDsn(controlDsn, 'control-plane'), 'control-plane database']], async ([c]) => {
+              await refuseNodeAsControl(c as Client, endpointOf(controlDsn));
               const run = await recordRun(c as Client, meta, report);
               if (!o.json) out(`  recorded as run ${run.runId} in the control plane`);
             });

@@ -9,7 +9,7 @@ import { InputError } from './errors.js';
 const PLACEHOLDER_HOST = 'localhost';
 
 /** libpq's key=value syntax: key = value, value bare or 'single quoted' with \' and \\ escapes. */
-export function parseKeyValueDsn(dsn: string, label: string): Map<string, string> {
+function parseKeyValueDsn(dsn: string, label: string): Map<string, string> {
   const pairs = new Map<string, string>();
   const re = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:'((?:[^'\\]|\\.)*)'|([^\s']*))/y;
   let at = 0;

@@ -4,19 +4,11 @@
 //   planChanges:  the subscriber change per diff, with its precondition (both rows' hashes as
 //                 inspected), deletes first;
 //   planSql:      the plan as SQL a person can review;
-//   planChecksum: what an approval is recorded against;
-//   applicable:   whether a stored plan may be applied now, or the named error why not.
+//   planChecksum: the checksum shown with a plan before it is stored (the control plane computes
+//                 and checks a stored plan's own, and decides whether it may be approved or applied).
 
 import { createHash } from 'node:crypto';
-import {
-  FourEyesError,
-  PlanAlreadyAppliedError,
-  PlanExpiredError,
-  PlanNotApprovedError,
-  PlanRejectedError,
-  PlanTamperedError,
-  PlanTooLargeError,
-} from './errors.js';
+import { PlanTooLargeError } from './errors.js';
 import { escapeIdentifier, escapeLiteral } from './sql-text.js';
 
 export type DiffKind = 'missing_on_subscriber' | 'extra_on_subscriber' | 'changed';
@@ -214,36 +206,4 @@ export interface StoredPlan extends PlanContent {
   readonly createdBy: string;
   readonly state: 'proposed' | 'approved' | 'rejected' | 'applying' | 'applied';
   readonly approval: { readonly decision: 'approved' | 'rejected'; readonly by: string; readonly checksum: string } | null;
-}
-
-/** Why a stored plan may not be applied now (a named error), or nothing when it may. */
-export function checkApplicable(p: StoredPlan, nowMs: number): void {
-  if (planChecksum(p) !== p.checksum) {
-    throw new PlanTamperedError(`plan ${p.planId} was altered after it was made (its checksum no longer matches); make a new plan`);
-  }
-  if (p.state === 'applied' || p.state === 'applying')
-    throw new PlanAlreadyAppliedError(`plan ${p.planId} was already applied; nothing to do`);
-  if (p.state === 'rejected' || p.approval?.decision === 'rejected')
-    throw new PlanRejectedError(`plan ${p.planId} was rejected by ${p.approval?.by ?? 'an approver'}`);
-  // expired before not approved: an expired plan can no longer be approved either (checkApprover)
-  if (Date.parse(p.expiresAt) <= nowMs)
-    throw new PlanExpiredError(`plan ${p.planId} expired at ${p.expiresAt}; inspect again and make a new plan`);
-  if (p.approval === null || p.state !== 'approved') {
-    throw new PlanNotApprovedError(`plan ${p.planId} is not approved; run syncguard approve --plan ${p.planId}`);
-  }
-  if (p.approval.checksum !== p.checksum) {
-    throw new PlanTamperedError(`plan ${p.planId} was approved as ${p.approval.checksum}, but is now ${p.checksum}; make a new plan`);
-  }
-}
-
-/** Whether `who` may decide on a plan. */
-export function checkApprover(p: StoredPlan, who: string, fourEyes: boolean, nowMs: number): void {
-  if (planChecksum(p) !== p.checksum) throw new PlanTamperedError(`plan ${p.planId} was altered after it was made; make a new plan`);
-  if (p.approval !== null) throw new PlanAlreadyAppliedError(`plan ${p.planId} was already ${p.approval.decision} by ${p.approval.by}`);
-  if (p.state !== 'proposed') throw new PlanAlreadyAppliedError(`plan ${p.planId} is ${p.state}; it can no longer be decided`);
-  if (Date.parse(p.expiresAt) <= nowMs)
-    throw new PlanExpiredError(`plan ${p.planId} expired at ${p.expiresAt}; inspect again and make a new plan`);
-  if (fourEyes && who === p.createdBy) {
-    throw new FourEyesError(`four-eyes approval is on: ${who} made plan ${p.planId} and may not approve it; another person must`);
-  }
 }

@@ -31,7 +31,7 @@ export function rangeDigest(v: BucketValue): string {
 const EMPTY_DIGEST = rangeDigest({ rows: 0n, sum: 0n });
 
 /** Whether a table is settled by its totals: equal, and no bucket flagged on either side. */
-export function settledByTotals(p: RangeSum, s: RangeSum, flagged: ReadonlySet<string>): boolean {
+function settledByTotals(p: RangeSum, s: RangeSum, flagged: ReadonlySet<string>): boolean {
   return flagged.size === 0 && sameValue(p, s);
 }
 

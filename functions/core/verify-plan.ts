@@ -103,7 +103,7 @@ export function splitTimeLimit(limitMs: number): VerifySchedule {
 }
 
 /** A PostgreSQL LSN (`X/Y`, hex) as a number, for comparing positions. */
-export function lsnValue(lsn: string): bigint {
+function lsnValue(lsn: string): bigint {
   const [hi, lo] = lsn.split('/');
   return (BigInt(`0x${hi ?? '0'}`) << 32n) + BigInt(`0x${lo ?? '0'}`);
 }

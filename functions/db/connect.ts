@@ -148,14 +148,9 @@ export function queryTimeout(client: Client): number | null {
  * The moment (epoch ms) by which every query on this connection must have its answer, whatever
  * each query's own timeout says: a command's promised end. Only ever moved earlier.
  */
-export function limitDeadline(client: Client, epochMs: number): void {
+function limitDeadline(client: Client, epochMs: number): void {
   const current = deadlines.get(client);
   if (current === undefined || epochMs < current) deadlines.set(client, epochMs);
-}
-
-/** The connection's deadline (epoch ms), if it has one. */
-export function deadlineOf(client: Client): number | undefined {
-  return deadlines.get(client);
 }
 
 /** Runs fn with every query of these connections ending by epochMs; their own deadlines come back after (cached connections). */

@@ -36,7 +36,7 @@ export function checkServerVersion(versionNum: number, label: string): number {
   return versionNum;
 }
 
-export async function requireSupportedServer(client: Client, label: string): Promise<number> {
+async function requireSupportedServer(client: Client, label: string): Promise<number> {
   return checkServerVersion(await serverVersionNum(client), label);
 }
 
@@ -257,4 +257,19 @@ export async function syncguardSchemas(client: Client): Promise<{ node: boolean;
     "SELECT to_regnamespace('syncguard') IS NOT NULL AS node, to_regnamespace('syncguard_control') IS NOT NULL AS control",
   );
   return { node: rows[0]?.node ?? false, control: rows[0]?.control ?? false };
+}
+
+/** A publisher's or subscriber's database given where the control plane's is expected. */
+export class NodeAsControlError extends InputError {}
+
+/**
+ * Refuses a node's database as the control plane (`--control-dsn` of install, plan, approve,
+ * repair and verify): its tables are not the control plane's, and a raw "does not exist" error
+ * would not say the DSN is the wrong one. `endpoint` names the database (host:port/name).
+ */
+export async function refuseNodeAsControl(client: Client, endpoint: string): Promise<void> {
+  if ((await syncguardSchemas(client)).node)
+    throw new NodeAsControlError(
+      `the --control-dsn database ${endpoint} holds a syncguard node schema (it is a publisher or subscriber database); --control-dsn expects the control-plane database, and the control plane needs a database of its own: create one (CREATE DATABASE syncguard_control), run syncguard install --control-dsn with its DSN, and give that DSN`,
+    );
 }

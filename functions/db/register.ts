@@ -5,17 +5,10 @@
 import { escapeIdentifier } from 'pg';
 import type { BucketScheme } from '../core/buckets.js';
 import { IncompatibleError, InputError } from '../core/errors.js';
+import { chooseHashVersion, type TruncatedColumn } from '../core/hash-version-choice.js';
 import { type HashVersion, parseHashVersion } from '../core/hashing.js';
 import { type QualifiedName, tableText } from '../core/identifiers.js';
-import {
-  buildConfig,
-  chooseHashVersion,
-  DEFAULT_BUCKET_SIZE,
-  layoutFor,
-  planRegistration,
-  type RegistrationConfig,
-  type TruncatedColumn,
-} from '../core/registration.js';
+import { buildConfig, DEFAULT_BUCKET_SIZE, layoutFor, planRegistration, type RegistrationConfig } from '../core/registration.js';
 import type { TableInfo } from '../core/table-info.js';
 import type { Client } from './connect.js';
 import { requireDistinct, requireInstalled } from './install.js';
@@ -109,7 +102,7 @@ async function applyAsOwnerNotes(subscriber: Client, t: QualifiedName): Promise<
 }
 
 /** The columns among `columns` that hash version 2 would read back truncated on this node. */
-export async function truncatedColumns(client: Client, t: QualifiedName, columns: readonly string[]): Promise<TruncatedColumn[]> {
+async function truncatedColumns(client: Client, t: QualifiedName, columns: readonly string[]): Promise<TruncatedColumn[]> {
   const { rows } = await client.query<{ c: TruncatedColumn[] }>('SELECT syncguard.v2_truncated_columns($1, $2, $3) AS c', [
     t.schema,
     t.table,

@@ -2,7 +2,8 @@
 // function. The flow is in flows/inspect.ts and flows/repair.ts.
 
 import { SyncGuardError } from '../core/errors.js';
-import type { QualifiedName } from '../core/identifiers.js';
+import { inspectHoldHint, singleChangeHoldHint } from '../core/hold-hints.js';
+import { type QualifiedName, tableText } from '../core/identifiers.js';
 import type { PlannedChange, RowList, RowValues } from '../core/repair-plan.js';
 import { type Client, one } from './connect.js';
 
@@ -46,7 +47,16 @@ async function lockedCall<T>(pub: Client, lockTimeoutMs: number, sql: string, pa
 /** The publisher's (key, hash) list of one bucket under the SHARE lock, sent as an inspection probe. */
 export async function sendRowsProbe(
   pub: Client,
-  p: { table: QualifiedName; bucket: string; target: string; subscription: string; lockTimeoutMs: number },
+  p: {
+    table: QualifiedName;
+    bucket: string;
+    target: string;
+    subscription: string;
+    lockTimeoutMs: number;
+    /** The bucket scheme and the bucket's catalogue row count, for the hint when the hold limit is hit. */
+    scheme?: string;
+    rows?: bigint | null;
+  },
 ): Promise<{ id: string; rows: RowList; lockWaitMs: number; computeMs: number }> {
   const r = await lockedCall<{ id: string; rows: Record<string, string>; lockWaitMs: string; computeMs: string }>(
     pub,
@@ -54,7 +64,7 @@ export async function sendRowsProbe(
     'SELECT syncguard.probe_rows($1, $2, $3, $4, $5) AS r',
     [p.table.schema, p.table.table, p.bucket, p.target, p.subscription],
     `inspecting bucket ${p.bucket}`,
-    ' (a hash-bucketed table is read whole; register it with a range scheme or smaller buckets)',
+    inspectHoldHint({ scheme: p.scheme, table: tableText(p.table), bucket: p.bucket, rows: p.rows ?? null }),
   );
   return { id: String(r.id), rows: new Map(Object.entries(r.rows)), lockWaitMs: Number(r.lockWaitMs), computeMs: Number(r.computeMs) };
 }
@@ -102,6 +112,8 @@ export async function sendRepair(
      * snapshot it kept under it (node 0029), and refuses a request without one.
      */
     inspection?: string;
+    /** The bucket scheme, for the hint when the hold limit is hit. */
+    scheme?: string;
   },
 ): Promise<SentRepair> {
   // what travels: the preconditions and a delete's key values; an upsert's values are the publisher's, read under the lock
@@ -130,9 +142,7 @@ export async function sendRepair(
       p.subscription,
     ],
     `the repair of bucket ${p.bucket} (${p.changes.length} ${p.changes.length === 1 ? 'change' : 'changes'} in one request)`,
-    p.changes.length === 1
-      ? ' (even one change at a time: reading its row under the lock takes that long; a hash-bucketed table is read whole)'
-      : '',
+    p.changes.length === 1 ? singleChangeHoldHint({ scheme: p.scheme, table: tableText(p.table), bucket: p.bucket }) : '',
   );
   return {
     id: r.id === null ? null : String(r.id),

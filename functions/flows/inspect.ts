@@ -2,6 +2,7 @@
 // replication position, from an inspection probe; then the full rows of the differing keys only.
 // Values go to the caller (the user asked for the diff), never to a log.
 
+import type { DetailCatalogue } from '../core/compare.js';
 import { IncompatibleError, InputError, SyncGuardError } from '../core/errors.js';
 import { type QualifiedName, tableText } from '../core/identifiers.js';
 import { lockRetryDelayMs } from '../core/probe-plan.js';
@@ -10,9 +11,10 @@ import { readDetail } from '../db/catalogue.js';
 import type { Client } from '../db/connect.js';
 import { requireDistinct, requireInstalled } from '../db/install.js';
 import { LOCK_NOT_AVAILABLE } from '../db/probe.js';
-import { HoldLimitError, readRowValues, sendRowsProbe } from '../db/repair.js';
+import { readRowValues, sendRowsProbe } from '../db/repair.js';
 import { nodeStatus } from '../db/status.js';
 import { registrationProblems } from '../db/verify-context.js';
+import { sleep, withHoldRetries } from './hold-retries.js';
 import { probeReach } from './probe-route.js';
 import { awaitAnswers } from './probes.js';
 
@@ -46,9 +48,10 @@ export interface ProbeTarget {
   readonly target: string;
   readonly subscription: string;
   readonly fingerprint: string;
+  /** The publisher registration's bucket scheme (hash, int, range). */
+  readonly scheme: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const code = (err: unknown): string => String((err as { code?: unknown }).code ?? '');
 
 /** Checks that the table is registered alike on both nodes and that probes reach it. */
@@ -62,7 +65,8 @@ export async function probeTargetOf(pub: Client, sub: Client, table: QualifiedNa
   const found = problems.get(name) ?? [];
   if (found.length > 0) throw new IncompatibleError(`table ${name} cannot be inspected or repaired: ${found.join('; ')}`);
   const [p, s] = [await nodeStatus(pub), await nodeStatus(sub)];
-  const pf = p.tables.find((t) => t.table === name)?.fingerprint;
+  const pt = p.tables.find((t) => t.table === name);
+  const pf = pt?.fingerprint;
   const sf = s.tables.find((t) => t.table === name)?.fingerprint;
   if (pf === undefined || pf !== sf)
     throw new IncompatibleError(`registration fingerprints of ${name} differ: publisher ${pf}, subscriber ${sf}`);
@@ -72,7 +76,7 @@ export async function probeTargetOf(pub: Client, sub: Client, table: QualifiedNa
       `${name} cannot be inspected or repaired without probes: ${reach?.ok === false ? reach.reason : 'no subscription replicates it'}`,
     );
   }
-  return { origin: p.nodeId, target: s.nodeId, subscription: reach.subscription, fingerprint: pf };
+  return { origin: p.nodeId, target: s.nodeId, subscription: reach.subscription, fingerprint: pf, scheme: pt?.scheme ?? 'hash' };
 }
 
 /** Runs a locked publisher call, retrying a busy lock a few times (never queueing behind a long transaction). */
@@ -88,25 +92,6 @@ export async function withLockRetries<T>(what: string, lockTimeoutMs: number, fn
         );
       }
       await sleep(lockRetryDelayMs(attempt));
-    }
-  }
-}
-
-/** How often an inspection cancelled at the hold limit is tried again: on a busy host one read can miss it. */
-const HOLD_ATTEMPTS = 3;
-
-/**
- * Runs an inspection probe, trying again when it was cancelled at the hold limit: the cancelled
- * call rolled back and changed nothing, and a host busy for a moment (CPU, I/O) can make one read
- * of a bucket that fits the limit overrun it. A bucket too large for the limit fails every time.
- */
-async function withHoldRetries<T>(fn: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!(err instanceof HoldLimitError) || attempt >= HOLD_ATTEMPTS) throw err;
-      await sleep(100 * attempt);
     }
   }
 }
@@ -167,11 +152,9 @@ async function inspectOnce(
   const bucket = BigInt(bucketText).toString();
   const t = await probeTargetOf(pub, sub, table);
   const name = tableText(table);
-  const known = async (c: Client) => {
-    const d = await readDetail(c, table, [bucket]);
-    return d.buckets.has(bucket) || d.dirty.has(bucket);
-  };
-  if (!(await known(pub)) && !(await known(sub))) {
+  const pubDetail = await readDetail(pub, table, [bucket]);
+  const known = (d: DetailCatalogue) => d.buckets.has(bucket) || d.dirty.has(bucket);
+  if (!known(pubDetail) && !known(await readDetail(sub, table, [bucket]))) {
     throw new InputError(
       `bucket ${bucket} of ${name} is in neither catalogue (no row there on either side); the buckets to inspect are those verify reports`,
     );
@@ -179,7 +162,15 @@ async function inspectOnce(
   const lockTimeoutMs = opts.lockTimeoutMs ?? 20;
   const probe = await withHoldRetries(() =>
     withLockRetries(`inspecting ${name} bucket ${bucket}`, lockTimeoutMs, () =>
-      sendRowsProbe(pub, { table, bucket, target: t.target, subscription: t.subscription, lockTimeoutMs }),
+      sendRowsProbe(pub, {
+        table,
+        bucket,
+        target: t.target,
+        subscription: t.subscription,
+        lockTimeoutMs,
+        scheme: t.scheme,
+        rows: pubDetail.buckets.get(bucket)?.rows ?? null,
+      }),
     ),
   );
   const lsn = (await pub.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0]?.l ?? '';

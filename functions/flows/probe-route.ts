@@ -9,12 +9,21 @@
 // Neither routes a probe to a subscription whose owner could not apply it (flows/apply-rights.ts):
 // that would stop the subscription. They say why, and the grant that fixes it.
 
-import { escapeIdentifier } from 'pg';
 import { applyCheckText } from '../core/apply-rights.js';
 import { tableFromText, tableText } from '../core/identifiers.js';
 import { subscriptionsOf } from '../db/barrier.js';
 import type { Client } from '../db/connect.js';
 import { probeRoute } from '../db/probe.js';
+import {
+  addProbeSql,
+  addProbeTo,
+  publicationsCarrying,
+  publishedTables,
+  refreshSql,
+  refreshWithoutCopy,
+  subscribedTables,
+  subscriptionPublications,
+} from '../db/probe-route.js';
 import { subscriptionApplyCheck } from './apply-rights.js';
 
 export type ProbeReach = { readonly ok: true; readonly subscription: string } | { readonly ok: false; readonly reason: string };
@@ -87,35 +96,16 @@ export async function ensureProbeRoute(pub: Client, sub: Client, tables: readonl
       );
       continue;
     }
-    const { rows: subRows } = await sub.query<{ pubs: string[] }>(
-      'SELECT subpublications AS pubs FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())',
-      [s.name],
-    );
-    const pubs = subRows[0]?.pubs ?? [];
+    const pubs = await subscriptionPublications(sub, s.name);
     // a publication of this subscription that already publishes one of its tables
-    const { rows: carrying } = await pub.query<{ pubname: string; probe: boolean }>(
-      `SELECT p.pubname, EXISTS (SELECT 1 FROM pg_publication_tables t WHERE t.pubname = p.pubname
-                                    AND t.schemaname = 'syncguard' AND t.tablename = 'probe') AS probe
-         FROM pg_publication p
-        WHERE p.pubname = ANY($1)
-          AND EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) x(s, n),
-                             -- a partitioned table is published as its root or as its leaves
-                             LATERAL (SELECT to_regclass(format('%I.%I', x.s, x.n)) AS relid
-                                      UNION SELECT m.relid FROM pg_partition_tree(to_regclass(format('%I.%I', x.s, x.n))) m
-                                      UNION SELECT a.relid FROM pg_partition_ancestors(to_regclass(format('%I.%I', x.s, x.n))) a) m
-                             JOIN pg_class c ON c.oid = m.relid JOIN pg_namespace ns ON ns.oid = c.relnamespace
-                             JOIN pg_publication_tables t ON t.schemaname = ns.nspname AND t.tablename = c.relname
-                       WHERE t.pubname = p.pubname)
-        ORDER BY p.pubname`,
-      [pubs, s.tables.map((t) => tableFromText(t).schema), s.tables.map((t) => tableFromText(t).table)],
-    );
+    const carrying = await publicationsCarrying(pub, pubs, s.tables);
     const chosen = carrying.find((c) => c.probe) ?? carrying[0];
     if (chosen === undefined) continue;
-    const alter = `ALTER PUBLICATION ${escapeIdentifier(chosen.pubname)} ADD TABLE syncguard.probe`;
-    const refresh = `ALTER SUBSCRIPTION ${escapeIdentifier(s.name)} REFRESH PUBLICATION WITH (copy_data = false)`;
+    const alter = addProbeSql(chosen.pubname);
+    const refresh = refreshSql(s.name);
     if (!chosen.probe) {
       try {
-        await pub.query(alter);
+        await addProbeTo(pub, chosen.pubname);
         notes.push(`added syncguard.probe to publication ${chosen.pubname} on the publisher`);
       } catch (err) {
         if (code(err) !== INSUFFICIENT_PRIVILEGE) throw err;
@@ -126,16 +116,8 @@ export async function ensureProbeRoute(pub: Client, sub: Client, tables: readonl
       }
     }
     // refresh only when syncguard.probe is the one difference between publication and subscription
-    const { rows: published } = await pub.query<{ schema: string; table: string }>(
-      'SELECT DISTINCT schemaname AS schema, tablename AS table FROM pg_publication_tables WHERE pubname = ANY($1)',
-      [pubs],
-    );
-    const { rows: subscribed } = await sub.query<{ schema: string; table: string }>(
-      `SELECT n.nspname AS schema, c.relname AS table FROM pg_subscription_rel r
-         JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-         JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1`,
-      [s.name],
-    );
+    const published = await publishedTables(pub, pubs);
+    const subscribed = await subscribedTables(sub, s.name);
     const have = new Set(subscribed.map(tableText));
     const want = new Set(published.map(tableText));
     const others = [...want].filter((n) => n !== 'syncguard.probe' && !have.has(n));
@@ -147,7 +129,7 @@ export async function ensureProbeRoute(pub: Client, sub: Client, tables: readonl
       continue;
     }
     try {
-      await sub.query(refresh);
+      await refreshWithoutCopy(sub, s.name);
       notes.push(`refreshed subscription ${s.name} (copy_data = false): probes now travel with its tables`);
     } catch (err) {
       if (code(err) !== INSUFFICIENT_PRIVILEGE) throw err;

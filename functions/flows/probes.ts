@@ -22,6 +22,7 @@ import {
 import { applyErrors, NO_ERROR_COUNTS, replicationStopped } from '../db/barrier.js';
 import type { Client } from '../db/connect.js';
 import { bucketValues, LOCK_NOT_AVAILABLE, type ProbeAnswer, QUERY_CANCELED, readAnswers, type SentProbe, sendProbe } from '../db/probe.js';
+import { sleep } from './hold-retries.js';
 
 export interface ProbeRequest {
   readonly table: string;
@@ -53,7 +54,6 @@ export interface ProbeContext {
   readonly lockAttempts?: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const code = (err: unknown): string => String((err as { code?: unknown }).code ?? '');
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 /** Time kept back from sending probes for their answers to arrive. */
@@ -64,7 +64,7 @@ const ANSWER_RESERVE_MS = 2000;
  * least 50 ms). Batches are planned to hold the lock for 60 % of the budget from the catalogue's
  * row counts; a batch whose real rows are many more is cancelled here instead of holding writers.
  */
-export function probeStatementTimeoutMs(lockTimeoutMs: number, maxHoldMs: number): number {
+function probeStatementTimeoutMs(lockTimeoutMs: number, maxHoldMs: number): number {
   return lockTimeoutMs + Math.max(50, 2 * maxHoldMs);
 }
 

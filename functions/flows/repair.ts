@@ -19,10 +19,9 @@ import {
 import type { Client } from '../db/connect.js';
 import { HoldLimitError, missingRepairPrivileges, repairRequestsOf, repairUserCode, type SentRepair, sendRepair } from '../db/repair.js';
 import { nodeStatus } from '../db/status.js';
+import { beforeHoldRetry } from './hold-retries.js';
 import { type Inspection, inspectBucket, probeTargetOf, withLockRetries } from './inspect.js';
 import { awaitAnswers, emptyStats, resolveByProbes } from './probes.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface Plan extends PlanContent {
   /** A new plan always names its inspection (a stored one made before node 0029 may not). */
@@ -64,9 +63,6 @@ export interface RepairOutcome {
   readonly applyMs: number | null;
   readonly durationMs: number;
 }
-
-/** How often a single change cancelled at the hold limit is sent again. */
-const SINGLE_HOLD_RETRIES = 2;
 
 /** The most changes one repair request carries; fewer when a request would hold writers back longer than the promise. */
 const MAX_REQUEST_CHANGES = 250;
@@ -193,10 +189,8 @@ export async function applyPlan(
     } catch (err) {
       if (!(err instanceof HoldLimitError) || Date.now() > deadline) throw err;
       if (size > 1) size = Math.ceil(size / 2);
-      // one change cancelled at the hold limit: a busy host can make one read overrun it; the
-      // cancelled call changed nothing, so it is tried twice more before the repair gives up
-      else if (++singleRetries > SINGLE_HOLD_RETRIES) throw err;
-      else await sleep(100 * singleRetries);
+      // one change cancelled at the hold limit: tried again a few times (hold-retries.ts)
+      else await beforeHoldRetry(err, ++singleRetries);
     }
   }
   return collectOutcome(pub, sub, plan, t, sent, started, deadline);

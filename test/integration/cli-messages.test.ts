@@ -83,7 +83,7 @@ describe('CLI messages (item 24)', () => {
   it('refuses install --control-dsn at a node database and install --dsn at the control-plane database', async () => {
     const node = await cli('install', '--control-dsn', ctx.pair.subscriberDsn);
     expect(node.code).toBe(2);
-    expect(node.err[0]).toMatch(/the --control-dsn database holds a syncguard node schema .* needs a database of its own/);
+    expect(node.err[0]).toMatch(/the --control-dsn database \S+ holds a syncguard node schema .* needs a database of its own/);
     const { rows } = await ctx.pair.sub.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'syncguard_control'",
     );

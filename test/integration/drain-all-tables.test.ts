@@ -12,14 +12,15 @@ import { connect } from '../../functions/db/connect.js';
 import { drain } from '../../functions/db/drain.js';
 import { installSchema } from '../../functions/db/install.js';
 import { nodeStatus } from '../../functions/db/status.js';
-import { applyErrors, disposeAll, type Opened, PW, rowArrives } from '../support/apply-owner.js';
+import { applyErrorCount, rowArrives } from '../support/replication.js';
+import { disposeScenarios, type Opened, PW } from '../support/subscription-owner.js';
 import { register } from '../support/syncguard.js';
 
 const T = 'public.orders';
 const open: Opened[] = [];
 
 afterAll(async () => {
-  await disposeAll(open);
+  await disposeScenarios(open);
 });
 
 describe('drains on a FOR ALL TABLES publisher whose subscription the installer does not own', () => {
@@ -57,8 +58,8 @@ describe('drains on a FOR ALL TABLES publisher whose subscription the installer 
     await pair.sub.query(`GRANT "${app}" TO "${subowner}" WITH SET TRUE; GRANT "${applyRole}" TO "${subowner}" WITH SET TRUE, INHERIT FALSE;
       ALTER SUBSCRIPTION ${pair.name} OWNER TO "${subowner}"`);
     const s = { pair, table: T };
-    expect(await rowArrives(s, 10_001)).toBe(true);
-    const errorsBefore = await applyErrors(s);
+    expect(await rowArrives(s.pair, T, 10_001)).toBe(true);
+    const errorsBefore = await applyErrorCount(s.pair);
 
     const drainOnce = async (opts: { fullResweep?: boolean } = {}) => {
       const out = await drain(pub, { deadlineMs: Date.now() + 10_000, ...opts });
@@ -85,8 +86,8 @@ describe('drains on a FOR ALL TABLES publisher whose subscription the installer 
     expect(status.allTablesPublications).toEqual([pair.name]);
     await drainOnce();
 
-    expect(await rowArrives(s, 10_002)).toBe(true);
-    expect(await applyErrors(s)).toBe(errorsBefore);
+    expect(await rowArrives(s.pair, T, 10_002)).toBe(true);
+    expect(await applyErrorCount(s.pair)).toBe(errorsBefore);
     const { rows } = await pair.sub.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${T}`);
     expect(rows[0]?.n).toBe(202);
   });

@@ -8,12 +8,14 @@
 // upsert, the row ends equal to the publisher's and replication keeps applying it.
 
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { superuserDsn } from '../../dev/cluster.js';
 import { OWNER } from '../../dev/pair.js';
 import { planChecksum } from '../../functions/core/repair-plan.js';
 import { loadPlan } from '../../functions/db/plans.js';
 import { cli } from '../support/cli.js';
+import { useControlPlane } from '../support/control-plane.js';
+import { applyErrorCount } from '../support/replication.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
 
@@ -25,7 +27,6 @@ const ctx = usePair({
   async prepare(pair) {
     await pair.both(`CREATE TABLE ${T} (id int PRIMARY KEY, balance bigint NOT NULL, note text)`);
     await pair.pub.query(`INSERT INTO ${T} SELECT i, i, 'n' || i FROM generate_series(1, 3000) i`);
-    await pair.pub.query(`CREATE DATABASE ${pair.name}_ctl OWNER ${OWNER}`);
   },
   async ready({ pub, sub }) {
     await register(pub, sub, T, { bucketSize: 1000 });
@@ -34,56 +35,26 @@ const ctx = usePair({
   },
 });
 
-const writer = () => `${ctx.pair.name}_writer`;
-const approver = () => `${ctx.pair.name}_approver`;
-const dashboard = () => `${ctx.pair.name}_dashboard`;
-const ownerCtl = () => ctx.pair.publisherDsn.replace(/\/([^/?]+)$/, '/$1_ctl');
-const dsnAs = (role: string) => (role === OWNER ? ownerCtl() : ownerCtl().replace(/\/\/[^@]+@/, `//${role}:pw-${role}@`));
+// a writer with the documented grants and every job; an approver; a dashboard that only reads
+const control = useControlPlane(ctx, {
+  roles: [
+    { suffix: 'writer', access: 'write', jobs: ['recorder', 'planner', 'approver', 'applier'] },
+    { suffix: 'approver', access: 'write', jobs: ['approver'] },
+    { suffix: 'dashboard', access: 'read' },
+  ],
+});
+const writer = () => control.role('writer');
+const approver = () => control.role('approver');
+const dashboard = () => control.role('dashboard');
+const dsnAs = (role: string) => control.dsnOf(role);
+const asRole = control.as;
 const pairArgs = () => ['--publisher-dsn', ctx.pair.publisherDsn, '--subscriber-dsn', ctx.pair.subscriberDsn];
-
-beforeAll(async () => {
-  expect((await cli('install', '--control-dsn', ownerCtl())).code).toBe(0);
-  const admin = new pg.Client({ connectionString: superuserDsn(ctx.pair.publisher, `${ctx.pair.name}_ctl`) });
-  await admin.connect();
-  try {
-    for (const r of [writer(), approver()]) {
-      await admin.query(`CREATE ROLE ${r} LOGIN PASSWORD 'pw-${r}'`);
-      // what docs/deploy.md tells a deployer to grant a control-plane role
-      await admin.query(`GRANT USAGE ON SCHEMA syncguard_control TO ${r}`);
-      await admin.query(`GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA syncguard_control TO ${r}`);
-      await admin.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA syncguard_control TO ${r}`);
-    }
-    // a dashboard: reads the control plane, may call none of its functions
-    await admin.query(`CREATE ROLE ${dashboard()} LOGIN PASSWORD 'pw-${dashboard()}'`);
-    await admin.query(`GRANT USAGE ON SCHEMA syncguard_control TO ${dashboard()}`);
-    await admin.query(`GRANT SELECT ON ALL TABLES IN SCHEMA syncguard_control TO ${dashboard()}`);
-  } finally {
-    await admin.end();
-  }
-  // the functions each job calls, granted by the owner (docs/deploy.md)
-  const owner = new pg.Client({ connectionString: ownerCtl() });
-  await owner.connect();
-  try {
-    for (const k of ['recorder', 'planner', 'approver', 'applier'])
-      await owner.query('SELECT syncguard_control.grant_role($1, $2)', [writer(), k]);
-    await owner.query('SELECT syncguard_control.grant_role($1, $2)', [approver(), 'approver']);
-  } finally {
-    await owner.end();
-  }
-});
-
-afterAll(async () => {
-  await ctx.pair.pub.query(`DROP DATABASE IF EXISTS ${ctx.pair.name}_ctl WITH (FORCE)`).catch(() => {});
-  for (const r of [writer(), approver(), dashboard()]) await ctx.pair.pub.query(`DROP ROLE IF EXISTS ${r}`).catch(() => {});
-});
-
-async function applyErrors(): Promise<number> {
-  const { rows } = await ctx.pair.sub.query<{ n: string }>(
-    'SELECT apply_error_count + sync_error_count AS n FROM pg_stat_subscription_stats WHERE subname = $1',
-    [ctx.pair.name],
-  );
-  return Number(rows[0]?.n ?? 0);
-}
+const applyErrors = () => applyErrorCount(ctx.pair);
+const planAs = async (role: string, bucket: string) => {
+  const r = await cli('plan', ...pairArgs(), '--table', T, '--bucket', bucket, '--control-dsn', dsnAs(role));
+  expect(r.code, r.err.join('\n')).toBe(0);
+  return Number(/stored as plan (\d+)/.exec(r.out.join('\n'))?.[1]);
+};
 
 const rowOf = async (c: pg.Client, id: number) =>
   (await c.query(`SELECT id, balance::text, note FROM ${T} WHERE id = $1`, [id])).rows[0] ?? null;
@@ -139,21 +110,6 @@ describe('a plan rewritten by a control-plane writer (item 18)', () => {
 // Item 9: identities come from the server, four-eyes is the deployment's, and the checksum covers
 // what the reviewer reads and is computed and checked by the control plane.
 describe('approvals recorded by the control plane (item 9)', () => {
-  const asRole = async <R>(role: string, f: (c: pg.Client) => Promise<R>): Promise<R> => {
-    const c = new pg.Client({ connectionString: dsnAs(role) });
-    await c.connect();
-    try {
-      return await f(c);
-    } finally {
-      await c.end();
-    }
-  };
-  const planAs = async (role: string, bucket: string) => {
-    const r = await cli('plan', ...pairArgs(), '--table', T, '--bucket', bucket, '--control-dsn', dsnAs(role));
-    expect(r.code, r.err.join('\n')).toBe(0);
-    return Number(/stored as plan (\d+)/.exec(r.out.join('\n'))?.[1]);
-  };
-
   it('a writer cannot record a decision, or a decision in another name, by writing the tables', async () => {
     await ctx.pair.sub.query(`UPDATE ${T} SET note = 'drift' WHERE id = 1001`);
     const planId = await planAs(writer(), '1');
@@ -175,7 +131,7 @@ describe('approvals recorded by the control plane (item 9)', () => {
       await expect(w.query('SELECT syncguard_control.set_approval_policy(false)')).rejects.toThrow(/permission denied/);
     });
     // a GRANT given after the install does not open the tables again
-    const admin = new pg.Client({ connectionString: superuserDsn(ctx.pair.publisher, `${ctx.pair.name}_ctl`) });
+    const admin = new pg.Client({ connectionString: superuserDsn(ctx.pair.publisher, control.database()) });
     await admin.connect();
     await admin.query(`GRANT ALL ON ALL TABLES IN SCHEMA syncguard_control TO ${writer()}`);
     await admin.end();
@@ -288,43 +244,22 @@ describe("the control plane's preview check accepts every plan syncguard prints"
       { key: 'aa#1', op: 'upsert' as const, subHash: null, pubHash: '2', values: ['x', null, 'y'] },
     ];
     const t = { schema: 'public', table: 'Odd "name"' };
-    await (async () => {
-      const c = new pg.Client({ connectionString: ownerCtl() });
-      await c.connect();
-      try {
-        for (const [keys, list] of [
-          [['a', 'b'], changes],
-          [[], keyless],
-        ] as const) {
-          const sql = planSql(t, cols([...keys]), list);
-          const { rows } = await c.query('SELECT syncguard_control._preview_mismatch($1, $2) AS why', [JSON.stringify(list), sql]);
-          expect(rows, sql).toEqual([{ why: null }]);
-        }
-      } finally {
-        await c.end();
+    await asRole(OWNER, async (c) => {
+      for (const [keys, list] of [
+        [['a', 'b'], changes],
+        [[], keyless],
+      ] as const) {
+        const sql = planSql(t, cols([...keys]), list);
+        const { rows } = await c.query('SELECT syncguard_control._preview_mismatch($1, $2) AS why', [JSON.stringify(list), sql]);
+        expect(rows, sql).toEqual([{ why: null }]);
       }
-    })();
+    });
   });
 });
 
 // Review finding 1: PostgreSQL gives PUBLIC EXECUTE on every new function, so a role with only USAGE
 // on the schema could decide, claim and release plans and take or replace task tokens.
 describe('the control plane functions are granted per job (review finding 1)', () => {
-  const asRole = async <R>(role: string, f: (c: pg.Client) => Promise<R>): Promise<R> => {
-    const c = new pg.Client({ connectionString: dsnAs(role) });
-    await c.connect();
-    try {
-      return await f(c);
-    } finally {
-      await c.end();
-    }
-  };
-  const planAs = async (role: string, bucket: string) => {
-    const r = await cli('plan', ...pairArgs(), '--table', T, '--bucket', bucket, '--control-dsn', dsnAs(role));
-    expect(r.code, r.err.join('\n')).toBe(0);
-    return Number(/stored as plan (\d+)/.exec(r.out.join('\n'))?.[1]);
-  };
-
   it('a role with USAGE and SELECT only cannot approve, claim, release or touch task tokens', async () => {
     await ctx.pair.sub.query(`UPDATE ${T} SET note = 'drift' WHERE id = 2001`);
     const planId = await planAs(writer(), '2');

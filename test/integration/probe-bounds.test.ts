@@ -10,7 +10,7 @@ import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { sendProbe } from '../../functions/db/probe.js';
 import { resolveByProbes } from '../../functions/flows/probes.js';
-import { applyErrors, rowArrives } from '../support/apply-owner.js';
+import { applyErrorCount, rowArrives } from '../support/replication.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
 
@@ -64,8 +64,8 @@ describe('a probe of a bucket whose catalogue count is stale', () => {
     expect(o && 'reason' in o ? o.reason : '').toMatch(
       new RegExp(`the subscriber could not answer the probe: the probe would read about ${CAP + 1} rows, more than the cap of ${CAP}`),
     );
-    expect(await rowArrives({ pair: ctx.pair, table: T }, 900)).toBe(true);
-    expect(await applyErrors({ pair: ctx.pair })).toBe(0);
+    expect(await rowArrives(ctx.pair, T, 900)).toBe(true);
+    expect(await applyErrorCount(ctx.pair)).toBe(0);
     await ctx.pair.sub.query(`DELETE FROM ${T} WHERE v = 'local'`);
   });
 
@@ -87,7 +87,7 @@ describe('a probe of a bucket whose catalogue count is stale', () => {
     const { rows } = await ctx.pair.pub.query<{ id: string }>("SELECT id::text FROM syncguard.probe WHERE request->'buckets' = '[1]'");
     expect(rows).toEqual([]);
     await ctx.pair.catchUp();
-    expect(await rowArrives({ pair: ctx.pair, table: T }, 901)).toBe(true);
-    expect(await applyErrors({ pair: ctx.pair })).toBe(0);
+    expect(await rowArrives(ctx.pair, T, 901)).toBe(true);
+    expect(await applyErrorCount(ctx.pair)).toBe(0);
   });
 });

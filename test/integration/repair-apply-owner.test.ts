@@ -11,18 +11,19 @@ import { parseTableName } from '../../functions/core/identifiers.js';
 import { subscriptionApplyCheck } from '../../functions/flows/apply-rights.js';
 import { applyPlan, planBucket } from '../../functions/flows/repair.js';
 import { verifyPair } from '../../functions/flows/verify.js';
-import { applyErrors, applyFix, disposeAll, type Opened, rowArrives, scenario } from '../support/apply-owner.js';
+import { applyErrorCount, rowArrives } from '../support/replication.js';
+import { applyFix, disposeScenarios, type Opened, scenario } from '../support/subscription-owner.js';
 import { enableProbes } from '../support/syncguard.js';
 
 const T = 'public.drifted';
 const open: Opened[] = [];
 
 afterAll(async () => {
-  await disposeAll(open);
+  await disposeScenarios(open);
 });
 
 async function repairsThrough(subscriber: ClusterInfo, label: string, runAsOwner: boolean, expectedFix: RegExp): Promise<void> {
-  const s = await scenario(open, subscriber, label, runAsOwner, T);
+  const s = await scenario(open, inject('publisherCluster'), subscriber, label, T, runAsOwner);
   const check = await subscriptionApplyCheck(s.sub, s.pair.name);
   expect(check.ok).toBe(false);
   if (check.ok) return;
@@ -38,7 +39,7 @@ async function repairsThrough(subscriber: ClusterInfo, label: string, runAsOwner
   const before = await verifyPair(s.pub, s.sub, { table: parseTableName(T), timeLimitMs: 20_000 });
   expect(before.status).toBe('diverged');
   expect(before.tables.map((t) => t.method)).toEqual(['probe']);
-  expect(await applyErrors(s)).toBe(0);
+  expect(await applyErrorCount(s.pair)).toBe(0);
 
   for (const m of before.mismatches) {
     const { inspection, plan } = await planBucket(s.pub, s.sub, parseTableName(T), m.bucket, { pair: 'test' });
@@ -48,8 +49,8 @@ async function repairsThrough(subscriber: ClusterInfo, label: string, runAsOwner
     expect(outcome.counts).toEqual({ applied: plan.rowCount });
     expect(outcome.bucketAfter).toBe('equal');
   }
-  expect(await rowArrives(s, 10_001)).toBe(true);
-  expect(await applyErrors(s)).toBe(0);
+  expect(await rowArrives(s.pair, T, 10_001)).toBe(true);
+  expect(await applyErrorCount(s.pair)).toBe(0);
   const { rows } = await s.pair.sub.query(`SELECT id, v FROM ${T} WHERE id IN (7, 8, 9999) ORDER BY id`);
   expect(rows).toEqual([
     { id: 7, v: 'v7' },
@@ -57,7 +58,7 @@ async function repairsThrough(subscriber: ClusterInfo, label: string, runAsOwner
   ]);
   const after = await verifyPair(s.pub, s.sub, { table: parseTableName(T), timeLimitMs: 20_000 });
   expect(after.status).toBe('in_sync');
-  expect(await applyErrors(s)).toBe(0);
+  expect(await applyErrorCount(s.pair)).toBe(0);
 }
 
 describe('inspect and repair through a subscription owned by a non-superuser other than the installer', () => {

@@ -102,9 +102,14 @@ describe('approval and refusals', () => {
 
     const expiring = await storePlan(owner, (await plan('1', 1500)).plan);
     await decidePlan(approver, { planId: expiring.planId, decision: 'approved', fourEyes: false });
+    const neverApproved = await storePlan(owner, (await plan('1', 1500)).plan);
     await new Promise((r) => setTimeout(r, 1600)); // the control plane's clock decides
     await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId: expiring.planId })).rejects.toThrow(
       expect.objectContaining({ name: 'PlanExpiredError' }),
+    );
+    // expired before not approved (item 24): approving it would be refused as expired too
+    await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId: neverApproved.planId })).rejects.toThrow(
+      expect.objectContaining({ name: 'PlanExpiredError', message: expect.stringMatching(/expired at .*make a new plan/) }),
     );
 
     const tampered = await storePlan(owner, (await plan('1')).plan);

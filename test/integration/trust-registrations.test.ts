@@ -45,7 +45,9 @@ describe('registrations that no longer hold', () => {
 
   it('reports a table dropped on the subscriber only as not comparable', async () => {
     await ctx.pair.sub.query('DROP TABLE public.dropped');
-    expect(reasonOf(await verifyOne('dropped'))).toMatch(/^subscriber: the table was dropped on this node; re-register it/);
+    expect(reasonOf(await verifyOne('dropped'))).toMatch(
+      /^subscriber: the table was dropped on this node; its registration is left over: remove it with syncguard unregister --table public\.dropped(;|$)/,
+    );
   });
 
   it('reports a table renamed and replaced by a new one of the same name', async () => {
@@ -53,7 +55,7 @@ describe('registrations that no longer hold', () => {
       'ALTER TABLE public.replaced RENAME TO replaced_old; CREATE TABLE public.replaced (id int PRIMARY KEY, v text)',
     );
     expect(reasonOf(await verifyOne('replaced'))).toMatch(
-      /subscriber: the registered table is now named public\.replaced_old \(renamed\), and public\.replaced is another table/,
+      /subscriber: the registered table public\.replaced was renamed to public\.replaced_old, and public\.replaced is now another table; register it under its new name: syncguard unregister --table public\.replaced, then syncguard register --table public\.replaced_old/,
     );
   });
 

@@ -12,13 +12,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import aslValidator from 'asl-validator';
 import { App, Duration } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { Context } from 'aws-lambda';
-import { StateMachine } from 'aws-local-stepfunctions';
 import { mockClient } from 'aws-sdk-client-mock';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -29,30 +28,18 @@ import { clearOwnPrincipal } from '../../functions/commons/aws-identity.js';
 import { closeConnections } from '../../functions/commons/connections.js';
 import { clearSecretCache } from '../../functions/commons/secrets.js';
 import { DEFAULT_NAMESPACE, ERROR_NAMES, METRIC } from '../../functions/contract.js';
-import { connect } from '../../functions/db/connect.js';
-import { installControl } from '../../functions/db/install.js';
 import { handler as inspect } from '../../functions/inspect.js';
 import { handler as repair } from '../../functions/repair.js';
 import { handler as verify } from '../../functions/verify.js';
 import { loadDeployConfig } from '../../infra/config.js';
 import { SyncGuardStack } from '../../infra/stack.js';
 import { AWS_APPROVERS, decide, fakeSts, signFor } from '../support/aws-identity.js';
+import { useControlPlane } from '../support/control-plane.js';
 import { captureStdout, context } from '../support/lambda.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
-import { functionEnv, functionIdOf, stateMachines, taskStates } from '../support/workflow.js';
-
-// aws-local-stepfunctions uses Promise.withResolvers, which Node 20 lacks
-const P = Promise as unknown as { withResolvers?: () => unknown };
-P.withResolvers ??= () => {
-  let resolve: unknown;
-  let reject: unknown;
-  const promise = new Promise((a, b) => {
-    resolve = a;
-    reject = b;
-  });
-  return { promise, resolve, reject };
-};
+import { functionEnv, functionIdOf, stateMachines } from '../support/workflow.js';
+import { type Hooks, type Run, runInvestigation } from '../support/workflow-run.js';
 
 const T = 'public.ledger';
 const APPROVAL_TIMEOUT_S = 6;
@@ -69,12 +56,17 @@ const ctx = usePair({
   async prepare(pair) {
     await pair.both(`CREATE TABLE ${T} (id int PRIMARY KEY, amount numeric NOT NULL, memo text)`);
     await pair.pub.query(`INSERT INTO ${T} SELECT i, i, 'm' || i FROM generate_series(1, 3000) i`);
-    await pair.pub.query(`CREATE DATABASE ${pair.name}_ctl OWNER ${OWNER}`);
   },
   async ready({ pub, sub }) {
     await register(pub, sub, T, { bucketSize: 1000 });
     await settle(pub);
     await settle(sub);
+  },
+});
+// approvals through the approval function only: its AWS principals are the approvers
+const control = useControlPlane(ctx, {
+  afterInstall: async (owner) => {
+    await owner.query('SELECT syncguard_control.set_approval_policy(false, NULL, $1)', [AWS_APPROVERS]);
   },
 });
 
@@ -98,14 +90,10 @@ beforeAll(async () => {
     expect(v.errorsText(), m.id).toBe('');
   }
   investigation = all.find((m) => m.id.startsWith('WorkflowsInvestigation'))?.asl as Record<string, unknown>;
-  const c = await connect(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'), 'control');
-  await installControl(c);
-  await c.query('SELECT syncguard_control.set_approval_policy(false, NULL, $1)', [AWS_APPROVERS]);
-  signFor(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'));
-  await c.end();
+  signFor(control.dsn());
   sm.on(GetSecretValueCommand, { SecretId: PUB_ARN }).resolves(secret(ctx.pair.publisher.port, ctx.pair.name));
   sm.on(GetSecretValueCommand, { SecretId: SUB_ARN }).resolves(secret(ctx.pair.subscriber.port, ctx.pair.name));
-  sm.on(GetSecretValueCommand, { SecretId: config.control.secretArn }).resolves(secret(ctx.pair.publisher.port, `${ctx.pair.name}_ctl`));
+  sm.on(GetSecretValueCommand, { SecretId: config.control.secretArn }).resolves(secret(ctx.pair.publisher.port, control.database()));
   process.env.AWS_REGION = 'eu-west-1';
   sts.on(GetCallerIdentityCommand).resolves({ Arn: 'arn:aws:sts::000000000000:assumed-role/syncguard-inspect/fn' });
   vi.stubGlobal('fetch', fakeSts);
@@ -122,7 +110,6 @@ afterAll(async () => {
   sts.restore();
   clearOwnPrincipal();
   vi.unstubAllGlobals();
-  await ctx.pair.pub.query(`DROP DATABASE IF EXISTS ${ctx.pair.name}_ctl WITH (FORCE)`).catch(() => {});
 });
 
 type Handler = (event: unknown, context: Context) => Promise<unknown>;
@@ -148,108 +135,7 @@ async function asFunction(fnArn: string, event: unknown): Promise<unknown> {
   return h(event, { ...context(120_000), awsRequestId: randomUUID() });
 }
 
-interface Run {
-  readonly result: Promise<unknown>;
-  /** The plan id, once the workflow waits for its decision. */
-  readonly waiting: Promise<number>;
-  readonly notified: string[];
-  /** Resolves when the first notification went out. */
-  readonly notifiedFirst: Promise<void>;
-  /** Per notification: whether the waiting step had stored the plan's task token when it went out. */
-  readonly storedWhenNotified: boolean[];
-  /** Each re-verify after a repair: the state's input (the plan's path so far) and the verdict. */
-  readonly reverified: { input: { error?: { Error: string } }; status: string }[];
-}
-
-interface Hooks {
-  /** Runs before the waiting step's function stores its token (an approver quicker than the workflow). */
-  readonly beforeAwait?: (planId: number) => Promise<void>;
-  /** Runs before each attempt of the Repair task. */
-  readonly beforeRepair?: (planId: number, attempt: number) => Promise<void>;
-}
-
-function start(token: string, hooks: Hooks = {}): Run {
-  const notified: string[] = [];
-  const storedWhenNotified: boolean[] = [];
-  const reverified: Run['reverified'] = [];
-  let firstNotified: () => void = () => {};
-  const notifiedFirst = new Promise<void>((r) => {
-    firstNotified = r;
-  });
-  let repairs = 0;
-  let lastRepairError: { Error: string } | undefined;
-  const awaited = new Set<number>();
-  let waitingFor: (planId: number) => void = () => {};
-  const waiting = new Promise<number>((r) => {
-    waitingFor = r;
-  });
-  const overrides: Record<string, (input: unknown) => Promise<unknown>> = {};
-  for (const [name, state] of taskStates(investigation)) {
-    const resource = state.Resource as string;
-    if (resource.includes(':sns:')) {
-      overrides[name] = async (input) => {
-        const message = (input as { Message: string }).Message;
-        notified.push(message);
-        storedWhenNotified.push(awaited.has(Number(/^Plan (\d+)/.exec(message)?.[1])));
-        firstNotified();
-        return {};
-      };
-    } else if (resource.endsWith('.waitForTaskToken')) {
-      overrides[name] = async (input) => {
-        const { FunctionName, Payload } = input as { FunctionName: string; Payload: { planId: number; taskToken: string } };
-        // completed by the approval function's SendTaskSuccess / SendTaskFailure (faked at the SDK)
-        const decided = new Promise((resolve, reject) => {
-          sfn.on(SendTaskSuccessCommand, { taskToken: Payload.taskToken }).callsFake((i: { output: string }) => {
-            resolve(JSON.parse(i.output));
-            return {};
-          });
-          sfn.on(SendTaskFailureCommand, { taskToken: Payload.taskToken }).callsFake((i: { error: string; cause: string }) => {
-            reject(Object.assign(new Error(i.cause), { name: i.error }));
-            return {};
-          });
-        });
-        await hooks.beforeAwait?.(Payload.planId);
-        await asFunction(FunctionName, Payload);
-        awaited.add(Payload.planId); // the waiting step's function stored the token (and returned)
-        waitingFor(Payload.planId);
-        return decided;
-      };
-    } else if (name === 'ReVerify') {
-      overrides[name] = async (input) => {
-        // the task's parameters only carry pair and table; the path so far is in the execution's input to the state
-        const out = (await asFunction(resource, input)) as { status: string };
-        reverified.push({ input: lastRepairError === undefined ? {} : { error: lastRepairError }, status: out.status });
-        return out;
-      };
-    } else if (name === 'Repair') {
-      overrides[name] = async (input) => {
-        await hooks.beforeRepair?.((input as { planId: number }).planId, ++repairs);
-        try {
-          lastRepairError = undefined;
-          return await asFunction(resource, input);
-        } catch (err) {
-          lastRepairError = { Error: (err as Error).name };
-          throw err;
-        }
-      };
-    } else {
-      overrides[name] = (input) => asFunction(resource, input);
-    }
-  }
-  const machine = new StateMachine(investigation as never, { validationOptions: { checkPaths: false } });
-  const execution = machine.run(
-    { pair: 'upgrade' },
-    {
-      overrides: {
-        taskResourceLocalHandlers: overrides as never,
-        waitTimeOverrides: { TokenNotStoredYet: 100 },
-        retryIntervalOverrides: { Repair: 50 },
-      },
-      context: { Task: { Token: token }, Execution: { Id: `arn:aws:states:local:000000000000:execution:investigation:${token}` } } as never,
-    },
-  );
-  return { result: execution.result, waiting, notified, notifiedFirst, storedWhenNotified, reverified };
-}
+const start = (token: string, hooks: Hooks = {}): Run => runInvestigation({ asl: investigation, sfn, call: asFunction }, token, hooks);
 
 const approvalFn = () => `:function:${Object.keys(template.findResources('AWS::Lambda::Function')).find((k) => k.startsWith('Approval'))}`;
 const repairFn = () => `:function:${Object.keys(template.findResources('AWS::Lambda::Function')).find((k) => k.startsWith('Repair'))}`;
@@ -259,17 +145,13 @@ async function subscriberMemo(id: number): Promise<string> {
   return rows[0]?.memo ?? '(missing)';
 }
 
-async function planState(planId: number): Promise<string> {
-  const c = await connect(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'), 'control');
-  try {
-    return (
+const planState = (planId: number): Promise<string> =>
+  control.as(
+    OWNER,
+    async (c) =>
       (await c.query<{ state: string }>('SELECT state FROM syncguard_control.repair_plan WHERE plan_id = $1', [planId])).rows[0]?.state ??
-      ''
-    );
-  } finally {
-    await c.end();
-  }
-}
+      '',
+  );
 
 describe('the investigation workflow, run locally against the real handlers', () => {
   it('approve: the repair lands and the re-verify is in sync; the alarms watch the metrics verify emits', async () => {
@@ -353,7 +235,7 @@ describe('the investigation workflow, run locally against the real handlers', ()
   it('a repair whose outcome was lost to a dropped connection is retried by the same execution and verified', async () => {
     await ctx.pair.sub.query(`UPDATE ${T} SET memo = 'drift' WHERE id = 1700`);
     // the control plane drops the connection the first time an outcome is recorded (after the repair landed)
-    const admin = new pg.Client({ connectionString: superuserDsn(ctx.pair.publisher, `${ctx.pair.name}_ctl`) });
+    const admin = new pg.Client({ connectionString: superuserDsn(ctx.pair.publisher, control.database()) });
     await admin.connect();
     await admin.query(`CREATE SEQUENCE public.drop_once;
       CREATE FUNCTION public.drop_connection_once() RETURNS trigger LANGUAGE plpgsql AS $$

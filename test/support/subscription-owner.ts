@@ -1,18 +1,19 @@
-// A subscription owned by a non-superuser role other than syncguard's installer (issue 17 item
-// A1), as apply-owner.test.ts, repair-apply-owner.test.ts and drain-all-tables.test.ts set it up:
-// tables owned by `app`; the subscription created by `subowner` (PG16+: a member of
-// pg_create_subscription, granted app WITH SET TRUE; PG15: made its owner by a superuser, granted
-// app); syncguard installed and the table registered by sg_owner.
+// The setup of issue 17 item A1, as a user has it: tables owned by `app`, a subscription owned by
+// `subowner`, a non-superuser other than syncguard's installer (PG16+: a member of
+// pg_create_subscription granted app WITH SET TRUE, with or without run_as_owner; PG15: made its
+// owner by a superuser, granted app), and syncguard installed and the table registered by
+// sg_owner. Roles are cluster-wide: each scenario names its own after its pair, and
+// disposeScenarios drops them with the pair's databases.
 
-import pg from 'pg';
-import { inject } from 'vitest';
+import type pg from 'pg';
 import { type ClusterInfo, SUPERUSER_PASSWORD, superuserDsn } from '../../dev/cluster.js';
 import { createPair, OWNER, type Pair } from '../../dev/pair.js';
 import { installSchema } from '../../functions/db/install.js';
+import { connectAs, dropRoles } from './roles.js';
 import { enableProbes, installed, register, settle } from './syncguard.js';
 
+/** The password of every login role made here. */
 export const PW = 'subowner-pw';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface Scenario {
   pair: Pair;
@@ -22,9 +23,9 @@ export interface Scenario {
   subowner: string;
   writer: string;
   major: number;
-  table: string;
 }
 
+/** What disposeScenarios tears down: pairs, their owner connections, and the roles made for them. */
 export interface Opened {
   pair: Pair;
   pub?: pg.Client;
@@ -33,30 +34,25 @@ export interface Opened {
   clusters: ClusterInfo[];
 }
 
-/** Ends the connections, drops the pairs and the roles made for them (for afterAll). */
-export async function disposeAll(open: readonly Opened[]): Promise<void> {
+/** Closes the connections, drops the pairs' databases, then the roles (which own objects there). */
+export async function disposeScenarios(open: readonly Opened[]): Promise<void> {
   for (const o of open) {
     await o.pub?.end().catch(() => {});
     await o.sub?.end().catch(() => {});
     await o.pair.dispose().catch(() => {});
-    for (const c of o.clusters) {
-      const admin = new pg.Client({ connectionString: superuserDsn(c) });
-      await admin.connect();
-      for (const r of o.roles) await admin.query(`DROP ROLE IF EXISTS "${r}"`).catch(() => {});
-      await admin.end();
-    }
+    await dropRoles(o.clusters, o.roles);
   }
 }
 
-/** The user's setup, up to a registered table; runAsOwner null: PostgreSQL 15 (no such option). */
+/** The user's setup up to a registered table `table` (300 rows); runAsOwner null: PostgreSQL 15 (no such option). */
 export async function scenario(
   open: Opened[],
+  publisher: ClusterInfo,
   subscriber: ClusterInfo,
   label: string,
+  table: string,
   runAsOwner: boolean | null,
-  table = 'public.orders',
 ): Promise<Scenario> {
-  const publisher = inject('publisherCluster');
   const pair = await createPair(publisher, subscriber, label);
   const suffix = pair.name.slice(-8);
   const app = `app_${suffix}`;
@@ -85,8 +81,7 @@ export async function scenario(
   } else {
     await pair.sub.query(`GRANT pg_create_subscription TO "${subowner}"; GRANT CREATE ON DATABASE ${pair.name} TO "${subowner}";
       GRANT "${app}" TO "${subowner}" WITH SET TRUE`);
-    const so = new pg.Client({ connectionString: superuserDsn(subscriber, pair.name).replace(/\/\/[^@]+@/, `//${subowner}:${PW}@`) });
-    await so.connect();
+    const so = await connectAs(superuserDsn(subscriber, pair.name), subowner, PW);
     try {
       await so.query(
         `CREATE SUBSCRIPTION ${pair.name} CONNECTION '${conn}' PUBLICATION ${pair.name} WITH (slot_name = '${pair.name}', run_as_owner = ${runAsOwner})`,
@@ -105,26 +100,7 @@ export async function scenario(
   await settle(pub);
   await settle(sub);
   const major = Math.floor(Number((await sub.query("SELECT current_setting('server_version_num') AS v")).rows[0]?.v) / 10000);
-  return { pair, pub, sub, app, subowner, writer, major, table };
-}
-
-export async function applyErrors(s: Pick<Scenario, 'pair'>): Promise<number> {
-  const { rows } = await s.pair.sub.query<{ n: string }>(
-    'SELECT apply_error_count + sync_error_count AS n FROM pg_stat_subscription_stats WHERE subname = $1',
-    [s.pair.name],
-  );
-  return Number(rows[0]?.n);
-}
-
-/** A row inserted on the publisher arrives on the subscriber (within 15 s). */
-export async function rowArrives(s: Pick<Scenario, 'pair' | 'table'>, id: number): Promise<boolean> {
-  await s.pair.pub.query(`INSERT INTO ${s.table} VALUES ($1, 'late')`, [id]);
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    if ((await s.pair.sub.query(`SELECT 1 FROM ${s.table} WHERE id = $1`, [id])).rowCount === 1) return true;
-    await sleep(100);
-  }
-  return false;
+  return { pair, pub, sub, app, subowner, writer, major };
 }
 
 /** Runs the fix as printed: SQL as the subscriber's superuser, "syncguard install" as the installer. */
