@@ -10,7 +10,6 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { type Cluster, type ClusterInfo, startCluster } from '../../dev/cluster.js';
 import { OWNER } from '../../dev/pair.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
-import { installSchema } from '../../functions/db/install.js';
 import { subscriptionApplyCheck } from '../../functions/flows/apply-rights.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { applyErrorCount, rowArrives as rowArrivesOn } from '../support/replication.js';
