@@ -230,14 +230,69 @@ BEGIN
 END
 $$;
 
+-- The equality of each key column, as OPERATOR(schema.name): the one of the key index's operator
+-- class (citext's own =, not text's, which search_path = pg_catalog would pick). Raises when the
+-- operator's function is user code (neither built in nor an extension's): the publisher's repair
+-- request would run it with syncguard's rights.
+
 -- Publisher, under the SHARE lock: for each key text of a keyed table, whether it is a key of the
 -- table (its fields, cast to the key columns' types, give the same text) and the key text of the
--- row in the bucket whose key is equal to it by each key column's = (citext 'ABC' = 'abc',
--- numeric 1.0 = 1.00): {key: {held: text or null}}; a key text that is not a key is left out.
+-- row anywhere in the table whose key is equal to it by the key's equality (_key_equality: citext
+-- 'ABC' = 'abc', numeric 1.0 = 1.00), found through the key index: {key: {held: text or null}};
+-- a key text that is not a key is left out. The whole table, not the bucket: an equal key spelt
+-- otherwise may hash to another bucket, and a delete of it would then remove a row the publisher
+-- holds.
+CREATE FUNCTION syncguard._key_equality(r syncguard.registration) RETURNS text[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_ops text[] := '{}';
+  v_c record;
+BEGIN
+  FOR v_c IN
+    SELECT u.k, u.o, op.oprname, opn.nspname AS oprschema, op.oprcode::regproc::text AS fn,
+           (pn.nspname = 'pg_catalog' OR EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                                                  AND d.objid = op.oprcode AND d.deptype = 'e')) AS trusted
+      FROM unnest(r.key_columns) WITH ORDINALITY u(k, o)
+      LEFT JOIN LATERAL (
+        -- the unique index over exactly the key columns (the primary key first): its operator class
+        -- says what equal keys are, and an index lookup by that operator uses it
+        SELECT x.cls FROM pg_index i
+          CROSS JOIN LATERAL unnest(i.indkey::int2[], i.indclass::oid[]) WITH ORDINALITY x(att, cls, n)
+          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = x.att
+         WHERE i.indrelid = r.relid AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+           AND i.indnkeyatts = cardinality(r.key_columns) AND x.n = u.o AND a.attname = u.k
+           AND ARRAY(SELECT b.attname FROM unnest(i.indkey::int2[]) WITH ORDINALITY y(att, m)
+                       JOIN pg_attribute b ON b.attrelid = i.indrelid AND b.attnum = y.att
+                      WHERE y.m <= i.indnkeyatts ORDER BY y.m) = r.key_columns
+         ORDER BY i.indisprimary DESC, i.indexrelid LIMIT 1) ix ON true
+      LEFT JOIN pg_opclass oc ON oc.oid = ix.cls AND oc.opcmethod = (SELECT oid FROM pg_am WHERE amname = 'btree')
+      LEFT JOIN pg_amop am ON am.amopfamily = oc.opcfamily AND am.amopmethod = oc.opcmethod AND am.amopstrategy = 3
+                          AND am.amoplefttype = oc.opcintype AND am.amoprighttype = oc.opcintype
+      LEFT JOIN pg_operator op ON op.oid = am.amopopr
+      LEFT JOIN pg_namespace opn ON opn.oid = op.oprnamespace
+      LEFT JOIN pg_proc pp ON pp.oid = op.oprcode
+      LEFT JOIN pg_namespace pn ON pn.oid = pp.pronamespace
+     ORDER BY u.o
+  LOOP
+    IF v_c.oprname IS NULL THEN
+      RAISE EXCEPTION 'the key of %.% has no unique btree index over exactly its columns (%), so what an equal key is cannot be told; re-register the table',
+        r.schema_name, r.table_name, array_to_string(r.key_columns, ', ') USING ERRCODE = 'object_not_in_prerequisite_state';
+    ELSIF NOT v_c.trusted THEN
+      RAISE EXCEPTION 'key column % of %.% compares with %.%, whose function % is neither built in nor from an extension; a repair would run it with syncguard''s rights, so this table is repaired by hand',
+        v_c.k, r.schema_name, r.table_name, v_c.oprschema, v_c.oprname, v_c.fn USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    v_ops := v_ops || format('OPERATOR(%I.%s)', v_c.oprschema, v_c.oprname);
+  END LOOP;
+  RETURN v_ops;
+END
+$$;
+
 CREATE FUNCTION syncguard._held_keys(r syncguard.registration, p_bucket bigint, p_keys text[]) RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET timezone = 'UTC' SET datestyle = 'ISO, YMD' SET intervalstyle = 'postgres'
 SET extra_float_digits = 1 SET bytea_output = 'hex' SET lc_monetary = 'C'
+SET client_encoding = 'UTF8' SET max_parallel_workers_per_gather = 0
 SET search_path = pg_catalog, pg_temp SET row_security = off
 AS $$
 DECLARE
@@ -246,6 +301,7 @@ DECLARE
   v_fields text[];
   v_all text[];
   v_cast text;
+  v_ops text[];
   v_eq text;
   v_sql text;
   v_map jsonb := '{}';
@@ -266,14 +322,16 @@ BEGIN
   IF cardinality(v_asked) = 0 THEN
     RETURN v_map;
   END IF;
+  v_ops := syncguard._key_equality(r);
   SELECT string_agg(format('$2[sg_a.i][%s]::%s', o, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY o),
-         string_agg(format('sg_t.%I = $2[sg_a.i][%s]::%s', u.k, o, format_type(a.atttypid, a.atttypmod)), ' AND ' ORDER BY o)
+         string_agg(format('sg_t.%I %s ($2[sg_a.i][%s]::%s)', u.k, v_ops[o], o, format_type(a.atttypid, a.atttypmod)), ' AND ' ORDER BY o)
     INTO v_cast, v_eq
     FROM unnest(r.key_columns) WITH ORDINALITY u(k, o) JOIN pg_attribute a ON a.attrelid = r.relid AND a.attname = u.k;
   v_sql := format('SELECT coalesce(jsonb_object_agg(sg_a.k, jsonb_build_object(''held'', '
-                  '(SELECT %s::text FROM %s AND %s LIMIT 1))), ''{}'') '
+                  '(SELECT %s::text FROM %s sg_t WHERE %s%s LIMIT 1))), ''{}'') '
                   'FROM unnest($1::text[]) WITH ORDINALITY sg_a(k, i) WHERE ROW(%s)::text = sg_a.k',
-                  syncguard._key_row(r.key_columns, 'sg_t'), syncguard._bucket_source(r, p_bucket), v_eq, v_cast);
+                  syncguard._key_row(r.key_columns, 'sg_t'), syncguard._rel(r.schema_name, r.table_name), v_eq,
+                  syncguard._filter(r), v_cast);
   BEGIN
     EXECUTE v_sql INTO v_map USING v_asked, v_all;
   EXCEPTION WHEN OTHERS THEN
@@ -368,6 +426,11 @@ BEGIN
                                              'error', CASE WHEN v_key = c->>'key'
                                                            THEN 'the publisher holds this row; a delete is sent only for a row the publisher does not have'
                                                            ELSE format('the publisher holds this key (as %s); a delete is sent only for a row the publisher does not have', v_key) END);
+    ELSIF NOT v_keyless AND v_key IS NOT NULL AND v_row IS NULL THEN
+      -- held under another spelling that falls in another bucket: neither a delete (the publisher
+      -- holds the row) nor an upsert in this bucket is right
+      v_skip := v_skip || jsonb_build_object('key', c->>'key', 'outcome', 'publisher_changed',
+                                             'error', format('the publisher holds this key as %s, which is in another bucket; inspect and repair that bucket, then this one again', v_key));
     ELSIF v_keyless AND (v_row->>'hash') IS DISTINCT FROM (c->>'pubHash') THEN
       v_skip := v_skip || jsonb_build_object('key', c->>'key', 'outcome', 'publisher_changed');
     ELSIF v_row IS NOT NULL THEN
@@ -657,4 +720,5 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION syncguard._inspection_keep(), syncguard._require_probe_clean(), syncguard._record_fields(text),
-  syncguard._held_keys(syncguard.registration, bigint, text[]), syncguard._repair_caps() FROM PUBLIC;
+  syncguard._held_keys(syncguard.registration, bigint, text[]), syncguard._key_equality(syncguard.registration),
+  syncguard._repair_caps() FROM PUBLIC;

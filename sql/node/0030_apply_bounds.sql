@@ -355,6 +355,7 @@ CREATE OR REPLACE FUNCTION syncguard._probe_rows(r syncguard.registration, p_buc
 LANGUAGE plpgsql STABLE
 SET timezone = 'UTC' SET datestyle = 'ISO, YMD' SET intervalstyle = 'postgres'
 SET extra_float_digits = 1 SET bytea_output = 'hex' SET lc_monetary = 'C'
+SET client_encoding = 'UTF8' SET max_parallel_workers_per_gather = 0
 SET search_path = pg_catalog, pg_temp
 SET row_security = off
 AS $$
