@@ -17,36 +17,6 @@ export interface NodeHealth {
 
 const reregister = (table: string) => `re-register it: syncguard register --table ${table} --refresh`;
 
-/** The fix every node problem of a changed registration ends with (node 0011-0025 _problems). */
-const NODE_FIX = /; re-register it: syncguard unregister --table (.+), then syncguard register --table \1$/;
-
-/**
- * A node's problem with advice that works on the table as it is now. The node's texts are fixed
- * by its applied migrations (_problems, 0025) and two of them mislead: a renamed table was to be
- * registered again under its old name (which then does not exist, or is another table), and a
- * dropped one registered again at all (register refuses a table that does not exist). A disabled
- * trigger's "so all changes are not tracked" means none is. Any other text is kept as it is.
- */
-export function currentAdvice(problem: string): string {
-  const fix = NODE_FIX.exec(problem);
-  if (fix !== null) {
-    const [suffix, old] = fix as unknown as [string, string];
-    const head = problem.slice(0, problem.length - suffix.length);
-    const renamed = /^the registered table is now named (.+) \(renamed\), and (.+) (does not exist|is another table)$/.exec(head);
-    if (renamed !== null && renamed[2] === old) {
-      const now = renamed[1] as string;
-      const other = renamed[3] === 'is another table' ? `, and ${old} is now another table` : '';
-      return `the registered table ${old} was renamed to ${now}${other}; register it under its new name: syncguard unregister --table ${old}, then syncguard register --table ${now}`;
-    }
-    if (head === 'the table was dropped on this node')
-      return `the table was dropped on this node; its registration is left over: remove it with syncguard unregister --table ${old}`;
-  }
-  return problem.replace(
-    /^(trigger \S+ is disabled, not ENABLE ALWAYS), so all changes are not tracked \(/,
-    '$1, so it tracks no changes at all, neither local writes nor replicated changes (',
-  );
-}
-
 /** Why a table cannot be compared; empty when it can. */
 export function tableProblems(table: string, pub: NodeHealth | undefined, sub: NodeHealth | undefined): string[] {
   if (pub === undefined || sub === undefined) {
@@ -63,7 +33,7 @@ export function tableProblems(table: string, pub: NodeHealth | undefined, sub: N
         `${label}: the registration was made for a ${h.role} (a node cloned from its peer keeps its peer's registrations); ${reregister(table)}`,
       );
     }
-    for (const p of h.problems) out.push(`${label}: ${currentAdvice(p)}`);
+    for (const p of h.problems) out.push(`${label}: ${p}`);
   }
   const added = addedOnBothSides(pub, sub);
   if (added.length > 0) {

@@ -181,6 +181,7 @@ export async function applyPlan(
             subscription: t.subscription,
             lockTimeoutMs,
             inspection,
+            scheme: t.scheme,
             ...(opts.applyLockTimeoutMs === undefined ? {} : { applyLockTimeoutMs: opts.applyLockTimeoutMs }),
           }),
         ),
