@@ -26,23 +26,26 @@ const T = 'public.ri_rows';
 const NUM = 'public.ri_num';
 const CI = 'public.ri_ci';
 const K = 'public.ri_keyless';
+const NUMH = 'public.ri_num_hash';
 const ROLE = 'sg_insp_repairer';
 const PW = 'insp-repairer-pw';
 
 const ctx = usePair({
   label: 'rinsp',
-  tables: [T, NUM, CI, K],
+  tables: [T, NUM, CI, K, NUMH],
   async prepare(pair) {
     await pair.both(`
       CREATE COLLATION ri_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
       CREATE TABLE ${T} (id int PRIMARY KEY, v text);
       CREATE TABLE ${NUM} (id numeric PRIMARY KEY, v text);
+      CREATE TABLE ${NUMH} (id numeric PRIMARY KEY, v text);
       CREATE TABLE ${CI} (code text COLLATE ri_ci PRIMARY KEY, v text);
       CREATE TABLE ${K} (v text);`);
     await pair.pub.query(`ALTER TABLE ${K} REPLICA IDENTITY FULL`);
     await pair.pub.query(`
       INSERT INTO ${T} SELECT i, 'v' || i FROM generate_series(0, 999) i;
       INSERT INTO ${NUM} SELECT (i || '.00')::numeric, 'n' || i FROM generate_series(1, 50) i;
+      INSERT INTO ${NUMH} SELECT (i || '.00')::numeric, 'n' || i FROM generate_series(1, 200) i;
       INSERT INTO ${CI} SELECT 'code' || i, 'c' || i FROM generate_series(1, 50) i;
       INSERT INTO ${K} VALUES ('a'), ('a'), ('b');`);
   },
@@ -51,6 +54,7 @@ const ctx = usePair({
     await register(pub, sub, NUM, { bucketSize: 1000 });
     await register(pub, sub, CI, { bucketSize: 1000 });
     await register(pub, sub, K, { bucketSize: 1000 });
+    await register(pub, sub, NUMH, { bucketSize: 25, scheme: 'hash' });
     await settle(pub);
     await settle(sub);
   },
@@ -209,6 +213,33 @@ describe('11: the publisher holds a key by its equality, not its text', () => {
       expect(rows).toHaveLength(1); // before the fix: deleted, though the publisher holds the key
     });
   }
+});
+
+describe('11: an equal key spelt otherwise in another bucket (hash buckets)', () => {
+  it('is never deleted: the publisher holds it, whatever bucket its spelling hashes to', async () => {
+    // 1.0 and 1.00 are one key by numeric equality, but their texts hash to buckets of their own
+    await ctx.pair.sub.query(`UPDATE ${NUMH} SET id = trunc(id, 1) WHERE id <= 20`);
+    await settle(ctx.sub);
+    const q = parseTableName(NUMH);
+    const v = await verifyPair(ctx.pub, ctx.sub, { table: q, timeLimitMs: 20_000 });
+    let tried = 0;
+    for (const m of v.mismatches) {
+      const { plan } = await planBucket(ctx.pub, ctx.sub, q, m.bucket, { pair: 'i' });
+      for (const del of plan.changes.filter((c) => c.op === 'delete')) {
+        const spelt = del.key.replace(/\.0\)$/, '.00)');
+        if (plan.changes.some((c) => c.key === spelt)) continue; // both spellings in this bucket
+        const r = await directRequest(q, m.bucket, { changes: [wire(del)], inspection: plan.inspection });
+        expect(r.reply.skipped).toEqual([
+          expect.objectContaining({ key: del.key, outcome: 'publisher_changed', error: expect.stringMatching(/in another bucket/) }),
+        ]);
+        const value = del.key.slice(1, -1);
+        // before: the bucket's own rows were searched, nothing equal was found, and the row was deleted
+        expect((await ctx.pair.sub.query(`SELECT 1 FROM ${NUMH} WHERE id::text = $1`, [value])).rows).toHaveLength(1);
+        tried++;
+      }
+    }
+    expect(tried).toBeGreaterThan(0);
+  });
 });
 
 describe('10: a keyless insert carries its precondition', () => {
