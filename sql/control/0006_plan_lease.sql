@@ -204,18 +204,56 @@ BEGIN
 END
 $$;
 
--- Gives a claimed plan back when applying it failed before anything was sent.
+-- Gives a claimed plan back when applying it failed before anything was sent: only the login
+-- that holds the claim may, while its lease holds (the claim id is the workflow's execution, which
+-- others can read; with it alone another applier could release a live claim and apply the plan
+-- beside the run that holds it).
 CREATE OR REPLACE FUNCTION syncguard_control.release_plan(p_plan bigint, p_claim text) RETURNS boolean
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
   WITH u AS (
     UPDATE syncguard_control.repair_plan
        SET state = 'approved', applied_by = NULL, claim_id = NULL, claimed_by = NULL, claimed_at = NULL, lease_until = NULL
-     WHERE plan_id = p_plan AND state = 'applying' AND claim_id = p_claim RETURNING plan_id),
+     WHERE plan_id = p_plan AND state = 'applying' AND claim_id = p_claim
+       AND (claimed_by = syncguard_control._identity(NULL) OR lease_until IS NULL OR lease_until < now())
+    RETURNING plan_id),
        e AS (
     INSERT INTO syncguard_control.plan_claim_event (plan_id, action, claim_id, claimed_by)
     SELECT plan_id, 'released', p_claim, 'db:' || session_user FROM u RETURNING 1)
   SELECT count(*) = 1 FROM e;
+$$;
+
+-- Records the outcome of a claimed plan, as in 0005, and only as the login that holds the claim,
+-- or, once its lease ended, as the run that recovers the outcome from the nodes (item 22): the
+-- claim id alone would let another applier record any outcome, and a bucket "verified" that
+-- nobody verified, while the holder is still at work.
+CREATE OR REPLACE FUNCTION syncguard_control.finish_plan(p_plan bigint, p_claim text, p_outcome jsonb, p_bucket_equal boolean) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_by text := syncguard_control._identity(NULL);
+  r syncguard_control.repair_plan;
+BEGIN
+  SELECT * INTO r FROM syncguard_control.repair_plan WHERE plan_id = p_plan FOR UPDATE;
+  IF FOUND AND r.state = 'applied' AND r.claim_id = p_claim THEN
+    RETURN false;
+  END IF;
+  IF NOT FOUND OR r.state <> 'applying' OR r.claim_id IS DISTINCT FROM p_claim THEN
+    RAISE EXCEPTION 'plan % is not being applied by this run; its outcome is not recorded', p_plan USING ERRCODE = 'SGE03';
+  END IF;
+  IF r.claimed_by IS DISTINCT FROM v_by AND r.lease_until IS NOT NULL AND r.lease_until >= now() THEN
+    RAISE EXCEPTION 'plan % is being applied by run % (%), whose claim holds until %; only that login records its outcome before then',
+      p_plan, r.claim_id, r.claimed_by, r.lease_until USING ERRCODE = 'SGE08';
+  END IF;
+  UPDATE syncguard_control.repair_plan SET state = 'applied', applied_at = now(), outcome = p_outcome WHERE plan_id = p_plan;
+  PERFORM syncguard_control._move_divergence(r.divergence_id, 'repaired', v_by, 'plan ' || p_plan);
+  IF p_bucket_equal THEN
+    PERFORM syncguard_control._move_divergence(r.divergence_id, 'verified', v_by, 'bucket equal at a probe after plan ' || p_plan);
+  ELSIF NOT p_bucket_equal THEN
+    PERFORM syncguard_control._move_divergence(r.divergence_id, 'open', v_by, 'bucket still differs after plan ' || p_plan);
+  END IF;
+  RETURN true;
+END
 $$;
 
 -- What a decision signed for the approval function names: this control plane, the plan, the

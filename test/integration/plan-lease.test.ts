@@ -158,6 +158,13 @@ describe('a claim has a lease (control plane 0006)', () => {
     await expect(b.query("SELECT syncguard_control.take_over_plan($1, 'exec:Y', 'exec:X')", [planId])).rejects.toThrow(
       /whose claim holds until/,
     );
+    // nor to give the claim back or to record an outcome while the lease holds
+    await releasePlan(b, planId, 'exec:X');
+    expect((await loadPlan(owner, planId))?.state).toBe('applying');
+    await expect(finishPlan(b, { planId, claim: 'exec:X', outcome: { forged: true }, bucketEqual: true })).rejects.toThrow(
+      new RegExp(`being applied by run exec:X \\(db:${runA()}\\), whose claim holds until .*only that login records its outcome`),
+    );
+    expect((await loadPlan(owner, planId))?.state).toBe('applying');
     // a lease outside 1 second .. 1 day is refused
     await expect(claimPlan(a, planId, 'exec:X', 0)).rejects.toThrow(/a claim's lease is 1 to 86400 seconds, got 0/);
     // the run applies it under its claim
