@@ -48,6 +48,12 @@ export function approveCommand(program: Command, out: Out): void {
             throw new InputError(
               "--function and --control-dsn are two ways to decide (through the deployment's approval function, or directly in the control-plane database); give one of them",
             );
+          // what is signed is the plan's checksum: without the one the approver read, the signature
+          // would approve whatever the plan is when the function is asked
+          if (!o.reject && o.checksum === undefined)
+            throw new InputError(
+              `approving through --function needs --checksum <the checksum of the plan you reviewed> (syncguard plan prints it, and so does the notification); nothing was sent`,
+            );
           const r = await decideRemotely({
             functionName: o.function,
             planId: o.plan,

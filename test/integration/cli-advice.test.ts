@@ -101,16 +101,20 @@ describe('first-run advice (item 24)', () => {
 
   it("does not print the AWS SDK's Node version warning (bin/syncguard.js, approve --function)", () => {
     const { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: _, ...withoutSdkSwitch } = process.env;
-    const r = spawnSync(process.execPath, ['bin/syncguard.js', 'approve', '--plan', '1', '--function', 'foo'], {
-      encoding: 'utf8',
-      env: {
-        ...withoutSdkSwitch,
-        AWS_REGION: 'us-east-1',
-        AWS_ACCESS_KEY_ID: 'test',
-        AWS_SECRET_ACCESS_KEY: 'test',
-        AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
+    const r = spawnSync(
+      process.execPath,
+      ['bin/syncguard.js', 'approve', '--plan', '1', '--function', 'foo', '--checksum', `sha256:${'0'.repeat(64)}`],
+      {
+        encoding: 'utf8',
+        env: {
+          ...withoutSdkSwitch,
+          AWS_REGION: 'us-east-1',
+          AWS_ACCESS_KEY_ID: 'test',
+          AWS_SECRET_ACCESS_KEY: 'test',
+          AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
+        },
       },
-    });
+    );
     expect(r.status).toBe(2);
     // the SDK was used (it tried to reach the endpoint), and said nothing about the Node version
     expect(r.stderr).toMatch(/127\.0\.0\.1:9/);

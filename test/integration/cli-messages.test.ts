@@ -124,10 +124,26 @@ describe('CLI messages (item 24)', () => {
   });
 
   it('approve --function: refuses --control-dsn beside it, and names a missing AWS region', async () => {
-    const both = await cli('approve', '--plan', '1', '--function', 'foo', '--control-dsn', ctx.pair.subscriberDsn);
+    const both = await cli(
+      'approve',
+      '--plan',
+      '1',
+      '--function',
+      'foo',
+      '--checksum',
+      `sha256:${'0'.repeat(64)}`,
+      '--control-dsn',
+      ctx.pair.subscriberDsn,
+    );
     expect([both.code, both.err]).toEqual([
       2,
       [expect.stringMatching(/^syncguard: --function and --control-dsn are two ways to decide .*give one of them$/)],
+    ]);
+    // an approval signs the plan's checksum: the one the approver reviewed, never whatever the plan is now
+    const blind = await cli('approve', '--plan', '1', '--function', 'foo');
+    expect([blind.code, blind.err]).toEqual([
+      2,
+      [expect.stringMatching(/^syncguard: approving through --function needs --checksum .*nothing was sent$/)],
     ]);
     const saved = Object.fromEntries(
       ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE', 'AWS_CONFIG_FILE'].map((k) => [k, process.env[k]]),
@@ -136,7 +152,7 @@ describe('CLI messages (item 24)', () => {
     delete process.env.AWS_DEFAULT_REGION;
     process.env.AWS_CONFIG_FILE = '/nonexistent/aws-config';
     try {
-      const r = await cli('approve', '--plan', '1', '--function', 'foo');
+      const r = await cli('approve', '--plan', '1', '--function', 'foo', '--checksum', `sha256:${'0'.repeat(64)}`);
       expect(r.code).toBe(2);
       expect(r.err).toEqual([expect.stringMatching(/^syncguard: no AWS region for the approval function foo: set AWS_REGION /)]);
     } finally {
