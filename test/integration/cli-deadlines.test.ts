@@ -73,7 +73,7 @@ async function frozen<T>(side: 'publisher' | 'subscriber', afterMs: number, run:
     // the postmaster first (no new backend), then every child it has now, the command's own included
     process.kill(postmaster, 'SIGSTOP');
     pids = [postmaster, ...childrenOf(postmaster)];
-    for (const pid of pids) process.kill(pid, 'SIGSTOP');
+    for (const pid of pids) signal(pid, 'SIGSTOP');
   };
   try {
     if (afterMs === 0) {
@@ -85,7 +85,16 @@ async function frozen<T>(side: 'publisher' | 'subscriber', afterMs: number, run:
     freeze();
     return await running;
   } finally {
-    for (const pid of pids) process.kill(pid, 'SIGCONT');
+    for (const pid of pids) signal(pid, 'SIGCONT');
+  }
+}
+
+/** Signals a server process; one that exited since it was listed (a backend ending its session) is gone, not an error. */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
   }
 }
 
