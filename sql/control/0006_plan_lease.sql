@@ -118,7 +118,11 @@ BEGIN
   v_sum := syncguard_control._plan_checksum(r);
   IF r.state IN ('applying', 'applied') THEN
     IF r.claim_id = p_claim AND coalesce(r.claimed_by, r.applied_by) = v_by AND a.checksum = v_sum THEN
-      IF r.state = 'applying' THEN
+      IF r.state = 'applying' AND r.expires_at <= now() THEN
+        -- a renewal comes before each request: nothing more is sent for a plan past its expiry
+        RAISE EXCEPTION 'plan % expired at % while run % applied it; what was sent is recorded by the run, nothing more is sent; inspect again and make a new plan',
+          p_plan, to_char(r.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), p_claim USING ERRCODE = 'SGE06';
+      ELSIF r.state = 'applying' THEN
         UPDATE syncguard_control.repair_plan SET lease_until = now() + v_lease, claimed_by = v_by WHERE plan_id = p_plan
         RETURNING * INTO r;
       END IF;

@@ -73,11 +73,11 @@ afterAll(async () => {
   for (const r of [runA(), runB(), reviewer()]) await ctx.pair.pub.query(`DROP ROLE IF EXISTS ${r}`).catch(() => {});
 });
 
-async function approvedPlan(ids: number[], bucket: string): Promise<number> {
+async function approvedPlan(ids: number[], bucket: string, expiresAt?: string): Promise<number> {
   await ctx.pair.sub.query(`UPDATE ${T} SET v = 'drift' WHERE id = ANY($1)`, [ids]);
   await settle(ctx.sub);
   const { plan } = await planBucket(ctx.pub, ctx.sub, parseTableName(T), bucket, { pair: 'p' });
-  const { planId } = await storePlan(owner, plan);
+  const { planId } = await storePlan(owner, expiresAt === undefined ? plan : { ...plan, expiresAt });
   await decidePlan(approver, { planId, decision: 'approved', fourEyes: false });
   return planId;
 }
@@ -170,6 +170,11 @@ describe('a claim has a lease (control plane 0006)', () => {
     // the run applies it under its claim
     const done = await applyStoredPlan(a, ctx.pub, ctx.sub, { planId, claim: 'exec:X', timeLimitMs: 20_000 });
     expect(done.counts).toEqual({ applied: 1 });
+    // a claim is not renewed past the plan's expiry: nothing more is sent for an expired plan
+    const late = await approvedPlan([220], '2', new Date(Date.now() + 1500).toISOString());
+    await claimPlan(a, late, 'exec:Z', 60);
+    await sleep(1600);
+    await expect(claimPlan(a, late, 'exec:Z', 60)).rejects.toThrow(/expired at .* while run exec:Z applied it; .*nothing more is sent/);
   });
 
   it('the new functions are callable only through grant_role kinds, and the new tables are written only through them', async () => {
