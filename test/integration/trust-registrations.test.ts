@@ -107,7 +107,7 @@ describe('registrations that no longer hold', () => {
     await ctx.pair.pub.query("UPDATE public.demoted SET v = 'changed' WHERE id = 1");
     await ctx.pair.catchUp();
     expect(reasonOf(await verifyOne('demoted'))).toMatch(
-      /subscriber: trigger syncguard_insert is enabled for local writes only, not ENABLE ALWAYS, so replicated changes are not tracked .*fix: ALTER TABLE public\.demoted ENABLE ALWAYS TRIGGER syncguard_insert/,
+      /subscriber: trigger syncguard_insert is enabled for local writes only, not ENABLE ALWAYS, so it does not track replicated changes .*fix: ALTER TABLE public\.demoted ENABLE ALWAYS TRIGGER syncguard_insert/,
     );
   });
 

@@ -78,7 +78,7 @@ describe('syncguard approve --function', () => {
         errorMessage: 'four-eyes approval is on: alice made plan 8 and may not approve it; another person must',
       }) as never,
     });
-    const r = await cli('approve', '--plan', '8', '--function', 'syncguard-approval');
+    const r = await cli('approve', '--plan', '8', '--function', 'syncguard-approval', '--checksum', SUM);
     expect(r.code).toBe(2);
     expect(r.err).toEqual(['syncguard: four-eyes approval is on: alice made plan 8 and may not approve it; another person must']);
   });
