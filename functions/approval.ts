@@ -13,15 +13,13 @@
 // SendTaskSuccess when approved, SendTaskFailure (error PlanRejectedError) when rejected. A
 // decision made before the token was stored completes the token as soon as it is stored.
 
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
-import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { bindingOf, verifyIdentity } from './commons/aws-identity.js';
 import { loadRepairConfig } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
-import { logger, metrics } from './commons/observability.js';
+import { lambdaHandler } from './commons/handler.js';
+import { logger } from './commons/observability.js';
 import { ERROR_NAMES, InputError } from './core/errors.js';
 import type { Client } from './db/connect.js';
 import { deploymentId, loadPlan, setTaskToken, takeTaskToken, taskTokenStored } from './db/plans.js';
@@ -97,4 +95,4 @@ export async function approvalHandler(
   return { planId: d.planId, status: d.decision, approver: d.by };
 }
 
-export const handler = middy(approvalHandler).use(injectLambdaContext(logger)).use(logMetrics(metrics));
+export const handler = lambdaHandler(approvalHandler);

@@ -1,13 +1,11 @@
 // Lambda: drain one configured database within the invocation's remaining time.
 // Event: { "database": "<name>" } or {} for the configured default.
 
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { loadConfig, pickDatabase } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
+import { lambdaHandler } from './commons/handler.js';
 import { logger, metrics } from './commons/observability.js';
 import { DIMENSION, METRIC } from './contract.js';
 import type { DrainSummary } from './core/drain.js';
@@ -49,4 +47,4 @@ export async function drainHandler(event: unknown, context: Context): Promise<Dr
   return { database, ...summary };
 }
 
-export const handler = middy(drainHandler).use(injectLambdaContext(logger)).use(logMetrics(metrics));
+export const handler = lambdaHandler(drainHandler);

@@ -4,14 +4,12 @@
 // Returns per bucket the plan id, a summary and the SQL preview (for the notification). Values
 // appear only in the preview the approver needs; the log holds counts.
 
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { ownPrincipal } from './commons/aws-identity.js';
 import { loadRepairConfig } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
+import { lambdaHandler } from './commons/handler.js';
 import { logger, metrics } from './commons/observability.js';
 import { METRIC } from './contract.js';
 import { InputError } from './core/errors.js';
@@ -91,4 +89,4 @@ export async function inspectHandler(event: unknown, context: Context): Promise<
   return { plans };
 }
 
-export const handler = middy(inspectHandler).use(injectLambdaContext(logger)).use(logMetrics(metrics));
+export const handler = lambdaHandler(inspectHandler);

@@ -3,13 +3,11 @@
 // it through the subscription; records the outcome; returns the counts and whether the bucket is
 // now equal (the workflow's re-verify).
 
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { loadRepairConfig } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
+import { lambdaHandler } from './commons/handler.js';
 import { logger, metrics } from './commons/observability.js';
 import { DIMENSION, METRIC } from './contract.js';
 import { InputError } from './core/errors.js';
@@ -51,4 +49,4 @@ export async function repairHandler(event: unknown, context: Context) {
   return summary;
 }
 
-export const handler = middy(repairHandler).use(injectLambdaContext(logger)).use(logMetrics(metrics));
+export const handler = lambdaHandler(repairHandler);

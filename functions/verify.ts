@@ -2,13 +2,11 @@
 // Event: { "pair": "<name>", "table"?: "schema.table" }. Returns the verdict summary and the ids
 // of the divergences it opened or refreshed, so an investigation workflow can start from them.
 
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { loadVerifyConfig } from './commons/config.js';
 import { connectionFor } from './commons/connections.js';
+import { lambdaHandler } from './commons/handler.js';
 import { logger, metrics } from './commons/observability.js';
 import { DIMENSION, METRIC } from './contract.js';
 import { InputError, TimeLimitError } from './core/errors.js';
@@ -96,4 +94,4 @@ export async function verifyHandler(event: unknown, context: Context): Promise<V
   return summary;
 }
 
-export const handler = middy(verifyHandler).use(injectLambdaContext(logger)).use(logMetrics(metrics));
+export const handler = lambdaHandler(verifyHandler);
