@@ -19,6 +19,7 @@ import {
   syncguardSchemas,
 } from '../functions/db/install.js';
 import { unregisterTable } from '../functions/db/register.js';
+import { SQLSTATE } from '../functions/db/sqlstate.js';
 import { requireApplicable } from '../functions/flows/apply-rights.js';
 import { installOnPair } from '../functions/flows/pair-setup.js';
 import { approveCommand } from './approve-command.js';
@@ -221,7 +222,7 @@ export async function run(
       // the node it came from ("permission denied for function schema_version" alone names none)
       const node = nodeOfError(err);
       const advice =
-        pgErr.code === '57014' && /statement timeout/i.test(pgErr.message)
+        pgErr.code === SQLSTATE.queryCanceled && /statement timeout/i.test(pgErr.message)
           ? `; a statement_timeout set for this session (the DSN's options=-c statement_timeout=..., PGOPTIONS, or the role's or database's settings) ended the query: remove or raise it${node === undefined ? '' : ` for the ${node}`} and run the command again`
           : '';
       warn(`syncguard: ${node === undefined ? '' : `the ${node} said: `}${pgErr.message}${advice}`);

@@ -5,13 +5,14 @@
 import { type ApplyFacts, type ApplyTable, applyRoleSetup } from '../core/apply-rights.js';
 import { IncompatibleError } from '../core/errors.js';
 import { type Client, one } from './connect.js';
+import { SQLSTATE, sqlstateOf } from './sqlstate.js';
 
 /** PostgreSQL 13 lets only superusers read pg_subscription: a named error instead of a raw 42501. */
 async function readSubscriptions<T>(sub: Client, q: () => Promise<T>): Promise<T> {
   try {
     return await q();
   } catch (e) {
-    if ((e as { code?: string }).code !== '42501') throw e;
+    if (sqlstateOf(e) !== SQLSTATE.insufficientPrivilege) throw e;
     const { rows } = await sub.query<{ me: string }>('SELECT current_user AS me');
     throw new IncompatibleError(
       `role ${rows[0]?.me} may not read pg_subscription on the subscriber (PostgreSQL 13 lets only superusers), so syncguard cannot tell whether a subscription's owner could apply probes; no probe is sent (verify compares in two rounds)`,
@@ -104,7 +105,7 @@ export async function adoptApplyOwner(c: Client, label: string): Promise<ApplyOw
       "SELECT syncguard._adopt_apply_owner() AS r, current_user AS me, current_setting('server_version_num')::int AS v",
     ));
   } catch (e) {
-    if ((e as { code?: string }).code === '55P03') {
+    if (sqlstateOf(e) === SQLSTATE.lockNotAvailable) {
       throw new IncompatibleError(
         `on the ${label}, install could not take the lock on syncguard.probe within 5 s to give it to its own role (another session holds it; the apply worker would have waited behind it); nothing was installed; run syncguard install again when no long transaction reads syncguard.probe`,
       );

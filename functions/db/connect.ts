@@ -3,6 +3,7 @@
 import pg from 'pg';
 import { normalizeDsn } from '../core/dsn.js';
 import { ConnectionError, IncompatibleError, InputError, SyncGuardError } from '../core/errors.js';
+import { SQLSTATE, sqlstateOf } from './sqlstate.js';
 
 export type Client = pg.Client;
 
@@ -94,18 +95,18 @@ function annotate(client: Client, err: unknown): unknown {
       { cause: err },
     );
   }
-  const code = (err as { code?: string }).code;
+  const code = sqlstateOf(err);
   if (
     /Connection terminated|ECONNRESET|EPIPE|Client has encountered a connection error/i.test(message) ||
-    code === '57P01' ||
-    code === '57P02' ||
-    code === '57P03'
+    code === SQLSTATE.adminShutdown ||
+    code === SQLSTATE.crashShutdown ||
+    code === SQLSTATE.cannotConnectNow
   ) {
     return new ConnectionError(`lost the connection to the ${label}: ${message}; check the ${label} and run the command again`, {
       cause: err,
     });
   }
-  if (code === '42501' && /pg_subscription\b/.test(message)) {
+  if (code === SQLSTATE.insufficientPrivilege && /pg_subscription\b/.test(message)) {
     // PostgreSQL 13 lets only superusers read pg_subscription (14 opened it, but subconninfo)
     return new IncompatibleError(
       `the ${label} does not let this role read pg_subscription (PostgreSQL 13 restricts it to superusers), and syncguard needs it to find the subscription; run syncguard there as a superuser (install it as one, too), or upgrade the ${label} to PostgreSQL 14 or later`,

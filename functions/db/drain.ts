@@ -10,6 +10,7 @@ import { InputError } from '../core/errors.js';
 import type { QualifiedName } from '../core/identifiers.js';
 import { type Client, labelOf, queryTimeout, setQueryTimeout } from './connect.js';
 import { requireInstalled } from './install.js';
+import { SQLSTATE, sqlstateOf } from './sqlstate.js';
 import { nodeStatus } from './status.js';
 
 export const DEFAULT_RESWEEP_INTERVAL_MS = 24 * 3600 * 1000;
@@ -45,10 +46,6 @@ const CLIENT_GRACE_MS = 2000;
 const MAX_TIMEOUT_MS = 2_147_483_647;
 /** How long a drain waits when every unfinished sweep is held by other workers. */
 const BUSY_WAIT_MS = 20;
-const STATEMENT_TIMEOUT = '57014'; // query_canceled, which statement_timeout raises
-const LOCK_TIMEOUT = '55P03';
-
-const code = (err: unknown): string | undefined => (err as { code?: string }).code;
 
 export async function drain(client: Client, opts: DrainOptions): Promise<DrainSummary> {
   const now = opts.now ?? Date.now;
@@ -137,11 +134,11 @@ async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, sta
           );
           result = out[0]?.r ?? null;
         } catch (err) {
-          if (code(err) === STATEMENT_TIMEOUT) {
+          if (sqlstateOf(err) === SQLSTATE.queryCanceled) {
             stopped = 'time';
             return false;
           }
-          if (code(err) === LOCK_TIMEOUT) continue; // another drainer held a row briefly: try again
+          if (sqlstateOf(err) === SQLSTATE.lockNotAvailable) continue; // another drainer held a row briefly: try again
           throw err;
         }
         const elapsed = now() - t0;

@@ -5,10 +5,6 @@ import type { BucketValue } from '../core/compare.js';
 import type { QualifiedName } from '../core/identifiers.js';
 import { type Client, one } from './connect.js';
 
-export const LOCK_NOT_AVAILABLE = '55P03';
-/** statement_timeout's SQLSTATE (query_canceled). */
-export const QUERY_CANCELED = '57014';
-
 export interface ProbeRoute {
   readonly nodeId: string;
   /** syncguard.probe exists on the subscriber. */
@@ -69,7 +65,7 @@ const parseValues = (v: Record<string, [string, string]> | null): Map<string, Bu
 /**
  * One probe transaction on the publisher: READ COMMITTED, a short lock_timeout, the SHARE lock,
  * the compute and the probe row in one function call, then commit. A busy lock raises 55P03
- * (LOCK_NOT_AVAILABLE) with nothing written.
+ * (SQLSTATE.lockNotAvailable) with nothing written.
  */
 export async function sendProbe(
   pub: Client,
@@ -80,7 +76,7 @@ export async function sendProbe(
     subscription: string;
     lockTimeoutMs: number;
     /**
-     * Cancels the probe (57014, QUERY_CANCELED, nothing written, the lock released) when the lock
+     * Cancels the probe (SQLSTATE.queryCanceled, nothing written, the lock released) when the lock
      * wait and the compute under it take longer: the planner sized the batch from the catalogue's
      * row counts, which are stale for exactly the buckets probes target (dirty, never computed,
      * 0 after lost state), so only a bound on the statement bounds what the SHARE lock holds back.

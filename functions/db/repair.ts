@@ -6,10 +6,10 @@ import { inspectHoldHint, singleChangeHoldHint } from '../core/hold-hints.js';
 import { type QualifiedName, tableText } from '../core/identifiers.js';
 import type { PlannedChange, RowList, RowValues } from '../core/repair-plan.js';
 import { type Client, one } from './connect.js';
+import { SQLSTATE, sqlstateOf } from './sqlstate.js';
 
 /** The longest a writer may wait because of an inspection or a repair (issue 9: 50 ms): the wait for the lock and the time under it together. */
 export const MAX_HOLD_MS = 50;
-const QUERY_CANCELED = '57014';
 
 /**
  * A short READ COMMITTED transaction around one locked probe function, committed right after.
@@ -35,7 +35,7 @@ async function lockedCall<T>(pub: Client, lockTimeoutMs: number, sql: string, pa
     return r;
   } catch (err) {
     await pub.query('ROLLBACK').catch(() => {});
-    if ((err as { code?: string }).code === QUERY_CANCELED) {
+    if (sqlstateOf(err) === SQLSTATE.queryCanceled) {
       throw new HoldLimitError(
         `${what} would hold writers to the table back for more than ${MAX_HOLD_MS} ms, so it was cancelled and changed nothing${hint}`,
       );

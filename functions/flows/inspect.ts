@@ -10,8 +10,8 @@ import { type Diff, describeDiffs, diffKeys, type KeyDiff, type RowValues } from
 import { readDetail } from '../db/catalogue.js';
 import type { Client } from '../db/connect.js';
 import { requireDistinct, requireInstalled } from '../db/install.js';
-import { LOCK_NOT_AVAILABLE } from '../db/probe.js';
 import { readRowValues, sendRowsProbe } from '../db/repair.js';
+import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { nodeStatus } from '../db/status.js';
 import { registrationProblems } from '../db/verify-context.js';
 import { sleep, withHoldRetries } from './hold-retries.js';
@@ -52,8 +52,6 @@ export interface ProbeTarget {
   readonly scheme: string;
 }
 
-const code = (err: unknown): string => String((err as { code?: unknown }).code ?? '');
-
 /** Checks that the table is registered alike on both nodes and that probes reach it. */
 export async function probeTargetOf(pub: Client, sub: Client, table: QualifiedName): Promise<ProbeTarget> {
   await requireInstalled(pub, 'publisher');
@@ -85,7 +83,7 @@ export async function withLockRetries<T>(what: string, lockTimeoutMs: number, fn
     try {
       return await fn();
     } catch (err) {
-      if (code(err) !== LOCK_NOT_AVAILABLE) throw err;
+      if (sqlstateOf(err) !== SQLSTATE.lockNotAvailable) throw err;
       if (attempt + 1 >= attempts) {
         throw new SyncGuardError(
           `${what}: the table's SHARE lock could not be had within ${lockTimeoutMs} ms in ${attempts} attempts (a long transaction holds the table; see pg_locks); try again later`,

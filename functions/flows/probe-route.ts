@@ -24,6 +24,7 @@ import {
   subscribedTables,
   subscriptionPublications,
 } from '../db/probe-route.js';
+import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { subscriptionApplyCheck } from './apply-rights.js';
 
 export type ProbeReach = { readonly ok: true; readonly subscription: string } | { readonly ok: false; readonly reason: string };
@@ -78,9 +79,6 @@ export async function probeReach(
   return { reach, target: route.nodeId, warnings };
 }
 
-const code = (err: unknown): string => String((err as { code?: unknown }).code ?? '');
-const INSUFFICIENT_PRIVILEGE = '42501';
-
 /** Adds syncguard.probe to the subscriptions of the registered tables where it is missing; returns notes. */
 export async function ensureProbeRoute(pub: Client, sub: Client, tables: readonly string[]): Promise<string[]> {
   if (tables.length === 0) return [];
@@ -108,7 +106,7 @@ export async function ensureProbeRoute(pub: Client, sub: Client, tables: readonl
         await addProbeTo(pub, chosen.pubname);
         notes.push(`added syncguard.probe to publication ${chosen.pubname} on the publisher`);
       } catch (err) {
-        if (code(err) !== INSUFFICIENT_PRIVILEGE) throw err;
+        if (sqlstateOf(err) !== SQLSTATE.insufficientPrivilege) throw err;
         notes.push(
           `probes need syncguard.probe in publication ${chosen.pubname}; as its owner run on the publisher: ${alter}; then on the subscriber: ${refresh}`,
         );
@@ -132,7 +130,7 @@ export async function ensureProbeRoute(pub: Client, sub: Client, tables: readonl
       await refreshWithoutCopy(sub, s.name);
       notes.push(`refreshed subscription ${s.name} (copy_data = false): probes now travel with its tables`);
     } catch (err) {
-      if (code(err) !== INSUFFICIENT_PRIVILEGE) throw err;
+      if (sqlstateOf(err) !== SQLSTATE.insufficientPrivilege) throw err;
       notes.push(`probes need subscription ${s.name} refreshed; as its owner run on the subscriber: ${refresh}`);
     }
   }

@@ -21,7 +21,8 @@ import {
 } from '../core/probe-plan.js';
 import { applyErrors, NO_ERROR_COUNTS, replicationStopped } from '../db/barrier.js';
 import type { Client } from '../db/connect.js';
-import { bucketValues, LOCK_NOT_AVAILABLE, type ProbeAnswer, QUERY_CANCELED, readAnswers, type SentProbe, sendProbe } from '../db/probe.js';
+import { bucketValues, type ProbeAnswer, readAnswers, type SentProbe, sendProbe } from '../db/probe.js';
+import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { sleep } from './hold-retries.js';
 
 export interface ProbeRequest {
@@ -54,7 +55,6 @@ export interface ProbeContext {
   readonly lockAttempts?: number;
 }
 
-const code = (err: unknown): string => String((err as { code?: unknown }).code ?? '');
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 /** Time kept back from sending probes for their answers to arrive. */
 const ANSWER_RESERVE_MS = 2000;
@@ -124,15 +124,15 @@ export async function resolveByProbes(
         attempt = 0;
       } catch (err) {
         if (err instanceof ConnectionError) throw err;
-        if (code(err) === LOCK_NOT_AVAILABLE && attempt + 1 < (ctx.lockAttempts ?? 6)) {
+        if (sqlstateOf(err) === SQLSTATE.lockNotAvailable && attempt + 1 < (ctx.lockAttempts ?? 6)) {
           stats.lockRetries++;
           await sleep(lockRetryDelayMs(attempt++));
           continue;
         }
         const reason =
-          code(err) === QUERY_CANCELED
+          sqlstateOf(err) === SQLSTATE.queryCanceled
             ? `reading it under the table's SHARE lock took longer than ${probeStatementTimeoutMs(ctx.lockTimeoutMs ?? 20, budget.maxHoldMs)} ms, so the probe was cancelled and writers released (the catalogue's row count for it is stale: it holds more rows than the probe was sized for; a drain brings the count up to date)`
-            : code(err) === LOCK_NOT_AVAILABLE
+            : sqlstateOf(err) === SQLSTATE.lockNotAvailable
               ? `the table's SHARE lock could not be had within ${ctx.lockTimeoutMs ?? 20} ms in ${attempt + 1} attempts (a long transaction holds the table; see pg_locks)`
               : `the probe failed on the publisher: ${message(err)}`;
         leaveOut(
