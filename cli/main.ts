@@ -18,10 +18,10 @@ import {
   requireNoAllTablesSubscriber,
   syncguardSchemas,
 } from '../functions/db/install.js';
-import { unregisterTable } from '../functions/db/register.js';
 import { SQLSTATE } from '../functions/db/sqlstate.js';
 import { requireApplicable } from '../functions/flows/apply-rights.js';
 import { installOnPair } from '../functions/flows/pair-setup.js';
+import { unregisterTable } from '../functions/flows/register.js';
 import { approveCommand } from './approve-command.js';
 import { type Out, withClients } from './clients.js';
 import { drainCommand, statusCommand } from './drain-commands.js';

@@ -1,17 +1,16 @@
-// Registering a table on a pair: read both descriptions, decide in the core, sample what the
-// layout needs on the publisher, then write the identical registration to both nodes in two
-// transactions that commit only when both succeeded.
+// A registration's reads and writes on one node: describing the table, what the node holds, the
+// publisher's row count and sampled bounds, and writing or removing one node's registration. The
+// steps over both nodes (plan, write both, refresh, unregister) are flows/register.ts.
 
 import { escapeIdentifier } from 'pg';
 import type { BucketScheme } from '../core/buckets.js';
 import { IncompatibleError, InputError } from '../core/errors.js';
-import { chooseHashVersion, type TruncatedColumn } from '../core/hash-version-choice.js';
+import type { TruncatedColumn } from '../core/hash-version-choice.js';
 import { type HashVersion, parseHashVersion } from '../core/hashing.js';
-import { type QualifiedName, tableText } from '../core/identifiers.js';
-import { buildConfig, DEFAULT_BUCKET_SIZE, layoutFor, planRegistration, type RegistrationConfig } from '../core/registration.js';
+import type { QualifiedName } from '../core/identifiers.js';
+import type { RegistrationConfig } from '../core/registration.js';
 import type { TableInfo } from '../core/table-info.js';
 import type { Client } from './connect.js';
-import { requireDistinct, requireInstalled } from './install.js';
 
 export interface RegisterOptions {
   readonly table: QualifiedName;
@@ -73,7 +72,7 @@ export async function subscribedPublications(publisher: Client, subscriber: Clie
   return rows.map((r) => r.pubname);
 }
 
-async function publisherRows(publisher: Client, t: QualifiedName): Promise<number> {
+export async function publisherRows(publisher: Client, t: QualifiedName): Promise<number> {
   const { rows } = await publisher.query<{ n: string }>('SELECT syncguard.row_count($1, $2) AS n', [t.schema, t.table]);
   return Number(rows[0]?.n ?? 0);
 }
@@ -84,7 +83,7 @@ async function publisherRows(publisher: Client, t: QualifiedName): Promise<numbe
  * the subscriber trigger's per-transaction memo is lost after each row, so every applied row pays
  * the trigger's guard and mark (catch-up 2.4x instead of 1.0-1.5x, docs/performance.md).
  */
-async function applyAsOwnerNotes(subscriber: Client, t: QualifiedName): Promise<string[]> {
+export async function applyAsOwnerNotes(subscriber: Client, t: QualifiedName): Promise<string[]> {
   const { rows: v } = await subscriber.query<{ v: number }>("SELECT current_setting('server_version_num')::int AS v");
   if ((v[0]?.v ?? 0) < 160000) return []; // before 16 the apply runs every change as the subscription's owner
   const { rows } = await subscriber.query<{ sub: string; owner: string; table_owner: string }>(
@@ -102,7 +101,7 @@ async function applyAsOwnerNotes(subscriber: Client, t: QualifiedName): Promise<
 }
 
 /** The columns among `columns` that hash version 2 would read back truncated on this node. */
-async function truncatedColumns(client: Client, t: QualifiedName, columns: readonly string[]): Promise<TruncatedColumn[]> {
+export async function truncatedColumns(client: Client, t: QualifiedName, columns: readonly string[]): Promise<TruncatedColumn[]> {
   const { rows } = await client.query<{ c: TruncatedColumn[] }>('SELECT syncguard.v2_truncated_columns($1, $2, $3) AS c', [
     t.schema,
     t.table,
@@ -121,7 +120,7 @@ export async function heldHashVersion(client: Client, t: QualifiedName): Promise
 }
 
 /** The layout a node's registration of the table has, if it is registered there. */
-async function heldLayout(
+export async function heldLayout(
   client: Client,
   t: QualifiedName,
 ): Promise<{ scheme: BucketScheme; width: number | null; hashVersion: HashVersion } | undefined> {
@@ -135,149 +134,33 @@ async function heldLayout(
     : { scheme: r.scheme, width: r.width === null ? null : Number(r.width), hashVersion: parseHashVersion(r.v) };
 }
 
-export async function registerTable(publisher: Client, subscriber: Client, opts: RegisterOptions): Promise<RegisterResult> {
-  const { config, notes } = await planTable(publisher, subscriber, opts);
-  const held = async (c: Client) =>
-    (
-      await c.query<{ fingerprint: string }>('SELECT fingerprint FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2', [
-        opts.table.schema,
-        opts.table.table,
-      ])
-    ).rows[0]?.fingerprint;
-  if ((await held(publisher)) === config.fingerprint && (await held(subscriber)) === config.fingerprint) {
-    return { config, notes, alreadyRegistered: true };
-  }
-  await writeRegistration(publisher, subscriber, config, false);
-  return { config, notes, alreadyRegistered: false };
-}
-
-/**
- * Everything a registration needs, checked and decided, and nothing written: both nodes
- * installed and distinct, the subscriber subscribed to the publisher, both tables described, the
- * layout sampled. A refresh plans first, so a refusal changes nothing.
- */
-export async function planTable(
-  publisher: Client,
-  subscriber: Client,
-  opts: RegisterOptions,
-  /** A refresh replaces the registration, so the hash version asked for may differ from the one held. */
-  refresh = false,
-): Promise<{ config: RegistrationConfig; notes: string[] }> {
-  await requireInstalled(publisher, 'publisher');
-  await requireInstalled(subscriber, 'subscriber');
-  await requireDistinct(publisher, subscriber);
-  const publications = await subscribedPublications(publisher, subscriber);
-  // A table registered before (on either node: one may have lost its registration) keeps its hash
-  // version, bucket scheme and integer bucket width unless others are asked for, so registering it
-  // again without repeating its options finds it already registered, or completes the node that
-  // lost it, instead of refusing a different fingerprint.
-  const heldBy = refresh ? undefined : ((await heldLayout(publisher, opts.table)) ?? (await heldLayout(subscriber, opts.table)));
-  const heldVersion = refresh ? await heldHashVersion(publisher, opts.table) : heldBy?.hashVersion;
-  if (!refresh && opts.hashVersion !== undefined && heldVersion !== undefined && heldVersion !== opts.hashVersion) {
-    throw new InputError(
-      `table ${tableText(opts.table)} is registered with hash version ${heldVersion}; to move it to version ${opts.hashVersion} (both sides re-sweep it), run: syncguard register --table ${tableText(opts.table)} --refresh --hash-version ${opts.hashVersion}`,
-    );
-  }
-  const described = {
-    publisher: await describeTable(publisher, opts.table, publications, 'publisher'),
-    subscriber: await describeTable(subscriber, opts.table, [], 'subscriber'),
-    publications,
-    ...(opts.columns !== undefined ? { requestedColumns: opts.columns } : {}),
-    ...(opts.scheme !== undefined ? { requestedScheme: opts.scheme } : heldBy !== undefined ? { requestedScheme: heldBy.scheme } : {}),
-  };
-  const plan = planRegistration(described);
-  // hash version 2 cannot register a table whose hashed columns it would read back truncated
-  const hashed = plan.choice.columns.map((c) => c.name);
-  const truncated = [
-    ...(await truncatedColumns(publisher, opts.table, hashed)),
-    ...(await truncatedColumns(subscriber, opts.table, hashed)),
-  ];
-  const chosen = chooseHashVersion(
-    tableText(opts.table),
-    opts.hashVersion,
-    refresh ? undefined : heldVersion,
-    truncated.filter((c, i) => truncated.findIndex((d) => d.column === c.column) === i),
+/** The fingerprint of the registration a node holds for a table, if any. */
+export async function heldFingerprint(client: Client, t: QualifiedName): Promise<string | undefined> {
+  const { rows } = await client.query<{ fingerprint: string }>(
+    'SELECT fingerprint FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
+    [t.schema, t.table],
   );
-  const input = { ...described, ...(chosen.version !== undefined ? { hashVersion: chosen.version } : {}) };
-  const size = opts.bucketSize ?? (plan.scheme === 'int' ? heldBy?.width : undefined) ?? DEFAULT_BUCKET_SIZE;
-  let rowCount = 0;
-  let bounds: string[][] = [];
-  if (plan.scheme === 'hash') {
-    rowCount = await publisherRows(publisher, opts.table);
-  } else if (plan.scheme === 'range') {
-    const { rows } = await publisher.query<{ b: string[][] }>('SELECT syncguard.sample_bounds($1, $2, $3, $4) AS b', [
-      opts.table.schema,
-      opts.table.table,
-      plan.key.map((k) => k.name),
-      size,
-    ]);
-    bounds = rows[0]?.b ?? [];
-  }
-  const config = buildConfig(input, plan, layoutFor(plan.scheme, size, rowCount, bounds));
-  const notes = [...plan.choice.notes, ...chosen.notes];
-  if (plan.scheme === 'range' && bounds.length === 0) {
-    notes.push(
-      (await publisherRows(publisher, opts.table)) === 0
-        ? 'the publisher table is empty, so it has a single range bucket; re-register once it holds data'
-        : `the publisher table has at most ${size} rows (the bucket size), so it has a single range bucket; re-register once it has grown`,
-    );
-  }
-
-  notes.push(...(await applyAsOwnerNotes(subscriber, opts.table)));
-  return { config, notes };
+  return rows[0]?.fingerprint;
 }
 
-/**
- * Writes a planned registration to both nodes: one transaction on each, the subscriber's first,
- * committed only when both succeeded. With `replace` (a refresh), each node's transaction first
- * removes the registration it holds, so a node either has the new registration or keeps its old
- * one whole, never none.
- */
-export async function writeRegistration(
-  publisher: Client,
-  subscriber: Client,
-  config: RegistrationConfig,
-  replace: boolean,
-): Promise<void> {
-  await publisher.query('BEGIN');
-  await subscriber.query('BEGIN');
-  try {
-    for (const [client, role] of [
-      [subscriber, 'subscriber'],
-      [publisher, 'publisher'],
-    ] as const) {
-      if (replace) await client.query('SELECT syncguard.unregister_table($1, $2)', [config.schema, config.table]);
-      await client.query('SELECT syncguard.register_table($1, $2)', [sqlConfig(config), role]);
-    }
-    await subscriber.query('COMMIT');
-    await publisher.query('COMMIT');
-  } catch (err) {
-    await subscriber.query('ROLLBACK').catch(() => {});
-    await publisher.query('ROLLBACK').catch(() => {});
-    throw err;
-  }
+/** Range bucket bounds sampled from the publisher's rows (sample_bounds), lowest first. */
+export async function sampleBounds(publisher: Client, t: QualifiedName, keys: readonly string[], size: number): Promise<string[][]> {
+  const { rows } = await publisher.query<{ b: string[][] }>('SELECT syncguard.sample_bounds($1, $2, $3, $4) AS b', [
+    t.schema,
+    t.table,
+    keys,
+    size,
+  ]);
+  return rows[0]?.b ?? [];
 }
 
-/** Removes the registration (triggers, generated objects, state) from both nodes. */
-export async function unregisterTable(
-  publisher: Client,
-  subscriber: Client,
-  table: QualifiedName,
-): Promise<{ publisher: boolean; subscriber: boolean }> {
-  await requireInstalled(publisher, 'publisher');
-  await requireInstalled(subscriber, 'subscriber');
-  // the same database twice (however the DSNs spell it) would remove the publisher's registration
-  await requireDistinct(publisher, subscriber);
-  const result = { publisher: false, subscriber: false };
-  for (const [client, role] of [
-    [subscriber, 'subscriber'],
-    [publisher, 'publisher'],
-  ] as const) {
-    const { rows } = await client.query<{ ok: boolean }>('SELECT syncguard.unregister_table($1, $2) AS ok', [table.schema, table.table]);
-    result[role] = rows[0]?.ok ?? false;
-  }
-  if (!result.publisher && !result.subscriber) {
-    throw new InputError(`table ${tableText(table)} is not registered on either node`);
-  }
-  return result;
+/** Writes one node's registration (inside the caller's transaction). */
+export async function registerOn(client: Client, config: RegistrationConfig, role: 'publisher' | 'subscriber'): Promise<void> {
+  await client.query('SELECT syncguard.register_table($1, $2)', [sqlConfig(config), role]);
+}
+
+/** Removes one node's registration (triggers, generated objects, state); false when it held none. */
+export async function unregisterOn(client: Client, t: QualifiedName): Promise<boolean> {
+  const { rows } = await client.query<{ ok: boolean }>('SELECT syncguard.unregister_table($1, $2) AS ok', [t.schema, t.table]);
+  return rows[0]?.ok ?? false;
 }

@@ -8,17 +8,10 @@ import { matchesPattern, type QualifiedName, tableText } from '../core/identifie
 import type { Client } from '../db/connect.js';
 import { nodeMigrations } from '../db/generated/migrations.js';
 import { installedVersions, installPair } from '../db/install.js';
-import {
-  heldHashVersion,
-  planTable,
-  type RegisterOptions,
-  type RegisterResult,
-  registerTable,
-  subscribedPublications,
-  writeRegistration,
-} from '../db/register.js';
+import { heldHashVersion, type RegisterOptions, type RegisterResult, subscribedPublications } from '../db/register.js';
 import { requireApplicable } from './apply-rights.js';
 import { ensureProbeRoute } from './probe-route.js';
+import { planTable, registerTable, writeRegistration } from './register.js';
 
 /** syncguard's logged tables: a FOR ALL TABLES publication replicates them. */
 const LOGGED = ['migration', 'registration', 'node_state', 'probe'] as const;
