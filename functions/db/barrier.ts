@@ -142,7 +142,7 @@ export async function waitForBarrier(
   const names = subscriptions.map((s) => s.name);
   const slots = subscriptions.map((s) => s.slot as string);
   const errorsBefore = await applyErrors(sub, names);
-  const target = lsn ?? (await pub.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0]?.l;
+  const target = lsn ?? (await insertLsn(pub));
   const start = Date.now();
   for (;;) {
     const { rows } = await pub.query<{ slot: string; ok: boolean; at: string | null }>(
@@ -182,4 +182,10 @@ export async function replicationStopped(sub: Client, names: readonly string[]):
     if (found.get(n) === false) return `subscription ${n} is disabled`;
   }
   return null;
+}
+
+/** The publisher's WAL insert position now: what a barrier waits for (see the top of this file). */
+export async function insertLsn(pub: Client): Promise<string> {
+  const { rows } = await pub.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l');
+  return rows[0]?.l ?? '';
 }

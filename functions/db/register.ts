@@ -164,3 +164,58 @@ export async function unregisterOn(client: Client, t: QualifiedName): Promise<bo
   const { rows } = await client.query<{ ok: boolean }>('SELECT syncguard.unregister_table($1, $2) AS ok', [t.schema, t.table]);
   return rows[0]?.ok ?? false;
 }
+
+/** The tables registered on a node, by schema and name. */
+export async function registeredTables(client: Client): Promise<QualifiedName[]> {
+  const { rows } = await client.query<{ schema: string; table: string }>(
+    'SELECT schema_name AS schema, table_name AS table FROM syncguard.registrations ORDER BY 1, 2',
+  );
+  return rows.map((r) => ({ schema: r.schema, table: r.table }));
+}
+
+/** The scheme, integer width and node role of a table's registration on a node, if it has one. */
+export async function heldRole(
+  client: Client,
+  t: QualifiedName,
+): Promise<{ scheme: BucketScheme; width: string | null; role: string } | undefined> {
+  const { rows } = await client.query<{ scheme: BucketScheme; width: string | null; role: string }>(
+    'SELECT scheme, bucket_width::text AS width, node_role AS role FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
+    [t.schema, t.table],
+  );
+  return rows[0];
+}
+
+/**
+ * The tables publications publish, as register --all registers them: with publish_via_partition_root
+ * off a partitioned table is published as its leaves, and when every leaf of a tree is published
+ * its root is registered (once); a leaf published alone stays itself.
+ */
+export async function publishedTables(publisher: Client, publications: readonly string[]): Promise<QualifiedName[]> {
+  const { rows } = await publisher.query<{ schema: string; table: string }>(
+    `WITH pub AS (
+       SELECT DISTINCT c.oid FROM pg_publication_tables p
+         JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+        WHERE p.pubname = ANY($1) AND p.schemaname <> 'syncguard'
+     ), mapped AS (
+       SELECT CASE WHEN pg_partition_root(pub.oid) IS NOT NULL
+                    AND NOT EXISTS (SELECT 1 FROM pg_partition_tree(pg_partition_root(pub.oid)) t
+                                     WHERE t.isleaf AND t.relid::oid NOT IN (SELECT oid FROM pub))
+                   THEN pg_partition_root(pub.oid)::oid ELSE pub.oid END AS relid
+         FROM pub
+     )
+     SELECT DISTINCT n.nspname AS schema, c.relname AS table
+       FROM mapped m JOIN pg_class c ON c.oid = m.relid JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1, 2`,
+    [publications],
+  );
+  return rows.map((r) => ({ schema: r.schema, table: r.table }));
+}
+
+/** Whether a table of that name exists on a node. */
+export async function tableExists(client: Client, t: QualifiedName): Promise<boolean> {
+  const { rows } = await client.query<{ ok: boolean }>('SELECT to_regclass(format($1, $2::text, $3::text)) IS NOT NULL AS ok', [
+    '%I.%I',
+    t.schema,
+    t.table,
+  ]);
+  return rows[0]?.ok === true;
+}

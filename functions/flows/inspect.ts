@@ -7,6 +7,7 @@ import { IncompatibleError, InputError, SyncGuardError } from '../core/errors.js
 import { type QualifiedName, tableText } from '../core/identifiers.js';
 import { lockRetryDelayMs } from '../core/probe-plan.js';
 import { type Diff, describeDiffs, diffKeys, type KeyDiff, type RowValues } from '../core/repair-plan.js';
+import { insertLsn } from '../db/barrier.js';
 import { readDetail } from '../db/catalogue.js';
 import type { Client } from '../db/connect.js';
 import { requireDistinct, requireInstalled } from '../db/install.js';
@@ -171,7 +172,7 @@ async function inspectOnce(
       }),
     ),
   );
-  const lsn = (await pub.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0]?.l ?? '';
+  const lsn = await insertLsn(pub);
   const waited = await awaitAnswers(sub, t.origin, [probe.id], deadline, [t.subscription]);
   const answer = waited.answers.get(probe.id);
   if (answer === undefined)

@@ -8,7 +8,16 @@ import { matchesPattern, type QualifiedName, tableText } from '../core/identifie
 import type { Client } from '../db/connect.js';
 import { nodeMigrations } from '../db/generated/migrations.js';
 import { installedVersions, installPair } from '../db/install.js';
-import { heldHashVersion, type RegisterOptions, type RegisterResult, subscribedPublications } from '../db/register.js';
+import {
+  heldHashVersion,
+  heldRole,
+  publishedTables,
+  type RegisterOptions,
+  type RegisterResult,
+  registeredTables,
+  subscribedPublications,
+  tableExists,
+} from '../db/register.js';
 import { requireApplicable } from './apply-rights.js';
 import { ensureProbeRoute } from './probe-route.js';
 import { planTable, registerTable, writeRegistration } from './register.js';
@@ -28,12 +37,9 @@ export async function installOnPair(
     const latest = nodeMigrations.at(-1)?.version ?? 0;
     if (((await installedVersions(publisher)).at(-1) ?? 0) < latest) await requireApplicable(subscriber, LOGGED, 'syncguard install');
   });
-  const { rows } = await subscriber.query<{ schema: string; table: string }>(
-    'SELECT schema_name AS schema, table_name AS table FROM syncguard.registrations ORDER BY 1, 2',
-  );
   return {
     ...r,
-    probeNotes: await ensureProbeRoute(publisher, subscriber, rows.map(tableText)),
+    probeNotes: await ensureProbeRoute(publisher, subscriber, (await registeredTables(subscriber)).map(tableText)),
   };
 }
 
@@ -60,11 +66,7 @@ async function refreshRegistration(
   subscriber: Client,
   opts: RegisterOptions & { refresh?: boolean },
 ): Promise<RegisterResult> {
-  const { rows } = await publisher.query<{ scheme: 'int' | 'range' | 'hash'; width: string | null; role: string }>(
-    'SELECT scheme, bucket_width::text AS width, node_role AS role FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
-    [opts.table.schema, opts.table.table],
-  );
-  const prev = rows[0];
+  const prev = await heldRole(publisher, opts.table);
   if (prev === undefined)
     throw new InputError(`table ${tableText(opts.table)} is not registered on the publisher; register it without --refresh`);
   if (prev.role !== 'publisher')
@@ -136,27 +138,8 @@ export async function registerAll(
   }
   await requireApplicable(subscriber, REGISTRATION, 'syncguard register');
   const pubs = opts.publication === undefined ? subscribed : [opts.publication];
-  const { rows } = await publisher.query<{ schema: string; table: string }>(
-    // publish_via_partition_root off publishes a partitioned table as its leaves: when every leaf
-    // of a tree is published, its root is registered (once); a leaf published alone stays itself
-    `WITH pub AS (
-       SELECT DISTINCT c.oid FROM pg_publication_tables p
-         JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
-        WHERE p.pubname = ANY($1) AND p.schemaname <> 'syncguard'
-     ), mapped AS (
-       SELECT CASE WHEN pg_partition_root(pub.oid) IS NOT NULL
-                    AND NOT EXISTS (SELECT 1 FROM pg_partition_tree(pg_partition_root(pub.oid)) t
-                                     WHERE t.isleaf AND t.relid::oid NOT IN (SELECT oid FROM pub))
-                   THEN pg_partition_root(pub.oid)::oid ELSE pub.oid END AS relid
-         FROM pub
-     )
-     SELECT DISTINCT n.nspname AS schema, c.relname AS table
-       FROM mapped m JOIN pg_class c ON c.oid = m.relid JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1, 2`,
-    [pubs],
-  );
-  const tables: QualifiedName[] = rows
-    .map((r) => ({ schema: r.schema, table: r.table }))
-    .filter((t) => !(opts.exclude ?? []).some((p) => matchesPattern(t, p)));
+  const published = await publishedTables(publisher, pubs);
+  const tables: QualifiedName[] = published.filter((t) => !(opts.exclude ?? []).some((p) => matchesPattern(t, p)));
   const outcomes: TableOutcome[] = [];
   const note = (o: TableOutcome) => {
     outcomes.push(o);
@@ -164,12 +147,7 @@ export async function registerAll(
   };
   for (const t of tables) {
     const name = tableText(t);
-    const { rows: here } = await subscriber.query<{ ok: boolean }>('SELECT to_regclass(format($1, $2::text, $3::text)) IS NOT NULL AS ok', [
-      '%I.%I',
-      t.schema,
-      t.table,
-    ]);
-    if (!here[0]?.ok) {
+    if (!(await tableExists(subscriber, t))) {
       note({ table: name, outcome: 'refused', reason: 'it does not exist on the subscriber' });
       continue;
     }

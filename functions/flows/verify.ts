@@ -17,12 +17,13 @@ import { type TableReport, uncomparable, type VerifyReport } from '../core/repor
 import type { Confirmed } from '../core/verdict.js';
 import { laterLsn, probedTable, splitTimeLimit, twoRoundCandidates } from '../core/verify-plan.js';
 import { localWriteText, localWriteWarning, probeSummary, type RunOutcome, verifyReport } from '../core/verify-report.js';
-import { subscriptionsOf, unhealthy, waitForBarrier } from '../db/barrier.js';
+import { insertLsn, subscriptionsOf, unhealthy, waitForBarrier } from '../db/barrier.js';
 import { readOverview, type TableSnapshot } from '../db/catalogue.js';
-import { type Client, queryTimeout, setQueryTimeout, withinDeadline } from '../db/connect.js';
+import { type Client, withinDeadline } from '../db/connect.js';
 import { drain } from '../db/drain.js';
 import { requireDistinct, requireInstalled } from '../db/install.js';
 import { cleanupProbes, sendMarker } from '../db/probe.js';
+import { abandonSnapshot, beginSnapshot, endSnapshot } from '../db/snapshot.js';
 import { nodeStatus, unmonitoredTables } from '../db/status.js';
 import { localWrites, parityOf, registrationProblems, registrationRoles } from '../db/verify-context.js';
 import { probeReach } from './probe-route.js';
@@ -56,7 +57,7 @@ const ROLLBACK_WAIT_MS = 1000;
 
 /** Reads a side's catalogue overview in a REPEATABLE READ, read-only transaction left open, so later reads see the same snapshot. */
 async function openSnapshot(c: Client): Promise<Map<string, TableSnapshot>> {
-  await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  await beginSnapshot(c);
   return new Map((await readOverview(c)).map((t) => [t.table, t]));
 }
 
@@ -173,7 +174,7 @@ async function verifyWithin(pub: Client, sub: Client, opts: VerifyOptions, start
   try {
     open = [pub];
     const pubRanges = await openSnapshot(pub);
-    const lsn = (await pub.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0]?.l as string;
+    const lsn = await insertLsn(pub);
     let barrierMs = 0;
     if (markerIds.length > 0) {
       const marker = await awaitAnswers(sub, pubStatus.nodeId, markerIds, barrierEnd(), probeSubs);
@@ -207,7 +208,7 @@ async function verifyWithin(pub: Client, sub: Client, opts: VerifyOptions, start
       probeable,
       pubStatus: pubStatus.tables,
     });
-    for (const c of open) await c.query('COMMIT');
+    for (const c of open) await endSnapshot(c);
     open = [];
 
     // 4: probes
@@ -245,11 +246,6 @@ async function verifyWithin(pub: Client, sub: Client, opts: VerifyOptions, start
     return finish({ ...found, rounds: second.rounds, lsn: second.lsn, barrierMs: barrierMs + second.waitedMs });
   } finally {
     // a snapshot left open is ended by the server when the connection goes; never wait long for it
-    for (const c of open) {
-      const own = queryTimeout(c);
-      setQueryTimeout(c, ROLLBACK_WAIT_MS);
-      await c.query('ROLLBACK').catch(() => {});
-      setQueryTimeout(c, own);
-    }
+    for (const c of open) await abandonSnapshot(c, ROLLBACK_WAIT_MS);
   }
 }
