@@ -65,8 +65,11 @@ function childrenOf(postmaster: number): number[] {
     });
 }
 
-/** Runs `run` with every process of a server stopped (SIGSTOP) `afterMs` into it (0: before it starts); always resumes them. */
-async function frozen<T>(side: 'publisher' | 'subscriber', afterMs: number, run: () => Promise<T>): Promise<T> {
+/**
+ * Runs `run` with every process of a server stopped (SIGSTOP): before it starts (0), `afterMs` into
+ * it, or as soon as `when` resolves (the command is seen at work); always resumes them.
+ */
+async function frozen<T>(side: 'publisher' | 'subscriber', afterMs: number | (() => Promise<void>), run: () => Promise<T>): Promise<T> {
   const postmaster = (await serverProcesses(side))[0] as number;
   let pids: number[] = [];
   const freeze = () => {
@@ -81,7 +84,8 @@ async function frozen<T>(side: 'publisher' | 'subscriber', afterMs: number, run:
       return await run();
     }
     const running = run();
-    await sleep(afterMs);
+    if (typeof afterMs === 'number') await sleep(afterMs);
+    else await afterMs();
     freeze();
     return await running;
   } finally {
@@ -164,8 +168,19 @@ describe('a frozen node cannot hold a command past its time (item 17)', () => {
   });
 
   it('a server frozen mid-drain (drain --max-seconds 3) is an error naming it, not "NOT caught up"', async () => {
-    // a full re-sweep of 300,000 rows takes about 0.8 s: the server freezes mid-drain
-    const [r, ms] = await frozen('subscriber', 300, () =>
+    // a full re-sweep of 300,000 rows takes 0.3-0.8 s: the server freezes once the drain is seen
+    // sweeping (a fixed delay froze it after the drain had finished on an idle machine)
+    const sweeping = async () => {
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline) {
+        const { rows } = await pair.sub.query(
+          "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE '%syncguard.sweep_batch%' AND pid <> pg_backend_pid()",
+        );
+        if (rows.length > 0) return;
+        await sleep(5);
+      }
+    };
+    const [r, ms] = await frozen('subscriber', sweeping, () =>
       timed(() => cli('drain', '--dsn', pair.subscriberDsn, '--max-seconds', '3', '--full-resweep')),
     );
     expect(r.code, r.out.join('\n')).toBe(2);
