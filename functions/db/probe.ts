@@ -3,6 +3,7 @@
 
 import type { BucketValue } from '../core/compare.js';
 import type { QualifiedName } from '../core/identifiers.js';
+import { insertLsn } from './barrier.js';
 import { type Client, one } from './connect.js';
 
 export interface ProbeRoute {
@@ -96,14 +97,14 @@ export async function sendProbe(
     const r = one(rows, 'syncguard.probe_buckets').r;
     await pub.query('COMMIT');
     const holdMs = Date.now() - t0 - Number(r.lockWaitMs);
-    const { rows: l } = await pub.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l');
+    const lsn = await insertLsn(pub);
     return {
       id: String(r.id),
       values: parseValues(r.values),
       lockWaitMs: Number(r.lockWaitMs),
       computeMs: Number(r.computeMs),
       holdMs,
-      lsn: one(l, 'pg_current_wal_insert_lsn').l,
+      lsn,
     };
   } catch (err) {
     await pub.query('ROLLBACK').catch(() => {});

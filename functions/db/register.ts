@@ -111,27 +111,19 @@ export async function truncatedColumns(client: Client, t: QualifiedName, columns
 }
 
 /** The hash version a node's registration of the table carries, if it is registered there. */
-export async function heldHashVersion(client: Client, t: QualifiedName): Promise<HashVersion | undefined> {
-  const { rows } = await client.query<{ v: number }>(
-    'SELECT hash_version AS v FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
-    [t.schema, t.table],
-  );
-  return rows[0] === undefined ? undefined : parseHashVersion(rows[0].v);
-}
-
-/** The layout a node's registration of the table has, if it is registered there. */
-export async function heldLayout(
+/** A node's registration of the table, if it holds one: its layout, hash version and node role. */
+export async function heldRegistration(
   client: Client,
   t: QualifiedName,
-): Promise<{ scheme: BucketScheme; width: number | null; hashVersion: HashVersion } | undefined> {
-  const { rows } = await client.query<{ scheme: BucketScheme; width: string | null; v: number }>(
-    'SELECT scheme, bucket_width::text AS width, hash_version AS v FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
+): Promise<{ scheme: BucketScheme; width: number | null; hashVersion: HashVersion; role: string } | undefined> {
+  const { rows } = await client.query<{ scheme: BucketScheme; width: string | null; v: number; role: string }>(
+    'SELECT scheme, bucket_width::text AS width, hash_version AS v, node_role AS role FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
     [t.schema, t.table],
   );
   const r = rows[0];
   return r === undefined
     ? undefined
-    : { scheme: r.scheme, width: r.width === null ? null : Number(r.width), hashVersion: parseHashVersion(r.v) };
+    : { scheme: r.scheme, width: r.width === null ? null : Number(r.width), hashVersion: parseHashVersion(r.v), role: r.role };
 }
 
 /** The fingerprint of the registration a node holds for a table, if any. */
@@ -171,18 +163,6 @@ export async function registeredTables(client: Client): Promise<QualifiedName[]>
     'SELECT schema_name AS schema, table_name AS table FROM syncguard.registrations ORDER BY 1, 2',
   );
   return rows.map((r) => ({ schema: r.schema, table: r.table }));
-}
-
-/** The scheme, integer width and node role of a table's registration on a node, if it has one. */
-export async function heldRole(
-  client: Client,
-  t: QualifiedName,
-): Promise<{ scheme: BucketScheme; width: string | null; role: string } | undefined> {
-  const { rows } = await client.query<{ scheme: BucketScheme; width: string | null; role: string }>(
-    'SELECT scheme, bucket_width::text AS width, node_role AS role FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
-    [t.schema, t.table],
-  );
-  return rows[0];
 }
 
 /**

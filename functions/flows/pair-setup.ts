@@ -9,8 +9,7 @@ import type { Client } from '../db/connect.js';
 import { nodeMigrations } from '../db/generated/migrations.js';
 import { installedVersions, installPair } from '../db/install.js';
 import {
-  heldHashVersion,
-  heldRole,
+  heldRegistration,
   publishedTables,
   type RegisterOptions,
   type RegisterResult,
@@ -66,7 +65,7 @@ async function refreshRegistration(
   subscriber: Client,
   opts: RegisterOptions & { refresh?: boolean },
 ): Promise<RegisterResult> {
-  const prev = await heldRole(publisher, opts.table);
+  const prev = await heldRegistration(publisher, opts.table);
   if (prev === undefined)
     throw new InputError(`table ${tableText(opts.table)} is not registered on the publisher; register it without --refresh`);
   if (prev.role !== 'publisher')
@@ -75,7 +74,7 @@ async function refreshRegistration(
     );
   // a table held at version 2 (the default) is planned as a new one would be: with version 1 when
   // version 2 would read a column truncated (core chooseHashVersion, checked in planTable)
-  const held = await heldHashVersion(publisher, opts.table);
+  const held = prev.hashVersion;
   const hashVersion = opts.hashVersion ?? (held === 2 ? undefined : held);
   const { refresh: _refresh, ...again } = opts;
   // every check first (both nodes installed and distinct, the subscription, both tables, the
@@ -88,7 +87,7 @@ async function refreshRegistration(
       ...again,
       ...(hashVersion !== undefined ? { hashVersion } : {}),
       scheme: opts.scheme ?? prev.scheme,
-      ...(opts.bucketSize === undefined && prev.width !== null ? { bucketSize: Number(prev.width) } : {}),
+      ...(opts.bucketSize === undefined && prev.width !== null ? { bucketSize: prev.width } : {}),
     },
     true,
   );
@@ -155,7 +154,7 @@ export async function registerAll(
       const result = await registerTable(publisher, subscriber, {
         table: t,
         ...(opts.bucketSize !== undefined ? { bucketSize: opts.bucketSize } : {}),
-        ...(opts.hashVersion !== undefined ? { hashVersion: (await heldHashVersion(publisher, t)) ?? opts.hashVersion } : {}),
+        ...(opts.hashVersion !== undefined ? { hashVersion: (await heldRegistration(publisher, t))?.hashVersion ?? opts.hashVersion } : {}),
       });
       note({ table: name, outcome: result.alreadyRegistered ? 'already registered' : 'registered', result });
     } catch (err) {

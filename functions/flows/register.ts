@@ -14,8 +14,7 @@ import {
   applyAsOwnerNotes,
   describeTable,
   heldFingerprint,
-  heldHashVersion,
-  heldLayout,
+  heldRegistration,
   publisherRows,
   type RegisterOptions,
   type RegisterResult,
@@ -58,8 +57,10 @@ export async function planTable(
   // version, bucket scheme and integer bucket width unless others are asked for, so registering it
   // again without repeating its options finds it already registered, or completes the node that
   // lost it, instead of refusing a different fingerprint.
-  const heldBy = refresh ? undefined : ((await heldLayout(publisher, opts.table)) ?? (await heldLayout(subscriber, opts.table)));
-  const heldVersion = refresh ? await heldHashVersion(publisher, opts.table) : heldBy?.hashVersion;
+  const heldBy = refresh
+    ? undefined
+    : ((await heldRegistration(publisher, opts.table)) ?? (await heldRegistration(subscriber, opts.table)));
+  const heldVersion = refresh ? (await heldRegistration(publisher, opts.table))?.hashVersion : heldBy?.hashVersion;
   if (!refresh && opts.hashVersion !== undefined && heldVersion !== undefined && heldVersion !== opts.hashVersion) {
     throw new InputError(
       `table ${tableText(opts.table)} is registered with hash version ${heldVersion}; to move it to version ${opts.hashVersion} (both sides re-sweep it), run: syncguard register --table ${tableText(opts.table)} --refresh --hash-version ${opts.hashVersion}`,
