@@ -137,6 +137,7 @@ DECLARE
   v_t1 timestamptz;
   v_values jsonb;
   v_id bigint;
+  v_rows bigint;
 BEGIN
   IF current_setting('transaction_isolation') <> 'read committed' THEN
     RAISE EXCEPTION 'a probe needs a READ COMMITTED transaction (it must see what committed before its lock), got %',
@@ -152,8 +153,9 @@ BEGIN
     RAISE EXCEPTION 'a probe asks for 1 to % buckets, this one for %', v_caps->>'maxBuckets', coalesce(cardinality(p_buckets), 0)
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF syncguard._probe_rows(r, p_buckets) > (v_caps->>'maxRows')::bigint THEN
-    RAISE EXCEPTION 'a probe of these buckets would read about % rows, more than the cap of %', syncguard._probe_rows(r, p_buckets), v_caps->>'maxRows'
+  v_rows := syncguard._probe_rows(r, p_buckets);   -- counted once: it reads up to the cap's rows
+  IF v_rows > (v_caps->>'maxRows')::bigint THEN
+    RAISE EXCEPTION 'a probe of these buckets would read about % rows, more than the cap of %', v_rows, v_caps->>'maxRows'
       USING ERRCODE = 'program_limit_exceeded';
   END IF;
   PERFORM syncguard._require_probe_clean();
