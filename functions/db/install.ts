@@ -129,10 +129,21 @@ const CONTROL: MigrationSet = {
 /** A current definition that cannot replace the installed object as it stands (see docs/schema.md). */
 export class DefinitionShapeError extends IncompatibleError {}
 
-/** The checksum of the definitions installed in a schema; null when they predate definitions_id(). */
-export async function installedDefinitions(client: Client, schema: MigrationSet['schema'] = 'syncguard'): Promise<string | null> {
-  const { rows } = await client.query<{ ok: boolean }>('SELECT to_regprocedure($1) IS NOT NULL AS ok', [`${schema}.definitions_id()`]);
+/**
+ * The checksum of the definitions installed in a schema; null when they predate definitions_id(),
+ * undefined when this login may not call it (a role granted nothing by grant_role).
+ */
+export async function installedDefinitions(
+  client: Client,
+  schema: MigrationSet['schema'] = 'syncguard',
+): Promise<string | null | undefined> {
+  const { rows } = await client.query<{ ok: boolean; may: boolean | null }>(
+    `SELECT to_regprocedure($1) IS NOT NULL AS ok,
+            CASE WHEN to_regprocedure($1) IS NOT NULL THEN has_function_privilege(to_regprocedure($1), 'EXECUTE') END AS may`,
+    [`${schema}.definitions_id()`],
+  );
   if (!rows[0]?.ok) return null;
+  if (!rows[0]?.may) return undefined;
   return (await client.query<{ id: string }>(`SELECT ${schema}.definitions_id() AS id`)).rows[0]?.id ?? null;
 }
 
@@ -315,7 +326,8 @@ export async function requireInstalled(client: Client, label: string): Promise<v
     );
   }
   const defs = await installedDefinitions(client);
-  if (defs !== nodeDefinitions.checksum) {
+  // a login granted nothing cannot tell; it is refused by the functions it calls
+  if (defs !== undefined && defs !== nodeDefinitions.checksum) {
     throw new IncompatibleError(
       `the syncguard functions on the ${label} are not this syncguard's (definitions ${defs ?? 'from before they were tracked'} installed, this syncguard has ${nodeDefinitions.checksum}); run: syncguard install --dsn <${kind} DSN>`,
     );

@@ -4,8 +4,7 @@
 
 -- What PUBLIC may do. PostgreSQL grants EXECUTE on every new function to PUBLIC, and that default
 -- cannot be removed per schema, so this revokes explicitly; install runs it after every change to
--- the definitions. definitions_id() (written by install: the checksum of the definitions) stays
--- open, so that any role can be told its node's functions are not this syncguard's.
+-- the definitions.
 CREATE OR REPLACE FUNCTION syncguard._grants()
  RETURNS void
  LANGUAGE plpgsql
@@ -16,9 +15,6 @@ BEGIN
   REVOKE ALL ON ALL SEQUENCES IN SCHEMA syncguard FROM PUBLIC;
   REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA syncguard FROM PUBLIC;
   GRANT USAGE ON SCHEMA syncguard TO PUBLIC;
-  IF to_regprocedure('syncguard.definitions_id()') IS NOT NULL THEN
-    GRANT EXECUTE ON FUNCTION syncguard.definitions_id() TO PUBLIC;
-  END IF;
 END
 $function$;
 
@@ -48,14 +44,15 @@ BEGIN
 END
 $function$;
 
--- The functions each kind of role needs, as signatures.
--- As in 0019, and the repair kind gets repair_requests and repair_user_code.
+-- The functions each kind of role needs, as signatures. Every kind may read schema_version() and
+-- definitions_id() (the checksum of the definitions install wrote), so that a drain or verify
+-- role is told when its node's functions are not its syncguard's.
 CREATE OR REPLACE FUNCTION syncguard._role_functions(p_kind text)
  RETURNS text[]
  LANGUAGE sql
  IMMUTABLE
 AS $function$
-  SELECT ARRAY['syncguard.schema_version()', 'syncguard.check_state()', 'syncguard.request_full_sweep()',
+  SELECT ARRAY['syncguard.schema_version()', 'syncguard.definitions_id()', 'syncguard.check_state()', 'syncguard.request_full_sweep()',
                'syncguard.maybe_full_sweep(interval)', 'syncguard.drain_batch(integer)', 'syncguard.sweep_batch(integer)',
                'syncguard.status()']
       || CASE WHEN p_kind IN ('verify', 'repair') THEN
