@@ -80,7 +80,10 @@ export function useInvestigationLambdas() {
     await ctx.pair.pub.query(`DROP DATABASE IF EXISTS ${ctx.pair.name}_ctl WITH (FORCE)`).catch(() => {});
   });
 
-  async function call<T>(h: (e: unknown, c: ReturnType<typeof context>) => Promise<T>, event: unknown): Promise<{ result: T; log: string }> {
+  async function call<T>(
+    h: (e: unknown, c: ReturnType<typeof context>) => Promise<T>,
+    event: unknown,
+  ): Promise<{ result: T; log: string }> {
     const out = captureStdout();
     try {
       const result = await h(event, context(120_000));
