@@ -6,9 +6,10 @@ import type { Command } from 'commander';
 import { parseTableName } from '../functions/core/identifiers.js';
 import type { VerifyReport } from '../functions/core/report.js';
 import { type Client, checkDsn } from '../functions/db/connect.js';
-import { endpointOf, type RunMeta, recordRun } from '../functions/db/control.js';
+import { endpointOf } from '../functions/db/control.js';
 import { refuseNodeAsControl } from '../functions/db/install.js';
-import { VERIFY_GRACE_MS, verifyPair } from '../functions/flows/verify.js';
+import { VERIFY_GRACE_MS } from '../functions/flows/verify.js';
+import { type RunRequest, recordVerifyRun, verifyRun } from '../functions/flows/verify-run.js';
 import { type Out, withClients } from './clients.js';
 import { MAX_SECONDS, pairDsns, percent, positiveNumber } from './options.js';
 
@@ -107,35 +108,33 @@ export function verifyCommand(program: Command, out: Out, warn: Out, setExit: (c
           [subscriber, 'subscriber'],
         ],
         async ([p, s]) => {
-          const startedAt = new Date();
-          const report = await verifyPair(p as Client, s as Client, {
+          const run = await verifyRun(p as Client, s as Client, {
             ...(table !== undefined ? { table } : {}),
             minCoveragePct: o.minCoverage,
             timeLimitMs: Math.max(1000, limitMs - (Date.now() - started)),
             probeHoldMs: o.probeHold,
             exclude: o.exclude,
           });
+          const { report } = run;
           if (o.json) out(JSON.stringify(report));
           else for (const l of describe(report)) out(l);
           setExit(VERIFY_EXIT[report.status]);
           const controlDsn = o.controlDsn ?? process.env.SYNCGUARD_CONTROL_DSN;
           if (controlDsn === undefined) return;
-          const meta: RunMeta = {
+          const request: RunRequest = {
             pair: o.pair ?? `${endpointOf(publisher)} -> ${endpointOf(subscriber)}`,
             publisher: endpointOf(publisher),
             subscriber: endpointOf(subscriber),
             requestedBy: userInfo().username,
             via: 'cli',
             ...(o.table !== undefined ? { table: o.table } : {}),
-            startedAt,
-            finishedAt: new Date(),
           };
           // the verdict stands even when it cannot be recorded: warn and keep the exit code
           try {
             await withClients([[checkDsn(controlDsn, 'control-plane'), 'control-plane database']], async ([c]) => {
               await refuseNodeAsControl(c as Client, endpointOf(controlDsn));
-              const run = await recordRun(c as Client, meta, report);
-              if (!o.json) out(`  recorded as run ${run.runId} in the control plane`);
+              const recorded = await recordVerifyRun(c as Client, request, run);
+              if (!o.json) out(`  recorded as run ${recorded.runId} in the control plane`);
             });
           } catch (err) {
             warn(

@@ -12,9 +12,8 @@ import { DIMENSION, METRIC } from './contract.js';
 import { InputError, TimeLimitError } from './core/errors.js';
 import { parseTableName } from './core/identifiers.js';
 import type { VerifyReport } from './core/report.js';
-import { recordRun } from './db/control.js';
 import { parseEvent } from './events.js';
-import { verifyPair } from './flows/verify.js';
+import { recordVerifyRun, verifyRun } from './flows/verify-run.js';
 
 /** Kept free after verify for recording the run and returning. */
 const RECORD_MARGIN_MS = 3000;
@@ -48,13 +47,12 @@ export async function verifyHandler(event: unknown, context: Context): Promise<V
   const pub = await connectionFor(`${e.pair}/publisher`, pair.publisherSecretId);
   const sub = await connectionFor(`${e.pair}/subscriber`, pair.subscriberSecretId);
   const control = await connectionFor('control', config.controlSecretId);
-  const startedAt = new Date();
-  const report = await verifyPair(pub, sub, {
+  const verified = await verifyRun(pub, sub, {
     ...(table !== undefined ? { table } : {}),
     minCoveragePct: config.minCoveragePct,
     timeLimitMs,
   });
-  const run = await recordRun(
+  const run = await recordVerifyRun(
     control,
     {
       pair: e.pair,
@@ -63,30 +61,28 @@ export async function verifyHandler(event: unknown, context: Context): Promise<V
       requestedBy: context.invokedFunctionArn,
       via: 'lambda',
       ...(e.table !== undefined ? { table: e.table } : {}),
-      startedAt,
-      finishedAt: new Date(),
     },
-    report,
+    verified,
   );
 
-  const localWrites = report.localWrites.reduce((a, g) => a + g.writes, 0);
+  const { report, figures } = verified;
   metrics.addDimension(DIMENSION.Pair, e.pair);
-  metrics.addMetric(METRIC.DivergentBuckets, MetricUnit.Count, report.mismatches.length);
-  metrics.addMetric(METRIC.CoveragePct, MetricUnit.Percent, report.coveragePct);
-  metrics.addMetric(METRIC.VerifyDurationMs, MetricUnit.Milliseconds, report.durationMs);
-  metrics.addMetric(METRIC.ReplicationBarrierMs, MetricUnit.Milliseconds, report.barrierMs);
-  metrics.addMetric(METRIC.ProbesSent, MetricUnit.Count, report.probes.probes);
-  metrics.addMetric(METRIC.ProbeMaxHoldMs, MetricUnit.Milliseconds, report.probes.maxHoldMs);
-  metrics.addMetric(METRIC.LocalWrites, MetricUnit.Count, localWrites);
+  metrics.addMetric(METRIC.DivergentBuckets, MetricUnit.Count, figures.divergentBuckets);
+  metrics.addMetric(METRIC.CoveragePct, MetricUnit.Percent, figures.coveragePct);
+  metrics.addMetric(METRIC.VerifyDurationMs, MetricUnit.Milliseconds, figures.durationMs);
+  metrics.addMetric(METRIC.ReplicationBarrierMs, MetricUnit.Milliseconds, figures.barrierMs);
+  metrics.addMetric(METRIC.ProbesSent, MetricUnit.Count, figures.probesSent);
+  metrics.addMetric(METRIC.ProbeMaxHoldMs, MetricUnit.Milliseconds, figures.probeMaxHoldMs);
+  metrics.addMetric(METRIC.LocalWrites, MetricUnit.Count, figures.localWrites);
   const summary: VerifySummary = {
     pair: e.pair,
     status: report.status,
     reasons: report.reasons,
     verifiedLsn: report.verifiedLsn,
     coveragePct: report.coveragePct,
-    mismatches: report.mismatches.length,
+    mismatches: figures.divergentBuckets,
     candidates: report.candidates.length,
-    localWrites,
+    localWrites: figures.localWrites,
     runId: run.runId,
     divergenceIds: run.divergenceIds,
   };

@@ -5,8 +5,8 @@
 // smaller buckets are the fix. The limit is issue 9's promise to writers, so no flag raises it.
 
 export interface HoldContext {
-  /** The registration's bucket scheme (hash, int, range); undefined when the caller does not know it. */
-  readonly scheme: string | undefined;
+  /** The registration's bucket scheme (hash, int, range). */
+  readonly scheme: string;
   readonly table: string;
   readonly bucket: string;
   /** The bucket's rows in the publisher's catalogue, when known. */
@@ -27,5 +27,5 @@ export function inspectHoldHint(c: HoldContext): string {
 export function singleChangeHoldHint(c: HoldContext): string {
   if (c.scheme === 'hash')
     return ' (even one change at a time: its row is found by reading the whole table under the lock, as for any hash-bucketed table; register it with a range scheme)';
-  return ` (even one change at a time: its row is found among bucket ${c.bucket}'s rows, all read and hashed under the lock${c.scheme === undefined ? ', or the whole table for a hash-bucketed one' : ''}; ${split(c)})`;
+  return ` (even one change at a time: its row is found among bucket ${c.bucket}'s rows, all read and hashed under the lock; ${split(c)})`;
 }

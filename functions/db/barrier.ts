@@ -7,6 +7,7 @@
 // state r, and apply errors are not rising; any of these failing, or a timeout, gives no barrier
 // and so no data verdict.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type QualifiedName, tableText } from '../core/identifiers.js';
 import type { Client } from './connect.js';
 
@@ -28,8 +29,6 @@ export type BarrierResult =
       readonly excluded: ReadonlyMap<string, string>;
     }
   | { readonly ok: false; readonly failure: string };
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The subscriptions of the subscriber database that replicate the given tables, and the tables

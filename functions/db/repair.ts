@@ -54,7 +54,7 @@ export async function sendRowsProbe(
     subscription: string;
     lockTimeoutMs: number;
     /** The bucket scheme and the bucket's catalogue row count, for the hint when the hold limit is hit. */
-    scheme?: string;
+    scheme: string;
     rows?: bigint | null;
   },
 ): Promise<{ id: string; rows: RowList; lockWaitMs: number; computeMs: number }> {
@@ -113,7 +113,7 @@ export async function sendRepair(
      */
     inspection?: string;
     /** The bucket scheme, for the hint when the hold limit is hit. */
-    scheme?: string;
+    scheme: string;
   },
 ): Promise<SentRepair> {
   // what travels: the preconditions and a delete's key values; an upsert's values are the publisher's, read under the lock

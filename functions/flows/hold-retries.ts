@@ -3,9 +3,8 @@
 // (CPU, I/O) can make one call that fits the limit overrun it. A call too large for the limit
 // fails every time, so it is tried only twice more. Inspection and repair share this.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import { HoldLimitError } from '../db/repair.js';
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** How often a call cancelled at the hold limit is tried again. */
 const HOLD_RETRIES = 2;

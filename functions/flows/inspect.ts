@@ -2,6 +2,7 @@
 // replication position, from an inspection probe; then the full rows of the differing keys only.
 // Values go to the caller (the user asked for the diff), never to a log.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { DetailCatalogue } from '../core/compare.js';
 import { IncompatibleError, InputError, SyncGuardError } from '../core/errors.js';
 import { type QualifiedName, tableText } from '../core/identifiers.js';
@@ -15,7 +16,7 @@ import { readRowValues, sendRowsProbe } from '../db/repair.js';
 import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { nodeStatus } from '../db/status.js';
 import { registrationProblems } from '../db/verify-context.js';
-import { sleep, withHoldRetries } from './hold-retries.js';
+import { withHoldRetries } from './hold-retries.js';
 import { probeReach } from './probe-route.js';
 import { awaitAnswers } from './probes.js';
 

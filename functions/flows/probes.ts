@@ -6,6 +6,7 @@
 // The same answers serve as the barrier (flows/verify.ts): a marker's answer means the subscriber
 // applied everything the publisher committed before the marker, without waiting for a status message.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { BucketScheme } from '../core/buckets.js';
 import { EMPTY, sameValue } from '../core/compare.js';
 import { ConnectionError } from '../core/errors.js';
@@ -23,7 +24,6 @@ import { applyErrors, NO_ERROR_COUNTS, replicationStopped } from '../db/barrier.
 import type { Client } from '../db/connect.js';
 import { bucketValues, type ProbeAnswer, readAnswers, type SentProbe, sendProbe } from '../db/probe.js';
 import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
-import { sleep } from './hold-retries.js';
 
 export interface ProbeRequest {
   readonly table: string;

@@ -49,6 +49,7 @@ describe('inspect a range bucket of a composite-key table', () => {
         target,
         subscription: ctx.pair.name,
         lockTimeoutMs: 20,
+        scheme: 'range',
       });
       expect([...got.rows.keys()].sort()).toEqual(expected.map((r) => r.k).sort());
       expect(got.rows.size).toBeGreaterThan(500);

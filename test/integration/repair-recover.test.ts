@@ -70,6 +70,7 @@ describe('item 22: a plan left applying by a killed run', () => {
         plan: String(planId),
         target: t.target,
         subscription: t.subscription,
+        scheme: t.scheme,
         lockTimeoutMs: 20,
         ...(plan.inspection === undefined ? {} : { inspection: plan.inspection }),
       });

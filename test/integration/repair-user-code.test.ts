@@ -140,6 +140,7 @@ describe('item 8: no repair runs the table owner code as syncguard', () => {
       plan: 'past-the-check',
       target: t.target,
       subscription: t.subscription,
+      scheme: t.scheme,
       lockTimeoutMs: 20,
     });
     const waited = await awaitAnswers(ctx.sub, t.origin, [sent.id as string], Date.now() + 10_000, [t.subscription]);
@@ -174,6 +175,7 @@ describe('item 8: no repair runs the table owner code as syncguard', () => {
       plan: 'cast',
       target: t.target,
       subscription: t.subscription,
+      scheme: t.scheme,
       lockTimeoutMs: 1000,
     });
     const waited = await awaitAnswers(ctx.sub, t.origin, [sent.id as string], Date.now() + 10_000, [t.subscription]);
@@ -200,6 +202,7 @@ describe('item 8: no repair runs the table owner code as syncguard', () => {
         plan: 'pubcast',
         target: t.target,
         subscription: t.subscription,
+        scheme: t.scheme,
         lockTimeoutMs: 1000,
       }),
     ).rejects.toThrow(/cast from app\.mood2 to text/);
@@ -222,6 +225,7 @@ describe('item 8: no repair runs the table owner code as syncguard', () => {
       plan: 'written',
       target: t.target,
       subscription: t.subscription,
+      scheme: t.scheme,
       lockTimeoutMs: 1000,
     });
     const waited = await awaitAnswers(ctx.sub, t.origin, [sent.id as string], Date.now() + 10_000, [t.subscription]);
@@ -256,6 +260,7 @@ describe('item 8: no repair runs the table owner code as syncguard', () => {
       plan: 'differs',
       target: t.target,
       subscription: t.subscription,
+      scheme: t.scheme,
       lockTimeoutMs: 1000,
     });
     const waited = await awaitAnswers(ctx.sub, t.origin, [sent.id as string], Date.now() + 10_000, [t.subscription]);

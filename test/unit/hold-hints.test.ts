@@ -12,8 +12,5 @@ describe('hold-limit hints by bucket scheme', () => {
       expect(singleChangeHoldHint({ scheme, table: 'public.t', bucket: '3' })).not.toMatch(/read whole|whole table/);
     }
     expect(inspectHoldHint({ scheme: 'range', table: 'public.t', bucket: '3', rows: null })).toMatch(/^ \(bucket 3 holds too many rows,/);
-    expect(singleChangeHoldHint({ scheme: undefined, table: 'public.t', bucket: '3' })).toMatch(
-      /or the whole table for a hash-bucketed one/,
-    );
   });
 });

@@ -1,21 +1,12 @@
-// The investigation handlers against a real pair and control plane (only Secrets Manager and
-// Step Functions are faked, at the SDK boundary): verify finds a divergence, inspect plans it,
-// the approval handler stores the workflow's task token and completes it on a decision
-// (SendTaskSuccess, or SendTaskFailure with PlanRejectedError), and repair applies the plan; the
-// divergence ends verified. Errors carry the names the workflow routes on.
+// The approver of a repair through the Lambdas is the caller's AWS identity, verified by STS (issue
+// 17 item 9): STS is faked at the HTTP boundary with the SDK's real signer; the approval function
+// refuses an identity signed for another plan, decision, deployment or checksum, or pointed at
+// another host, before anything is sent, and records the principals STS names.
 
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
-import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { OWNER, OWNER_PASSWORD } from '../../dev/pair.js';
+import { describe, expect, it } from 'vitest';
+import { OWNER } from '../../dev/pair.js';
 import { handler as approval } from '../../functions/approval.js';
-import { clearOwnPrincipal } from '../../functions/commons/aws-identity.js';
-import { closeConnections } from '../../functions/commons/connections.js';
 import { decideRemotely } from '../../functions/commons/remote-approval.js';
-import { clearSecretCache } from '../../functions/commons/secrets.js';
 import { ERROR_NAMES } from '../../functions/core/errors.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
@@ -24,174 +15,10 @@ import { storePlan } from '../../functions/flows/plans.js';
 import { planBucket } from '../../functions/flows/repair.js';
 import { handler as inspect } from '../../functions/inspect.js';
 import { handler as repair } from '../../functions/repair.js';
-import { handler as verify } from '../../functions/verify.js';
-import { AWS_APPROVERS, bindingFacts, decide, fakeSts, PRINCIPALS, signedAs, signFor, stsRequests } from '../support/aws-identity.js';
-import { captureStdout, context } from '../support/lambda.js';
-import { register, settle } from '../support/syncguard.js';
-import { usePair } from '../support/use-pair.js';
+import { AWS_APPROVERS, bindingFacts, decide, PRINCIPALS, signedAs, stsRequests } from '../support/aws-identity.js';
+import { fakeApprovalFunction, INSPECT_ARN, T, useInvestigationLambdas } from '../support/investigation-lambdas.js';
 
-const T = 'public.invoices';
-const sm = mockClient(SecretsManagerClient);
-const sfn = mockClient(SFNClient);
-// the inspect function's own principal (STS GetCallerIdentity with its role's credentials)
-const sts = mockClient(STSClient);
-const INSPECT_ARN = 'arn:aws:sts::000000000000:assumed-role/syncguard-inspect/syncguard-inspect-fn';
-
-const ctx = usePair({
-  label: 'rlambda',
-  tables: [T],
-  async prepare(pair) {
-    await pair.both(`CREATE TABLE ${T} (id bigint PRIMARY KEY, amount numeric, memo text)`);
-    await pair.pub.query(`INSERT INTO ${T} SELECT i, i, 'memo ' || i FROM generate_series(1, 2000) i`);
-    await pair.pub.query(`CREATE DATABASE ${pair.name}_ctl OWNER ${OWNER}`);
-  },
-  async ready({ pub, sub }) {
-    await register(pub, sub, T, { bucketSize: 100 });
-    await settle(pub);
-    await settle(sub);
-  },
-});
-
-const secret = (port: number, dbname: string) => ({
-  SecretString: JSON.stringify({ engine: 'postgres', host: '127.0.0.1', port, username: OWNER, password: OWNER_PASSWORD, dbname }),
-});
-
-beforeAll(async () => {
-  process.env.AWS_REGION = 'eu-west-1';
-  process.env.SYNCGUARD_PAIRS = JSON.stringify({ books: { publisherSecretId: 'sg/pub', subscriberSecretId: 'sg/sub' } });
-  process.env.SYNCGUARD_CONTROL_SECRET_ID = 'sg/control';
-  process.env.SYNCGUARD_FOUR_EYES = 'true';
-  const c = await connect(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'), 'control');
-  await installControl(c);
-  await c.query('SELECT syncguard_control.set_approval_policy(false, NULL, $1)', [AWS_APPROVERS]);
-  signFor(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'));
-  await c.end();
-  sm.on(GetSecretValueCommand, { SecretId: 'sg/pub' }).resolves(secret(ctx.pair.publisher.port, ctx.pair.name));
-  sm.on(GetSecretValueCommand, { SecretId: 'sg/sub' }).resolves(secret(ctx.pair.subscriber.port, ctx.pair.name));
-  sm.on(GetSecretValueCommand, { SecretId: 'sg/control' }).resolves(secret(ctx.pair.publisher.port, `${ctx.pair.name}_ctl`));
-  sfn.on(SendTaskSuccessCommand).resolves({});
-  sfn.on(SendTaskFailureCommand).resolves({});
-  sts.on(GetCallerIdentityCommand).resolves({ Arn: INSPECT_ARN });
-  vi.stubGlobal('fetch', fakeSts);
-});
-
-afterAll(async () => {
-  await closeConnections();
-  clearSecretCache();
-  sm.restore();
-  sfn.restore();
-  sts.restore();
-  clearOwnPrincipal();
-  vi.unstubAllGlobals();
-  delete process.env.SYNCGUARD_FOUR_EYES;
-  await ctx.pair.pub.query(`DROP DATABASE IF EXISTS ${ctx.pair.name}_ctl WITH (FORCE)`).catch(() => {});
-});
-
-async function call<T>(h: (e: unknown, c: ReturnType<typeof context>) => Promise<T>, event: unknown): Promise<{ result: T; log: string }> {
-  const out = captureStdout();
-  try {
-    const result = await h(event, context(120_000));
-    return { result, log: out.lines().join('\n') };
-  } finally {
-    out.restore();
-  }
-}
-
-/** The approval function as approve --function reaches it (the Lambda SDK): a status with these facts; decisions recorded. */
-function fakeApprovalFunction(facts: { deployment: string; checksum: string }) {
-  const lambda = mockClient(LambdaClient);
-  const events: Record<string, unknown>[] = [];
-  lambda.on(InvokeCommand).callsFake((input: { Payload: Uint8Array }) => {
-    const e = JSON.parse(Buffer.from(input.Payload).toString('utf8')) as Record<string, unknown>;
-    events.push(e);
-    const answer =
-      e.action === 'status'
-        ? { planId: e.planId, status: 'waiting', waiting: true, ...facts }
-        : { planId: e.planId, status: 'approved', approver: 'aws:x' };
-    return { Payload: Buffer.from(JSON.stringify(answer)) };
-  });
-  return { lambda, events };
-}
-
-describe('investigation handlers', () => {
-  it('inspect -> await approval -> decide -> repair, ending verified; values never logged', async () => {
-    await ctx.pair.sub.query(`UPDATE ${T} SET memo = 'secret-drift-value' WHERE id = 150; DELETE FROM ${T} WHERE id = 151`);
-    const v = (await call(verify, { pair: 'books' })).result;
-    expect(v).toMatchObject({ status: 'diverged', mismatches: 1 });
-
-    const ins = await call(inspect, { divergenceIds: v.divergenceIds });
-    expect(ins.result.plans).toEqual([
-      expect.objectContaining({
-        divergenceId: v.divergenceIds[0],
-        table: T,
-        bucket: '1',
-        rowCount: 2,
-        diffs: { changed: 1, missing_on_subscriber: 1 },
-      }),
-    ]);
-    expect(ins.log).not.toContain('secret-drift-value');
-    expect(ins.result.plans[0]?.sqlPreview).toContain('INSERT INTO "public"."invoices"');
-    const planId = ins.result.plans[0]?.planId as number;
-
-    await call(approval, { action: 'await', planId, taskToken: 'token-1' });
-    // no approver is taken from the event
-    await expect(call(approval, { action: 'decide', planId, decision: 'approved', approver: 'alice' })).rejects.toThrow(
-      /invalid approval event/,
-    );
-    // four-eyes: the inspect function made the plan, so its role may not approve it (in any session)
-    await expect(call(approval, await decide('AKIDINSPECT', planId, 'approved'))).rejects.toThrow(
-      expect.objectContaining({ name: ERROR_NAMES.FourEyesError }),
-    );
-    expect(sfn.commandCalls(SendTaskSuccessCommand)).toHaveLength(0);
-    const decided = await call(approval, await decide('AKIDALICE', planId, 'approved', { comment: 'ok' }));
-    expect(decided.result).toMatchObject({ status: 'approved', approver: `aws:${PRINCIPALS.AKIDALICE}` });
-    const sent = sfn.commandCalls(SendTaskSuccessCommand);
-    expect(sent).toHaveLength(1);
-    expect(sent[0]?.args[0].input).toMatchObject({ taskToken: 'token-1' });
-    expect(JSON.parse(sent[0]?.args[0].input.output as string)).toMatchObject({ planId, decision: 'approved' });
-
-    const r = (await call(repair, { planId })).result;
-    expect(r).toMatchObject({ planId, counts: { applied: 2 }, bucketAfter: 'equal' });
-    // another run is refused; the same run (a retry: same claim) gets the recorded outcome back
-    await expect(call(repair, { planId, claim: 'another-run' })).rejects.toThrow(
-      expect.objectContaining({ name: ERROR_NAMES.PlanAlreadyAppliedError }),
-    );
-    expect((await call(repair, { planId })).result).toMatchObject({ planId, counts: { applied: 2 }, retried: true });
-
-    const c = await connect(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'), 'control');
-    try {
-      const { rows } = await c.query('SELECT to_state FROM syncguard_control.divergence_event WHERE divergence_id = $1 ORDER BY event_id', [
-        v.divergenceIds[0],
-      ]);
-      expect(rows.map((x) => x.to_state)).toEqual(['open', 'inspected', 'approved', 'repaired', 'verified']);
-    } finally {
-      await c.end();
-    }
-    expect((await call(verify, { pair: 'books' })).result.status).toBe('in_sync');
-  });
-
-  it('fails the waiting workflow step with PlanRejectedError on a rejection, and repair refuses the plan', async () => {
-    await ctx.pair.sub.query(`UPDATE ${T} SET amount = -1 WHERE id = 1500`);
-    const plans = (await call(inspect, { pair: 'books', table: T, bucket: '15' })).result.plans;
-    const planId = plans[0]?.planId as number;
-    await call(approval, { action: 'await', planId, taskToken: 'token-2' });
-    await call(approval, await decide('AKIDALICE', planId, 'rejected'));
-    const failed = sfn.commandCalls(SendTaskFailureCommand);
-    expect(failed.at(-1)?.args[0].input).toMatchObject({ taskToken: 'token-2', error: 'PlanRejectedError' });
-    await expect(call(repair, { planId })).rejects.toThrow(expect.objectContaining({ name: ERROR_NAMES.PlanRejectedError }));
-    await ctx.pair.sub.query(`UPDATE ${T} SET amount = 1500 WHERE id = 1500`);
-  });
-
-  it('refuses bad events and unknown plans with a clear error', async () => {
-    await expect(call(inspect, { pair: 'books', table: T, bucket: 'x' })).rejects.toThrow(/invalid inspect event/);
-    await expect(call(inspect, { divergenceIds: [987654] })).rejects.toThrow(/unknown divergence id\(s\): 987654/);
-    await expect(call(approval, { action: 'decide', planId: 1, decision: 'maybe', identity: { headers: {}, body: '' } })).rejects.toThrow(
-      /invalid approval event/,
-    );
-    await expect(call(approval, { action: 'await', planId: 99999, taskToken: 't' })).rejects.toThrow(/plan 99999 does not exist/);
-    await expect(call(repair, { planId: 99999 })).rejects.toThrow(/plan 99999 does not exist/);
-  });
-});
+const { ctx, call } = useInvestigationLambdas();
 
 describe("the approver is the caller's AWS identity, verified by STS (issue 17 item 9)", () => {
   it('records the verified principals, and refuses an identity signed for another decision or sent elsewhere', async () => {
