@@ -4,7 +4,7 @@
 
 import { ConnectionError, InputError, SyncGuardError } from '../core/errors.js';
 import type { HashVersion } from '../core/hashing.js';
-import { matchesPattern, type QualifiedName, tableText } from '../core/identifiers.js';
+import type { TableRef } from '../core/identifiers.js';
 import type { Client } from '../db/connect.js';
 import { nodeMigrations } from '../db/generated/migrations.js';
 import { installedVersions, installPair } from '../db/install.js';
@@ -38,7 +38,7 @@ export async function installOnPair(
   });
   return {
     ...r,
-    probeNotes: await ensureProbeRoute(publisher, subscriber, (await registeredTables(subscriber)).map(tableText)),
+    probeNotes: await ensureProbeRoute(publisher, subscriber, await registeredTables(subscriber)),
   };
 }
 
@@ -56,7 +56,7 @@ export async function registerOnPair(
   await requireApplicable(subscriber, REGISTRATION, 'syncguard register');
   if (opts.refresh === true) return refreshRegistration(publisher, subscriber, opts);
   const r = await registerTable(publisher, subscriber, opts);
-  const notes = await ensureProbeRoute(publisher, subscriber, [tableText(opts.table)]);
+  const notes = await ensureProbeRoute(publisher, subscriber, [opts.table]);
   return { ...r, notes: [...r.notes, ...notes] };
 }
 
@@ -67,10 +67,10 @@ async function refreshRegistration(
 ): Promise<RegisterResult> {
   const prev = await heldRegistration(publisher, opts.table);
   if (prev === undefined)
-    throw new InputError(`table ${tableText(opts.table)} is not registered on the publisher; register it without --refresh`);
+    throw new InputError(`table ${opts.table.text} is not registered on the publisher; register it without --refresh`);
   if (prev.role !== 'publisher')
     throw new InputError(
-      `the database given as the publisher holds ${tableText(opts.table)} registered as the ${prev.role}: are the publisher and subscriber DSNs swapped? Nothing was changed`,
+      `the database given as the publisher holds ${opts.table.text} registered as the ${prev.role}: are the publisher and subscriber DSNs swapped? Nothing was changed`,
     );
   // a table held at version 2 (the default) is planned as a new one would be: with version 1 when
   // version 2 would read a column truncated (core chooseHashVersion, checked in planTable)
@@ -92,7 +92,7 @@ async function refreshRegistration(
     true,
   );
   await writeRegistration(publisher, subscriber, config, true);
-  const route = await ensureProbeRoute(publisher, subscriber, [tableText(opts.table)]);
+  const route = await ensureProbeRoute(publisher, subscriber, [opts.table]);
   return {
     config,
     alreadyRegistered: false,
@@ -138,14 +138,15 @@ export async function registerAll(
   await requireApplicable(subscriber, REGISTRATION, 'syncguard register');
   const pubs = opts.publication === undefined ? subscribed : [opts.publication];
   const published = await publishedTables(publisher, pubs);
-  const tables: QualifiedName[] = published.filter((t) => !(opts.exclude ?? []).some((p) => matchesPattern(t, p)));
+  const tables: TableRef[] = published.filter((t) => !(opts.exclude ?? []).some((p) => t.matches(p)));
   const outcomes: TableOutcome[] = [];
+  const registered: TableRef[] = [];
   const note = (o: TableOutcome) => {
     outcomes.push(o);
     opts.onTable?.(o);
   };
   for (const t of tables) {
-    const name = tableText(t);
+    const name = t.text;
     if (!(await tableExists(subscriber, t))) {
       note({ table: name, outcome: 'refused', reason: 'it does not exist on the subscriber' });
       continue;
@@ -156,6 +157,7 @@ export async function registerAll(
         ...(opts.bucketSize !== undefined ? { bucketSize: opts.bucketSize } : {}),
         ...(opts.hashVersion !== undefined ? { hashVersion: (await heldRegistration(publisher, t))?.hashVersion ?? opts.hashVersion } : {}),
       });
+      registered.push(t);
       note({ table: name, outcome: result.alreadyRegistered ? 'already registered' : 'registered', result });
     } catch (err) {
       if (err instanceof ConnectionError) throw err;
@@ -164,6 +166,5 @@ export async function registerAll(
       note({ table: name, outcome: 'refused', reason: err instanceof Error ? err.message : String(err) });
     }
   }
-  const registered = outcomes.filter((o) => o.outcome !== 'refused').map((o) => o.table);
   return { outcomes, probeNotes: await ensureProbeRoute(publisher, subscriber, registered) };
 }

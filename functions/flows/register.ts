@@ -5,8 +5,7 @@
 
 import { InputError } from '../core/errors.js';
 import { chooseHashVersion } from '../core/hash-version-choice.js';
-import type { QualifiedName } from '../core/identifiers.js';
-import { tableText } from '../core/identifiers.js';
+import { TableRef } from '../core/identifiers.js';
 import { buildConfig, DEFAULT_BUCKET_SIZE, layoutFor, planRegistration, type RegistrationConfig } from '../core/registration.js';
 import { type Client, inTransaction } from '../db/connect.js';
 import { requireDistinct, requireInstalled } from '../db/install.js';
@@ -63,7 +62,7 @@ export async function planTable(
   const heldVersion = refresh ? (await heldRegistration(publisher, opts.table))?.hashVersion : heldBy?.hashVersion;
   if (!refresh && opts.hashVersion !== undefined && heldVersion !== undefined && heldVersion !== opts.hashVersion) {
     throw new InputError(
-      `table ${tableText(opts.table)} is registered with hash version ${heldVersion}; to move it to version ${opts.hashVersion} (both sides re-sweep it), run: syncguard register --table ${tableText(opts.table)} --refresh --hash-version ${opts.hashVersion}`,
+      `table ${opts.table.text} is registered with hash version ${heldVersion}; to move it to version ${opts.hashVersion} (both sides re-sweep it), run: syncguard register --table ${opts.table.text} --refresh --hash-version ${opts.hashVersion}`,
     );
   }
   const described = {
@@ -81,7 +80,7 @@ export async function planTable(
     ...(await truncatedColumns(subscriber, opts.table, hashed)),
   ];
   const chosen = chooseHashVersion(
-    tableText(opts.table),
+    opts.table.text,
     opts.hashVersion,
     refresh ? undefined : heldVersion,
     truncated.filter((c, i) => truncated.findIndex((d) => d.column === c.column) === i),
@@ -126,7 +125,7 @@ export async function writeRegistration(
   config: RegistrationConfig,
   replace: boolean,
 ): Promise<void> {
-  const table = { schema: config.schema, table: config.table };
+  const table = TableRef.of(config.schema, config.table);
   // the subscriber's transaction inside the publisher's: it commits first, and a failure on
   // either rolls both back
   await inTransaction(publisher, () =>
@@ -146,7 +145,7 @@ export async function writeRegistration(
 export async function unregisterTable(
   publisher: Client,
   subscriber: Client,
-  table: QualifiedName,
+  table: TableRef,
 ): Promise<{ publisher: boolean; subscriber: boolean }> {
   await requireInstalled(publisher, 'publisher');
   await requireInstalled(subscriber, 'subscriber');
@@ -160,7 +159,7 @@ export async function unregisterTable(
     result[role] = await unregisterOn(client, table);
   }
   if (!result.publisher && !result.subscriber) {
-    throw new InputError(`table ${tableText(table)} is not registered on either node`);
+    throw new InputError(`table ${table.text} is not registered on either node`);
   }
   return result;
 }

@@ -12,7 +12,7 @@
 
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseTableName, type QualifiedName } from '../../functions/core/identifiers.js';
+import { parseTableName, type TableRef } from '../../functions/core/identifiers.js';
 import type { PlannedChange } from '../../functions/core/repair-plan.js';
 import { connect } from '../../functions/db/connect.js';
 import { probeTargetOf } from '../../functions/flows/inspect.js';
@@ -99,7 +99,7 @@ const wire = (c: PlannedChange) => ({
 
 /** Calls repair_request directly, as the repair role; the publisher's reply and the subscriber's outcomes. */
 async function directRequest(
-  t: QualifiedName,
+  t: TableRef,
   bucket: string,
   body: Record<string, unknown>,
 ): Promise<{ reply: { id: string | null; skipped: Outcome[] }; changes: Outcome[]; computeMs: number | null }> {
