@@ -10,12 +10,12 @@ import { type Diff, describeDiffs, diffKeys, type KeyDiff, type RowValues } from
 import { insertLsn } from '../db/barrier.js';
 import { readDetail } from '../db/catalogue.js';
 import type { Client } from '../db/connect.js';
-import { requireDistinct, requireInstalled } from '../db/install.js';
 import { readRowValues, sendRowsProbe } from '../db/repair.js';
 import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { nodeStatus } from '../db/status.js';
 import { registrationProblems } from '../db/verify-context.js';
 import { sleep, withHoldRetries } from './hold-retries.js';
+import { CheckedPair } from './pair.js';
 import { probeReach } from './probe-route.js';
 import { awaitAnswers } from './probes.js';
 
@@ -53,11 +53,8 @@ export interface ProbeTarget {
   readonly scheme: string;
 }
 
-/** Checks that the table is registered alike on both nodes and that probes reach it. */
-export async function probeTargetOf(pub: Client, sub: Client, table: TableRef): Promise<ProbeTarget> {
-  await requireInstalled(pub, 'publisher');
-  await requireInstalled(sub, 'subscriber');
-  await requireDistinct(pub, sub);
+/** Checks that the table is registered alike on both nodes of a checked pair and that probes reach it. */
+export async function probeTargetOf({ pub, sub }: CheckedPair, table: TableRef): Promise<ProbeTarget> {
   const name = table.text;
   const { tables, problems } = await registrationProblems(pub, sub, table);
   if (tables.length === 0) throw new InputError(`table ${name} is not registered on the publisher or the subscriber`);
@@ -149,7 +146,7 @@ async function inspectOnce(
   const deadline = started + (opts.timeLimitMs ?? 60_000);
   if (!/^-?\d{1,19}$/.test(bucketText)) throw new InputError(`bucket must be an integer, got ${JSON.stringify(bucketText)}`);
   const bucket = BigInt(bucketText).toString();
-  const t = await probeTargetOf(pub, sub, table);
+  const t = await probeTargetOf(await CheckedPair.open(pub, sub), table);
   const name = table.text;
   const pubDetail = await readDetail(pub, table, [bucket]);
   const known = (d: DetailCatalogue) => d.buckets.has(bucket) || d.dirty.has(bucket);

@@ -18,6 +18,7 @@ import {
   tableExists,
 } from '../db/register.js';
 import { requireApplicable } from './apply-rights.js';
+import { CheckedPair } from './pair.js';
 import { ensureProbeRoute } from './probe-route.js';
 import { planTable, registerTable, writeRegistration } from './register.js';
 
@@ -80,9 +81,9 @@ async function refreshRegistration(
   // every check first (both nodes installed and distinct, the subscription, both tables, the
   // columns asked for): a refusal leaves the registration as it was; then one write per node,
   // each replacing the old registration in the same transaction
+  const pair = await CheckedPair.open(publisher, subscriber);
   const { config, notes } = await planTable(
-    publisher,
-    subscriber,
+    pair,
     {
       ...again,
       ...(hashVersion !== undefined ? { hashVersion } : {}),
@@ -91,7 +92,7 @@ async function refreshRegistration(
     },
     true,
   );
-  await writeRegistration(publisher, subscriber, config, true);
+  await writeRegistration(pair, config, true);
   const route = await ensureProbeRoute(publisher, subscriber, [opts.table]);
   return {
     config,

@@ -21,6 +21,7 @@ import { HoldLimitError, missingRepairPrivileges, repairRequestsOf, repairUserCo
 import { nodeStatus } from '../db/status.js';
 import { beforeHoldRetry } from './hold-retries.js';
 import { type Inspection, inspectBucket, probeTargetOf, withLockRetries } from './inspect.js';
+import { CheckedPair } from './pair.js';
 import { awaitAnswers, emptyStats, resolveByProbes } from './probes.js';
 
 export interface Plan extends PlanContent {
@@ -148,7 +149,7 @@ export async function applyPlan(
   const started = Date.now();
   const deadline = started + (opts.timeLimitMs ?? 60_000);
   const table = plan.table;
-  const t = await probeTargetOf(pub, sub, table);
+  const t = await probeTargetOf(await CheckedPair.open(pub, sub), table);
   if (t.fingerprint !== plan.fingerprint) {
     throw new PlanStaleError(
       `${table.text} was registered again since the plan was made (fingerprint ${plan.fingerprint}, now ${t.fingerprint}); inspect again and make a new plan`,
@@ -257,7 +258,7 @@ export async function recoverPlan(
 ): Promise<RepairOutcome | null> {
   const started = Date.now();
   const table = plan.table;
-  const t = await probeTargetOf(pub, sub, table);
+  const t = await probeTargetOf(await CheckedPair.open(pub, sub), table);
   const ids = await repairRequestsOf(pub, table, plan.id);
   if (ids.length === 0) return null;
   const sent: SentRepair[] = ids.map((id) => ({ id, sent: 0, skipped: [], lockWaitMs: 0, holdMs: 0 }));

@@ -21,11 +21,11 @@ import { insertLsn, subscriptionsOf, unhealthy, waitForBarrier } from '../db/bar
 import { readOverview, type TableSnapshot } from '../db/catalogue.js';
 import { type Client, withinDeadline } from '../db/connect.js';
 import { drain } from '../db/drain.js';
-import { requireDistinct, requireInstalled } from '../db/install.js';
 import { cleanupProbes, sendMarker } from '../db/probe.js';
 import { abandonSnapshot, beginSnapshot, endSnapshot } from '../db/snapshot.js';
 import { nodeStatus, unmonitoredTables } from '../db/status.js';
 import { localWrites, parityOf, registrationProblems, registrationRoles } from '../db/verify-context.js';
+import { CheckedPair } from './pair.js';
 import { probeReach } from './probe-route.js';
 import { awaitAnswers, emptyStats, resolveByProbes } from './probes.js';
 import { compareCatalogues } from './verify-compare.js';
@@ -66,7 +66,7 @@ async function openSnapshot(c: Client): Promise<Map<string, TableSnapshot>> {
  * subscriber and every one on the "subscriber" for a publisher. Said as such, since the per-table
  * advice (re-register) would be wrong: run with the DSNs swapped back.
  */
-async function refuseSwapped(pub: Client, sub: Client): Promise<void> {
+async function refuseSwapped({ pub, sub }: CheckedPair): Promise<void> {
   const [p, s] = [await registrationRoles(pub), await registrationRoles(sub)];
   if (p.length === 1 && p[0] === 'subscriber' && s.length === 1 && s[0] === 'publisher')
     throw new InputError(
@@ -80,17 +80,17 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   if (!(limitMs >= 1000)) throw new TimeLimitError(`verify needs a time limit of at least 1 s, got ${limitMs} ms`);
   // every query ends by the time limit (plus a grace for the report): a frozen node or a
   // partition ends the run, naming the node, however many queries were in flight
-  return withinDeadline([pub, sub], started + limitMs + VERIFY_GRACE_MS, () => verifyWithin(pub, sub, opts, started, limitMs));
+  return withinDeadline([pub, sub], started + limitMs + VERIFY_GRACE_MS, async () =>
+    verifyWithin(await CheckedPair.open(pub, sub), opts, started, limitMs),
+  );
 }
 
-async function verifyWithin(pub: Client, sub: Client, opts: VerifyOptions, started: number, limitMs: number): Promise<VerifyReport> {
+async function verifyWithin(pair: CheckedPair, opts: VerifyOptions, started: number, limitMs: number): Promise<VerifyReport> {
+  const { pub, sub } = pair;
   const plan = splitTimeLimit(limitMs);
   const deadline = started + limitMs - plan.marginMs;
   const barrierEnd = () => Math.min(deadline, Date.now() + plan.barrierMs);
-  await requireInstalled(pub, 'publisher');
-  await requireInstalled(sub, 'subscriber');
-  await requireDistinct(pub, sub);
-  await refuseSwapped(pub, sub);
+  await refuseSwapped(pair);
 
   // What is compared, and how: probes where they reach, two rounds elsewhere
   const { tables, problems, schemaDrift } = await registrationProblems(pub, sub, opts.table);

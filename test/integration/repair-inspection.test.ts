@@ -16,6 +16,7 @@ import { parseTableName, type TableRef } from '../../functions/core/identifiers.
 import type { PlannedChange } from '../../functions/core/repair-plan.js';
 import { connect } from '../../functions/db/connect.js';
 import { probeTargetOf } from '../../functions/flows/inspect.js';
+import { CheckedPair } from '../../functions/flows/pair.js';
 import { awaitAnswers } from '../../functions/flows/probes.js';
 import { applyPlan, planBucket } from '../../functions/flows/repair.js';
 import { verifyPair } from '../../functions/flows/verify.js';
@@ -103,7 +104,7 @@ async function directRequest(
   bucket: string,
   body: Record<string, unknown>,
 ): Promise<{ reply: { id: string | null; skipped: Outcome[] }; changes: Outcome[]; computeMs: number | null }> {
-  const target = await probeTargetOf(ctx.pub, ctx.sub, t);
+  const target = await probeTargetOf(await CheckedPair.open(ctx.pub, ctx.sub), t);
   await repairer.query('BEGIN');
   const { rows } = await repairer.query<{ r: { id: string | null; skipped: Outcome[] } }>(
     'SELECT syncguard.repair_request($1, $2, $3, $4, $5, $6, $7) AS r',
@@ -327,7 +328,9 @@ describe('foreign code on syncguard.probe', () => {
       CREATE FUNCTION public.sg_foreign() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
       CREATE TRIGGER sg_foreign_trg BEFORE INSERT ON syncguard.probe FOR EACH ROW EXECUTE FUNCTION public.sg_foreign();`);
     try {
-      const t = await probeTargetOf(ctx.pub, ctx.sub, table).catch(() => null);
+      const t = await CheckedPair.open(ctx.pub, ctx.sub)
+        .then((p) => probeTargetOf(p, table))
+        .catch(() => null);
       const target = t?.target ?? '00000000-0000-0000-0000-000000000000';
       const sub = t?.subscription ?? ctx.pair.name;
       const calls: [string, unknown[]][] = [
@@ -353,7 +356,7 @@ describe('foreign code on syncguard.probe', () => {
   });
 
   it('the subscriber answers no probe while its syncguard.probe has a default it did not create', async () => {
-    const t = await probeTargetOf(ctx.pub, ctx.sub, table);
+    const t = await probeTargetOf(await CheckedPair.open(ctx.pub, ctx.sub), table);
     await ctx.pair.sub.query(`ALTER TABLE syncguard.probe ALTER COLUMN fingerprint SET DEFAULT 'foreign'`);
     try {
       await ctx.pub.query('BEGIN');
