@@ -1,7 +1,11 @@
 #!/usr/bin/env node
-// Compiles the numbered migrations in sql/node and sql/control into functions/db/generated/migrations.ts,
-// so runtime code (a Lambda bundle has no sql/ folder) never reads the filesystem.
+// Compiles sql/node and sql/control into functions/db/generated/migrations.ts, so runtime code (a
+// Lambda bundle has no sql/ folder) never reads the filesystem: the numbered migrations (what runs
+// once: tables, columns, indexes, data moves) and the current definitions in <set>/current/*.sql
+// (every function and view as it is now, re-applied by install whenever they change), with a
+// checksum that tells install and the readers of a node whether its definitions are these.
 // `--check` exits 1 when the generated file is out of date instead of writing it.
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +28,21 @@ function load(set) {
   });
 }
 
+function loadCurrent(set) {
+  const dir = join(root, 'sql', set, 'current');
+  if (!existsSync(dir)) return { checksum: '', files: [] };
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort()
+    .map((file) => ({ file: `sql/${set}/current/${file}`, sql: readFileSync(join(dir, file), 'utf8') }));
+  const hash = createHash('sha256');
+  for (const f of files) hash.update(`${f.file}\0${f.sql}\0`);
+  return { checksum: hash.digest('hex').slice(0, 16), files };
+}
+
+const renderDefinitions = (d) =>
+  `{\n  checksum: ${JSON.stringify(d.checksum)},\n  files: [\n${d.files.map((f) => `    { file: ${JSON.stringify(f.file)}, sql: ${JSON.stringify(f.sql)} },`).join('\n')}\n  ],\n}`;
+
 const render = (list) =>
   `[\n${list.map((m) => `  { version: ${m.version}, name: ${JSON.stringify(m.name)}, sql: ${JSON.stringify(m.sql)} },`).join('\n')}\n]`;
 
@@ -34,9 +53,19 @@ export interface Migration {
   readonly sql: string;
 }
 
+/** The current definitions of a schema's functions and views, and their checksum. */
+export interface Definitions {
+  readonly checksum: string;
+  readonly files: readonly { readonly file: string; readonly sql: string }[];
+}
+
 export const nodeMigrations: readonly Migration[] = ${render(load('node'))};
 
 export const controlMigrations: readonly Migration[] = ${render(load('control'))};
+
+export const nodeDefinitions: Definitions = ${renderDefinitions(loadCurrent('node'))};
+
+export const controlDefinitions: Definitions = ${renderDefinitions(loadCurrent('control'))};
 `;
 
 if (process.argv.includes('--check')) {

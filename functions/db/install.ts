@@ -1,12 +1,27 @@
-// Installing and upgrading the syncguard schema from the numbered migrations compiled into
-// generated/migrations.ts. Idempotent, and safe when installers race (parallel Lambda cold
-// starts): a transaction-scoped advisory lock serialises them, and the loser finds the work done.
+// Installing and upgrading the syncguard schema from what generated/migrations.ts compiles from
+// sql/: the numbered migrations (what happens once) and the current definitions (every function
+// and view as it is now). Idempotent, and safe when installers race (parallel Lambda cold starts):
+// a transaction-scoped advisory lock serialises them, and the loser finds the work done.
+//
+// One install, in one transaction: the pending migrations; then, when a migration ran or the
+// node's definitions are not these (definitions_id() holds their checksum), every current
+// definition again, the EXECUTE grants a re-created function lost, each registration's generated
+// trigger functions from the current templates, and the grants. docs/schema.md says how a
+// definition whose shape changes is replaced.
 
 import { randomInt } from 'node:crypto';
 import { IncompatibleError, InputError } from '../core/errors.js';
 import { type ApplyOwner, adoptApplyOwner } from './apply-rights.js';
 import { type Client, inTransaction } from './connect.js';
-import { controlMigrations, type Migration, nodeMigrations } from './generated/migrations.js';
+import {
+  controlDefinitions,
+  controlMigrations,
+  type Definitions,
+  type Migration,
+  nodeDefinitions,
+  nodeMigrations,
+} from './generated/migrations.js';
+import { SQLSTATE, sqlstateOf } from './sqlstate.js';
 
 export const MIN_SERVER_VERSION_NUM = 130000;
 /** pg_advisory_xact_lock key for schema installs ('SGIN'). */
@@ -16,6 +31,8 @@ export interface InstallResult {
   readonly fromVersion: number;
   readonly toVersion: number;
   readonly applied: readonly number[];
+  /** Whether the current definitions were applied (a migration ran, or the node held others). */
+  readonly definitions: boolean;
   /** FOR ALL TABLES publications on this node (they also publish syncguard's logged tables). */
   readonly allTablesPublications: readonly string[];
   readonly nodeId: string;
@@ -50,25 +67,44 @@ export async function installedVersions(client: Client): Promise<number[]> {
   return rows.map((r) => r.version);
 }
 
-/** A numbered migration set and how it records what it applied. */
+/** A schema's numbered migrations and current definitions, and how it records what it applied. */
 interface MigrationSet {
   readonly what: string;
+  readonly schema: 'syncguard' | 'syncguard_control';
   readonly migrations: readonly Migration[];
+  readonly definitions: Definitions;
   readonly lockKey: number;
   readonly applied: (client: Client) => Promise<number[]>;
   readonly record: (client: Client, m: Migration) => Promise<unknown>;
-  /** Runs after any migration was applied, in the same transaction. */
-  readonly after?: (client: Client) => Promise<unknown>;
+  /** Runs after the definitions were applied, in the same transaction: what they generate, then the grants. */
+  readonly afterDefinitions: (client: Client) => Promise<unknown>;
+  /** Runs after an install stopped early (`upTo`, tests of upgrades) applied migrations: as the release it stands for did. */
+  readonly afterEarlyStop?: (client: Client) => Promise<unknown>;
+}
+
+/** What install may be given instead of what it was built with (tests of upgrades and of shape changes). */
+export interface InstallSource {
+  /** Stops after this migration version and applies no current definitions (an earlier release). */
+  readonly upTo?: number;
+  readonly migrations?: readonly Migration[];
+  readonly definitions?: Definitions;
 }
 
 const NODE: MigrationSet = {
   what: 'syncguard schema',
+  schema: 'syncguard',
   migrations: nodeMigrations,
+  definitions: nodeDefinitions,
   lockKey: INSTALL_LOCK,
   applied: installedVersions,
   record: (c, m) => c.query('INSERT INTO syncguard.migration (version, name) VALUES ($1, $2)', [m.version, m.name]),
-  // PostgreSQL grants EXECUTE on every new function to PUBLIC: take it back after each upgrade
-  after: async (c) => {
+  afterDefinitions: async (c) => {
+    await c.query('SELECT syncguard._rebuild_trigger_functions()');
+    // PostgreSQL grants EXECUTE on every new function to PUBLIC: take it back
+    await c.query('SELECT syncguard._grants()');
+    await c.query('SELECT syncguard._regrant_roles()');
+  },
+  afterEarlyStop: async (c) => {
     const { rows } = await c.query<{ ok: boolean }>("SELECT to_regprocedure('syncguard._grants()') IS NOT NULL AS ok");
     if (rows[0]?.ok) await c.query('SELECT syncguard._grants()');
   },
@@ -76,7 +112,10 @@ const NODE: MigrationSet = {
 
 const CONTROL: MigrationSet = {
   what: 'syncguard control-plane schema',
+  schema: 'syncguard_control',
   migrations: controlMigrations,
+  definitions: controlDefinitions,
+  afterDefinitions: (c) => c.query('SELECT syncguard_control._grants()'),
   lockKey: INSTALL_LOCK + 1,
   applied: async (c) => {
     const { rows: present } = await c.query<{ ok: boolean }>("SELECT to_regclass('syncguard_control.migration') IS NOT NULL AS ok");
@@ -87,20 +126,90 @@ const CONTROL: MigrationSet = {
   record: (c, m) => c.query('INSERT INTO syncguard_control.migration (version, name) VALUES ($1, $2)', [m.version, m.name]),
 };
 
+/** A current definition that cannot replace the installed object as it stands (see docs/schema.md). */
+export class DefinitionShapeError extends IncompatibleError {}
+
+/** The checksum of the definitions installed in a schema; null when they predate definitions_id(). */
+export async function installedDefinitions(client: Client, schema: MigrationSet['schema'] = 'syncguard'): Promise<string | null> {
+  const { rows } = await client.query<{ ok: boolean }>('SELECT to_regprocedure($1) IS NOT NULL AS ok', [`${schema}.definitions_id()`]);
+  if (!rows[0]?.ok) return null;
+  return (await client.query<{ id: string }>(`SELECT ${schema}.definitions_id() AS id`)).rows[0]?.id ?? null;
+}
+
+/** Who may EXECUTE which function of a schema, besides its owner, as `function|role` (catalogue-quoted). */
+async function executeGrants(client: Client, schema: MigrationSet['schema']): Promise<Set<string>> {
+  const { rows } = await client.query<{ g: string }>(
+    `SELECT p.oid::regprocedure::text || '|' || a.grantee::regrole::text AS g
+       FROM pg_catalog.pg_proc p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+      WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
+        AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner`,
+    [schema],
+  );
+  return new Set(rows.map((r) => r.g));
+}
+
 /**
- * Applies the pending migrations of a set in one transaction under an advisory lock: racing
- * installers (parallel Lambda cold starts) serialise, and the loser finds the work done.
+ * Re-applies every current definition of a set, in the install's transaction. Function bodies are
+ * not checked at creation (check_function_bodies = off, as pg_dump does), so the files may come in
+ * any order; the tests run every function. A definition that changes a function's return type,
+ * argument names or defaults, or drops a view's column, fails here with DefinitionShapeError: the
+ * old object must be dropped first, by a numbered migration (docs/schema.md).
+ */
+async function applyDefinitions(client: Client, set: MigrationSet, definitions: Definitions, grantsBefore: Set<string>): Promise<void> {
+  const { rows } = await client.query<{ v: string }>("SELECT current_setting('check_function_bodies') AS v");
+  await client.query("SELECT set_config('check_function_bodies', 'off', true)");
+  for (const f of definitions.files) {
+    try {
+      await client.query(f.sql);
+    } catch (err) {
+      const code = sqlstateOf(err);
+      if (code !== SQLSTATE.invalidFunctionDefinition && code !== SQLSTATE.invalidTableDefinition) throw err;
+      const hint = (err as { hint?: string }).hint;
+      throw new DefinitionShapeError(
+        `${f.file} cannot replace what the ${set.what} holds: ${(err as Error).message}${hint ? ` (${hint})` : ''}; nothing was installed; a definition whose shape changes (return type, argument names or defaults, a view's columns) needs a numbered migration that drops the old one first, without CASCADE (docs/schema.md)`,
+        { cause: err },
+      );
+    }
+  }
+  // the checksum is hex (scripts/build-sql.mjs), so it is written as a literal
+  if (!/^[0-9a-f]*$/.test(definitions.checksum)) throw new Error(`bad definitions checksum ${definitions.checksum}`);
+  await client.query(
+    `CREATE OR REPLACE FUNCTION ${set.schema}.definitions_id() RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+       AS $$ SELECT '${definitions.checksum}'::text $$`,
+  );
+  await client.query("SELECT set_config('check_function_bodies', $1, true)", [rows[0]?.v ?? 'on']);
+  // a function a migration dropped and a definition created again has lost its grants: give them back
+  const now = await executeGrants(client, set.schema);
+  const { rows: fns } = await client.query<{ fn: string }>(
+    'SELECT p.oid::regprocedure::text AS fn FROM pg_catalog.pg_proc p WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)',
+    [set.schema],
+  );
+  const present = new Set(fns.map((r) => r.fn));
+  for (const g of grantsBefore) {
+    const [fn = '', role = ''] = g.split('|');
+    // both are catalogue output (regprocedure, regrole), quoted as SQL needs them
+    if (!now.has(g) && present.has(fn)) await client.query(`GRANT EXECUTE ON FUNCTION ${fn} TO ${role}`);
+  }
+  await set.afterDefinitions(client);
+}
+
+/**
+ * Applies the pending migrations of a set, then its current definitions when anything changed, in
+ * one transaction under an advisory lock: racing installers (parallel Lambda cold starts)
+ * serialise, and the loser finds the work done.
  */
 async function migrate(
   client: Client,
   set: MigrationSet,
   label: string,
-  upTo?: number,
+  source: InstallSource = {},
   /** Runs last, inside the locked transaction, at every install. */
   inLock?: (client: Client) => Promise<unknown>,
-): Promise<{ fromVersion: number; toVersion: number; applied: number[]; inLock?: unknown }> {
+): Promise<{ fromVersion: number; toVersion: number; applied: number[]; definitions: boolean; inLock?: unknown }> {
   await requireSupportedServer(client, label);
-  const latest = set.migrations.at(-1)?.version ?? 0;
+  const migrations = source.migrations ?? set.migrations;
+  const definitions = source.definitions ?? set.definitions;
+  const latest = migrations.at(-1)?.version ?? 0;
   return inTransaction(client, async () => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [set.lockKey]);
     const done = await set.applied(client);
@@ -110,23 +219,31 @@ async function migrate(
         `the ${set.what} on the ${label} is at version ${from}, newer than this syncguard (${latest}); upgrade syncguard`,
       );
     }
-    const todo = set.migrations.filter((m) => !done.includes(m.version) && (upTo === undefined || m.version <= upTo));
+    const upTo = source.upTo;
+    const todo = migrations.filter((m) => !done.includes(m.version) && (upTo === undefined || m.version <= upTo));
+    const grantsBefore = await executeGrants(client, set.schema);
     for (const m of todo) {
       await client.query(m.sql);
       await set.record(client, m);
     }
-    if (todo.length > 0) await set.after?.(client);
+    let applyDefs = false;
+    if (upTo !== undefined) {
+      if (todo.length > 0) await set.afterEarlyStop?.(client);
+    } else {
+      applyDefs = todo.length > 0 || (await installedDefinitions(client, set.schema)) !== definitions.checksum;
+      if (applyDefs) await applyDefinitions(client, set, definitions, grantsBefore);
+    }
     const applied = todo.map((m) => m.version);
     const extra = await inLock?.(client);
-    return { fromVersion: from, toVersion: Math.max(from, ...applied), applied, inLock: extra };
+    return { fromVersion: from, toVersion: Math.max(from, ...applied), applied, definitions: applyDefs, inLock: extra };
   });
 }
 
-/** Creates or upgrades the node schema; `upTo` stops early (tests of upgrades use it). */
-export async function installSchema(client: Client, label = 'database', upTo?: number): Promise<InstallResult> {
+/** Creates or upgrades the node schema; `source` stands for another release (tests of upgrades use it). */
+export async function installSchema(client: Client, label = 'database', source?: InstallSource | number): Promise<InstallResult> {
   // syncguard.probe is given to its dedicated owner (node 0026) in the install's locked
   // transaction: racing installs serialise, and a lock wait is bounded (adoptApplyOwner)
-  const { inLock, ...r } = await migrate(client, NODE, label, upTo, async (c) => {
+  const { inLock, ...r } = await migrate(client, NODE, label, typeof source === 'number' ? { upTo: source } : source, async (c) => {
     const { rows: adopt } = await c.query<{ ok: boolean }>("SELECT to_regprocedure('syncguard._adopt_apply_owner()') IS NOT NULL AS ok");
     return adopt[0]?.ok ? adoptApplyOwner(c, label) : null;
   });
@@ -158,9 +275,9 @@ export async function requireNoAllTablesSubscriber(client: Client): Promise<void
 /** Creates or upgrades the control-plane schema in its own database; `upTo` stops early (tests of upgrades use it). */
 export async function installControl(
   client: Client,
-  upTo?: number,
-): Promise<{ fromVersion: number; toVersion: number; applied: number[] }> {
-  return migrate(client, CONTROL, 'control-plane database', upTo);
+  source?: InstallSource | number,
+): Promise<{ fromVersion: number; toVersion: number; applied: number[]; definitions: boolean }> {
+  return migrate(client, CONTROL, 'control-plane database', typeof source === 'number' ? { upTo: source } : source);
 }
 
 export async function nodeId(client: Client): Promise<string> {
@@ -195,6 +312,12 @@ export async function requireInstalled(client: Client, label: string): Promise<v
   if (version > latest) {
     throw new IncompatibleError(
       `the syncguard schema on the ${label} is at version ${version}, newer than this syncguard (${latest}); upgrade syncguard`,
+    );
+  }
+  const defs = await installedDefinitions(client);
+  if (defs !== nodeDefinitions.checksum) {
+    throw new IncompatibleError(
+      `the syncguard functions on the ${label} are not this syncguard's (definitions ${defs ?? 'from before they were tracked'} installed, this syncguard has ${nodeDefinitions.checksum}); run: syncguard install --dsn <${kind} DSN>`,
     );
   }
 }

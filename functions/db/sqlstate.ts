@@ -12,6 +12,10 @@ export const SQLSTATE = {
   adminShutdown: '57P01',
   crashShutdown: '57P02',
   cannotConnectNow: '57P03',
+  /** invalid_function_definition: CREATE OR REPLACE cannot change a return type, argument names or defaults. */
+  invalidFunctionDefinition: '42P13',
+  /** invalid_table_definition: CREATE OR REPLACE VIEW cannot drop or rename a view's columns. */
+  invalidTableDefinition: '42P16',
 } as const;
 
 /** The SQLSTATE of an error the pg driver threw; '' for anything else. */
