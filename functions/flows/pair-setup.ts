@@ -108,7 +108,7 @@ async function refreshRegistration(
 export interface RegisterAllOptions {
   /** Only this publication's tables (it must be one the subscriber subscribes to). */
   readonly publication?: string;
-  /** Leave out tables matching any of these patterns (core/identifiers.ts matchesPattern). */
+  /** Leave out tables matching any of these patterns (core/identifiers.ts TableRef.matches). */
   readonly exclude?: readonly string[];
   readonly bucketSize?: number;
   /** For tables registered now; tables registered before keep theirs. */
