@@ -18,7 +18,8 @@ const namePart = (n: string): string => (n.includes('.') || n.includes('"') ? `"
 
 /**
  * A table: its schema and name as stored. One object per table: equal names give the same
- * TableRef (they are interned), so a TableRef is its own key in a Map or Set and compares with ===.
+ * TableRef (they are interned, for the life of the process: a few per registered table), so a
+ * TableRef is its own key in a Map or Set and compares with ===.
  * db/ binds `schema` and `table` as parameters; `text` names it in reports, messages and keys;
  * `sql` is its quoted identifier for SQL that people read (a plan's preview).
  */
