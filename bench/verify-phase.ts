@@ -6,6 +6,7 @@
 
 import type pg from 'pg';
 import type { Pair } from '../dev/pair.js';
+import { TableRef } from '../functions/core/identifiers.js';
 import { nodeStatus } from '../functions/db/status.js';
 import { verifyPair } from '../functions/flows/verify.js';
 import { register, settle } from '../test/support/syncguard.js';
@@ -58,7 +59,7 @@ export async function measureVerify(pair: Pair, pub: pg.Client, sub: pg.Client, 
     s.reset();
     let status = '';
     const secs = await timed(async () => {
-      status = (await verifyPair(p.client, s.client, { table: { schema: 'public', table: 'verify_t' } })).status;
+      status = (await verifyPair(p.client, s.client, { table: TableRef.of('public', 'verify_t') })).status;
     });
     return { secs, bytes: p.bytes() + s.bytes(), status };
   };
@@ -157,7 +158,7 @@ async function measureBigCatalogue(
     s.reset();
     let status = '';
     const secs = await timed(async () => {
-      status = (await verifyPair(p.client, s.client, { table: { schema: 'public', table: 'verify_big' }, noProbes: true })).status;
+      status = (await verifyPair(p.client, s.client, { table: TableRef.of('public', 'verify_big'), noProbes: true })).status;
     });
     return { secs, bytes: p.bytes() + s.bytes(), status };
   };

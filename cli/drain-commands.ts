@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { type DrainSummary, MAX_DRAIN_WORKERS } from '../functions/core/drain.js';
 import { DrainError } from '../functions/core/errors.js';
+import { tableFromText } from '../functions/core/identifiers.js';
 import type { Client } from '../functions/db/connect.js';
 import { requireStatus, unmonitoredTables } from '../functions/db/status.js';
 import { drainWithWorkers } from '../functions/flows/drain.js';
@@ -104,7 +105,9 @@ export function statusCommand(program: Command, out: Out): void {
         [[dsn, label]],
         async ([c]) => {
           const s = await requireStatus(c as Client, label);
-          const unmonitored = await unmonitoredTables(c as Client, new Set(s.tables.map((t) => t.table)));
+          // the node's status names its tables as reports do: read once, here
+          const registered = new Set(s.tables.map((t) => tableFromText(t.table)));
+          const unmonitored = (await unmonitoredTables(c as Client, registered)).map((t) => t.text);
           if (o.json) {
             out(JSON.stringify({ ...s, unmonitored }));
             return;

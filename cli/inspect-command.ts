@@ -12,7 +12,7 @@ const show = (v: string | null) => (v === null ? 'NULL' : JSON.stringify(v.lengt
 
 export function inspectLines(r: Inspection): string[] {
   const lines = [
-    `inspect ${r.table} bucket ${r.bucket}: ${r.rowsChecked.publisher} rows on the publisher, ${r.rowsChecked.subscriber} on the subscriber, compared at publisher LSN ${r.lsn}; ${r.diffs.length} difference${r.diffs.length === 1 ? '' : 's'}`,
+    `inspect ${r.table.text} bucket ${r.bucket}: ${r.rowsChecked.publisher} rows on the publisher, ${r.rowsChecked.subscriber} on the subscriber, compared at publisher LSN ${r.lsn}; ${r.diffs.length} difference${r.diffs.length === 1 ? '' : 's'}`,
   ];
   for (const d of r.diffs) {
     lines.push(`  ${d.kind} ${d.key}`);
@@ -48,7 +48,7 @@ export function inspectCommand(program: Command, out: Out): void {
           const r = await inspectBucket(p as Client, s as Client, table, o.bucket);
           if (o.json) {
             const { table: t, bucket, lsn, rowsChecked, diffs, durationMs } = r;
-            out(JSON.stringify({ table: t, bucket, lsn, rowsChecked, diffs, durationMs }));
+            out(JSON.stringify({ table: t.text, bucket, lsn, rowsChecked, diffs, durationMs }));
           } else for (const l of inspectLines(r)) out(l);
         },
       );

@@ -27,7 +27,7 @@ export interface PlanFlags {
 
 export function planLines(plan: Plan): string[] {
   return [
-    `-- plan for ${plan.table} bucket ${plan.bucket}: ${plan.rowCount} change${plan.rowCount === 1 ? '' : 's'}, expires ${plan.expiresAt}, checksum ${plan.checksum}`,
+    `-- plan for ${plan.table.text} bucket ${plan.bucket}: ${plan.rowCount} change${plan.rowCount === 1 ? '' : 's'}, expires ${plan.expiresAt}, checksum ${plan.checksum}`,
     ...plan.sql.split('\n'),
   ];
 }

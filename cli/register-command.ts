@@ -7,7 +7,7 @@ import { type Command, Option } from 'commander';
 import { BUCKET_SCHEMES, type BucketScheme } from '../functions/core/buckets.js';
 import { InputError } from '../functions/core/errors.js';
 import { DEFAULT_HASH_VERSION, type HashVersion } from '../functions/core/hashing.js';
-import { columnText, parseColumnList, parseTableName, tableText } from '../functions/core/identifiers.js';
+import { columnText, parseColumnList, parseTableName } from '../functions/core/identifiers.js';
 import type { RegistrationConfig } from '../functions/core/registration.js';
 import type { Client } from '../functions/db/connect.js';
 import { registerAll, registerOnPair } from '../functions/flows/pair-setup.js';
@@ -92,8 +92,9 @@ export function registerCommand(program: Command, out: Out, setExit: (code: numb
             return;
           }
           const columns = o.columns === undefined ? undefined : parseColumnList(o.columns);
+          const table = parseTableName(o.table as string);
           const r = await registerOnPair(p as Client, s as Client, {
-            table: parseTableName(o.table as string),
+            table,
             ...(o.bucketSize !== undefined ? { bucketSize: o.bucketSize } : {}),
             ...(columns !== undefined ? { columns } : {}),
             ...(o.bucketScheme !== undefined ? { scheme: o.bucketScheme } : {}),
@@ -102,11 +103,11 @@ export function registerCommand(program: Command, out: Out, setExit: (code: numb
           });
           const c = r.config;
           if (r.alreadyRegistered) {
-            out(`${tableText(c)} is already registered on both nodes (fingerprint ${c.fingerprint}); nothing changed`);
+            out(`${table.text} is already registered on both nodes (fingerprint ${c.fingerprint}); nothing changed`);
             for (const note of r.notes) out(`  note: ${note}`);
             return;
           }
-          out(`registered ${tableText(c)}: ${layoutOf(c)}`);
+          out(`registered ${table.text}: ${layoutOf(c)}`);
           out(`  hashed columns (${c.columns.length}): ${c.columns.join(', ')}`);
           out(`  hash version ${c.hashVersion}, fingerprint ${c.fingerprint}, publications ${c.publications.join(', ')}`);
           for (const note of r.notes) out(`  note: ${note}`);

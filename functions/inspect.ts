@@ -67,7 +67,7 @@ export async function inspectHandler(event: unknown, context: Context): Promise<
       planId: stored.planId,
       divergenceId: stored.divergenceId,
       pair: t.pair,
-      table: plan.table,
+      table: plan.table.text,
       bucket: plan.bucket,
       rowCount: plan.rowCount,
       diffs,

@@ -3,22 +3,86 @@
 // a quoted one ("Order Items", "say ""hi""") that may hold any character. Names reach SQL only as
 // bind parameters or through quote_ident/%I. An unquoted name that could only be a mistake
 // (spaces, quotes, semicolons, a third dot) is refused with what to type instead.
-// Reports name a table as `schema.table` (tableText), and a part that holds a dot or a quote is
+// A table is a TableRef, built once where it enters: from user input (parseTableName), from a
+// node's or the control plane's report text (tableFromText), or from a row's schema and name
+// (TableRef.of); it is carried as it is and never turned into text to be parsed again.
+// Reports name a table as `schema.table` (TableRef.text), and a part that holds a dot or a quote is
 // written quoted ("a.b"."t"), so every name reads back (tableFromText) as it was. The node schema
 // writes names by the same rule (syncguard._table_text, migration 0017).
 
 import { InputError } from './errors.js';
-
-export interface QualifiedName {
-  readonly schema: string;
-  readonly table: string;
-}
+import { escapeIdentifier } from './sql-text.js';
 
 /** One part of a table's report name: quoted ("" for a quote) when it holds a dot or a quote. */
 const namePart = (n: string): string => (n.includes('.') || n.includes('"') ? `"${n.replaceAll('"', '""')}"` : n);
 
-/** `schema.table`, as syncguard's reports and SQL functions name a table (see namePart). */
-export const tableText = (t: QualifiedName): string => `${namePart(t.schema)}.${namePart(t.table)}`;
+/**
+ * A table: its schema and name as stored. One object per table: equal names give the same
+ * TableRef (they are interned, for the life of the process: a few per registered table), so a
+ * TableRef is its own key in a Map or Set and compares with ===.
+ * db/ binds `schema` and `table` as parameters; `text` names it in reports, messages and keys;
+ * `sql` is its quoted identifier for SQL that people read (a plan's preview).
+ */
+export class TableRef {
+  static readonly #interned = new Map<string, TableRef>();
+  readonly #text: string;
+
+  private constructor(
+    readonly schema: string,
+    readonly table: string,
+    text: string,
+  ) {
+    this.#text = text;
+  }
+
+  /** The table of this schema and name (as a node's row gives them). */
+  static of(schema: string, table: string): TableRef {
+    const text = `${namePart(schema)}.${namePart(table)}`;
+    let t = TableRef.#interned.get(text);
+    if (t === undefined) {
+      t = new TableRef(schema, table, text);
+      TableRef.#interned.set(text, t);
+    }
+    return t;
+  }
+
+  /** `schema.table`, as syncguard's reports and SQL functions name a table (see namePart); unique per table. */
+  get text(): string {
+    return this.#text;
+  }
+
+  /** "schema"."table", quoted for SQL text. */
+  get sql(): string {
+    return `${escapeIdentifier(this.schema)}.${escapeIdentifier(this.table)}`;
+  }
+
+  /**
+   * Whether the table matches a pattern: `*` stands for any run of characters, everything else is
+   * literal (`public.audit_*`, `*.tmp_*`); a pattern without a dot matches the table name in any schema.
+   */
+  matches(pattern: string): boolean {
+    const glob = (p: string) =>
+      new RegExp(
+        `^${p
+          .split('*')
+          .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+          .join('.*')}$`,
+      );
+    return pattern.includes('.') ? glob(pattern).test(this.#text) : glob(pattern).test(this.table);
+  }
+
+  /** Its report name, so a TableRef in a message or a JSON report reads as it always did. */
+  toString(): string {
+    return this.#text;
+  }
+
+  toJSON(): string {
+    return this.#text;
+  }
+}
+
+/** Orders tables by their report names (as a sort of the names did). */
+export const byText = (a: TableRef, b: TableRef): number => (a.text < b.text ? -1 : a.text > b.text ? 1 : 0);
 
 /** PostgreSQL truncates identifiers to 63 bytes; a longer name could never match. */
 const MAX_IDENTIFIER_BYTES = 63;
@@ -105,7 +169,7 @@ function quotedForm(input: string, sep: '.' | ','): string {
 export const columnText = (n: string): string => (/^[a-z_][a-z0-9_$]*$/.test(n) ? n : quote(n));
 
 /** Parses `schema.table` (or `table`, meaning `public.table`), each part plain or "quoted". */
-export function parseTableName(input: string): QualifiedName {
+export function parseTableName(input: string): TableRef {
   const parts = identifiers(input, '.', 'table');
   if (parts.length > 2) {
     throw new InputError(
@@ -115,11 +179,11 @@ export function parseTableName(input: string): QualifiedName {
   const [schema, table] = parts.length === 2 ? [parts[0] ?? '', parts[1] ?? ''] : ['public', parts[0] ?? ''];
   checkIdentifier(schema, 'schema');
   checkIdentifier(table, 'table');
-  return { schema, table };
+  return TableRef.of(schema, table);
 }
 
-/** A table as syncguard's reports name it (tableText): parts as stored, or quoted as namePart writes them. */
-export function tableFromText(text: string): QualifiedName {
+/** A table as syncguard's reports name it (TableRef.text): parts as stored, or quoted as namePart writes them. */
+export function tableFromText(text: string): TableRef {
   const parts: string[] = [];
   let i = 0;
   while (i <= text.length) {
@@ -151,7 +215,7 @@ export function tableFromText(text: string): QualifiedName {
   }
   const [schema, table] = parts;
   if (parts.length !== 2 || !schema || !table) throw new InputError(`not a schema.table name: ${JSON.stringify(text)}`);
-  return { schema, table };
+  return TableRef.of(schema, table);
 }
 
 /** Parses a comma-separated column list (each plain or "quoted"); duplicates are refused. */
@@ -164,20 +228,4 @@ export function parseColumnList(input: string): string[] {
     seen.add(n);
   }
   return names;
-}
-
-/**
- * Whether `schema.table` matches a pattern: `*` stands for any run of characters, everything
- * else is literal (`public.audit_*`, `*.tmp_*`); a pattern without a dot matches the table name
- * in any schema.
- */
-export function matchesPattern(t: QualifiedName, pattern: string): boolean {
-  const glob = (p: string) =>
-    new RegExp(
-      `^${p
-        .split('*')
-        .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-        .join('.*')}$`,
-    );
-  return pattern.includes('.') ? glob(pattern).test(tableText(t)) : glob(pattern).test(t.table);
 }

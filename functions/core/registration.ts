@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { type BucketScheme, chooseScheme } from './buckets.js';
 import { IncompatibleError, InputError } from './errors.js';
 import { DEFAULT_HASH_VERSION, type HashVersion } from './hashing.js';
-import { tableText } from './identifiers.js';
+import { TableRef } from './identifiers.js';
 import type { ColumnInfo, TableInfo } from './table-info.js';
 
 export const DEFAULT_BUCKET_SIZE = 1000;
@@ -104,7 +104,7 @@ export function chooseColumns(pub: TableInfo, sub: TableInfo, requested?: readon
  * ([]): its rows are bucketed by their content (buckets.ts chooseScheme).
  */
 function chooseKey(pub: TableInfo, sub: TableInfo): ColumnInfo[] {
-  const name = tableText(pub);
+  const name = TableRef.of(pub.schema, pub.table).text;
   if (pub.key === null && sub.key === null) return [];
   if (pub.key === null || sub.key === null) {
     throw new IncompatibleError(
@@ -179,7 +179,7 @@ export function planRegistration(input: PlanInput): { key: ColumnInfo[]; scheme:
     const tree = t.inheritance ?? 'none';
     if (!(t.relkind === 'r' || (t.relkind === 'p' && tree === 'partitioned')) || tree === 'child' || tree === 'parent') {
       throw new IncompatibleError(
-        `${tableText(t)} is ${tree === 'child' || tree === 'parent' ? `in an inheritance tree (${tree})` : `not a plain or partitioned table (relkind ${t.relkind})`} on the ${side}; inheritance parents and children, views and foreign tables are not supported (partitioned tables and partitions are)`,
+        `${TableRef.of(t.schema, t.table).text} is ${tree === 'child' || tree === 'parent' ? `in an inheritance tree (${tree})` : `not a plain or partitioned table (relkind ${t.relkind})`} on the ${side}; inheritance parents and children, views and foreign tables are not supported (partitioned tables and partitions are)`,
       );
     }
   }

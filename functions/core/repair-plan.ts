@@ -9,6 +9,7 @@
 
 import { createHash } from 'node:crypto';
 import { PlanTooLargeError } from './errors.js';
+import type { TableRef } from './identifiers.js';
 import { escapeIdentifier, escapeLiteral } from './sql-text.js';
 
 export type DiffKind = 'missing_on_subscriber' | 'extra_on_subscriber' | 'changed';
@@ -124,17 +125,17 @@ export function planChanges(diffs: readonly KeyDiff[], pub: RowValues, sub: RowV
 export const DEFAULT_PLAN_CAP = 1000;
 export const DEFAULT_PLAN_EXPIRY_MS = 24 * 3600 * 1000;
 
-export function checkCap(table: string, rows: number, cap: number): void {
+export function checkCap(table: TableRef, rows: number, cap: number): void {
   if (rows > cap) {
     throw new PlanTooLargeError(
-      `the plan for ${table} would change ${rows} rows, more than the cap of ${cap}: raise it with --max-rows ${rows} after reviewing, or resynchronise the table instead (copy it again through the subscription)`,
+      `the plan for ${table.text} would change ${rows} rows, more than the cap of ${cap}: raise it with --max-rows ${rows} after reviewing, or resynchronise the table instead (copy it again through the subscription)`,
     );
   }
 }
 
 /** The plan as SQL a person can review; the repair itself applies it through the subscription. */
-export function planSql(table: { schema: string; table: string }, cols: RowValues, changes: readonly PlannedChange[]): string {
-  const t = `${escapeIdentifier(table.schema)}.${escapeIdentifier(table.table)}`;
+export function planSql(table: TableRef, cols: RowValues, changes: readonly PlannedChange[]): string {
+  const t = table.sql;
   const lit = (v: string | null | undefined) => (v === null || v === undefined ? 'NULL' : escapeLiteral(v));
   const writable = cols.columns.map((c, i) => ({ c, i })).filter((x) => !cols.generated.includes(x.c));
   const override = cols.columns.some((c) => cols.identityAlways.includes(c)) ? ' OVERRIDING SYSTEM VALUE' : '';
@@ -173,7 +174,7 @@ export function planSql(table: { schema: string; table: string }, cols: RowValue
 
 export interface PlanContent {
   readonly pair: string;
-  readonly table: string;
+  readonly table: TableRef;
   readonly bucket: string;
   readonly fingerprint: string;
   readonly changes: readonly PlannedChange[];
@@ -190,7 +191,7 @@ export interface PlanContent {
 export function planChecksum(p: PlanContent): string {
   const canonical = JSON.stringify([
     p.pair,
-    p.table,
+    p.table.text,
     p.bucket,
     p.fingerprint,
     p.expiresAt,

@@ -8,7 +8,7 @@
 // and so no data verdict.
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type QualifiedName, tableText } from '../core/identifiers.js';
+import { TableRef } from '../core/identifiers.js';
 import type { Client } from './connect.js';
 
 export interface SubscriptionInfo {
@@ -16,8 +16,8 @@ export interface SubscriptionInfo {
   readonly slot: string | null;
   readonly enabled: boolean;
   readonly notReady: number;
-  /** The monitored tables it replicates (schema.table). */
-  readonly tables: readonly string[];
+  /** The monitored tables it replicates. */
+  readonly tables: readonly TableRef[];
 }
 
 export type BarrierResult =
@@ -26,7 +26,7 @@ export type BarrierResult =
       readonly lsn: string;
       readonly waitedMs: number;
       /** Tables left out because their own subscription cannot give a barrier: why. */
-      readonly excluded: ReadonlyMap<string, string>;
+      readonly excluded: ReadonlyMap<TableRef, string>;
     }
   | { readonly ok: false; readonly failure: string };
 
@@ -36,8 +36,8 @@ export type BarrierResult =
  */
 export async function subscriptionsOf(
   sub: Client,
-  tables: readonly QualifiedName[],
-): Promise<{ subscriptions: SubscriptionInfo[]; unsubscribed: string[] }> {
+  tables: readonly TableRef[],
+): Promise<{ subscriptions: SubscriptionInfo[]; unsubscribed: TableRef[] }> {
   const { rows } = await sub.query<{
     schema: string;
     table: string;
@@ -58,18 +58,19 @@ export async function subscriptionsOf(
       ORDER BY s.subname`,
     [tables.map((t) => t.schema), tables.map((t) => t.table)],
   );
-  const subs = new Map<string, { slot: string | null; enabled: boolean; notReady: number; tables: string[] }>();
-  const unsubscribed: string[] = [];
+  const subs = new Map<string, { slot: string | null; enabled: boolean; notReady: number; tables: TableRef[] }>();
+  const unsubscribed: TableRef[] = [];
+  const subscribed = new Set(rows.filter((r) => r.subname !== null).map((r) => TableRef.of(r.schema, r.table)));
   for (const r of rows) {
+    const t = TableRef.of(r.schema, r.table);
     if (r.subname === null) {
       // one row per table when nothing subscribes it (a partition tree may have several)
-      if (!rows.some((o) => o.subname !== null && tableText(o) === tableText(r)) && !unsubscribed.includes(tableText(r)))
-        unsubscribed.push(tableText(r));
+      if (!subscribed.has(t) && !unsubscribed.includes(t)) unsubscribed.push(t);
       continue;
     }
     const s = subs.get(r.subname) ?? { slot: r.slot, enabled: r.enabled, notReady: 0, tables: [] };
     if (r.state !== 'r') s.notReady++;
-    if (!s.tables.includes(tableText(r))) s.tables.push(tableText(r));
+    if (!s.tables.includes(t)) s.tables.push(t);
     subs.set(r.subname, s);
   }
   return { subscriptions: [...subs].map(([name, s]) => ({ name, ...s })), unsubscribed };
@@ -117,14 +118,14 @@ export async function unhealthy(pub: Client, s: SubscriptionInfo): Promise<strin
 export async function waitForBarrier(
   pub: Client,
   sub: Client,
-  tables: readonly QualifiedName[],
+  tables: readonly TableRef[],
   timeoutMs: number,
   lsn?: string,
   exclude = false,
 ): Promise<BarrierResult> {
   const all = (await subscriptionsOf(sub, tables)).subscriptions;
   if (all.length === 0) return { ok: false, failure: 'no subscription of the subscriber database replicates the monitored tables' };
-  const excluded = new Map<string, string>();
+  const excluded = new Map<TableRef, string>();
   const subscriptions: SubscriptionInfo[] = [];
   let firstFailure: string | null = null;
   for (const s of all) {

@@ -3,7 +3,7 @@
 
 import type { BucketValue, DetailCatalogue } from '../core/compare.js';
 import type { NodeHealth } from '../core/health.js';
-import type { QualifiedName } from '../core/identifiers.js';
+import type { TableRef } from '../core/identifiers.js';
 import type { LevelRange, RangeSum } from '../core/verify-levels.js';
 import { type Client, one } from './connect.js';
 
@@ -54,7 +54,7 @@ export async function readOverview(client: Client): Promise<TableSnapshot[]> {
 /** One level of a table's ranges (syncguard.verify_level), within the parent ranges (null: all). */
 export async function readLevel(
   client: Client,
-  t: QualifiedName,
+  t: TableRef,
   width: bigint,
   parents: { readonly width: bigint; readonly ranges: readonly string[] } | null,
 ): Promise<Map<string, LevelRange>> {
@@ -74,7 +74,7 @@ interface RawDetail {
 }
 
 /** The detail of some buckets of a table, as a SideCatalogue. */
-export async function readDetail(client: Client, t: QualifiedName, buckets: readonly string[]): Promise<DetailCatalogue> {
+export async function readDetail(client: Client, t: TableRef, buckets: readonly string[]): Promise<DetailCatalogue> {
   const { rows } = await client.query<{ d: RawDetail }>('SELECT syncguard.verify_buckets($1, $2, 1, NULL, $3) AS d', [
     t.schema,
     t.table,

@@ -7,7 +7,7 @@
 import { BatchSizer } from '../core/batch-sizer.js';
 import { batchBudgetMs, type DrainSummary, defaultMarginMs, type StopReason, type TimeBox } from '../core/drain.js';
 import { InputError } from '../core/errors.js';
-import type { QualifiedName } from '../core/identifiers.js';
+import type { TableRef } from '../core/identifiers.js';
 import { type Client, labelOf, queryTimeout, setQueryTimeout } from './connect.js';
 import { requireInstalled } from './install.js';
 import { SQLSTATE, sqlstateOf } from './sqlstate.js';
@@ -37,7 +37,7 @@ export interface DrainOptions {
   readonly onProgress?: (p: DrainProgress) => void;
   readonly now?: () => number;
   /** Only the dirty buckets of these tables, and no sweep (what a verification of them needs). */
-  readonly only?: readonly QualifiedName[];
+  readonly only?: readonly TableRef[];
 }
 
 /** How long past its box a drain's query may take before the client gives up on the server. */

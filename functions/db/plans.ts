@@ -12,12 +12,13 @@ import {
   PlanRejectedError,
   PlanTamperedError,
 } from '../core/errors.js';
+import { type TableRef, tableFromText } from '../core/identifiers.js';
 import type { PlannedChange, StoredPlan } from '../core/repair-plan.js';
 import type { Client } from './connect.js';
 
 export interface NewPlan {
   readonly pair: string;
-  readonly table: string;
+  readonly table: TableRef;
   readonly bucket: string;
   readonly fingerprint: string;
   readonly changes: readonly PlannedChange[];
@@ -91,7 +92,7 @@ export async function insertPlan(
     [
       JSON.stringify({
         pair: p.pair,
-        table: p.table,
+        table: p.table.text,
         bucket: p.bucket,
         fingerprint: p.fingerprint,
         expiresAt: p.expiresAt,
@@ -140,7 +141,8 @@ export async function loadPlan(
   return {
     planId: Number(r.plan_id),
     pair: r.pair,
-    table: r.table_name,
+    // the control plane's row names the table as reports do: it is read once, here
+    table: tableFromText(r.table_name),
     bucket: r.bucket,
     fingerprint: r.fingerprint,
     changes: r.body.changes,
@@ -186,7 +188,7 @@ export async function recordDecision(
 export interface ClaimedPlan {
   /** 'applying': apply it; 'applied': this run recorded its outcome already (a retry). */
   readonly state: 'applying' | 'applied';
-  readonly table: string;
+  readonly table: TableRef;
   readonly bucket: string;
   readonly fingerprint: string;
   readonly body: { changes: PlannedChange[]; sql: string; inspection?: string };
@@ -204,8 +206,12 @@ export interface ClaimedPlan {
  * PlanClaimedError, naming who holds the claim and until when (sql/control/0006).
  */
 export async function claimPlan(c: Client, planId: number, claim: string, leaseSeconds: number | null = null): Promise<ClaimedPlan> {
-  return call<ClaimedPlan>(c, 'SELECT syncguard_control.claim_plan($1, $2, $3) AS r', [planId, claim, leaseSeconds]);
+  return claimed(await call<RawClaimed>(c, 'SELECT syncguard_control.claim_plan($1, $2, $3) AS r', [planId, claim, leaseSeconds]));
 }
+
+/** A claim as the control plane returns it: the table named as reports name it. */
+type RawClaimed = Omit<ClaimedPlan, 'table'> & { readonly table: string };
+const claimed = (r: RawClaimed): ClaimedPlan => ({ ...r, table: tableFromText(r.table) });
 
 /**
  * Takes a plan over from run `from`, whose lease has ended without an outcome. The caller has
@@ -215,7 +221,9 @@ export async function takeOverPlan(
   c: Client,
   p: { planId: number; claim: string; from: string; leaseSeconds: number | null },
 ): Promise<ClaimedPlan> {
-  return call<ClaimedPlan>(c, 'SELECT syncguard_control.take_over_plan($1, $2, $3, $4) AS r', [p.planId, p.claim, p.from, p.leaseSeconds]);
+  return claimed(
+    await call<RawClaimed>(c, 'SELECT syncguard_control.take_over_plan($1, $2, $3, $4) AS r', [p.planId, p.claim, p.from, p.leaseSeconds]),
+  );
 }
 
 /** This control plane's identity, which a decision signed for the approval function names. */

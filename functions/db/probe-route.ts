@@ -2,7 +2,7 @@
 // (flows/probe-route.ts decides when): one read or write per function.
 
 import { escapeIdentifier } from 'pg';
-import { tableFromText } from '../core/identifiers.js';
+import { TableRef } from '../core/identifiers.js';
 import type { Client } from './connect.js';
 
 /** The publications a subscription of this database subscribes to (empty when there is none of that name). */
@@ -21,7 +21,7 @@ export async function subscriptionPublications(sub: Client, subscription: string
 export async function publicationsCarrying(
   pub: Client,
   publications: readonly string[],
-  tables: readonly string[],
+  tables: readonly TableRef[],
 ): Promise<{ pubname: string; probe: boolean }[]> {
   const { rows } = await pub.query<{ pubname: string; probe: boolean }>(
     `SELECT p.pubname, EXISTS (SELECT 1 FROM pg_publication_tables t WHERE t.pubname = p.pubname
@@ -37,7 +37,7 @@ export async function publicationsCarrying(
                            JOIN pg_publication_tables t ON t.schemaname = ns.nspname AND t.tablename = c.relname
                      WHERE t.pubname = p.pubname)
       ORDER BY p.pubname`,
-    [publications, tables.map((t) => tableFromText(t).schema), tables.map((t) => tableFromText(t).table)],
+    [publications, tables.map((t) => t.schema), tables.map((t) => t.table)],
   );
   return rows;
 }
@@ -58,21 +58,21 @@ export async function refreshWithoutCopy(sub: Client, subscription: string): Pro
 }
 
 /** The tables these publications publish, distinct. */
-export async function publishedTables(pub: Client, publications: readonly string[]): Promise<{ schema: string; table: string }[]> {
+export async function publishedTables(pub: Client, publications: readonly string[]): Promise<TableRef[]> {
   const { rows } = await pub.query<{ schema: string; table: string }>(
     'SELECT DISTINCT schemaname AS schema, tablename AS table FROM pg_publication_tables WHERE pubname = ANY($1)',
     [publications],
   );
-  return rows;
+  return rows.map((r) => TableRef.of(r.schema, r.table));
 }
 
 /** The tables a subscription holds (pg_subscription_rel). */
-export async function subscribedTables(sub: Client, subscription: string): Promise<{ schema: string; table: string }[]> {
+export async function subscribedTables(sub: Client, subscription: string): Promise<TableRef[]> {
   const { rows } = await sub.query<{ schema: string; table: string }>(
     `SELECT n.nspname AS schema, c.relname AS table FROM pg_subscription_rel r
        JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
        JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1`,
     [subscription],
   );
-  return rows;
+  return rows.map((r) => TableRef.of(r.schema, r.table));
 }

@@ -2,7 +2,7 @@
 // per function; the planning is in core/probe-plan.ts and the flow in flows/probes.ts.
 
 import type { BucketValue } from '../core/compare.js';
-import type { QualifiedName } from '../core/identifiers.js';
+import type { TableRef } from '../core/identifiers.js';
 import { insertLsn } from './barrier.js';
 import { type Client, one } from './connect.js';
 
@@ -71,7 +71,7 @@ const parseValues = (v: Record<string, [string, string]> | null): Map<string, Bu
 export async function sendProbe(
   pub: Client,
   p: {
-    table: QualifiedName;
+    table: TableRef;
     buckets: readonly string[];
     target: string;
     subscription: string;

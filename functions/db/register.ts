@@ -7,13 +7,13 @@ import type { BucketScheme } from '../core/buckets.js';
 import { IncompatibleError, InputError } from '../core/errors.js';
 import type { TruncatedColumn } from '../core/hash-version-choice.js';
 import { type HashVersion, parseHashVersion } from '../core/hashing.js';
-import type { QualifiedName } from '../core/identifiers.js';
+import { TableRef } from '../core/identifiers.js';
 import type { RegistrationConfig } from '../core/registration.js';
 import type { TableInfo } from '../core/table-info.js';
 import type { Client } from './connect.js';
 
 export interface RegisterOptions {
-  readonly table: QualifiedName;
+  readonly table: TableRef;
   readonly bucketSize?: number;
   readonly columns?: readonly string[];
   readonly scheme?: BucketScheme;
@@ -38,7 +38,7 @@ function sqlConfig(config: RegistrationConfig): string {
   return JSON.stringify(rest);
 }
 
-export async function describeTable(client: Client, t: QualifiedName, publications: readonly string[], label: string): Promise<TableInfo> {
+export async function describeTable(client: Client, t: TableRef, publications: readonly string[], label: string): Promise<TableInfo> {
   const { rows } = await client.query<{ d: TableInfo | null }>('SELECT syncguard.describe_table($1, $2, $3) AS d', [
     t.schema,
     t.table,
@@ -72,7 +72,7 @@ export async function subscribedPublications(publisher: Client, subscriber: Clie
   return rows.map((r) => r.pubname);
 }
 
-export async function publisherRows(publisher: Client, t: QualifiedName): Promise<number> {
+export async function publisherRows(publisher: Client, t: TableRef): Promise<number> {
   const { rows } = await publisher.query<{ n: string }>('SELECT syncguard.row_count($1, $2) AS n', [t.schema, t.table]);
   return Number(rows[0]?.n ?? 0);
 }
@@ -83,7 +83,7 @@ export async function publisherRows(publisher: Client, t: QualifiedName): Promis
  * the subscriber trigger's per-transaction memo is lost after each row, so every applied row pays
  * the trigger's guard and mark (catch-up 2.4x instead of 1.0-1.5x, docs/performance.md).
  */
-export async function applyAsOwnerNotes(subscriber: Client, t: QualifiedName): Promise<string[]> {
+export async function applyAsOwnerNotes(subscriber: Client, t: TableRef): Promise<string[]> {
   const { rows: v } = await subscriber.query<{ v: number }>("SELECT current_setting('server_version_num')::int AS v");
   if ((v[0]?.v ?? 0) < 160000) return []; // before 16 the apply runs every change as the subscription's owner
   const { rows } = await subscriber.query<{ sub: string; owner: string; table_owner: string }>(
@@ -101,7 +101,7 @@ export async function applyAsOwnerNotes(subscriber: Client, t: QualifiedName): P
 }
 
 /** The columns among `columns` that hash version 2 would read back truncated on this node. */
-export async function truncatedColumns(client: Client, t: QualifiedName, columns: readonly string[]): Promise<TruncatedColumn[]> {
+export async function truncatedColumns(client: Client, t: TableRef, columns: readonly string[]): Promise<TruncatedColumn[]> {
   const { rows } = await client.query<{ c: TruncatedColumn[] }>('SELECT syncguard.v2_truncated_columns($1, $2, $3) AS c', [
     t.schema,
     t.table,
@@ -114,7 +114,7 @@ export async function truncatedColumns(client: Client, t: QualifiedName, columns
 /** A node's registration of the table, if it holds one: its layout, hash version and node role. */
 export async function heldRegistration(
   client: Client,
-  t: QualifiedName,
+  t: TableRef,
 ): Promise<{ scheme: BucketScheme; width: number | null; hashVersion: HashVersion; role: string } | undefined> {
   const { rows } = await client.query<{ scheme: BucketScheme; width: string | null; v: number; role: string }>(
     'SELECT scheme, bucket_width::text AS width, hash_version AS v, node_role AS role FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
@@ -127,7 +127,7 @@ export async function heldRegistration(
 }
 
 /** The fingerprint of the registration a node holds for a table, if any. */
-export async function heldFingerprint(client: Client, t: QualifiedName): Promise<string | undefined> {
+export async function heldFingerprint(client: Client, t: TableRef): Promise<string | undefined> {
   const { rows } = await client.query<{ fingerprint: string }>(
     'SELECT fingerprint FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
     [t.schema, t.table],
@@ -136,7 +136,7 @@ export async function heldFingerprint(client: Client, t: QualifiedName): Promise
 }
 
 /** Range bucket bounds sampled from the publisher's rows (sample_bounds), lowest first. */
-export async function sampleBounds(publisher: Client, t: QualifiedName, keys: readonly string[], size: number): Promise<string[][]> {
+export async function sampleBounds(publisher: Client, t: TableRef, keys: readonly string[], size: number): Promise<string[][]> {
   const { rows } = await publisher.query<{ b: string[][] }>('SELECT syncguard.sample_bounds($1, $2, $3, $4) AS b', [
     t.schema,
     t.table,
@@ -152,17 +152,17 @@ export async function registerOn(client: Client, config: RegistrationConfig, rol
 }
 
 /** Removes one node's registration (triggers, generated objects, state); false when it held none. */
-export async function unregisterOn(client: Client, t: QualifiedName): Promise<boolean> {
+export async function unregisterOn(client: Client, t: TableRef): Promise<boolean> {
   const { rows } = await client.query<{ ok: boolean }>('SELECT syncguard.unregister_table($1, $2) AS ok', [t.schema, t.table]);
   return rows[0]?.ok ?? false;
 }
 
 /** The tables registered on a node, by schema and name. */
-export async function registeredTables(client: Client): Promise<QualifiedName[]> {
+export async function registeredTables(client: Client): Promise<TableRef[]> {
   const { rows } = await client.query<{ schema: string; table: string }>(
     'SELECT schema_name AS schema, table_name AS table FROM syncguard.registrations ORDER BY 1, 2',
   );
-  return rows.map((r) => ({ schema: r.schema, table: r.table }));
+  return rows.map((r) => TableRef.of(r.schema, r.table));
 }
 
 /**
@@ -170,7 +170,7 @@ export async function registeredTables(client: Client): Promise<QualifiedName[]>
  * off a partitioned table is published as its leaves, and when every leaf of a tree is published
  * its root is registered (once); a leaf published alone stays itself.
  */
-export async function publishedTables(publisher: Client, publications: readonly string[]): Promise<QualifiedName[]> {
+export async function publishedTables(publisher: Client, publications: readonly string[]): Promise<TableRef[]> {
   const { rows } = await publisher.query<{ schema: string; table: string }>(
     `WITH pub AS (
        SELECT DISTINCT c.oid FROM pg_publication_tables p
@@ -187,11 +187,11 @@ export async function publishedTables(publisher: Client, publications: readonly 
        FROM mapped m JOIN pg_class c ON c.oid = m.relid JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1, 2`,
     [publications],
   );
-  return rows.map((r) => ({ schema: r.schema, table: r.table }));
+  return rows.map((r) => TableRef.of(r.schema, r.table));
 }
 
 /** Whether a table of that name exists on a node. */
-export async function tableExists(client: Client, t: QualifiedName): Promise<boolean> {
+export async function tableExists(client: Client, t: TableRef): Promise<boolean> {
   const { rows } = await client.query<{ ok: boolean }>('SELECT to_regclass(format($1, $2::text, $3::text)) IS NOT NULL AS ok', [
     '%I.%I',
     t.schema,

@@ -3,7 +3,7 @@
 
 import { SyncGuardError } from '../core/errors.js';
 import { inspectHoldHint, singleChangeHoldHint } from '../core/hold-hints.js';
-import { type QualifiedName, tableText } from '../core/identifiers.js';
+import type { TableRef } from '../core/identifiers.js';
 import type { PlannedChange, RowList, RowValues } from '../core/repair-plan.js';
 import { type Client, one } from './connect.js';
 import { SQLSTATE, sqlstateOf } from './sqlstate.js';
@@ -48,7 +48,7 @@ async function lockedCall<T>(pub: Client, lockTimeoutMs: number, sql: string, pa
 export async function sendRowsProbe(
   pub: Client,
   p: {
-    table: QualifiedName;
+    table: TableRef;
     bucket: string;
     target: string;
     subscription: string;
@@ -64,13 +64,13 @@ export async function sendRowsProbe(
     'SELECT syncguard.probe_rows($1, $2, $3, $4, $5) AS r',
     [p.table.schema, p.table.table, p.bucket, p.target, p.subscription],
     `inspecting bucket ${p.bucket}`,
-    inspectHoldHint({ scheme: p.scheme, table: tableText(p.table), bucket: p.bucket, rows: p.rows ?? null }),
+    inspectHoldHint({ scheme: p.scheme, table: p.table.text, bucket: p.bucket, rows: p.rows ?? null }),
   );
   return { id: String(r.id), rows: new Map(Object.entries(r.rows)), lockWaitMs: Number(r.lockWaitMs), computeMs: Number(r.computeMs) };
 }
 
 /** A side's full rows of some keys of one bucket. */
-export async function readRowValues(c: Client, table: QualifiedName, bucket: string, keys: readonly string[]): Promise<RowValues> {
+export async function readRowValues(c: Client, table: TableRef, bucket: string, keys: readonly string[]): Promise<RowValues> {
   const { rows } = await c.query<{
     v: {
       columns: string[];
@@ -98,7 +98,7 @@ export interface SentRepair {
 export async function sendRepair(
   pub: Client,
   p: {
-    table: QualifiedName;
+    table: TableRef;
     bucket: string;
     changes: readonly PlannedChange[];
     plan: string;
@@ -142,7 +142,7 @@ export async function sendRepair(
       p.subscription,
     ],
     `the repair of bucket ${p.bucket} (${p.changes.length} ${p.changes.length === 1 ? 'change' : 'changes'} in one request)`,
-    p.changes.length === 1 ? singleChangeHoldHint({ scheme: p.scheme, table: tableText(p.table), bucket: p.bucket }) : '',
+    p.changes.length === 1 ? singleChangeHoldHint({ scheme: p.scheme, table: p.table.text, bucket: p.bucket }) : '',
   );
   return {
     id: r.id === null ? null : String(r.id),
@@ -154,19 +154,19 @@ export async function sendRepair(
 }
 
 /** Privileges the syncguard owner lacks on the table to write repairs there (empty: none lacking). */
-export async function missingRepairPrivileges(sub: Client, table: QualifiedName): Promise<string[]> {
+export async function missingRepairPrivileges(sub: Client, table: TableRef): Promise<string[]> {
   const { rows } = await sub.query<{ p: string[] }>('SELECT syncguard.repair_privileges($1, $2) AS p', [table.schema, table.table]);
   return one(rows, 'syncguard.repair_privileges').p;
 }
 
 /** What the subscriber's repair would run of the table owner's code with syncguard's rights (empty: nothing). */
-export async function repairUserCode(sub: Client, table: QualifiedName): Promise<string[]> {
+export async function repairUserCode(sub: Client, table: TableRef): Promise<string[]> {
   const { rows } = await sub.query<{ c: string[] }>('SELECT syncguard.repair_user_code($1, $2) AS c', [table.schema, table.table]);
   return one(rows, 'syncguard.repair_user_code').c;
 }
 
 /** The ids of the publisher's repair requests of a plan on a table (node 0024), oldest first. */
-export async function repairRequestsOf(pub: Client, table: QualifiedName, plan: string): Promise<string[]> {
+export async function repairRequestsOf(pub: Client, table: TableRef, plan: string): Promise<string[]> {
   const { rows } = await pub.query<{ ids: string[] }>('SELECT syncguard.repair_requests($1, $2, $3)::text[] AS ids', [
     table.schema,
     table.table,

@@ -1,6 +1,6 @@
 // Reading a node's drain state (syncguard.status()).
 
-import { tableText } from '../core/identifiers.js';
+import { byText, TableRef } from '../core/identifiers.js';
 import type { Client } from './connect.js';
 import { requireInstalled } from './install.js';
 
@@ -67,7 +67,7 @@ export async function requireStatus(client: Client, label: string): Promise<Node
  * Tables this node replicates (a subscription's tables) or publishes in a publication a
  * registration names, that are not registered: "published but not monitored".
  */
-export async function unmonitoredTables(client: Client, registered: ReadonlySet<string>): Promise<string[]> {
+export async function unmonitoredTables(client: Client, registered: ReadonlySet<TableRef>): Promise<TableRef[]> {
   const subscribed = `SELECT r.srrelid AS relid FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
       WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`;
   const published = `SELECT c.oid FROM pg_publication_tables p
@@ -86,10 +86,10 @@ export async function unmonitoredTables(client: Client, registered: ReadonlySet<
     .query<{ chain: [string, string][] }>(withAncestors(`${subscribed} UNION ${published}`))
     // a role without access to the registrations: the subscription's tables only
     .catch(async () => client.query<{ chain: [string, string][] }>(withAncestors(subscribed)));
-  const out = new Set<string>();
+  const out = new Set<TableRef>();
   for (const { chain } of rows) {
-    const names = chain.map(([schema, table]) => tableText({ schema, table }));
-    if (!names.some((n) => registered.has(n))) out.add(names[names.length - 1] as string);
+    const tables = chain.map(([schema, table]) => TableRef.of(schema, table));
+    if (!tables.some((t) => registered.has(t))) out.add(tables[tables.length - 1] as TableRef);
   }
-  return [...out].sort();
+  return [...out].sort(byText);
 }

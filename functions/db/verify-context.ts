@@ -2,37 +2,41 @@
 // and what keeps each from being compared (health), the parity checks, and the local writes.
 
 import { droppedOnSubscriberOnly, tableProblems } from '../core/health.js';
-import { type QualifiedName, tableFromText, tableText } from '../core/identifiers.js';
+import { byText, type TableRef, tableFromText } from '../core/identifiers.js';
 import { type Finding, type ParityInfo, parityFindings } from '../core/parity.js';
 import type { LocalWrite } from '../core/report.js';
 import { subscriptionsOf } from './barrier.js';
 import { readHealth } from './catalogue.js';
 import { type Client, one } from './connect.js';
 
-/** The tables registered on either side (or the one asked for), and what keeps each from being compared. */
+/**
+ * The tables registered on either side (or the one asked for), sorted by name, and what keeps each
+ * from being compared. The nodes report each table by its name (TableRef.text), read here once.
+ */
 export async function registrationProblems(
   pub: Client,
   sub: Client,
-  only: QualifiedName | undefined,
-): Promise<{ tableNames: string[]; problems: Map<string, string[]>; schemaDrift: Map<string, string[]> }> {
-  const wanted = (t: string) => only === undefined || t === tableText(only);
-  const pubHealth = new Map((await readHealth(pub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
-  const subHealth = new Map((await readHealth(sub)).filter((h) => wanted(h.table)).map((h) => [h.table, h]));
-  const tableNames = [...new Set([...pubHealth.keys(), ...subHealth.keys()])].sort();
-  const { unsubscribed } = await subscriptionsOf(sub, tableNames.map(tableFromText));
+  only: TableRef | undefined,
+): Promise<{ tables: TableRef[]; problems: Map<TableRef, string[]>; schemaDrift: Map<TableRef, string[]> }> {
+  const health = async (c: Client) =>
+    new Map((await readHealth(c)).map((h) => [tableFromText(h.table), h] as const).filter(([t]) => only === undefined || t === only));
+  const pubHealth = await health(pub);
+  const subHealth = await health(sub);
+  const tables = [...new Set([...pubHealth.keys(), ...subHealth.keys()])].sort(byText);
+  const { unsubscribed } = await subscriptionsOf(sub, tables);
   const problems = new Map(
-    tableNames.map((t) => [
+    tables.map((t) => [
       t,
       [
-        ...tableProblems(t, pubHealth.get(t), subHealth.get(t)),
+        ...tableProblems(t.text, pubHealth.get(t), subHealth.get(t)),
         ...(unsubscribed.includes(t) && subHealth.has(t) ? ['no subscription of the subscriber database replicates it'] : []),
       ],
     ]),
   );
   const schemaDrift = new Map(
-    tableNames.map((t) => [t, droppedOnSubscriberOnly(pubHealth.get(t), subHealth.get(t))] as const).filter(([, cols]) => cols.length > 0),
+    tables.map((t) => [t, droppedOnSubscriberOnly(pubHealth.get(t), subHealth.get(t))] as const).filter(([, cols]) => cols.length > 0),
   );
-  return { tableNames, problems, schemaDrift };
+  return { tables, problems, schemaDrift };
 }
 
 /** Parity findings; best effort: a failure (a table locked by DDL, say) becomes a finding. */
@@ -45,11 +49,11 @@ export async function parityOf(pub: Client, sub: Client): Promise<Finding[]> {
   }
 }
 
-export async function localWrites(sub: Client, table: QualifiedName | undefined): Promise<{ count: number; groups: LocalWrite[] }> {
+export async function localWrites(sub: Client, table: TableRef | undefined): Promise<{ count: number; groups: LocalWrite[] }> {
   const { rows } = await sub.query<{ w: { count: number; groups: LocalWrite[] } }>('SELECT syncguard.local_writes(100) AS w');
   const w = one(rows, 'syncguard.local_writes').w;
   const groups = w.groups
-    .filter((g) => table === undefined || g.table === tableText(table))
+    .filter((g) => table === undefined || g.table === table.text)
     .map((g) => ({ ...g, writes: Number(g.writes), buckets: Number(g.buckets) }));
   return { count: table === undefined ? Number(w.count) : groups.reduce((a, g) => a + g.writes, 0), groups };
 }

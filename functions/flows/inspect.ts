@@ -5,23 +5,23 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DetailCatalogue } from '../core/compare.js';
 import { IncompatibleError, InputError, SyncGuardError } from '../core/errors.js';
-import { type QualifiedName, tableText } from '../core/identifiers.js';
+import type { TableRef } from '../core/identifiers.js';
 import { lockRetryDelayMs } from '../core/probe-plan.js';
 import { type Diff, describeDiffs, diffKeys, type KeyDiff, type RowValues } from '../core/repair-plan.js';
 import { insertLsn } from '../db/barrier.js';
 import { readDetail } from '../db/catalogue.js';
 import type { Client } from '../db/connect.js';
-import { requireDistinct, requireInstalled } from '../db/install.js';
 import { readRowValues, sendRowsProbe } from '../db/repair.js';
 import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { nodeStatus } from '../db/status.js';
 import { registrationProblems } from '../db/verify-context.js';
 import { withHoldRetries } from './hold-retries.js';
+import { CheckedPair } from './pair.js';
 import { probeReach } from './probe-route.js';
 import { awaitAnswers } from './probes.js';
 
 export interface Inspection {
-  readonly table: string;
+  readonly table: TableRef;
   readonly bucket: string;
   readonly fingerprint: string;
   /** The publisher's WAL position right after the inspection probe committed. */
@@ -54,15 +54,12 @@ export interface ProbeTarget {
   readonly scheme: string;
 }
 
-/** Checks that the table is registered alike on both nodes and that probes reach it. */
-export async function probeTargetOf(pub: Client, sub: Client, table: QualifiedName): Promise<ProbeTarget> {
-  await requireInstalled(pub, 'publisher');
-  await requireInstalled(sub, 'subscriber');
-  await requireDistinct(pub, sub);
-  const name = tableText(table);
-  const { tableNames, problems } = await registrationProblems(pub, sub, table);
-  if (tableNames.length === 0) throw new InputError(`table ${name} is not registered on the publisher or the subscriber`);
-  const found = problems.get(name) ?? [];
+/** Checks that the table is registered alike on both nodes of a checked pair and that probes reach it. */
+export async function probeTargetOf({ pub, sub }: CheckedPair, table: TableRef): Promise<ProbeTarget> {
+  const name = table.text;
+  const { tables, problems } = await registrationProblems(pub, sub, table);
+  if (tables.length === 0) throw new InputError(`table ${name} is not registered on the publisher or the subscriber`);
+  const found = problems.get(table) ?? [];
   if (found.length > 0) throw new IncompatibleError(`table ${name} cannot be inspected or repaired: ${found.join('; ')}`);
   const [p, s] = [await nodeStatus(pub), await nodeStatus(sub)];
   const pt = p.tables.find((t) => t.table === name);
@@ -70,7 +67,7 @@ export async function probeTargetOf(pub: Client, sub: Client, table: QualifiedNa
   const sf = s.tables.find((t) => t.table === name)?.fingerprint;
   if (pf === undefined || pf !== sf)
     throw new IncompatibleError(`registration fingerprints of ${name} differ: publisher ${pf}, subscriber ${sf}`);
-  const reach = (await probeReach(sub, [name])).reach.get(name);
+  const reach = (await probeReach(sub, [table])).reach.get(table);
   if (reach?.ok !== true) {
     throw new IncompatibleError(
       `${name} cannot be inspected or repaired without probes: ${reach?.ok === false ? reach.reason : 'no subscription replicates it'}`,
@@ -119,7 +116,7 @@ function movedKeys(ins: Inspection): string[] {
 export async function inspectBucket(
   pub: Client,
   sub: Client,
-  table: QualifiedName,
+  table: TableRef,
   bucketText: string,
   opts: { timeLimitMs?: number; lockTimeoutMs?: number } = {},
 ): Promise<Inspection> {
@@ -142,7 +139,7 @@ export async function inspectBucket(
 async function inspectOnce(
   pub: Client,
   sub: Client,
-  table: QualifiedName,
+  table: TableRef,
   bucketText: string,
   opts: { timeLimitMs?: number; lockTimeoutMs?: number } = {},
 ): Promise<Inspection> {
@@ -150,8 +147,8 @@ async function inspectOnce(
   const deadline = started + (opts.timeLimitMs ?? 60_000);
   if (!/^-?\d{1,19}$/.test(bucketText)) throw new InputError(`bucket must be an integer, got ${JSON.stringify(bucketText)}`);
   const bucket = BigInt(bucketText).toString();
-  const t = await probeTargetOf(pub, sub, table);
-  const name = tableText(table);
+  const t = await probeTargetOf(await CheckedPair.open(pub, sub), table);
+  const name = table.text;
   const pubDetail = await readDetail(pub, table, [bucket]);
   const known = (d: DetailCatalogue) => d.buckets.has(bucket) || d.dirty.has(bucket);
   if (!known(pubDetail) && !known(await readDetail(sub, table, [bucket]))) {
@@ -199,7 +196,7 @@ async function inspectOnce(
     keys.filter((k) => k.kind !== 'missing_on_subscriber').map((k) => k.key),
   );
   return {
-    table: name,
+    table,
     bucket,
     fingerprint: t.fingerprint,
     lsn,

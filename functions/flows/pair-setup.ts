@@ -4,7 +4,7 @@
 
 import { ConnectionError, InputError, SyncGuardError } from '../core/errors.js';
 import type { HashVersion } from '../core/hashing.js';
-import { matchesPattern, type QualifiedName, tableText } from '../core/identifiers.js';
+import type { TableRef } from '../core/identifiers.js';
 import type { Client } from '../db/connect.js';
 import { nodeMigrations } from '../db/generated/migrations.js';
 import { installedVersions, installPair } from '../db/install.js';
@@ -18,6 +18,7 @@ import {
   tableExists,
 } from '../db/register.js';
 import { requireApplicable } from './apply-rights.js';
+import { CheckedPair } from './pair.js';
 import { ensureProbeRoute } from './probe-route.js';
 import { planTable, registerTable, writeRegistration } from './register.js';
 
@@ -38,7 +39,7 @@ export async function installOnPair(
   });
   return {
     ...r,
-    probeNotes: await ensureProbeRoute(publisher, subscriber, (await registeredTables(subscriber)).map(tableText)),
+    probeNotes: await ensureProbeRoute(publisher, subscriber, await registeredTables(subscriber)),
   };
 }
 
@@ -56,7 +57,7 @@ export async function registerOnPair(
   await requireApplicable(subscriber, REGISTRATION, 'syncguard register');
   if (opts.refresh === true) return refreshRegistration(publisher, subscriber, opts);
   const r = await registerTable(publisher, subscriber, opts);
-  const notes = await ensureProbeRoute(publisher, subscriber, [tableText(opts.table)]);
+  const notes = await ensureProbeRoute(publisher, subscriber, [opts.table]);
   return { ...r, notes: [...r.notes, ...notes] };
 }
 
@@ -67,10 +68,10 @@ async function refreshRegistration(
 ): Promise<RegisterResult> {
   const prev = await heldRegistration(publisher, opts.table);
   if (prev === undefined)
-    throw new InputError(`table ${tableText(opts.table)} is not registered on the publisher; register it without --refresh`);
+    throw new InputError(`table ${opts.table.text} is not registered on the publisher; register it without --refresh`);
   if (prev.role !== 'publisher')
     throw new InputError(
-      `the database given as the publisher holds ${tableText(opts.table)} registered as the ${prev.role}: are the publisher and subscriber DSNs swapped? Nothing was changed`,
+      `the database given as the publisher holds ${opts.table.text} registered as the ${prev.role}: are the publisher and subscriber DSNs swapped? Nothing was changed`,
     );
   // a table held at version 2 (the default) is planned as a new one would be: with version 1 when
   // version 2 would read a column truncated (core chooseHashVersion, checked in planTable)
@@ -80,9 +81,9 @@ async function refreshRegistration(
   // every check first (both nodes installed and distinct, the subscription, both tables, the
   // columns asked for): a refusal leaves the registration as it was; then one write per node,
   // each replacing the old registration in the same transaction
+  const pair = await CheckedPair.open(publisher, subscriber);
   const { config, notes } = await planTable(
-    publisher,
-    subscriber,
+    pair,
     {
       ...again,
       ...(hashVersion !== undefined ? { hashVersion } : {}),
@@ -91,8 +92,8 @@ async function refreshRegistration(
     },
     true,
   );
-  await writeRegistration(publisher, subscriber, config, true);
-  const route = await ensureProbeRoute(publisher, subscriber, [tableText(opts.table)]);
+  await writeRegistration(pair, config, true);
+  const route = await ensureProbeRoute(publisher, subscriber, [opts.table]);
   return {
     config,
     alreadyRegistered: false,
@@ -107,7 +108,7 @@ async function refreshRegistration(
 export interface RegisterAllOptions {
   /** Only this publication's tables (it must be one the subscriber subscribes to). */
   readonly publication?: string;
-  /** Leave out tables matching any of these patterns (core/identifiers.ts matchesPattern). */
+  /** Leave out tables matching any of these patterns (core/identifiers.ts TableRef.matches). */
   readonly exclude?: readonly string[];
   readonly bucketSize?: number;
   /** For tables registered now; tables registered before keep theirs. */
@@ -138,14 +139,15 @@ export async function registerAll(
   await requireApplicable(subscriber, REGISTRATION, 'syncguard register');
   const pubs = opts.publication === undefined ? subscribed : [opts.publication];
   const published = await publishedTables(publisher, pubs);
-  const tables: QualifiedName[] = published.filter((t) => !(opts.exclude ?? []).some((p) => matchesPattern(t, p)));
+  const tables: TableRef[] = published.filter((t) => !(opts.exclude ?? []).some((p) => t.matches(p)));
   const outcomes: TableOutcome[] = [];
+  const registered: TableRef[] = [];
   const note = (o: TableOutcome) => {
     outcomes.push(o);
     opts.onTable?.(o);
   };
   for (const t of tables) {
-    const name = tableText(t);
+    const name = t.text;
     if (!(await tableExists(subscriber, t))) {
       note({ table: name, outcome: 'refused', reason: 'it does not exist on the subscriber' });
       continue;
@@ -156,6 +158,7 @@ export async function registerAll(
         ...(opts.bucketSize !== undefined ? { bucketSize: opts.bucketSize } : {}),
         ...(opts.hashVersion !== undefined ? { hashVersion: (await heldRegistration(publisher, t))?.hashVersion ?? opts.hashVersion } : {}),
       });
+      registered.push(t);
       note({ table: name, outcome: result.alreadyRegistered ? 'already registered' : 'registered', result });
     } catch (err) {
       if (err instanceof ConnectionError) throw err;
@@ -164,6 +167,5 @@ export async function registerAll(
       note({ table: name, outcome: 'refused', reason: err instanceof Error ? err.message : String(err) });
     }
   }
-  const registered = outcomes.filter((o) => o.outcome !== 'refused').map((o) => o.table);
   return { outcomes, probeNotes: await ensureProbeRoute(publisher, subscriber, registered) };
 }

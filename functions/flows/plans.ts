@@ -4,7 +4,6 @@
 
 import { randomUUID } from 'node:crypto';
 import { InputError, PlanAlreadyAppliedError, PlanClaimedError, PreconditionFailedError, TimeLimitError } from '../core/errors.js';
-import { tableFromText } from '../core/identifiers.js';
 import type { Client } from '../db/connect.js';
 import { type ClaimedPlan, claimPlan, finishPlan, insertPlan, loadPlan, recordDecision, releasePlan, takeOverPlan } from '../db/plans.js';
 import { repairRequestsOf } from '../db/repair.js';
@@ -116,7 +115,7 @@ export async function applyStoredPlan(
       } catch (err) {
         // released only when no request of the plan reached the publisher: a request sent is
         // answered on the subscriber whatever happened here, and is recovered, not sent again
-        const sent = await repairRequestsOf(pub, tableFromText(claimed.table), String(p.planId)).then(
+        const sent = await repairRequestsOf(pub, claimed.table, String(p.planId)).then(
           (ids) => ids.length > 0,
           () => true,
         );

@@ -10,7 +10,7 @@
 // that would stop the subscription. They say why, and the grant that fixes it.
 
 import { applyCheckText } from '../core/apply-rights.js';
-import { tableFromText, tableText } from '../core/identifiers.js';
+import { TableRef } from '../core/identifiers.js';
 import { subscriptionsOf } from '../db/barrier.js';
 import type { Client } from '../db/connect.js';
 import { probeRoute } from '../db/probe.js';
@@ -29,16 +29,19 @@ import { subscriptionApplyCheck } from './apply-rights.js';
 
 export type ProbeReach = { readonly ok: true; readonly subscription: string } | { readonly ok: false; readonly reason: string };
 
+/** The table probes travel in. */
+const PROBE_TABLE = TableRef.of('syncguard', 'probe');
+
 const fix = 'syncguard install (on the pair) adds it, or see docs/verification.md "Where probes cannot reach"';
 
 /** For each table, the subscription probes travel in, or why probes cannot reach it. */
 export async function probeReach(
   sub: Client,
-  tables: readonly string[],
-): Promise<{ reach: Map<string, ProbeReach>; target: string; warnings: string[] }> {
-  const reach = new Map<string, ProbeReach>();
+  tables: readonly TableRef[],
+): Promise<{ reach: Map<TableRef, ProbeReach>; target: string; warnings: string[] }> {
+  const reach = new Map<TableRef, ProbeReach>();
   const route = await probeRoute(sub);
-  const { subscriptions } = await subscriptionsOf(sub, tables.map(tableFromText));
+  const { subscriptions } = await subscriptionsOf(sub, tables);
   // a probe row reaches every subscription that carries syncguard.probe: one whose owner could not
   // apply it would stop, so then no probe is sent at all
   const blocked = new Map<string, string>();
@@ -80,10 +83,10 @@ export async function probeReach(
 }
 
 /** Adds syncguard.probe to the subscriptions of the registered tables where it is missing; returns notes. */
-export async function ensureProbeRoute(pub: Client, sub: Client, tables: readonly string[]): Promise<string[]> {
+export async function ensureProbeRoute(pub: Client, sub: Client, tables: readonly TableRef[]): Promise<string[]> {
   if (tables.length === 0) return [];
   const notes: string[] = [];
-  const { subscriptions } = await subscriptionsOf(sub, tables.map(tableFromText));
+  const { subscriptions } = await subscriptionsOf(sub, tables);
   const route = await probeRoute(sub);
   for (const s of subscriptions) {
     if (route.subscriptions.get(s.name) === 'r') continue;
@@ -116,13 +119,16 @@ export async function ensureProbeRoute(pub: Client, sub: Client, tables: readonl
     // refresh only when syncguard.probe is the one difference between publication and subscription
     const published = await publishedTables(pub, pubs);
     const subscribed = await subscribedTables(sub, s.name);
-    const have = new Set(subscribed.map(tableText));
-    const want = new Set(published.map(tableText));
-    const others = [...want].filter((n) => n !== 'syncguard.probe' && !have.has(n));
-    const gone = [...have].filter((n) => !want.has(n));
+    const have = new Set(subscribed);
+    const want = new Set(published);
+    const others = [...want].filter((t) => t !== PROBE_TABLE && !have.has(t));
+    const gone = [...have].filter((t) => !want.has(t));
     if (others.length > 0 || gone.length > 0) {
       notes.push(
-        `subscription ${s.name} also has other pending publication changes (${[...others, ...gone].slice(0, 5).join(', ')}); refresh it yourself (with copy_data as those tables need) to let probes through`,
+        `subscription ${s.name} also has other pending publication changes (${[...others, ...gone]
+          .slice(0, 5)
+          .map((t) => t.text)
+          .join(', ')}); refresh it yourself (with copy_data as those tables need) to let probes through`,
       );
       continue;
     }

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { BucketScheme } from '../core/buckets.js';
 import { EMPTY, sameValue } from '../core/compare.js';
 import { ConnectionError } from '../core/errors.js';
-import { tableFromText } from '../core/identifiers.js';
+import type { TableRef } from '../core/identifiers.js';
 import {
   type BucketOutcome,
   DEFAULT_PROBE_BUDGET,
@@ -26,7 +26,7 @@ import { bucketValues, type ProbeAnswer, readAnswers, type SentProbe, sendProbe 
 import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 
 export interface ProbeRequest {
-  readonly table: string;
+  readonly table: TableRef;
   readonly scheme: BucketScheme;
   /** The subscription that carries both the table and syncguard.probe. */
   readonly subscription: string;
@@ -79,11 +79,11 @@ export async function resolveByProbes(
   requests: readonly ProbeRequest[],
   ctx: ProbeContext,
   stats: ProbeStats = emptyStats(),
-): Promise<Map<string, BucketOutcome[]>> {
+): Promise<Map<TableRef, BucketOutcome[]>> {
   const budget = ctx.budget ?? DEFAULT_PROBE_BUDGET;
-  const outcomes = new Map<string, BucketOutcome[]>(requests.map((r) => [r.table, []]));
-  const sent: { table: string; probe: SentProbe; buckets: readonly string[] }[] = [];
-  const leaveOut = (table: string, buckets: readonly string[], reason: string, tooBig = false) =>
+  const outcomes = new Map<TableRef, BucketOutcome[]>(requests.map((r) => [r.table, []]));
+  const sent: { table: TableRef; probe: SentProbe; buckets: readonly string[] }[] = [];
+  const leaveOut = (table: TableRef, buckets: readonly string[], reason: string, tooBig = false) =>
     outcomes.get(table)?.push(...buckets.map((bucket) => ({ bucket, state: 'left_out' as const, reason, ...(tooBig ? { tooBig } : {}) })));
 
   for (const req of requests) {
@@ -107,7 +107,7 @@ export async function resolveByProbes(
       }
       try {
         const probe = await sendProbe(pub, {
-          table: tableFromText(req.table),
+          table: req.table,
           buckets: batch.buckets,
           target: ctx.target,
           subscription: req.subscription,

@@ -5,11 +5,9 @@
 
 import { InputError } from '../core/errors.js';
 import { chooseHashVersion } from '../core/hash-version-choice.js';
-import type { QualifiedName } from '../core/identifiers.js';
-import { tableText } from '../core/identifiers.js';
+import { TableRef } from '../core/identifiers.js';
 import { buildConfig, DEFAULT_BUCKET_SIZE, layoutFor, planRegistration, type RegistrationConfig } from '../core/registration.js';
 import { type Client, inTransaction } from '../db/connect.js';
-import { requireDistinct, requireInstalled } from '../db/install.js';
 import {
   applyAsOwnerNotes,
   describeTable,
@@ -24,34 +22,33 @@ import {
   truncatedColumns,
   unregisterOn,
 } from '../db/register.js';
+import { CheckedPair } from './pair.js';
 
 export async function registerTable(publisher: Client, subscriber: Client, opts: RegisterOptions): Promise<RegisterResult> {
-  const { config, notes } = await planTable(publisher, subscriber, opts);
+  const pair = await CheckedPair.open(publisher, subscriber);
+  const { config, notes } = await planTable(pair, opts);
   if (
     (await heldFingerprint(publisher, opts.table)) === config.fingerprint &&
     (await heldFingerprint(subscriber, opts.table)) === config.fingerprint
   ) {
     return { config, notes, alreadyRegistered: true };
   }
-  await writeRegistration(publisher, subscriber, config, false);
+  await writeRegistration(pair, config, false);
   return { config, notes, alreadyRegistered: false };
 }
 
 /**
- * Everything a registration needs, checked and decided, and nothing written: both nodes
- * installed and distinct, the subscriber subscribed to the publisher, both tables described, the
- * layout sampled. A refresh plans first, so a refusal changes nothing.
+ * Everything a registration needs, checked and decided, and nothing written: on a checked pair
+ * (both nodes installed and distinct), the subscriber subscribed to the publisher, both tables
+ * described, the layout sampled. A refresh plans first, so a refusal changes nothing.
  */
 export async function planTable(
-  publisher: Client,
-  subscriber: Client,
+  pair: CheckedPair,
   opts: RegisterOptions,
   /** A refresh replaces the registration, so the hash version asked for may differ from the one held. */
   refresh = false,
 ): Promise<{ config: RegistrationConfig; notes: string[] }> {
-  await requireInstalled(publisher, 'publisher');
-  await requireInstalled(subscriber, 'subscriber');
-  await requireDistinct(publisher, subscriber);
+  const { pub: publisher, sub: subscriber } = pair;
   const publications = await subscribedPublications(publisher, subscriber);
   // A table registered before (on either node: one may have lost its registration) keeps its hash
   // version, bucket scheme and integer bucket width unless others are asked for, so registering it
@@ -63,7 +60,7 @@ export async function planTable(
   const heldVersion = refresh ? (await heldRegistration(publisher, opts.table))?.hashVersion : heldBy?.hashVersion;
   if (!refresh && opts.hashVersion !== undefined && heldVersion !== undefined && heldVersion !== opts.hashVersion) {
     throw new InputError(
-      `table ${tableText(opts.table)} is registered with hash version ${heldVersion}; to move it to version ${opts.hashVersion} (both sides re-sweep it), run: syncguard register --table ${tableText(opts.table)} --refresh --hash-version ${opts.hashVersion}`,
+      `table ${opts.table.text} is registered with hash version ${heldVersion}; to move it to version ${opts.hashVersion} (both sides re-sweep it), run: syncguard register --table ${opts.table.text} --refresh --hash-version ${opts.hashVersion}`,
     );
   }
   const described = {
@@ -81,7 +78,7 @@ export async function planTable(
     ...(await truncatedColumns(subscriber, opts.table, hashed)),
   ];
   const chosen = chooseHashVersion(
-    tableText(opts.table),
+    opts.table.text,
     opts.hashVersion,
     refresh ? undefined : heldVersion,
     truncated.filter((c, i) => truncated.findIndex((d) => d.column === c.column) === i),
@@ -120,13 +117,9 @@ export async function planTable(
  * removes the registration it holds, so a node either has the new registration or keeps its old
  * one whole, never none.
  */
-export async function writeRegistration(
-  publisher: Client,
-  subscriber: Client,
-  config: RegistrationConfig,
-  replace: boolean,
-): Promise<void> {
-  const table = { schema: config.schema, table: config.table };
+export async function writeRegistration(pair: CheckedPair, config: RegistrationConfig, replace: boolean): Promise<void> {
+  const { pub: publisher, sub: subscriber } = pair;
+  const table = TableRef.of(config.schema, config.table);
   // the subscriber's transaction inside the publisher's: it commits first, and a failure on
   // either rolls both back
   await inTransaction(publisher, () =>
@@ -146,12 +139,10 @@ export async function writeRegistration(
 export async function unregisterTable(
   publisher: Client,
   subscriber: Client,
-  table: QualifiedName,
+  table: TableRef,
 ): Promise<{ publisher: boolean; subscriber: boolean }> {
-  await requireInstalled(publisher, 'publisher');
-  await requireInstalled(subscriber, 'subscriber');
   // the same database twice (however the DSNs spell it) would remove the publisher's registration
-  await requireDistinct(publisher, subscriber);
+  await CheckedPair.open(publisher, subscriber);
   const result = { publisher: false, subscriber: false };
   for (const [client, role] of [
     [subscriber, 'subscriber'],
@@ -160,7 +151,7 @@ export async function unregisterTable(
     result[role] = await unregisterOn(client, table);
   }
   if (!result.publisher && !result.subscriber) {
-    throw new InputError(`table ${tableText(table)} is not registered on either node`);
+    throw new InputError(`table ${table.text} is not registered on either node`);
   }
   return result;
 }

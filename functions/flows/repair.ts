@@ -5,7 +5,7 @@
 // After the repair the bucket is probed again.
 
 import { IncompatibleError, PlanStaleError } from '../core/errors.js';
-import { type QualifiedName, tableFromText, tableText } from '../core/identifiers.js';
+import type { TableRef } from '../core/identifiers.js';
 import {
   checkCap,
   DEFAULT_PLAN_CAP,
@@ -21,6 +21,7 @@ import { HoldLimitError, missingRepairPrivileges, repairRequestsOf, repairUserCo
 import { nodeStatus } from '../db/status.js';
 import { beforeHoldRetry } from './hold-retries.js';
 import { type Inspection, inspectBucket, probeTargetOf, withLockRetries } from './inspect.js';
+import { CheckedPair } from './pair.js';
 import { awaitAnswers, emptyStats, resolveByProbes } from './probes.js';
 
 export interface Plan extends PlanContent {
@@ -91,12 +92,13 @@ export function planFromInspection(ins: Inspection, opts: PlanOptions): Plan {
   return {
     ...content,
     checksum: planChecksum(content),
-    sql: planSql(tableFromText(ins.table), columns, changes),
+    sql: planSql(ins.table, columns, changes),
     rowCount: changes.length,
   };
 }
 
-async function requireRepairable(sub: Client, table: QualifiedName, name: string): Promise<void> {
+async function requireRepairable(sub: Client, table: TableRef): Promise<void> {
+  const name = table.text;
   const missing = await missingRepairPrivileges(sub, table);
   if (missing.length > 0) {
     throw new IncompatibleError(
@@ -115,11 +117,11 @@ async function requireRepairable(sub: Client, table: QualifiedName, name: string
 export async function planBucket(
   pub: Client,
   sub: Client,
-  table: QualifiedName,
+  table: TableRef,
   bucket: string,
   opts: PlanOptions & { timeLimitMs?: number },
 ): Promise<{ inspection: Inspection; plan: Plan }> {
-  await requireRepairable(sub, table, tableText(table));
+  await requireRepairable(sub, table);
   const inspection = await inspectBucket(pub, sub, table, bucket, opts.timeLimitMs === undefined ? {} : { timeLimitMs: opts.timeLimitMs });
   return { inspection, plan: planFromInspection(inspection, opts) };
 }
@@ -130,7 +132,7 @@ export async function applyPlan(
   sub: Client,
   plan: {
     readonly id: string;
-    readonly table: string;
+    readonly table: TableRef;
     readonly bucket: string;
     readonly fingerprint: string;
     readonly changes: readonly PlannedChange[];
@@ -146,11 +148,11 @@ export async function applyPlan(
 ): Promise<RepairOutcome> {
   const started = Date.now();
   const deadline = started + (opts.timeLimitMs ?? 60_000);
-  const table = tableFromText(plan.table);
-  const t = await probeTargetOf(pub, sub, table);
+  const table = plan.table;
+  const t = await probeTargetOf(await CheckedPair.open(pub, sub), table);
   if (t.fingerprint !== plan.fingerprint) {
     throw new PlanStaleError(
-      `${plan.table} was registered again since the plan was made (fingerprint ${plan.fingerprint}, now ${t.fingerprint}); inspect again and make a new plan`,
+      `${table.text} was registered again since the plan was made (fingerprint ${plan.fingerprint}, now ${t.fingerprint}); inspect again and make a new plan`,
     );
   }
   if (plan.inspection === undefined) {
@@ -159,7 +161,7 @@ export async function applyPlan(
     );
   }
   const inspection = plan.inspection;
-  await requireRepairable(sub, table, plan.table);
+  await requireRepairable(sub, table);
   const lockTimeoutMs = opts.lockTimeoutMs ?? 20;
   // in parts that each fit the hold promise: a request that would hold writers longer is cancelled
   // unsent, and its part is halved (item 23: a bucket emptied on the subscriber has every row to send)
@@ -171,7 +173,7 @@ export async function applyPlan(
     await opts.beforeSend?.();
     try {
       sent.push(
-        await withLockRetries(`repairing ${plan.table} bucket ${plan.bucket}`, lockTimeoutMs, () =>
+        await withLockRetries(`repairing ${table.text} bucket ${plan.bucket}`, lockTimeoutMs, () =>
           sendRepair(pub, {
             table,
             bucket: plan.bucket,
@@ -201,7 +203,7 @@ export async function applyPlan(
 async function collectOutcome(
   pub: Client,
   sub: Client,
-  plan: { readonly table: string; readonly bucket: string; readonly changes: readonly PlannedChange[] },
+  plan: { readonly table: TableRef; readonly bucket: string; readonly changes: readonly PlannedChange[] },
   t: { origin: string; target: string; subscription: string },
   sent: readonly SentRepair[],
   started: number,
@@ -232,7 +234,7 @@ async function collectOutcome(
   const counts: Partial<Record<ChangeOutcome, number>> = {};
   for (const c of changes) counts[c.outcome] = (counts[c.outcome] ?? 0) + 1;
   return {
-    table: plan.table,
+    table: plan.table.text,
     bucket: plan.bucket,
     changes,
     counts,
@@ -251,12 +253,12 @@ async function collectOutcome(
 export async function recoverPlan(
   pub: Client,
   sub: Client,
-  plan: { readonly id: string; readonly table: string; readonly bucket: string; readonly changes: readonly PlannedChange[] },
+  plan: { readonly id: string; readonly table: TableRef; readonly bucket: string; readonly changes: readonly PlannedChange[] },
   opts: { timeLimitMs?: number } = {},
 ): Promise<RepairOutcome | null> {
   const started = Date.now();
-  const table = tableFromText(plan.table);
-  const t = await probeTargetOf(pub, sub, table);
+  const table = plan.table;
+  const t = await probeTargetOf(await CheckedPair.open(pub, sub), table);
   const ids = await repairRequestsOf(pub, table, plan.id);
   if (ids.length === 0) return null;
   const sent: SentRepair[] = ids.map((id) => ({ id, sent: 0, skipped: [], lockWaitMs: 0, holdMs: 0 }));
@@ -267,12 +269,12 @@ export async function recoverPlan(
 async function probeBucket(
   pub: Client,
   sub: Client,
-  table: string,
+  table: TableRef,
   bucket: string,
   t: { origin: string; target: string; subscription: string },
   deadlineMs: number,
 ): Promise<'equal' | 'differs' | 'unknown'> {
-  const status = (await nodeStatus(pub)).tables.find((x) => x.table === table);
+  const status = (await nodeStatus(pub)).tables.find((x) => x.table === table.text);
   const request = {
     table,
     scheme: (status?.scheme ?? 'int') as 'int' | 'range' | 'hash',

@@ -4,12 +4,18 @@
 // that does not cry wolf"). A bucket written continuously never settles this way; that is why
 // probes exist, and why verify warns about every table that falls back.
 
-import type { DetailCatalogue } from '../core/compare.js';
-import { tableFromText } from '../core/identifiers.js';
+import type { DetailCatalogue, Mismatch } from '../core/compare.js';
+import type { TableRef } from '../core/identifiers.js';
 import { secondLook, type TableRounds } from '../core/verdict.js';
 import { waitForBarrier } from '../db/barrier.js';
 import { readDetail } from '../db/catalogue.js';
 import type { Client } from '../db/connect.js';
+
+/** A table's candidates from the first round, waiting for the second. */
+export interface FirstRound {
+  readonly table: TableRef;
+  readonly first: readonly Mismatch[];
+}
 
 export interface SecondRound {
   readonly rounds: readonly TableRounds[];
@@ -25,22 +31,22 @@ export interface SecondRound {
 export async function secondRound(
   pub: Client,
   sub: Client,
-  first: readonly TableRounds[],
+  first: readonly FirstRound[],
   ctx: {
     barrierMs: number;
     drain: (c: Client, label: string) => Promise<void>;
-    fingerprints: ReadonlyMap<string, string>;
-    generations: ReadonlyMap<string, ReadonlyMap<string, string>>;
+    fingerprints: ReadonlyMap<TableRef, string>;
+    generations: ReadonlyMap<TableRef, ReadonlyMap<string, string>>;
   },
 ): Promise<SecondRound> {
   await ctx.drain(pub, 'publisher');
-  const pubValues = new Map<string, DetailCatalogue>();
+  const pubValues = new Map<TableRef, DetailCatalogue>();
   for (const r of first) {
     pubValues.set(
       r.table,
       await readDetail(
         pub,
-        tableFromText(r.table),
+        r.table,
         r.first.map((m) => m.bucket),
       ),
     );
@@ -48,14 +54,14 @@ export async function secondRound(
   const b = await waitForBarrier(
     pub,
     sub,
-    first.map((r) => tableFromText(r.table)),
+    first.map((r) => r.table),
     ctx.barrierMs,
   );
   if (!b.ok) return { rounds: [], lsn: null, waitedMs: 0, barrierFailure: b.failure };
   await ctx.drain(sub, 'subscriber');
   const rounds: TableRounds[] = [];
   for (const r of first) {
-    const t = tableFromText(r.table);
+    const t = r.table;
     const buckets = r.first.map((m) => m.bucket);
     const pv = pubValues.get(r.table) as DetailCatalogue;
     const sv = await readDetail(sub, t, buckets);
@@ -67,7 +73,7 @@ export async function secondRound(
     const again = new Map(
       r.first.map((m) => [m.bucket, secondLook(m.bucket, fingerprint, ctx.generations.get(r.table), pv, sv, pAfter)] as const),
     );
-    rounds.push({ ...r, second: again });
+    rounds.push({ table: t.text, first: r.first, second: again });
   }
   return { rounds, lsn: b.lsn, waitedMs: b.waitedMs };
 }

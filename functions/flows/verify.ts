@@ -10,7 +10,7 @@
 // One time limit covers it all; core/verify-plan.ts splits it, and the core makes every decision.
 
 import { InputError, SyncGuardError, TimeLimitError } from '../core/errors.js';
-import { matchesPattern, type QualifiedName, tableFromText, tableText } from '../core/identifiers.js';
+import type { TableRef } from '../core/identifiers.js';
 import type { Finding } from '../core/parity.js';
 import { DEFAULT_PROBE_BUDGET } from '../core/probe-plan.js';
 import { type TableReport, uncomparable, type VerifyReport } from '../core/report.js';
@@ -21,18 +21,18 @@ import { insertLsn, subscriptionsOf, unhealthy, waitForBarrier } from '../db/bar
 import { readOverview, type TableSnapshot } from '../db/catalogue.js';
 import { type Client, withinDeadline } from '../db/connect.js';
 import { drain } from '../db/drain.js';
-import { requireDistinct, requireInstalled } from '../db/install.js';
 import { cleanupProbes, sendMarker } from '../db/probe.js';
 import { abandonSnapshot, beginSnapshot, endSnapshot } from '../db/snapshot.js';
 import { nodeStatus, unmonitoredTables } from '../db/status.js';
 import { localWrites, parityOf, registrationProblems, registrationRoles } from '../db/verify-context.js';
+import { CheckedPair } from './pair.js';
 import { probeReach } from './probe-route.js';
 import { awaitAnswers, emptyStats, resolveByProbes } from './probes.js';
 import { compareCatalogues } from './verify-compare.js';
 import { secondRound } from './verify-rounds.js';
 
 export interface VerifyOptions {
-  readonly table?: QualifiedName;
+  readonly table?: TableRef;
   /** Below this coverage in any table the verdict is incomplete (default 100). */
   readonly minCoveragePct?: number;
   /** The whole verification's time limit (default 60 s); it is split inside. */
@@ -42,7 +42,7 @@ export interface VerifyOptions {
   /** Never probe: every table takes the two-round fallback (for comparison and tests). */
   readonly noProbes?: boolean;
   /**
-   * Patterns (core/identifiers.ts matchesPattern) of tables the subscription carries that are
+   * Patterns (core/identifiers.ts TableRef.matches) of tables the subscription carries that are
    * left out of the verdict on purpose; any other such table that is not registered makes the
    * result incomplete.
    */
@@ -66,7 +66,7 @@ async function openSnapshot(c: Client): Promise<Map<string, TableSnapshot>> {
  * subscriber and every one on the "subscriber" for a publisher. Said as such, since the per-table
  * advice (re-register) would be wrong: run with the DSNs swapped back.
  */
-async function refuseSwapped(pub: Client, sub: Client): Promise<void> {
+async function refuseSwapped({ pub, sub }: CheckedPair): Promise<void> {
   const [p, s] = [await registrationRoles(pub), await registrationRoles(sub)];
   if (p.length === 1 && p[0] === 'subscriber' && s.length === 1 && s[0] === 'publisher')
     throw new InputError(
@@ -80,32 +80,32 @@ export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions =
   if (!(limitMs >= 1000)) throw new TimeLimitError(`verify needs a time limit of at least 1 s, got ${limitMs} ms`);
   // every query ends by the time limit (plus a grace for the report): a frozen node or a
   // partition ends the run, naming the node, however many queries were in flight
-  return withinDeadline([pub, sub], started + limitMs + VERIFY_GRACE_MS, () => verifyWithin(pub, sub, opts, started, limitMs));
+  return withinDeadline([pub, sub], started + limitMs + VERIFY_GRACE_MS, async () =>
+    verifyWithin(await CheckedPair.open(pub, sub), opts, started, limitMs),
+  );
 }
 
-async function verifyWithin(pub: Client, sub: Client, opts: VerifyOptions, started: number, limitMs: number): Promise<VerifyReport> {
+async function verifyWithin(pair: CheckedPair, opts: VerifyOptions, started: number, limitMs: number): Promise<VerifyReport> {
+  const { pub, sub } = pair;
   const plan = splitTimeLimit(limitMs);
   const deadline = started + limitMs - plan.marginMs;
   const barrierEnd = () => Math.min(deadline, Date.now() + plan.barrierMs);
-  await requireInstalled(pub, 'publisher');
-  await requireInstalled(sub, 'subscriber');
-  await requireDistinct(pub, sub);
-  await refuseSwapped(pub, sub);
+  await refuseSwapped(pair);
 
   // What is compared, and how: probes where they reach, two rounds elsewhere
-  const { tableNames, problems, schemaDrift } = await registrationProblems(pub, sub, opts.table);
+  const { tables, problems, schemaDrift } = await registrationProblems(pub, sub, opts.table);
   const drift = [...schemaDrift].map(
     ([t, cols]) =>
-      `${t}: column${cols.length === 1 ? '' : 's'} ${cols.join(', ')} dropped on the subscriber only, so it no longer holds the publisher's data: add ${cols.length === 1 ? 'it' : 'them'} back on the subscriber (ALTER TABLE ... ADD COLUMN), then resynchronise the table`,
+      `${t.text}: column${cols.length === 1 ? '' : 's'} ${cols.join(', ')} dropped on the subscriber only, so it no longer holds the publisher's data: add ${cols.length === 1 ? 'it' : 'them'} back on the subscriber (ALTER TABLE ... ADD COLUMN), then resynchronise the table`,
   );
-  if (opts.table !== undefined && tableNames.length === 0) {
-    throw new InputError(`table ${tableText(opts.table)} is not registered on the publisher or the subscriber`);
+  if (opts.table !== undefined && tables.length === 0) {
+    throw new InputError(`table ${opts.table.text} is not registered on the publisher or the subscriber`);
   }
-  const comparable = tableNames.filter((t) => problems.get(t)?.length === 0);
+  const comparable = tables.filter((t) => problems.get(t)?.length === 0);
   const local = await localWrites(sub, opts.table);
   const routes = await probeReach(sub, comparable);
-  const probeable = new Map<string, string>();
-  const fallback: string[] = [];
+  const probeable = new Map<TableRef, string>();
+  const fallback: TableRef[] = [];
   const unreachable: Finding[] = [];
   for (const t of comparable) {
     const r = routes.reach.get(t);
@@ -113,17 +113,15 @@ async function verifyWithin(pub: Client, sub: Client, opts: VerifyOptions, start
     else fallback.push(t);
     if (r?.ok === false) {
       const message = `probes cannot reach it (${r.reason}); verified in two rounds instead, which cannot settle buckets written continuously`;
-      unreachable.push({ table: t, level: 'warning', message });
+      unreachable.push({ table: t.text, level: 'warning', message });
     }
   }
-  const parity = [...(await parityOf(pub, sub)), ...unreachable].filter(
-    (f) => opts.table === undefined || f.table === tableText(opts.table),
-  );
+  const parity = [...(await parityOf(pub, sub)), ...unreachable].filter((f) => opts.table === undefined || f.table === opts.table.text);
   const stats = emptyStats();
-  const published = opts.table === undefined ? await unmonitoredTables(sub, new Set(tableNames)) : [];
-  const isExcluded = (t: string) => (opts.exclude ?? []).some((p) => matchesPattern(tableFromText(t), p));
-  const excludedTables = published.filter(isExcluded);
-  const unmonitored = published.filter((t) => !isExcluded(t));
+  const published = opts.table === undefined ? await unmonitoredTables(sub, new Set(tables)) : [];
+  const isExcluded = (t: TableRef) => (opts.exclude ?? []).some((p) => t.matches(p));
+  const excludedTables = published.filter(isExcluded).map((t) => t.text);
+  const unmonitored = published.filter((t) => !isExcluded(t)).map((t) => t.text);
   const finish = (run: RunOutcome): VerifyReport =>
     verifyReport(run, {
       minCoveragePct: opts.minCoveragePct ?? 100,
@@ -133,7 +131,7 @@ async function verifyWithin(pub: Client, sub: Client, opts: VerifyOptions, start
         ...parity.filter((f) => f.level === 'warning').map((f) => `${f.table}: ${f.message}`),
         ...routes.warnings,
       ],
-      ...(opts.table !== undefined ? { only: tableText(opts.table) } : {}),
+      ...(opts.table !== undefined ? { only: opts.table.text } : {}),
       unmonitored,
       excluded: excludedTables,
       parity,
@@ -141,18 +139,17 @@ async function verifyWithin(pub: Client, sub: Client, opts: VerifyOptions, start
       probes: probeSummary(stats),
       durationMs: Date.now() - started,
     });
-  const notCompared = tableNames
+  const notCompared = tables
     .filter((t) => !comparable.includes(t))
-    .map((t) => uncomparable(t, (problems.get(t) ?? []).join('; '), NO_FINGERPRINTS, 0));
-  if (tableNames.length === 0) {
+    .map((t) => uncomparable(t.text, (problems.get(t) ?? []).join('; '), NO_FINGERPRINTS, 0));
+  if (tables.length === 0) {
     const none = 'no table is registered on either node; register tables with syncguard register';
     return finish({ tables: [], blocked: [none], lsn: null, barrierMs: 0 });
   }
   if (comparable.length === 0) return finish({ tables: notCompared, lsn: null, barrierMs: 0 });
 
-  const only = comparable.map(tableFromText);
   const drainSide = async (c: Client, label: string) => {
-    const s = await drain(c, { deadlineMs: Math.min(deadline, Date.now() + plan.drainMs), resweepIntervalMs: null, only });
+    const s = await drain(c, { deadlineMs: Math.min(deadline, Date.now() + plan.drainMs), resweepIntervalMs: null, only: comparable });
     if (s.stoppedBecause === 'error') throw new SyncGuardError(`the drain before reading the ${label} failed: ${s.error}`);
   };
   const pubStatus = await nodeStatus(pub);
@@ -161,9 +158,9 @@ async function verifyWithin(pub: Client, sub: Client, opts: VerifyOptions, start
   // 1-2: drain, markers, the publisher's snapshot, barriers
   await drainSide(pub, 'publisher');
   // a subscription that cannot give a barrier (disabled, tables not ready, another publisher's) gets no marker
-  const excluded = new Map<string, string>();
+  const excluded = new Map<TableRef, string>();
   const probeSubs: string[] = [];
-  for (const s of (await subscriptionsOf(sub, [...probeable.keys()].map(tableFromText))).subscriptions) {
+  for (const s of (await subscriptionsOf(sub, [...probeable.keys()])).subscriptions) {
     const why = await unhealthy(pub, s);
     if (why === null) probeSubs.push(s.name);
     else for (const t of s.tables) excluded.set(t, `no replication barrier: ${why}`);
@@ -184,15 +181,15 @@ async function verifyWithin(pub: Client, sub: Client, opts: VerifyOptions, start
       }
     }
     if (fallback.length > 0) {
-      const b = await waitForBarrier(pub, sub, fallback.map(tableFromText), barrierEnd() - Date.now(), lsn, true);
+      const b = await waitForBarrier(pub, sub, fallback, barrierEnd() - Date.now(), lsn, true);
       if (b.ok) barrierMs += b.waitedMs;
       for (const [t, why] of b.ok ? b.excluded : fallback.map((x) => [x, `no replication barrier: ${b.failure}`] as const))
         excluded.set(t, why);
     }
     if (excluded.size === comparable.length) {
       const failure = [...new Set(excluded.values())].join('; ').replace(/^no replication barrier: /, '');
-      const tables = [...notCompared, ...comparable.map((t) => uncomparable(t, excluded.get(t) ?? '', NO_FINGERPRINTS, 0))];
-      return finish({ tables, lsn: null, barrierMs, barrierFailure: failure });
+      const reports = [...notCompared, ...comparable.map((t) => uncomparable(t.text, excluded.get(t) ?? '', NO_FINGERPRINTS, 0))];
+      return finish({ tables: reports, lsn: null, barrierMs, barrierFailure: failure });
     }
 
     // 3: the subscriber's catalogue, and the comparison
@@ -222,12 +219,12 @@ async function verifyWithin(pub: Client, sub: Client, opts: VerifyOptions, start
       for (const [table, p] of compared.pending) {
         const o = outcomes.get(table) ?? [];
         const deferred = twoRoundCandidates(p.cmp, o);
-        if (deferred.length > 0) compared.first.push({ table, first: deferred, second: new Map() });
-        const { report, diverged } = probedTable(table, p.fingerprints, p.equalBuckets, p.cmp, o, deferred);
+        if (deferred.length > 0) compared.first.push({ table, first: deferred });
+        const { report, diverged } = probedTable(table.text, p.fingerprints, p.equalBuckets, p.cmp, o, deferred);
         reports.push(report);
-        probed.push(...diverged.map((d) => ({ ...d, table, how: 'probe' as const })));
+        probed.push(...diverged.map((d) => ({ ...d, table: table.text, how: 'probe' as const })));
         const hidden = (report.leftOut ?? []).map((l) => l.bucket).filter((b) => p.localWrites.has(b));
-        if (hidden.length > 0) compared.blocked.push(localWriteText(table, hidden, 'could not be probed'));
+        if (hidden.length > 0) compared.blocked.push(localWriteText(table.text, hidden, 'could not be probed'));
         for (const x of o) if (x.state !== 'left_out') lastLsn = laterLsn(lastLsn, x.lsn);
       }
     }
@@ -235,7 +232,7 @@ async function verifyWithin(pub: Client, sub: Client, opts: VerifyOptions, start
     if (compared.first.length === 0) return finish({ ...found, lsn: lastLsn, barrierMs });
 
     // 5: the fallback's second round
-    const fingerprints = new Map(compared.first.map((r) => [r.table, pubRanges.get(r.table)?.fingerprint ?? '']));
+    const fingerprints = new Map(compared.first.map((r) => [r.table, pubRanges.get(r.table.text)?.fingerprint ?? '']));
     const second = await secondRound(pub, sub, compared.first, {
       barrierMs: Math.max(1, barrierEnd() - Date.now()),
       drain: drainSide,

@@ -4,6 +4,7 @@
 // while the subscriber's trigger was disabled (caught by a full re-sweep), TRUNCATE.
 
 import { describe, expect, it } from 'vitest';
+import { TableRef } from '../../functions/core/identifiers.js';
 import { drain } from '../../functions/db/drain.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { TYPE_COLUMNS, TYPE_SETUP, typesInsert, typesTableDdl } from '../support/fixtures.js';
@@ -33,7 +34,7 @@ const ctx = usePair({
 });
 
 const found = async () => {
-  const r = await verifyPair(ctx.pub, ctx.sub, { table: { schema: 'public', table: 'types' } });
+  const r = await verifyPair(ctx.pub, ctx.sub, { table: TableRef.of('public', 'types') });
   return { status: r.status, buckets: r.mismatches.map((m) => m.bucket) };
 };
 
@@ -93,7 +94,7 @@ describe('every divergence kind', () => {
 
   it('finds a TRUNCATE on the subscriber in every bucket', async () => {
     await ctx.pair.sub.query(`TRUNCATE ${SMALL}`);
-    const r = await verifyPair(ctx.pub, ctx.sub, { table: { schema: 'public', table: 'small' } });
+    const r = await verifyPair(ctx.pub, ctx.sub, { table: TableRef.of('public', 'small') });
     expect(r.status).toBe('diverged');
     expect(r.mismatches.map((m) => m.bucket)).toEqual(['0', '1', '2', '3', '4', '5']);
     expect(r.mismatches.every((m) => m.subscriber.rows === '0')).toBe(true);

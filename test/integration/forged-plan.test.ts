@@ -11,6 +11,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { OWNER } from '../../dev/pair.js';
+import { TableRef } from '../../functions/core/identifiers.js';
 import { planChecksum } from '../../functions/core/repair-plan.js';
 import { loadPlan } from '../../functions/db/plans.js';
 import { cli } from '../support/cli.js';
@@ -95,7 +96,7 @@ describe("the control plane's preview check accepts every plan syncguard prints"
       },
       { key: 'aa#1', op: 'upsert' as const, subHash: null, pubHash: '2', values: ['x', null, 'y'] },
     ];
-    const t = { schema: 'public', table: 'Odd "name"' };
+    const t = TableRef.of('public', 'Odd "name"');
     await asRole(OWNER, async (c) => {
       for (const [keys, list] of [
         [['a', 'b'], changes],

@@ -5,6 +5,7 @@
 // is reported by health and rebuilds the catalogue at the next drain.
 
 import { describe, expect, it } from 'vitest';
+import { TableRef } from '../../functions/core/identifiers.js';
 import { drain } from '../../functions/db/drain.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { register, settle } from '../support/syncguard.js';
@@ -27,7 +28,7 @@ const ctx = usePair({
   },
 });
 
-const verifyEv = () => verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000, table: { schema: 'public', table: 'ev' } });
+const verifyEv = () => verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000, table: TableRef.of('public', 'ev') });
 
 describe('a partition detached and attached again between drains', () => {
   it('is in sync before', async () => {

@@ -8,6 +8,7 @@
 
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { parseTableName, TableRef } from '../../functions/core/identifiers.js';
 import { sendProbe } from '../../functions/db/probe.js';
 import { resolveByProbes } from '../../functions/flows/probes.js';
 import { applyErrorCount, rowArrives } from '../support/replication.js';
@@ -56,10 +57,10 @@ describe('a probe of a bucket whose catalogue count is stale', () => {
     const out = await resolveByProbes(
       ctx.pub,
       ctx.sub,
-      [{ table: T, scheme: 'int', subscription: ctx.pair.name, targets: [{ bucket: '0', rows: 0 }], tableRows: 0 }],
+      [{ table: parseTableName(T), scheme: 'int', subscription: ctx.pair.name, targets: [{ bucket: '0', rows: 0 }], tableRows: 0 }],
       { origin: await nodeId(ctx.pub), target: await nodeId(ctx.sub), deadlineMs: Date.now() + 30_000 },
     );
-    const [o] = out.get(T) ?? [];
+    const [o] = out.get(parseTableName(T)) ?? [];
     expect(o?.state).toBe('left_out');
     expect(o && 'reason' in o ? o.reason : '').toMatch(
       new RegExp(`the subscriber could not answer the probe: the probe would read about ${CAP + 1} rows, more than the cap of ${CAP}`),
@@ -75,7 +76,7 @@ describe('a probe of a bucket whose catalogue count is stale', () => {
     expect(await catalogueRows(ctx.pub, 1)).toBe(0);
     const target = await nodeId(ctx.sub);
     const sent = sendProbe(ctx.pub, {
-      table: { schema: 'public', table: 'wide' },
+      table: TableRef.of('public', 'wide'),
       buckets: ['1'],
       target,
       subscription: ctx.pair.name,

@@ -7,6 +7,7 @@
 
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { parseTableName } from '../../functions/core/identifiers.js';
 import { resolveByProbes } from '../../functions/flows/probes.js';
 import { register } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -44,7 +45,15 @@ describe('probe caps', () => {
     const out = await resolveByProbes(
       ctx.pub,
       ctx.sub,
-      [{ table: 'public.big', scheme: 'int', subscription: ctx.pair.name, targets: [{ bucket: '0', rows: 0 }], tableRows: 0 }],
+      [
+        {
+          table: parseTableName('public.big'),
+          scheme: 'int',
+          subscription: ctx.pair.name,
+          targets: [{ bucket: '0', rows: 0 }],
+          tableRows: 0,
+        },
+      ],
       { origin: await nodeId(ctx.pub), target: await nodeId(ctx.sub), deadlineMs: Date.now() + 20_000 },
     );
     const took = Date.now() - t0;
@@ -52,7 +61,7 @@ describe('probe caps', () => {
     stop = true;
     await writer;
     await w.end();
-    const [o] = out.get('public.big') ?? [];
+    const [o] = out.get(parseTableName('public.big')) ?? [];
     expect(o?.state).toBe('left_out');
     expect(o && 'reason' in o ? o.reason : '').toMatch(/took longer than 70 ms, so the probe was cancelled and writers released/);
     expect(took).toBeLessThan(1000);

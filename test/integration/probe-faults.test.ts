@@ -197,7 +197,7 @@ describe('probe faults leave replication running', () => {
     await ctx.pair.both('CREATE TABLE public.pending (id int PRIMARY KEY)');
     await ctx.pair.pub.query('INSERT INTO public.pending SELECT generate_series(1, 100)');
     await ctx.pair.pub.query(`ALTER PUBLICATION ${ctx.pair.name} ADD TABLE public.pending`); // not refreshed yet
-    const notes = await ensureProbeRoute(ctx.pair.pub, ctx.pair.sub, [ITEMS]);
+    const notes = await ensureProbeRoute(ctx.pair.pub, ctx.pair.sub, [parseTableName(ITEMS)]);
     expect(notes).toEqual([
       `added syncguard.probe to publication ${ctx.pair.name} on the publisher`,
       expect.stringMatching(

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { probeTargetOf } from '../../functions/flows/inspect.js';
+import { CheckedPair } from '../../functions/flows/pair.js';
 import { awaitAnswers } from '../../functions/flows/probes.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -33,7 +34,7 @@ describe('foreign code on syncguard.probe', () => {
       CREATE FUNCTION public.sg_foreign() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
       CREATE TRIGGER sg_foreign_trg BEFORE INSERT ON syncguard.probe FOR EACH ROW EXECUTE FUNCTION public.sg_foreign();`);
     try {
-      const t = await probeTargetOf(ctx.pub, ctx.sub, table).catch(() => null);
+      const t = await probeTargetOf(await CheckedPair.open(ctx.pub, ctx.sub), table).catch(() => null);
       const target = t?.target ?? '00000000-0000-0000-0000-000000000000';
       const sub = t?.subscription ?? ctx.pair.name;
       const calls: [string, unknown[]][] = [
@@ -59,7 +60,7 @@ describe('foreign code on syncguard.probe', () => {
   });
 
   it('the subscriber answers no probe while its syncguard.probe has a default it did not create', async () => {
-    const t = await probeTargetOf(ctx.pub, ctx.sub, table);
+    const t = await probeTargetOf(await CheckedPair.open(ctx.pub, ctx.sub), table);
     await ctx.pair.sub.query(`ALTER TABLE syncguard.probe ALTER COLUMN fingerprint SET DEFAULT 'foreign'`);
     try {
       await ctx.pub.query('BEGIN');

@@ -6,6 +6,7 @@
 // found, exactly there; and probes on equal data under heavy writes never differ.
 
 import { describe, expect, it } from 'vitest';
+import { parseTableName } from '../../functions/core/identifiers.js';
 import { DEFAULT_PROBE_BUDGET } from '../../functions/core/probe-plan.js';
 import { nodeStatus } from '../../functions/db/status.js';
 import { emptyStats, resolveByProbes } from '../../functions/flows/probes.js';
@@ -115,11 +116,11 @@ describe('verify under continuous writes', () => {
       const out = await resolveByProbes(
         ctx.pub,
         ctx.sub,
-        [{ table: BIG, scheme: 'int', subscription: ctx.pair.name, targets: all, tableRows: ROWS }],
+        [{ table: parseTableName(BIG), scheme: 'int', subscription: ctx.pair.name, targets: all, tableRows: ROWS }],
         { origin: pubStatus.nodeId, target: subStatus.nodeId, deadlineMs: Date.now() + 30_000, budget: DEFAULT_PROBE_BUDGET },
         stats,
       );
-      return { outcomes: out.get(BIG) ?? [], stats };
+      return { outcomes: out.get(parseTableName(BIG)) ?? [], stats };
     };
     try {
       let probes = 0;

@@ -13,6 +13,7 @@ import { installControl } from '../../functions/db/install.js';
 import { claimPlan, loadPlan } from '../../functions/db/plans.js';
 import { repairRequestsOf, sendRepair } from '../../functions/db/repair.js';
 import { probeTargetOf } from '../../functions/flows/inspect.js';
+import { CheckedPair } from '../../functions/flows/pair.js';
 import { applyStoredPlan, decidePlan, storePlan } from '../../functions/flows/plans.js';
 import { planBucket } from '../../functions/flows/repair.js';
 import { register, settle } from '../support/syncguard.js';
@@ -62,7 +63,7 @@ describe('item 22: a plan left applying by a killed run', () => {
     try {
       // the run that dies: it claims the plan and sends the request, then nothing more
       expect((await claimPlan(owner, planId, 'run:killed')).state).toBe('applying');
-      const t = await probeTargetOf(ctx.pub, ctx.sub, table);
+      const t = await probeTargetOf(await CheckedPair.open(ctx.pub, ctx.sub), table);
       const sent = await sendRepair(ctx.pub, {
         table,
         bucket: '0',

@@ -13,6 +13,7 @@ import { parseTableName } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
 import { readRowValues } from '../../functions/db/repair.js';
 import { probeTargetOf } from '../../functions/flows/inspect.js';
+import { CheckedPair } from '../../functions/flows/pair.js';
 import { awaitAnswers } from '../../functions/flows/probes.js';
 import { applyPlan, planBucket } from '../../functions/flows/repair.js';
 import { register, settle } from '../support/syncguard.js';
@@ -65,7 +66,7 @@ async function subValue(id: number): Promise<string | null | undefined> {
 
 /** Calls repair_request directly, as the repair role, and waits for the subscriber's answer. */
 async function directRequest(bucket: string, changes: unknown[]): Promise<unknown> {
-  const t = await probeTargetOf(ctx.pub, ctx.sub, table);
+  const t = await probeTargetOf(await CheckedPair.open(ctx.pub, ctx.sub), table);
   await repairer.query('BEGIN');
   const { rows } = await repairer.query<{ r: { id: string | null } }>('SELECT syncguard.repair_request($1, $2, $3, $4, $5, $6, $7) AS r', [
     table.schema,

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { sendRepair } from '../../functions/db/repair.js';
 import { inspectBucket, probeTargetOf } from '../../functions/flows/inspect.js';
+import { CheckedPair } from '../../functions/flows/pair.js';
 import { awaitAnswers } from '../../functions/flows/probes.js';
 import { planBucket, planFromInspection } from '../../functions/flows/repair.js';
 import { register, settle } from '../support/syncguard.js';
@@ -131,7 +132,7 @@ describe('item 8: no repair runs the table owner code as syncguard', () => {
     const ins = await inspectBucket(ctx.pub, ctx.sub, table, '0');
     const plan = planFromInspection(ins, { pair: 'u' });
     expect(plan.rowCount).toBe(1);
-    const t = await probeTargetOf(ctx.pub, ctx.sub, table);
+    const t = await probeTargetOf(await CheckedPair.open(ctx.pub, ctx.sub), table);
     const sent = await sendRepair(ctx.pub, {
       table,
       bucket: '0',
@@ -166,7 +167,7 @@ describe('item 8: no repair runs the table owner code as syncguard', () => {
     // sent past the plan's check: the subscriber refuses, the cast never runs as syncguard's owner
     const table = parseTableName('public.uc_cast');
     const plan = planFromInspection(await inspectBucket(ctx.pub, ctx.sub, table, '0'), { pair: 'u' });
-    const t = await probeTargetOf(ctx.pub, ctx.sub, table);
+    const t = await probeTargetOf(await CheckedPair.open(ctx.pub, ctx.sub), table);
     const sent = await sendRepair(ctx.pub, {
       table,
       bucket: '0',
@@ -186,7 +187,7 @@ describe('item 8: no repair runs the table owner code as syncguard', () => {
 
   it("refuses on the publisher a table whose rows it would read with the owner's cast", async () => {
     const table = parseTableName('public.uc_pubcast');
-    const t = await probeTargetOf(ctx.pub, ctx.sub, table);
+    const t = await probeTargetOf(await CheckedPair.open(ctx.pub, ctx.sub), table);
     const pubCalls = async () =>
       Number((await ctx.pair.pub.query<{ n: string }>("SELECT count(*) AS n FROM app.calls WHERE who = 'sg_owner'")).rows[0]?.n);
     await ctx.pair.sub.query('DELETE FROM public.uc_pubcast WHERE id = 5');
@@ -216,7 +217,7 @@ describe('item 8: no repair runs the table owner code as syncguard', () => {
     const before = await callsBySyncguardOwner();
     const plan = planFromInspection(await inspectBucket(ctx.pub, ctx.sub, table, '0'), { pair: 'u' });
     expect(plan.rowCount).toBe(1);
-    const t = await probeTargetOf(ctx.pub, ctx.sub, table);
+    const t = await probeTargetOf(await CheckedPair.open(ctx.pub, ctx.sub), table);
     const sent = await sendRepair(ctx.pub, {
       table,
       bucket: '0',
@@ -251,7 +252,7 @@ describe('item 8: no repair runs the table owner code as syncguard', () => {
     const table = parseTableName('public.uc_differs');
     const plan = planFromInspection(await inspectBucket(ctx.pub, ctx.sub, table, '0'), { pair: 'u' });
     expect(plan.rowCount).toBe(1);
-    const t = await probeTargetOf(ctx.pub, ctx.sub, table);
+    const t = await probeTargetOf(await CheckedPair.open(ctx.pub, ctx.sub), table);
     const sent = await sendRepair(ctx.pub, {
       table,
       bucket: '0',

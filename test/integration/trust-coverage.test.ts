@@ -3,6 +3,7 @@
 
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { TableRef } from '../../functions/core/identifiers.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { cli } from '../support/cli.js';
 import { register, settle } from '../support/syncguard.js';
@@ -49,7 +50,7 @@ describe('coverage', () => {
       // an application changes another row of the same bucket on the subscriber
       await ctx.pair.sub.query(`UPDATE ${HOT} SET v = -1 WHERE id = 560`);
       for (let i = 0; i < 3; i++) {
-        const r = await verifyPair(ctx.pub, ctx.sub, { ...quick, table: { schema: 'public', table: 'hot' } });
+        const r = await verifyPair(ctx.pub, ctx.sub, { ...quick, table: TableRef.of('public', 'hot') });
         expect(r.status).not.toBe('in_sync');
         if (r.status === 'incomplete') {
           expect(r.reasons.join('\n')).toMatch(
@@ -94,7 +95,7 @@ describe('coverage', () => {
     for (const dsn of [ctx.pair.publisherDsn, ctx.pair.subscriberDsn]) {
       expect((await cli('drain', '--dsn', dsn, '--full-resweep', '--json')).code).toBe(0);
     }
-    const r = await verifyPair(ctx.pub, ctx.sub, { ...quick, table: { schema: 'public', table: 'emptied' } });
+    const r = await verifyPair(ctx.pub, ctx.sub, { ...quick, table: TableRef.of('public', 'emptied') });
     expect(r.status).toBe('diverged');
     expect(r.mismatches.map((m) => [m.bucket, m.publisher.rows, m.subscriber.rows])).toEqual([['2', '1000', '0']]);
   });

@@ -5,6 +5,7 @@
 // compared: verify and status name the command that moves it.
 
 import { describe, expect, it } from 'vitest';
+import { TableRef } from '../../functions/core/identifiers.js';
 import { buildConfig, layoutFor, planRegistration } from '../../functions/core/registration.js';
 import { describeTable, subscribedPublications } from '../../functions/db/register.js';
 import { nodeStatus } from '../../functions/db/status.js';
@@ -35,7 +36,7 @@ const ctx = usePair({
   },
 });
 
-const verifyOne = (t: string) => verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000, table: { schema: 'public', table: t } });
+const verifyOne = (t: string) => verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000, table: TableRef.of('public', t) });
 
 describe('hash version 2 and domains over char(n) / bit(n)', () => {
   it('registers such a table with version 1, says why, and finds USD -> UGX and 0010 -> 1110 on the subscriber', async () => {
@@ -68,7 +69,7 @@ describe('hash version 2 and domains over char(n) / bit(n)', () => {
 
   it('flags an existing version 2 registration in verify and status, with the command that moves it', async () => {
     // a registration made before this fix: the same config register_table wrote, at version 2
-    const t = { schema: 'public', table: 'old_v2' };
+    const t = TableRef.of('public', 'old_v2');
     const publications = await subscribedPublications(ctx.pub, ctx.sub);
     const input = {
       publisher: await describeTable(ctx.pub, t, publications, 'publisher'),

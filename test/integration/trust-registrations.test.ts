@@ -3,6 +3,7 @@
 // cloned node's registrations, row-level security) is not comparable, with the fix; never "in sync".
 
 import { describe, expect, it } from 'vitest';
+import { TableRef } from '../../functions/core/identifiers.js';
 import type { VerifyReport } from '../../functions/core/report.js';
 import { registerOnPair } from '../../functions/flows/pair-setup.js';
 import { verifyPair } from '../../functions/flows/verify.js';
@@ -30,7 +31,7 @@ const ctx = usePair({
   },
 });
 
-const verifyOne = (table: string) => verifyPair(ctx.pub, ctx.sub, { ...quick, table: { schema: 'public', table } });
+const verifyOne = (table: string) => verifyPair(ctx.pub, ctx.sub, { ...quick, table: TableRef.of('public', table) });
 const reasonOf = (r: VerifyReport) => {
   expect(r.status).toBe('incomplete');
   expect(r.tables).toHaveLength(1);
@@ -77,7 +78,7 @@ describe('registrations that no longer hold', () => {
     );
     // --refresh adopts the new column on both sides: not comparable until both re-swept, then the
     // subscriber's value in the new column is found
-    const r = await registerOnPair(ctx.pub, ctx.sub, { table: { schema: 'public', table: 'grown' }, refresh: true });
+    const r = await registerOnPair(ctx.pub, ctx.sub, { table: TableRef.of('public', 'grown'), refresh: true });
     expect(r.config.columns).toContain('extra');
     expect(reasonOf(await verifyOne('grown'))).toMatch(/first sweep has not finished/);
     await settle(ctx.pub);

@@ -5,6 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { SUPERUSER_PASSWORD } from '../../dev/cluster.js';
+import { TableRef } from '../../functions/core/identifiers.js';
 import { drain } from '../../functions/db/drain.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { dirtyBuckets, register, settle } from '../support/syncguard.js';
@@ -54,7 +55,7 @@ describe('replication and application writes never fail because of syncguard', (
     await ctx.pair.catchUp(20_000); // a raising trigger would stop the subscription here
     expect(await applyErrors()).toBe(before);
     expect((await ctx.pair.sub.query('SELECT count(*)::int AS n FROM public.ranged WHERE a = 900')).rows[0]?.n).toBe(1);
-    const r = await verifyPair(ctx.pub, ctx.sub, { ...quick, table: { schema: 'public', table: 'ranged' } });
+    const r = await verifyPair(ctx.pub, ctx.sub, { ...quick, table: TableRef.of('public', 'ranged') });
     expect(r.status).toBe('incomplete');
     expect(r.tables[0]?.reason).toMatch(/subscriber: key column a is now bigint, registered as integer/);
     expect(r.tables[0]?.reason).toMatch(/a trigger could not mark changes since .*bucket_of_\d+\(bigint, integer\) does not exist/);
@@ -66,7 +67,7 @@ describe('replication and application writes never fail because of syncguard', (
                               UPDATE public.renamed SET v = 'b' WHERE t_id = 5;
                               DELETE FROM public.renamed WHERE t_id = 6`);
     await ctx.pair.catchUp(20_000);
-    const r = await verifyPair(ctx.pub, ctx.sub, { ...quick, table: { schema: 'public', table: 'renamed' } });
+    const r = await verifyPair(ctx.pub, ctx.sub, { ...quick, table: TableRef.of('public', 'renamed') });
     expect(r.status).toBe('incomplete');
     expect(r.tables[0]?.reason).toMatch(/publisher: key column id no longer exists \(dropped or renamed\)/);
     expect(r.tables[0]?.reason).toMatch(/publisher: a trigger could not mark changes since/);
@@ -101,7 +102,7 @@ describe('replication and application writes never fail because of syncguard', (
       await settle(ctx.sub);
       await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${subName} DISABLE`);
       await ctx.pair.pub.query(`UPDATE ${SECOND} SET v = 'changed' WHERE id = 7`);
-      const r = await verifyPair(ctx.pub, ctx.sub, { ...quick, table: { schema: 'public', table: 'second' } });
+      const r = await verifyPair(ctx.pub, ctx.sub, { ...quick, table: TableRef.of('public', 'second') });
       expect(r.status).toBe('incomplete');
       expect(r.reasons).toEqual([`no replication barrier: subscription ${subName} is disabled`]);
       // verifying everything, the other subscription's tables still get their barrier and a verdict

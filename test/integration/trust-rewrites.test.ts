@@ -4,6 +4,7 @@
 // catalogue rows these rewrite; health reports a change, and the next drain rebuilds the catalogue.
 
 import { describe, expect, it } from 'vitest';
+import { TableRef } from '../../functions/core/identifiers.js';
 import { drain } from '../../functions/db/drain.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { register, settle } from '../support/syncguard.js';
@@ -28,7 +29,7 @@ const ctx = usePair({
   },
 });
 
-const verifyOne = (table: string) => verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000, table: { schema: 'public', table } });
+const verifyOne = (table: string) => verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000, table: TableRef.of('public', table) });
 const problems = async (table: string) => {
   const { rows } = await ctx.sub.query<{ h: { table: string; problems: string[] }[] }>('SELECT syncguard.health() AS h');
   return (rows[0]?.h.find((x) => x.table === table)?.problems ?? []).join('\n');

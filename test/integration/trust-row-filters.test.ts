@@ -6,6 +6,7 @@
 // own filter is applied.
 
 import { describe, expect, it } from 'vitest';
+import { TableRef } from '../../functions/core/identifiers.js';
 import { registerOnPair } from '../../functions/flows/pair-setup.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { register, settle } from '../support/syncguard.js';
@@ -41,7 +42,7 @@ const ctx = usePair({
   },
 });
 
-const verifyOne = (table: string) => verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000, table: { schema: 'public', table } });
+const verifyOne = (table: string) => verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000, table: TableRef.of('public', table) });
 
 describe('row filters', () => {
   it('applies each partition its own filter (publish_via_partition_root = false)', async () => {
@@ -74,7 +75,7 @@ describe('row filters', () => {
     );
     // registered again, the new filter is the one hashed: the subscriber still holds rows 301-500,
     // which the publication no longer sends, and they are reported
-    const r = await registerOnPair(ctx.pub, ctx.sub, { table: { schema: 'public', table: 'flt' }, refresh: true });
+    const r = await registerOnPair(ctx.pub, ctx.sub, { table: TableRef.of('public', 'flt'), refresh: true });
     expect(r.config.fingerprint).toMatch(/^sg/);
     await settle(ctx.pub);
     await settle(ctx.sub);

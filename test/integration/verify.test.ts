@@ -4,6 +4,7 @@
 
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { TableRef } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
 import { installSchema } from '../../functions/db/install.js';
 import { verifyPair } from '../../functions/flows/verify.js';
@@ -104,7 +105,7 @@ describe('verify', () => {
     const { rows: fp } = await ctx.pair.sub.query("SELECT fingerprint FROM syncguard.registration WHERE table_name = 'orders'");
     await ctx.pair.sub.query("UPDATE syncguard.registration SET fingerprint = 'sg2-tampered' WHERE table_name = 'orders'");
     try {
-      const report = await verifyPair(ctx.pub, ctx.sub, { table: { schema: 'public', table: 'orders' } });
+      const report = await verifyPair(ctx.pub, ctx.sub, { table: TableRef.of('public', 'orders') });
       expect(report.status).toBe('incomplete');
       expect(report.tables[0]).toMatchObject({ state: 'uncomparable', bucketsCompared: 0 });
       expect(report.tables[0]?.reason).toMatch(/registration fingerprints differ: publisher sg2-[0-9a-f]{16}, subscriber sg2-tampered/);
@@ -123,7 +124,7 @@ describe('verify', () => {
     await ctx.pair.sub.query('ALTER TABLE public.tickets ADD COLUMN seen boolean');
     await settle(ctx.pub); // verify drains dirty buckets, never a first sweep: that is the drain's work
     await settle(ctx.sub);
-    const r = await verifyPair(ctx.pub, ctx.sub, { table: { schema: 'public', table: 'tickets' } });
+    const r = await verifyPair(ctx.pub, ctx.sub, { table: TableRef.of('public', 'tickets') });
     expect(r.reasons).toEqual([]);
     expect(r.status).toBe('in_sync'); // parity findings do not change the data verdict
     expect(r.parity.map((f) => `${f.level}: ${f.message}`)).toEqual([
@@ -146,7 +147,7 @@ describe('verify', () => {
           "BEGIN; SELECT 1 FROM syncguard.bucket b JOIN syncguard.registrations r USING (reg_id) WHERE r.table_name = 'orders' AND b.bucket IN (25, 26) FOR UPDATE",
         );
       }
-      const quick = { table: { schema: 'public', table: 'orders' }, timeLimitMs: 15_000 };
+      const quick = { table: TableRef.of('public', 'orders'), timeLimitMs: 15_000 };
       // (the fallback's slot barrier waits for the subscriber's next status message: up to 10 s idle)
       const rounds = await verifyPair(ctx.pub, ctx.sub, { ...quick, timeLimitMs: 40_000, noProbes: true });
       expect(rounds.status).toBe('incomplete');

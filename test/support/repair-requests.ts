@@ -5,10 +5,11 @@
 
 import type pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
-import type { QualifiedName } from '../../functions/core/identifiers.js';
+import type { TableRef } from '../../functions/core/identifiers.js';
 import type { PlannedChange } from '../../functions/core/repair-plan.js';
 import { connect } from '../../functions/db/connect.js';
 import { probeTargetOf } from '../../functions/flows/inspect.js';
+import { CheckedPair } from '../../functions/flows/pair.js';
 import { awaitAnswers } from '../../functions/flows/probes.js';
 import type { PairContext } from './use-pair.js';
 
@@ -38,7 +39,7 @@ export const wire = (c: PlannedChange) => ({
  * subscriber's outcomes.
  */
 export function useRepairRole(ctx: PairContext): {
-  directRequest: (t: QualifiedName, bucket: string, body: Record<string, unknown>) => Promise<DirectReply>;
+  directRequest: (t: TableRef, bucket: string, body: Record<string, unknown>) => Promise<DirectReply>;
 } {
   let repairer: pg.Client | undefined; // the repair role on the publisher
 
@@ -59,10 +60,10 @@ export function useRepairRole(ctx: PairContext): {
     await repairer?.end();
   });
 
-  async function directRequest(t: QualifiedName, bucket: string, body: Record<string, unknown>): Promise<DirectReply> {
+  async function directRequest(t: TableRef, bucket: string, body: Record<string, unknown>): Promise<DirectReply> {
     const c = repairer;
     if (c === undefined) throw new Error('the repair role is only connected inside tests');
-    const target = await probeTargetOf(ctx.pub, ctx.sub, t);
+    const target = await probeTargetOf(await CheckedPair.open(ctx.pub, ctx.sub), t);
     await c.query('BEGIN');
     const { rows } = await c.query<{ r: { id: string | null; skipped: Outcome[] } }>(
       'SELECT syncguard.repair_request($1, $2, $3, $4, $5, $6, $7) AS r',

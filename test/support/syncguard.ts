@@ -2,7 +2,7 @@
 
 import type pg from 'pg';
 import type { Pair } from '../../dev/pair.js';
-import { parseTableName, tableText } from '../../functions/core/identifiers.js';
+import { parseTableName, TableRef } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
 import type { RegisterOptions, RegisterResult } from '../../functions/db/register.js';
 import { installOnPair, registerOnPair } from '../../functions/flows/pair-setup.js';
@@ -34,7 +34,11 @@ export async function enableProbes(pair: Pair): Promise<string[]> {
       WHERE s.subname = $1 AND n.nspname <> 'syncguard'`,
     [pair.name],
   );
-  const notes = await ensureProbeRoute(pair.pub, pair.sub, rows.map(tableText));
+  const notes = await ensureProbeRoute(
+    pair.pub,
+    pair.sub,
+    rows.map((r) => TableRef.of(r.schema, r.table)),
+  );
   await pair.waitForSync();
   return notes;
 }

@@ -1,7 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../functions/core/errors.js';
-import { checkIdentifier, parseColumnList, parseTableName, tableFromText, tableText } from '../../functions/core/identifiers.js';
+import { byText, checkIdentifier, parseColumnList, parseTableName, TableRef, tableFromText } from '../../functions/core/identifiers.js';
+
+const tableText = (t: { schema: string; table: string }) => TableRef.of(t.schema, t.table).text;
 
 const ident = fc.stringMatching(/^[a-zA-Z_][a-zA-Z0-9_$]{0,40}$/);
 
@@ -83,7 +85,7 @@ describe('quoted names, as PostgreSQL writes them', () => {
   });
 });
 
-describe('report names (tableText / tableFromText)', () => {
+describe('report names (TableRef.text / tableFromText)', () => {
   it('writes plain and mixed names as before, and quotes a part with a dot or a quote', () => {
     expect(tableText({ schema: 'public', table: 'orders' })).toBe('public.orders');
     expect(tableText({ schema: 'Sales', table: 'Order Items' })).toBe('Sales.Order Items');
@@ -101,5 +103,59 @@ describe('report names (tableText / tableFromText)', () => {
 
   it('refuses text that is not a report name', () => {
     for (const bad of ['t', 'a.', '.t', '"a', '"a"b.c', 'a.b.c']) expect(() => tableFromText(bad)).toThrow(InputError);
+  });
+});
+
+describe('TableRef: one object per table', () => {
+  const part = fc.string({ minLength: 1, maxLength: 12, unit: fc.constantFrom('a', 'B', '.', '"', ' ', 'é', '_', ',', '*') });
+
+  it('is the same object however it was built: from parts, user input or report text', () => {
+    fc.assert(
+      fc.property(part, part, (schema, table) => {
+        const t = TableRef.of(schema, table);
+        expect(TableRef.of(schema, table)).toBe(t);
+        expect(tableFromText(t.text)).toBe(t);
+        expect(parseTableName(t.sql)).toBe(t); // the quoted identifier reads back as user input
+        expect(new Set([t, TableRef.of(schema, table)]).size).toBe(1);
+      }),
+    );
+    expect(parseTableName('orders')).toBe(TableRef.of('public', 'orders'));
+    expect(parseTableName('"Sales"."Order Items"')).toBe(tableFromText('Sales.Order Items'));
+  });
+
+  it('tells different tables apart, whatever their names hold', () => {
+    fc.assert(
+      fc.property(part, part, part, part, (s1, t1, s2, t2) => {
+        fc.pre(s1 !== s2 || t1 !== t2);
+        expect(TableRef.of(s1, t1)).not.toBe(TableRef.of(s2, t2));
+        expect(TableRef.of(s1, t1).text).not.toBe(TableRef.of(s2, t2).text);
+      }),
+    );
+    expect(TableRef.of('a.b', 'c')).not.toBe(TableRef.of('a', 'b.c'));
+  });
+
+  it('renders as its report name in messages and JSON, and as a quoted identifier for SQL text', () => {
+    const t = TableRef.of('Sales', 'say "hi"');
+    expect(t.text).toBe('Sales."say ""hi"""');
+    expect(`${t}`).toBe(t.text);
+    expect(JSON.stringify({ table: t })).toBe(JSON.stringify({ table: t.text }));
+    expect(t.sql).toBe('"Sales"."say ""hi"""');
+    expect(TableRef.of('public', 'orders').sql).toBe('"public"."orders"');
+    expect(t).toEqual({ schema: 'Sales', table: 'say "hi"' });
+  });
+
+  it('matches patterns on its report name, or on the table name without a dot', () => {
+    const t = TableRef.of('public', 'audit_log');
+    expect(t.matches('public.audit_*')).toBe(true);
+    expect(t.matches('*.audit_log')).toBe(true);
+    expect(t.matches('audit_*')).toBe(true);
+    expect(t.matches('other.*')).toBe(false);
+    expect(t.matches('public.audit.log')).toBe(false); // the dot is literal
+    expect(TableRef.of('a.b', 't').matches('"a.b".t')).toBe(true);
+  });
+
+  it('sorts by report name', () => {
+    const names = ['public.b', 'public.a', 'Sales.x', '"a.b".c'].map(tableFromText);
+    expect(names.sort(byText).map((t) => t.text)).toEqual(['"a.b".c', 'Sales.x', 'public.a', 'public.b']);
   });
 });
