@@ -93,15 +93,7 @@ CREATE OR REPLACE FUNCTION syncguard._bounds_literal(p_reg syncguard.registratio
  RETURNS text
  LANGUAGE plpgsql
  STABLE
- SET "TimeZone" TO 'UTC'
- SET "DateStyle" TO 'ISO, YMD'
- SET "IntervalStyle" TO 'postgres'
- SET extra_float_digits TO '1'
- SET bytea_output TO 'hex'
- SET lc_monetary TO 'C'
- SET search_path TO 'pg_catalog', 'pg_temp'
- SET client_encoding TO 'UTF8'
- SET max_parallel_workers_per_gather TO '0'
+ SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET search_path TO 'pg_catalog', 'pg_temp' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0'
 AS $function$
 DECLARE
   v_lit text;
@@ -224,16 +216,7 @@ CREATE OR REPLACE FUNCTION syncguard.compute_buckets(p_reg integer, p_buckets bi
  RETURNS TABLE(bucket bigint, row_count bigint, hash_sum numeric)
  LANGUAGE plpgsql
  STABLE
- SET "TimeZone" TO 'UTC'
- SET "DateStyle" TO 'ISO, YMD'
- SET "IntervalStyle" TO 'postgres'
- SET extra_float_digits TO '1'
- SET bytea_output TO 'hex'
- SET lc_monetary TO 'C'
- SET search_path TO 'pg_catalog', 'pg_temp'
- SET row_security TO 'off'
- SET client_encoding TO 'UTF8'
- SET max_parallel_workers_per_gather TO '0'
+ SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0'
 AS $function$
 BEGIN
   RETURN QUERY EXECUTE syncguard._compute_sql(syncguard._reg(p_reg)) USING p_buckets;
@@ -245,16 +228,7 @@ CREATE OR REPLACE FUNCTION syncguard.compute_all(p_reg integer)
  RETURNS TABLE(bucket bigint, row_count bigint, hash_sum numeric)
  LANGUAGE plpgsql
  STABLE
- SET "TimeZone" TO 'UTC'
- SET "DateStyle" TO 'ISO, YMD'
- SET "IntervalStyle" TO 'postgres'
- SET extra_float_digits TO '1'
- SET bytea_output TO 'hex'
- SET lc_monetary TO 'C'
- SET search_path TO 'pg_catalog', 'pg_temp'
- SET row_security TO 'off'
- SET client_encoding TO 'UTF8'
- SET max_parallel_workers_per_gather TO '0'
+ SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0'
 AS $function$
 DECLARE
   r syncguard.registration := syncguard._reg(p_reg);
@@ -271,16 +245,7 @@ CREATE OR REPLACE FUNCTION syncguard.canonical_rows(p_reg integer, p_buckets big
  RETURNS TABLE(bucket bigint, key_text text, canonical text, row_hash bigint)
  LANGUAGE plpgsql
  STABLE
- SET "TimeZone" TO 'UTC'
- SET "DateStyle" TO 'ISO, YMD'
- SET "IntervalStyle" TO 'postgres'
- SET extra_float_digits TO '1'
- SET bytea_output TO 'hex'
- SET lc_monetary TO 'C'
- SET search_path TO 'pg_catalog', 'pg_temp'
- SET row_security TO 'off'
- SET client_encoding TO 'UTF8'
- SET max_parallel_workers_per_gather TO '0'
+ SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0'
 AS $function$
 DECLARE
   r syncguard.registration := syncguard._reg(p_reg);

@@ -87,16 +87,7 @@ AS $function$ SELECT syncguard.drain_batch(p_max_buckets, NULL, NULL) $function$
 CREATE OR REPLACE FUNCTION syncguard.recompute(p_reg integer, p_buckets bigint[])
  RETURNS TABLE(bucket bigint, row_count bigint)
  LANGUAGE plpgsql
- SET "TimeZone" TO 'UTC'
- SET "DateStyle" TO 'ISO, YMD'
- SET "IntervalStyle" TO 'postgres'
- SET extra_float_digits TO '1'
- SET bytea_output TO 'hex'
- SET lc_monetary TO 'C'
- SET search_path TO 'pg_catalog', 'pg_temp'
- SET row_security TO 'off'
- SET client_encoding TO 'UTF8'
- SET max_parallel_workers_per_gather TO '0'
+ SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0'
 AS $function$
 DECLARE
   r syncguard.registration := syncguard._reg(p_reg);

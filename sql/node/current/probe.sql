@@ -160,16 +160,7 @@ CREATE OR REPLACE FUNCTION syncguard._probe_rows(r syncguard.registration, p_buc
  RETURNS bigint
  LANGUAGE plpgsql
  STABLE
- SET "TimeZone" TO 'UTC'
- SET "DateStyle" TO 'ISO, YMD'
- SET "IntervalStyle" TO 'postgres'
- SET extra_float_digits TO '1'
- SET bytea_output TO 'hex'
- SET lc_monetary TO 'C'
- SET client_encoding TO 'UTF8'
- SET max_parallel_workers_per_gather TO '0'
- SET search_path TO 'pg_catalog', 'pg_temp'
- SET row_security TO 'off'
+ SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off'
 AS $function$
 DECLARE
   v_limit bigint := (syncguard._probe_caps()->>'maxRows')::bigint + 1;

@@ -297,16 +297,7 @@ CREATE OR REPLACE FUNCTION syncguard.sample_bounds(p_schema text, p_table text, 
  RETURNS jsonb
  LANGUAGE plpgsql
  STABLE
- SET "TimeZone" TO 'UTC'
- SET "DateStyle" TO 'ISO, YMD'
- SET "IntervalStyle" TO 'postgres'
- SET extra_float_digits TO '1'
- SET bytea_output TO 'hex'
- SET lc_monetary TO 'C'
- SET search_path TO 'pg_catalog', 'pg_temp'
- SET row_security TO 'off'
- SET client_encoding TO 'UTF8'
- SET max_parallel_workers_per_gather TO '0'
+ SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0'
 AS $function$
 DECLARE
   v_keys text := (SELECT string_agg(quote_ident(k), ', ' ORDER BY o) FROM unnest(p_keys) WITH ORDINALITY u(k, o));

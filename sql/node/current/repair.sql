@@ -133,17 +133,7 @@ AS $function$ SELECT jsonb_build_object('maxChanges', 1000, 'budgetMs', 5000, 'm
 CREATE OR REPLACE FUNCTION syncguard._repair_apply(r syncguard.registration, p syncguard.probe)
  RETURNS jsonb
  LANGUAGE plpgsql
- SET "TimeZone" TO 'UTC'
- SET "DateStyle" TO 'ISO, YMD'
- SET "IntervalStyle" TO 'postgres'
- SET extra_float_digits TO '1'
- SET bytea_output TO 'hex'
- SET lc_monetary TO 'C'
- SET client_encoding TO 'UTF8'
- SET max_parallel_workers_per_gather TO '0'
- SET search_path TO 'pg_catalog', 'pg_temp'
- SET row_security TO 'off'
- SET lock_timeout TO '100ms'
+ SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' SET lock_timeout TO '100ms'
 AS $function$
 DECLARE
   v_caps jsonb := syncguard._repair_caps();
@@ -330,15 +320,7 @@ CREATE OR REPLACE FUNCTION syncguard._key_values_match(r syncguard.registration,
  RETURNS boolean
  LANGUAGE plpgsql
  STABLE
- SET "TimeZone" TO 'UTC'
- SET "DateStyle" TO 'ISO, YMD'
- SET "IntervalStyle" TO 'postgres'
- SET extra_float_digits TO '1'
- SET bytea_output TO 'hex'
- SET lc_monetary TO 'C'
- SET client_encoding TO 'UTF8'
- SET max_parallel_workers_per_gather TO '0'
- SET search_path TO 'pg_catalog', 'pg_temp'
+ SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 DECLARE
   v_text text;
@@ -426,16 +408,7 @@ CREATE OR REPLACE FUNCTION syncguard._held_keys(r syncguard.registration, p_buck
  RETURNS jsonb
  LANGUAGE plpgsql
  STABLE
- SET "TimeZone" TO 'UTC'
- SET "DateStyle" TO 'ISO, YMD'
- SET "IntervalStyle" TO 'postgres'
- SET extra_float_digits TO '1'
- SET bytea_output TO 'hex'
- SET lc_monetary TO 'C'
- SET client_encoding TO 'UTF8'
- SET max_parallel_workers_per_gather TO '0'
- SET search_path TO 'pg_catalog', 'pg_temp'
- SET row_security TO 'off'
+ SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off'
 AS $function$
 DECLARE
   v_n integer := cardinality(r.key_columns);

@@ -47,16 +47,7 @@ $function$;
 CREATE OR REPLACE FUNCTION syncguard.sweep_step(p_reg integer, p_max_buckets integer DEFAULT 100)
  RETURNS jsonb
  LANGUAGE plpgsql
- SET "TimeZone" TO 'UTC'
- SET "DateStyle" TO 'ISO, YMD'
- SET "IntervalStyle" TO 'postgres'
- SET extra_float_digits TO '1'
- SET bytea_output TO 'hex'
- SET lc_monetary TO 'C'
- SET client_encoding TO 'UTF8'
- SET max_parallel_workers_per_gather TO '0'
- SET search_path TO 'pg_catalog', 'pg_temp'
- SET row_security TO 'off'
+ SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off'
 AS $function$
 DECLARE
   r syncguard.registration := syncguard._reg(p_reg);
