@@ -130,21 +130,18 @@ const CONTROL: MigrationSet = {
 export class DefinitionShapeError extends IncompatibleError {}
 
 /**
- * The checksum of the definitions installed in a schema; null when they predate definitions_id(),
- * undefined when this login may not call it (a role granted nothing by grant_role).
+ * The checksum of the definitions installed in a schema; null when they predate definitions_id().
+ * Read from pg_proc (readable by every login), so a login granted nothing is told too, and an
+ * installer that may not call the function still sees that nothing changed.
  */
-export async function installedDefinitions(
-  client: Client,
-  schema: MigrationSet['schema'] = 'syncguard',
-): Promise<string | null | undefined> {
-  const { rows } = await client.query<{ ok: boolean; may: boolean | null }>(
-    `SELECT to_regprocedure($1) IS NOT NULL AS ok,
-            CASE WHEN to_regprocedure($1) IS NOT NULL THEN has_function_privilege(to_regprocedure($1), 'EXECUTE') END AS may`,
+export async function installedDefinitions(client: Client, schema: MigrationSet['schema'] = 'syncguard'): Promise<string | null> {
+  const { rows } = await client.query<{ src: string | null }>(
+    'SELECT prosrc AS src FROM pg_catalog.pg_proc WHERE oid = to_regprocedure($1)',
     [`${schema}.definitions_id()`],
   );
-  if (!rows[0]?.ok) return null;
-  if (!rows[0]?.may) return undefined;
-  return (await client.query<{ id: string }>(`SELECT ${schema}.definitions_id() AS id`)).rows[0]?.id ?? null;
+  const src = rows[0]?.src;
+  if (src === undefined || src === null) return null;
+  return /'([0-9a-f]*)'/.exec(src)?.[1] ?? null;
 }
 
 /** Who may EXECUTE which function of a schema, besides its owner, as `function|role` (catalogue-quoted). */
@@ -326,8 +323,7 @@ export async function requireInstalled(client: Client, label: string): Promise<v
     );
   }
   const defs = await installedDefinitions(client);
-  // a login granted nothing cannot tell; it is refused by the functions it calls
-  if (defs !== undefined && defs !== nodeDefinitions.checksum) {
+  if (defs !== nodeDefinitions.checksum) {
     throw new IncompatibleError(
       `the syncguard functions on the ${label} are not this syncguard's (definitions ${defs ?? 'from before they were tracked'} installed, this syncguard has ${nodeDefinitions.checksum}); run: syncguard install --dsn <${kind} DSN>`,
     );
