@@ -9,15 +9,8 @@ import { Command, CommanderError } from 'commander';
 import { InputError, SyncGuardError } from '../functions/core/errors.js';
 import { parseTableName } from '../functions/core/identifiers.js';
 import { type Client, checkDsn, nodeOfError, redactSecrets, secretsOf } from '../functions/db/connect.js';
-import { endpointOf } from '../functions/db/control.js';
-import {
-  type InstallResult,
-  installControl,
-  installSchema,
-  refuseNodeAsControl,
-  requireNoAllTablesSubscriber,
-  syncguardSchemas,
-} from '../functions/db/install.js';
+import { endpointOf, refuseNodeAsControl, syncguardSchemas } from '../functions/db/control.js';
+import { type InstallResult, installControl, installSchema, requireNoAllTablesSubscriber } from '../functions/db/install.js';
 import { SQLSTATE } from '../functions/db/sqlstate.js';
 import { requireApplicable } from '../functions/flows/apply-rights.js';
 import { installOnPair } from '../functions/flows/pair-setup.js';

@@ -9,7 +9,9 @@
 
 import type pg from 'pg';
 
-export type SchemaName = 'syncguard' | 'syncguard_control';
+export type { SchemaName } from '../functions/db/definitions.js';
+
+import type { SchemaName } from '../functions/db/definitions.js';
 
 const DUMP_SQL = `
 WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1)

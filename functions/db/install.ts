@@ -13,6 +13,7 @@ import { randomInt } from 'node:crypto';
 import { IncompatibleError, InputError } from '../core/errors.js';
 import { type ApplyOwner, adoptApplyOwner } from './apply-rights.js';
 import { type Client, inTransaction } from './connect.js';
+import { applyDefinitions, type DefinitionsTarget, executeGrants, installedDefinitions } from './definitions.js';
 import {
   controlDefinitions,
   controlMigrations,
@@ -21,7 +22,6 @@ import {
   nodeDefinitions,
   nodeMigrations,
 } from './generated/migrations.js';
-import { SQLSTATE, sqlstateOf } from './sqlstate.js';
 
 export const MIN_SERVER_VERSION_NUM = 130000;
 /** pg_advisory_xact_lock key for schema installs ('SGIN'). */
@@ -68,16 +68,12 @@ export async function installedVersions(client: Client): Promise<number[]> {
 }
 
 /** A schema's numbered migrations and current definitions, and how it records what it applied. */
-interface MigrationSet {
-  readonly what: string;
-  readonly schema: 'syncguard' | 'syncguard_control';
+interface MigrationSet extends DefinitionsTarget {
   readonly migrations: readonly Migration[];
   readonly definitions: Definitions;
   readonly lockKey: number;
   readonly applied: (client: Client) => Promise<number[]>;
   readonly record: (client: Client, m: Migration) => Promise<unknown>;
-  /** Runs after the definitions were applied, in the same transaction: what they generate, then the grants. */
-  readonly afterDefinitions: (client: Client) => Promise<unknown>;
   /** Runs after an install stopped early (`upTo`, tests of upgrades) applied migrations: as the release it stands for did. */
   readonly afterEarlyStop?: (client: Client) => Promise<unknown>;
 }
@@ -125,81 +121,6 @@ const CONTROL: MigrationSet = {
   },
   record: (c, m) => c.query('INSERT INTO syncguard_control.migration (version, name) VALUES ($1, $2)', [m.version, m.name]),
 };
-
-/** A current definition that cannot replace the installed object as it stands (see docs/schema.md). */
-export class DefinitionShapeError extends IncompatibleError {}
-
-/**
- * The checksum of the definitions installed in a schema; null when they predate definitions_id().
- * Read from pg_proc (readable by every login), so a login granted nothing is told too, and an
- * installer that may not call the function still sees that nothing changed.
- */
-export async function installedDefinitions(client: Client, schema: MigrationSet['schema'] = 'syncguard'): Promise<string | null> {
-  const { rows } = await client.query<{ src: string | null }>(
-    'SELECT prosrc AS src FROM pg_catalog.pg_proc WHERE oid = to_regprocedure($1)',
-    [`${schema}.definitions_id()`],
-  );
-  const src = rows[0]?.src;
-  if (src === undefined || src === null) return null;
-  return /'([0-9a-f]*)'/.exec(src)?.[1] ?? null;
-}
-
-/** Who may EXECUTE which function of a schema, besides its owner, as `function|role` (catalogue-quoted). */
-async function executeGrants(client: Client, schema: MigrationSet['schema']): Promise<Set<string>> {
-  const { rows } = await client.query<{ g: string }>(
-    `SELECT p.oid::regprocedure::text || '|' || a.grantee::regrole::text AS g
-       FROM pg_catalog.pg_proc p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
-      WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
-        AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner`,
-    [schema],
-  );
-  return new Set(rows.map((r) => r.g));
-}
-
-/**
- * Re-applies every current definition of a set, in the install's transaction. Function bodies are
- * not checked at creation (check_function_bodies = off, as pg_dump does), so the files may come in
- * any order; the tests run every function. A definition that changes a function's return type,
- * argument names or defaults, or drops a view's column, fails here with DefinitionShapeError: the
- * old object must be dropped first, by a numbered migration (docs/schema.md).
- */
-async function applyDefinitions(client: Client, set: MigrationSet, definitions: Definitions, grantsBefore: Set<string>): Promise<void> {
-  const { rows } = await client.query<{ v: string }>("SELECT current_setting('check_function_bodies') AS v");
-  await client.query("SELECT set_config('check_function_bodies', 'off', true)");
-  for (const f of definitions.files) {
-    try {
-      await client.query(f.sql);
-    } catch (err) {
-      const code = sqlstateOf(err);
-      if (code !== SQLSTATE.invalidFunctionDefinition && code !== SQLSTATE.invalidTableDefinition) throw err;
-      const hint = (err as { hint?: string }).hint;
-      throw new DefinitionShapeError(
-        `${f.file} cannot replace what the ${set.what} holds: ${(err as Error).message}${hint ? ` (${hint})` : ''}; nothing was installed; a definition whose shape changes (return type, argument names or defaults, a view's columns) needs a numbered migration that drops the old one first, without CASCADE (docs/schema.md)`,
-        { cause: err },
-      );
-    }
-  }
-  // the checksum is hex (scripts/build-sql.mjs), so it is written as a literal
-  if (!/^[0-9a-f]*$/.test(definitions.checksum)) throw new Error(`bad definitions checksum ${definitions.checksum}`);
-  await client.query(
-    `CREATE OR REPLACE FUNCTION ${set.schema}.definitions_id() RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
-       AS $$ SELECT '${definitions.checksum}'::text $$`,
-  );
-  await client.query("SELECT set_config('check_function_bodies', $1, true)", [rows[0]?.v ?? 'on']);
-  // a function a migration dropped and a definition created again has lost its grants: give them back
-  const now = await executeGrants(client, set.schema);
-  const { rows: fns } = await client.query<{ fn: string }>(
-    'SELECT p.oid::regprocedure::text AS fn FROM pg_catalog.pg_proc p WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)',
-    [set.schema],
-  );
-  const present = new Set(fns.map((r) => r.fn));
-  for (const g of grantsBefore) {
-    const [fn = '', role = ''] = g.split('|');
-    // both are catalogue output (regprocedure, regrole), quoted as SQL needs them
-    if (!now.has(g) && present.has(fn)) await client.query(`GRANT EXECUTE ON FUNCTION ${fn} TO ${role}`);
-  }
-  await set.afterDefinitions(client);
-}
 
 /**
  * Applies the pending migrations of a set, then its current definitions when anything changed, in
@@ -376,31 +297,4 @@ export async function installPair(
     return { publisher: pub, subscriber: { ...sub, nodeId: rows[0]?.id ?? '' }, reidentified: true };
   }
   return { publisher: pub, subscriber: sub, reidentified: false };
-}
-
-/**
- * Which syncguard schemas a database holds: a node's (`syncguard`) and the control plane's
- * (`syncguard_control`). The control plane lives in a database of its own, so install refuses to
- * put one where the other is.
- */
-export async function syncguardSchemas(client: Client): Promise<{ node: boolean; control: boolean }> {
-  const { rows } = await client.query<{ node: boolean; control: boolean }>(
-    "SELECT to_regnamespace('syncguard') IS NOT NULL AS node, to_regnamespace('syncguard_control') IS NOT NULL AS control",
-  );
-  return { node: rows[0]?.node ?? false, control: rows[0]?.control ?? false };
-}
-
-/** A publisher's or subscriber's database given where the control plane's is expected. */
-export class NodeAsControlError extends InputError {}
-
-/**
- * Refuses a node's database as the control plane (`--control-dsn` of install, plan, approve,
- * repair and verify): its tables are not the control plane's, and a raw "does not exist" error
- * would not say the DSN is the wrong one. `endpoint` names the database (host:port/name).
- */
-export async function refuseNodeAsControl(client: Client, endpoint: string): Promise<void> {
-  if ((await syncguardSchemas(client)).node)
-    throw new NodeAsControlError(
-      `the --control-dsn database ${endpoint} holds a syncguard node schema (it is a publisher or subscriber database); --control-dsn expects the control-plane database, and the control plane needs a database of its own: create one (CREATE DATABASE syncguard_control), run syncguard install --control-dsn with its DSN, and give that DSN`,
-    );
 }

@@ -1,0 +1,99 @@
+// The current definitions of a schema (sql/<set>/current, compiled into generated/migrations.ts)
+// and how install re-applies them: every file, the checksum in definitions_id(), the EXECUTE grants
+// a re-created function lost, then what the definitions generate and the grants. docs/schema.md
+// says when this runs and how a definition whose shape changes is replaced.
+
+import { IncompatibleError } from '../core/errors.js';
+import type { Client } from './connect.js';
+import type { Definitions } from './generated/migrations.js';
+import { SQLSTATE, sqlstateOf } from './sqlstate.js';
+
+export type SchemaName = 'syncguard' | 'syncguard_control';
+
+/** The schema whose definitions are applied, as install knows it. */
+export interface DefinitionsTarget {
+  readonly what: string;
+  readonly schema: SchemaName;
+  /** Runs after the definitions were applied, in the same transaction: what they generate, then the grants. */
+  readonly afterDefinitions: (client: Client) => Promise<unknown>;
+}
+
+/** A current definition that cannot replace the installed object as it stands (see docs/schema.md). */
+export class DefinitionShapeError extends IncompatibleError {}
+
+/**
+ * The checksum of the definitions installed in a schema; null when they predate definitions_id().
+ * Read from pg_proc (readable by every login), so a login granted nothing is told too, and an
+ * installer that may not call the function still sees that nothing changed.
+ */
+export async function installedDefinitions(client: Client, schema: SchemaName = 'syncguard'): Promise<string | null> {
+  const { rows } = await client.query<{ src: string | null }>(
+    'SELECT prosrc AS src FROM pg_catalog.pg_proc WHERE oid = to_regprocedure($1)',
+    [`${schema}.definitions_id()`],
+  );
+  const src = rows[0]?.src;
+  if (src === undefined || src === null) return null;
+  return /'([0-9a-f]*)'/.exec(src)?.[1] ?? null;
+}
+
+/** Who may EXECUTE which function of a schema, besides its owner, as `function|role` (catalogue-quoted). */
+export async function executeGrants(client: Client, schema: SchemaName): Promise<Set<string>> {
+  const { rows } = await client.query<{ g: string }>(
+    `SELECT p.oid::regprocedure::text || '|' || a.grantee::regrole::text AS g
+       FROM pg_catalog.pg_proc p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+      WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
+        AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner`,
+    [schema],
+  );
+  return new Set(rows.map((r) => r.g));
+}
+
+/**
+ * Re-applies every current definition of a set, in the install's transaction. Function bodies are
+ * not checked at creation (check_function_bodies = off, as pg_dump does), so the files may come in
+ * any order; the tests run every function. A definition that changes a function's return type,
+ * argument names or defaults, or drops a view's column, fails here with DefinitionShapeError: the
+ * old object must be dropped first, by a numbered migration (docs/schema.md).
+ */
+export async function applyDefinitions(
+  client: Client,
+  set: DefinitionsTarget,
+  definitions: Definitions,
+  grantsBefore: Set<string>,
+): Promise<void> {
+  const { rows } = await client.query<{ v: string }>("SELECT current_setting('check_function_bodies') AS v");
+  await client.query("SELECT set_config('check_function_bodies', 'off', true)");
+  for (const f of definitions.files) {
+    try {
+      await client.query(f.sql);
+    } catch (err) {
+      const code = sqlstateOf(err);
+      if (code !== SQLSTATE.invalidFunctionDefinition && code !== SQLSTATE.invalidTableDefinition) throw err;
+      const hint = (err as { hint?: string }).hint;
+      throw new DefinitionShapeError(
+        `${f.file} cannot replace what the ${set.what} holds: ${(err as Error).message}${hint ? ` (${hint})` : ''}; nothing was installed; a definition whose shape changes (return type, argument names or defaults, a view's columns) needs a numbered migration that drops the old one first, without CASCADE (docs/schema.md)`,
+        { cause: err },
+      );
+    }
+  }
+  // the checksum is hex (scripts/build-sql.mjs), so it is written as a literal
+  if (!/^[0-9a-f]*$/.test(definitions.checksum)) throw new Error(`bad definitions checksum ${definitions.checksum}`);
+  await client.query(
+    `CREATE OR REPLACE FUNCTION ${set.schema}.definitions_id() RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+       AS $$ SELECT '${definitions.checksum}'::text $$`,
+  );
+  await client.query("SELECT set_config('check_function_bodies', $1, true)", [rows[0]?.v ?? 'on']);
+  // a function a migration dropped and a definition created again has lost its grants: give them back
+  const now = await executeGrants(client, set.schema);
+  const { rows: fns } = await client.query<{ fn: string }>(
+    'SELECT p.oid::regprocedure::text AS fn FROM pg_catalog.pg_proc p WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)',
+    [set.schema],
+  );
+  const present = new Set(fns.map((r) => r.fn));
+  for (const g of grantsBefore) {
+    const [fn = '', role = ''] = g.split('|');
+    // both are catalogue output (regprocedure, regrole), quoted as SQL needs them
+    if (!now.has(g) && present.has(fn)) await client.query(`GRANT EXECUTE ON FUNCTION ${fn} TO ${role}`);
+  }
+  await set.afterDefinitions(client);
+}
