@@ -6,6 +6,7 @@
 
 import type { Pair } from '../dev/pair.js';
 import type { Client } from '../functions/db/connect.js';
+import { Deadline } from '../functions/db/deadline.js';
 import { drain } from '../functions/db/drain.js';
 import type { Row } from './report.js';
 import { catchUpSeconds, fillSql, median, timed, updateSql } from './workloads.js';
@@ -30,8 +31,8 @@ export async function measureBulk(
     if (rep > 0) {
       await pair.pub.query('TRUNCATE plain, tracked');
       await catchUpSeconds(pair);
-      await drain(pub, { deadlineMs: Date.now() + 600_000 });
-      await drain(sub, { deadlineMs: Date.now() + 600_000 });
+      await drain(pub, { deadline: Deadline.after(600_000) });
+      await drain(sub, { deadline: Deadline.after(600_000) });
     }
     for (const step of steps) {
       for (const t of ['plain', 'tracked']) {
@@ -45,8 +46,8 @@ export async function measureBulk(
         );
       }
     }
-    await drain(pub, { deadlineMs: Date.now() + 600_000 });
-    await drain(sub, { deadlineMs: Date.now() + 600_000 });
+    await drain(pub, { deadline: Deadline.after(600_000) });
+    await drain(sub, { deadline: Deadline.after(600_000) });
   }
   const m = (key: string) => median(runs.get(key) ?? []);
   const spread = (key: string) => {

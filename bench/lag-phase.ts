@@ -4,6 +4,7 @@
 
 import type { Pair } from '../dev/pair.js';
 import type { Client } from '../functions/db/connect.js';
+import { Deadline } from '../functions/db/deadline.js';
 import { drain } from '../functions/db/drain.js';
 import type { Row } from './report.js';
 import { sleep, steadyWriter } from './workloads.js';
@@ -18,14 +19,14 @@ export async function measureLag(
 ): Promise<Row[]> {
   log(`drain lag: 1,000 row changes/s for ${seconds} s, a 20 s drain every 20 s on each side`);
   // earlier phases leave marks (the partition phase's pgbench run): they are not this lag
-  await drain(pub, { deadlineMs: Date.now() + 600_000 });
-  await drain(sub, { deadlineMs: Date.now() + 600_000 });
+  await drain(pub, { deadline: Deadline.after(600_000) });
+  await drain(sub, { deadline: Deadline.after(600_000) });
   const until = Date.now() + seconds * 1000;
   const ages: Record<'pub' | 'sub', number[]> = { pub: [], sub: [] };
   const drainer = async (c: Client) => {
     while (Date.now() < until) {
       const tick = Date.now();
-      await drain(c, { deadlineMs: Math.min(until, tick + 20_000), resweepIntervalMs: null });
+      await drain(c, { deadline: Deadline.at(Math.min(until, tick + 20_000)), resweepIntervalMs: null });
       const wait = tick + 20_000 - Date.now();
       if (wait > 0 && Date.now() + wait < until) await sleep(wait);
       else if (wait > 0) break;

@@ -6,6 +6,7 @@
 
 import type pg from 'pg';
 import type { Pair } from '../dev/pair.js';
+import { Deadline } from '../functions/db/deadline.js';
 import { verifyPair } from '../functions/flows/verify.js';
 import { percentile, startWriter } from '../test/support/load.js';
 import { register, settle } from '../test/support/syncguard.js';
@@ -44,7 +45,7 @@ export async function measureProbes(pair: Pair, pub: pg.Client, sub: pg.Client, 
   const until = Date.now() + SECONDS * 1000;
   const runs: { secs: number; status: string; holdMs: number; probes: number }[] = [];
   while (Date.now() < until) {
-    const r = await verifyPair(pub, sub, { timeLimitMs: 30_000 });
+    const r = await verifyPair(pub, sub, { deadline: Deadline.after(30_000) });
     runs.push({ secs: r.durationMs / 1000, status: r.status, holdMs: r.probes.maxHoldMs, probes: r.probes.probes });
   }
   const withVerify = await loaded.stop();

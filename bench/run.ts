@@ -6,6 +6,7 @@
 
 import { type Cluster, startCluster } from '../dev/cluster.js';
 import { createPair, type Pair } from '../dev/pair.js';
+import { Deadline } from '../functions/db/deadline.js';
 import { drain } from '../functions/db/drain.js';
 import { installed, register } from '../test/support/syncguard.js';
 import { measureApply } from './apply-phase.js';
@@ -70,7 +71,7 @@ async function main(): Promise<void> {
       }
       if (PHASES.has('workers') || PHASES.has('sweep') || PHASES.has('lag')) {
         if (!PHASES.has('bulk')) await p.pub.query(fillSql('tracked', ROWS));
-        await drain(pub, { deadlineMs: Date.now() + 600_000 });
+        await drain(pub, { deadline: Deadline.after(600_000) });
         if (PHASES.has('sweep')) rows.push(...(await measureSweep(p, pub, sub, 'public.tracked', ROWS, log)));
         if (PHASES.has('workers')) rows.push(...(await measureWorkers(p, pub, 'tracked', log)));
         if (PHASES.has('lag')) rows.push(...(await measureLag(p, pub, sub, ROWS, LAG_SECONDS, log)));

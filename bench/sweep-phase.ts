@@ -7,6 +7,7 @@ import type { Pair } from '../dev/pair.js';
 import { DEFAULT_HASH_VERSION, HASH_VERSIONS, type HashVersion } from '../functions/core/hashing.js';
 import { parseTableName } from '../functions/core/identifiers.js';
 import type { Client } from '../functions/db/connect.js';
+import { Deadline } from '../functions/db/deadline.js';
 import { drain } from '../functions/db/drain.js';
 import { registerOnPair } from '../functions/flows/pair-setup.js';
 import type { Row } from './report.js';
@@ -36,9 +37,9 @@ export async function measureSweep(
 
   const sweepOnce = async (version: HashVersion): Promise<number> => {
     await registerOnPair(pub, sub, { table: parseTableName(table), hashVersion: version, refresh: true });
-    await drain(sub, { deadlineMs: Date.now() + 600_000 });
+    await drain(sub, { deadline: Deadline.after(600_000) });
     return timed(async () => {
-      const s = await drain(pub, { deadlineMs: Date.now() + 600_000 });
+      const s = await drain(pub, { deadline: Deadline.after(600_000) });
       if (s.stoppedBecause !== 'empty') throw new Error(`sweep did not finish: ${JSON.stringify(s)}`);
     });
   };

@@ -6,6 +6,7 @@
 
 import type pg from 'pg';
 import type { Pair } from '../dev/pair.js';
+import { Deadline } from '../functions/db/deadline.js';
 import { drainWithWorkers } from '../functions/flows/drain.js';
 import type { Row } from './report.js';
 
@@ -24,7 +25,7 @@ export async function measureWorkers(pair: Pair, pub: pg.Client, table: string, 
             WHERE g.table_name = $1 ON CONFLICT DO NOTHING`,
           [table],
         );
-        const s = await drainWithWorkers([pub, ...extra], { deadlineMs: Date.now() + 600_000, resweepIntervalMs: null });
+        const s = await drainWithWorkers([pub, ...extra], { deadline: Deadline.after(600_000), resweepIntervalMs: null });
         if (s.stoppedBecause !== 'empty') throw new Error(`drain with ${n} workers did not finish: ${JSON.stringify(s)}`);
         const r = s.rowsHashed / (s.durationMs / 1000);
         rate[n] = Math.max(rate[n] ?? 0, r);
@@ -32,7 +33,7 @@ export async function measureWorkers(pair: Pair, pub: pg.Client, table: string, 
       }
       for (let round = 0; round < 2; round++) {
         await pub.query('SELECT syncguard.request_full_sweep()');
-        const s = await drainWithWorkers([pub, ...extra], { deadlineMs: Date.now() + 600_000, resweepIntervalMs: null });
+        const s = await drainWithWorkers([pub, ...extra], { deadline: Deadline.after(600_000), resweepIntervalMs: null });
         if (s.stoppedBecause !== 'empty') throw new Error(`sweep with ${n} workers did not finish: ${JSON.stringify(s)}`);
         const r = s.rowsHashed / (s.durationMs / 1000);
         sweepRate[n] = Math.max(sweepRate[n] ?? 0, r);

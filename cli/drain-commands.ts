@@ -4,17 +4,14 @@ import type { Command } from 'commander';
 import { type DrainSummary, MAX_DRAIN_WORKERS } from '../functions/core/drain.js';
 import { DrainError } from '../functions/core/errors.js';
 import { tableFromText } from '../functions/core/identifiers.js';
+import { TIME } from '../functions/core/time-limits.js';
 import type { Client } from '../functions/db/connect.js';
+import { Deadline } from '../functions/db/deadline.js';
 import { requireStatus, unmonitoredTables } from '../functions/db/status.js';
 import { drainWithWorkers } from '../functions/flows/drain.js';
 import { type Out, withClients } from './clients.js';
 import { MAX_SECONDS, nodeDsn, nodeLabel, positiveNumber, workerCount } from './options.js';
 import { drainReporter } from './progress.js';
-
-/** How long past its box a drain may take: its last batch's answer and the final status. */
-const DRAIN_GRACE_MS = 2000;
-/** status's default time limit, in seconds (connecting included). */
-const STATUS_TIME_LIMIT_S = 5;
 
 const age = (ms: number | null): string => (ms === null ? '-' : ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`);
 
@@ -53,20 +50,19 @@ export function drainCommand(program: Command, out: Out, warn: Out): void {
     .option('--json', 'print only the summary, as one JSON object')
     .action(async (o: { dsn?: string; maxSeconds: number; fullResweep?: boolean; workers: number; json?: boolean }) => {
       // the box starts now: connecting is part of it, and nothing ends later than box + grace
-      const started = Date.now();
+      const deadline = Deadline.afterSeconds(o.maxSeconds);
       const dsn = nodeDsn(o.dsn);
-      const boxMs = Math.round(o.maxSeconds * 1000);
       const label = nodeLabel(dsn);
       const workers = Array.from({ length: o.workers }, (): [string, string] => [dsn, label]);
       await withClients(
         workers,
         async (clients) => {
           const mode = o.json ? 'none' : process.stdout.isTTY ? 'tty' : 'lines';
-          const reporter = drainReporter(mode, boxMs, out);
+          const reporter = drainReporter(mode, Math.round(o.maxSeconds * 1000), out);
           let summary: DrainSummary;
           try {
             summary = await drainWithWorkers(clients, {
-              deadlineMs: Math.max(Date.now() + 1, started + boxMs),
+              deadline: deadline.orAtLeast(1),
               fullResweep: o.fullResweep === true,
               onProgress: (p) => reporter.update(p),
             });
@@ -80,7 +76,7 @@ export function drainCommand(program: Command, out: Out, warn: Out): void {
             throw new DrainError(`drain stopped on an error: ${summary.error}`);
           }
         },
-        started + boxMs + DRAIN_GRACE_MS,
+        deadline.withGrace(TIME.drainGraceMs),
       );
     });
 }
@@ -95,10 +91,10 @@ export function statusCommand(program: Command, out: Out): void {
       '--time-limit <seconds>',
       'the longest the command may take, connecting included',
       positiveNumber('--time-limit', MAX_SECONDS, ' seconds'),
-      STATUS_TIME_LIMIT_S,
+      TIME.statusLimitSeconds,
     )
     .action(async (o: { dsn?: string; json?: boolean; timeLimit: number }) => {
-      const deadline = Date.now() + Math.round(o.timeLimit * 1000);
+      const deadline = Deadline.afterSeconds(o.timeLimit);
       const dsn = nodeDsn(o.dsn);
       const label = nodeLabel(dsn);
       await withClients(

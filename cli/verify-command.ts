@@ -5,9 +5,10 @@ import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { parseTableName } from '../functions/core/identifiers.js';
 import type { VerifyReport } from '../functions/core/report.js';
+import { TIME } from '../functions/core/time-limits.js';
 import { type Client, checkDsn } from '../functions/db/connect.js';
 import { endpointOf, refuseNodeAsControl } from '../functions/db/control.js';
-import { VERIFY_GRACE_MS } from '../functions/flows/verify.js';
+import { Deadline } from '../functions/db/deadline.js';
 import { type RunRequest, recordVerifyRun, verifyRun } from '../functions/flows/verify-run.js';
 import { type Out, withClients } from './clients.js';
 import { MAX_SECONDS, pairDsns, percent, positiveNumber } from './options.js';
@@ -97,8 +98,7 @@ export function verifyCommand(program: Command, out: Out, warn: Out, setExit: (c
     .option('--json', 'print one JSON object')
     .action(async (o: VerifyFlags) => {
       // the time limit starts now: connecting is part of it, and nothing ends later than limit + grace
-      const started = Date.now();
-      const limitMs = Math.round(o.timeLimit * 1000);
+      const deadline = Deadline.afterSeconds(o.timeLimit);
       const table = o.table === undefined ? undefined : parseTableName(o.table);
       const { publisher, subscriber } = pairDsns(o);
       await withClients(
@@ -110,7 +110,9 @@ export function verifyCommand(program: Command, out: Out, warn: Out, setExit: (c
           const run = await verifyRun(p as Client, s as Client, {
             ...(table !== undefined ? { table } : {}),
             minCoveragePct: o.minCoverage,
-            timeLimitMs: Math.max(1000, limitMs - (Date.now() - started)),
+            // a verification that starts late (slow connections) still gets its least time limit;
+            // the connections' deadline (the limit plus the grace) bounds its every query anyway
+            deadline: deadline.orAtLeast(TIME.minLimitMs),
             probeHoldMs: o.probeHold,
             exclude: o.exclude,
           });
@@ -141,7 +143,7 @@ export function verifyCommand(program: Command, out: Out, warn: Out, setExit: (c
             );
           }
         },
-        started + limitMs + VERIFY_GRACE_MS,
+        deadline.withGrace(TIME.verifyGraceMs),
       );
     });
 }

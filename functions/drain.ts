@@ -11,6 +11,7 @@ import { DIMENSION, METRIC } from './contract.js';
 import type { DrainSummary } from './core/drain.js';
 import { DrainError, InputError } from './core/errors.js';
 import type { Client } from './db/connect.js';
+import { Deadline } from './db/deadline.js';
 import { parseEvent } from './events.js';
 import { drainWithWorkers } from './flows/drain.js';
 
@@ -18,14 +19,15 @@ export async function drainHandler(event: unknown, context: Context): Promise<Dr
   const e = parseEvent('drain', event);
   const config = loadConfig();
   const database = pickDatabase(config, e.database);
-  const remaining = context.getRemainingTimeInMillis();
+  const deadline = Deadline.fromLambda(context, 0);
+  const remaining = deadline.remainingMs();
   if (!(remaining > 0)) throw new InputError(`no time left to drain (remaining ${remaining} ms)`);
   const secretId = config.databases[database]?.secretId as string;
   // one cached connection per worker (reserved concurrency 1 keeps it at that per database)
   const clients: Client[] = [];
   for (let i = 0; i < config.drainWorkers; i++) clients.push(await connectionFor(i === 0 ? database : `${database}#${i}`, secretId));
   const summary = await drainWithWorkers(clients, {
-    deadlineMs: Date.now() + remaining,
+    deadline,
     resweepIntervalMs: config.resweepIntervalMs,
     ...(config.drainMarginMs !== undefined ? { marginMs: config.drainMarginMs } : {}),
   });

@@ -14,6 +14,8 @@ import { logger, metrics } from './commons/observability.js';
 import { METRIC } from './contract.js';
 import { InputError } from './core/errors.js';
 import { tableFromText } from './core/identifiers.js';
+import { TIME } from './core/time-limits.js';
+import { Deadline } from './db/deadline.js';
 import { divergencesById } from './db/plans.js';
 import { parseEvent } from './events.js';
 import { storePlan } from './flows/plans.js';
@@ -37,6 +39,8 @@ export interface InspectedPlan {
 
 export async function inspectHandler(event: unknown, context: Context): Promise<{ plans: InspectedPlan[] }> {
   const e = parseEvent('inspect', event);
+  // the invocation's end less a margin to store the plans and return; each bucket gets what is left
+  const deadline = Deadline.fromLambda(context, TIME.lambdaMarginMs);
   const config = loadRepairConfig();
   const control = await connectionFor('control', config.controlSecretId);
   const targets =
@@ -52,12 +56,11 @@ export async function inspectHandler(event: unknown, context: Context): Promise<
       throw new InputError(`unknown pair ${JSON.stringify(t.pair)}; configured: ${Object.keys(config.pairs).join(', ')}`);
     const pub = await connectionFor(`${t.pair}/publisher`, pair.publisherSecretId);
     const sub = await connectionFor(`${t.pair}/subscriber`, pair.subscriberSecretId);
-    const timeLimitMs = Math.max(1000, context.getRemainingTimeInMillis() - 3000);
     const { inspection, plan } = await planBucket(pub, sub, tableFromText(t.table), t.bucket, {
       pair: t.pair,
       maxRows: config.planMaxRows,
       expiresInMs: config.planExpiryMs,
-      timeLimitMs,
+      deadline: deadline.orAtLeast(TIME.minLimitMs),
     });
     // made by this function's own AWS principal (STS), which four-eyes compares with the approver's
     const stored = await storePlan(control, plan, await ownPrincipal());

@@ -11,12 +11,16 @@ import { lambdaHandler } from './commons/handler.js';
 import { logger, metrics } from './commons/observability.js';
 import { DIMENSION, METRIC } from './contract.js';
 import { InputError } from './core/errors.js';
+import { TIME } from './core/time-limits.js';
+import { Deadline } from './db/deadline.js';
 import { loadPlan } from './db/plans.js';
 import { parseEvent } from './events.js';
 import { applyStoredPlan } from './flows/plans.js';
 
 export async function repairHandler(event: unknown, context: Context) {
   const e = parseEvent('repair', event);
+  // the invocation's end less a margin to record the outcome and return
+  const deadline = Deadline.fromLambda(context, TIME.lambdaMarginMs);
   const config = loadRepairConfig();
   const control = await connectionFor('control', config.controlSecretId);
   const plan = await loadPlan(control, e.planId);
@@ -29,7 +33,7 @@ export async function repairHandler(event: unknown, context: Context) {
     planId: plan.planId,
     // the workflow's execution; a direct invocation's request id (kept by Lambda's own retries)
     claim: e.claim ?? `lambda:${context.awsRequestId}`,
-    timeLimitMs: Math.max(1000, context.getRemainingTimeInMillis() - 3000),
+    deadline: deadline.orAtLeast(TIME.minLimitMs),
   });
   const summary = {
     planId: r.planId,

@@ -9,14 +9,13 @@ import { connectionFor } from './commons/connections.js';
 import { lambdaHandler } from './commons/handler.js';
 import { logger, metrics } from './commons/observability.js';
 import { DIMENSION, METRIC } from './contract.js';
-import { InputError, TimeLimitError } from './core/errors.js';
+import { InputError } from './core/errors.js';
 import { parseTableName } from './core/identifiers.js';
 import type { VerifyReport } from './core/report.js';
+import { TIME } from './core/time-limits.js';
+import { Deadline } from './db/deadline.js';
 import { parseEvent } from './events.js';
 import { recordVerifyRun, verifyRun } from './flows/verify-run.js';
-
-/** Kept free after verify for recording the run and returning. */
-const RECORD_MARGIN_MS = 3000;
 
 export interface VerifySummary {
   readonly pair: string;
@@ -40,9 +39,7 @@ export async function verifyHandler(event: unknown, context: Context): Promise<V
   }
   const table = e.table === undefined ? undefined : parseTableName(e.table);
   // the whole remaining time, less a margin to record the run and return; verify splits it itself
-  const timeLimitMs = context.getRemainingTimeInMillis() - RECORD_MARGIN_MS;
-  if (!(timeLimitMs >= 5000))
-    throw new TimeLimitError(`not enough time left to verify (${timeLimitMs} ms after the margin; give the function a longer timeout)`);
+  const deadline = Deadline.fromLambda(context, TIME.lambdaVerifyMarginMs, { ms: TIME.lambdaVerifyMinMs, what: 'verify' });
 
   const pub = await connectionFor(`${e.pair}/publisher`, pair.publisherSecretId);
   const sub = await connectionFor(`${e.pair}/subscriber`, pair.subscriberSecretId);
@@ -50,7 +47,7 @@ export async function verifyHandler(event: unknown, context: Context): Promise<V
   const verified = await verifyRun(pub, sub, {
     ...(table !== undefined ? { table } : {}),
     minCoveragePct: config.minCoveragePct,
-    timeLimitMs,
+    deadline,
   });
   const run = await recordVerifyRun(
     control,

@@ -1,5 +1,7 @@
 // The pure parts of a drain run: the stop decision and the summary it returns.
 
+import { TIME } from './time-limits.js';
+
 export type StopReason = 'empty' | 'time' | 'error';
 
 export interface DrainSummary {
@@ -31,7 +33,7 @@ export interface TimeBox {
 
 /** A safety margin for a box of the given length: 10 %, between 50 ms and 2 s. */
 export function defaultMarginMs(boxMs: number): number {
-  return Math.min(2000, Math.max(50, Math.floor(boxMs * 0.1)));
+  return Math.min(TIME.drainMaxMarginMs, Math.max(TIME.drainMinMarginMs, Math.floor(boxMs * 0.1)));
 }
 
 /** Milliseconds a batch may still use; 0 means stop now. */

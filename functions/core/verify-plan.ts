@@ -5,6 +5,7 @@
 import type { Mismatch, SkipReason, TableComparison } from './compare.js';
 import type { BucketOutcome, ProbeTarget } from './probe-plan.js';
 import type { TableReport } from './report.js';
+import { TIME } from './time-limits.js';
 
 /**
  * The buckets a probe must resolve: every candidate mismatch and every bucket skipped (dirty or
@@ -83,7 +84,7 @@ export function probedTable(
   };
 }
 
-/** How a verification splits its time limit: each part ends at an absolute time (epoch ms). */
+/** How a verification splits its time limit: the length of each part (ms). */
 export interface VerifySchedule {
   /** The end of the publisher's drain, then of the subscriber's. */
   readonly drainMs: number;
@@ -96,9 +97,9 @@ export interface VerifySchedule {
 /** Drains get up to 15 % of the limit each (10 s at most), a barrier up to 40 % (30 s at most). */
 export function splitTimeLimit(limitMs: number): VerifySchedule {
   return {
-    drainMs: Math.max(1, Math.min(10_000, Math.floor(limitMs * 0.15))),
-    barrierMs: Math.max(1, Math.min(30_000, Math.floor(limitMs * 0.4))),
-    marginMs: Math.min(2000, Math.max(100, Math.floor(limitMs * 0.05))),
+    drainMs: Math.max(1, Math.min(TIME.verifyDrainMaxMs, Math.floor(limitMs * 0.15))),
+    barrierMs: Math.max(1, Math.min(TIME.verifyBarrierMaxMs, Math.floor(limitMs * 0.4))),
+    marginMs: Math.min(TIME.verifyMaxMarginMs, Math.max(TIME.verifyMinMarginMs, Math.floor(limitMs * 0.05))),
   };
 }
 

@@ -3,6 +3,8 @@
 import pg from 'pg';
 import { normalizeDsn } from '../core/dsn.js';
 import { ConnectionError, IncompatibleError, InputError, SyncGuardError } from '../core/errors.js';
+import { TIME } from '../core/time-limits.js';
+import type { Deadline } from './deadline.js';
 import { SQLSTATE, sqlstateOf } from './sqlstate.js';
 
 export type Client = pg.Client;
@@ -71,10 +73,10 @@ export interface ConnectOptions {
   readonly statementTimeoutMs?: number;
   readonly lockTimeoutMs?: number;
   /**
-   * The command's promised end (epoch ms): the connection attempt ends by then (10 s at most),
-   * and so does every query on the connection (limitDeadline).
+   * The command's promised end: the connection attempt ends by then (10 s at most), and so does
+   * every query on the connection (limitDeadline).
    */
-  readonly deadlineMs?: number;
+  readonly deadline?: Deadline;
 }
 
 const labels = new WeakMap<Client, string>();
@@ -129,7 +131,7 @@ function destroy(client: Client): void {
 }
 
 const queryTimeouts = new WeakMap<Client, number | null>();
-const deadlines = new WeakMap<Client, number>();
+const deadlines = new WeakMap<Client, Deadline>();
 
 /**
  * Sets the client-side deadline of each later query on this connection (null: none). A query
@@ -146,18 +148,17 @@ export function queryTimeout(client: Client): number | null {
 }
 
 /**
- * The moment (epoch ms) by which every query on this connection must have its answer, whatever
- * each query's own timeout says: a command's promised end. Only ever moved earlier.
+ * The moment by which every query on this connection must have its answer, whatever each
+ * query's own timeout says: a command's promised end. Only ever moved earlier.
  */
-function limitDeadline(client: Client, epochMs: number): void {
-  const current = deadlines.get(client);
-  if (current === undefined || epochMs < current) deadlines.set(client, epochMs);
+function limitDeadline(client: Client, deadline: Deadline): void {
+  deadlines.set(client, deadline.earlierOf(deadlines.get(client)));
 }
 
-/** Runs fn with every query of these connections ending by epochMs; their own deadlines come back after (cached connections). */
-export async function withinDeadline<T>(clients: readonly Client[], epochMs: number, fn: () => Promise<T>): Promise<T> {
+/** Runs fn with every query of these connections ending by the deadline; their own deadlines come back after (cached connections). */
+export async function withinDeadline<T>(clients: readonly Client[], deadline: Deadline, fn: () => Promise<T>): Promise<T> {
   const saved = clients.map((c) => deadlines.get(c));
-  for (const c of clients) limitDeadline(c, epochMs);
+  for (const c of clients) limitDeadline(c, deadline);
   try {
     return await fn();
   } finally {
@@ -173,7 +174,7 @@ export async function withinDeadline<T>(clients: readonly Client[], epochMs: num
 function effectiveTimeout(client: Client): number | false {
   const own = queryTimeouts.get(client) ?? null;
   const deadline = deadlines.get(client);
-  const left = deadline === undefined ? null : Math.max(1, Math.ceil(deadline - Date.now()));
+  const left = deadline === undefined ? null : deadline.statementTimeoutMs();
   const ms = own === null ? left : left === null ? own : Math.min(own, left);
   return ms === null ? false : ms;
 }
@@ -188,17 +189,12 @@ export async function closeClient(client: Client): Promise<void> {
   await Promise.race([
     client.end().catch(() => {}),
     new Promise<void>((r) => {
-      timer = setTimeout(r, CLOSE_WAIT_MS);
+      timer = setTimeout(r, TIME.closeWaitMs);
     }),
   ]);
   clearTimeout(timer);
   destroy(client);
 }
-
-/** How long a goodbye may take before the socket is simply closed. */
-const CLOSE_WAIT_MS = 250;
-/** The longest a connection attempt may take, within a command's deadline. */
-export const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
  * The DSN as handed to pg. pg 8 treats sslmode prefer, require and verify-ca as verify-full (the
@@ -224,8 +220,7 @@ function forDriver(dsn: string): { connectionString: string; sslNote: string } {
  */
 export async function connect(given: string, label: string, opts: ConnectOptions = {}): Promise<Client> {
   const dsn = checkDsn(given, label);
-  const connectMs =
-    opts.deadlineMs === undefined ? CONNECT_TIMEOUT_MS : Math.max(1, Math.min(CONNECT_TIMEOUT_MS, Math.ceil(opts.deadlineMs - Date.now())));
+  const connectMs = Math.min(TIME.connectTimeoutMs, opts.deadline?.statementTimeoutMs() ?? TIME.connectTimeoutMs);
   const { connectionString, sslNote } = forDriver(dsn);
   let client: pg.Client;
   try {
@@ -234,10 +229,10 @@ export async function connect(given: string, label: string, opts: ConnectOptions
       application_name: opts.applicationName ?? APPLICATION_NAME,
       connectionTimeoutMillis: connectMs,
       keepAlive: true,
-      keepAliveInitialDelayMillis: 10_000,
+      keepAliveInitialDelayMillis: TIME.keepAliveDelayMs,
       statement_timeout: opts.statementTimeoutMs ?? 0,
-      lock_timeout: opts.lockTimeoutMs ?? 10_000,
-      idle_in_transaction_session_timeout: 60_000,
+      lock_timeout: opts.lockTimeoutMs ?? TIME.sessionLockTimeoutMs,
+      idle_in_transaction_session_timeout: TIME.idleInTransactionMs,
     });
   } catch (err) {
     // pg reads sslcert / sslkey / sslrootcert files while it parses the DSN
@@ -269,7 +264,7 @@ export async function connect(given: string, label: string, opts: ConnectOptions
     );
   }
   labels.set(client, label);
-  if (opts.deadlineMs !== undefined) limitDeadline(client, opts.deadlineMs);
+  if (opts.deadline !== undefined) limitDeadline(client, opts.deadline);
   const params = (client as unknown as { connectionParameters: { query_timeout: number | false } }).connectionParameters;
   const query = client.query.bind(client) as (...args: unknown[]) => unknown;
   (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {

@@ -8,12 +8,12 @@ import { BatchSizer } from '../core/batch-sizer.js';
 import { batchBudgetMs, type DrainSummary, defaultMarginMs, type StopReason, type TimeBox } from '../core/drain.js';
 import { InputError } from '../core/errors.js';
 import type { TableRef } from '../core/identifiers.js';
+import { TIME } from '../core/time-limits.js';
 import { type Client, labelOf, queryTimeout, setQueryTimeout } from './connect.js';
+import type { Deadline } from './deadline.js';
 import { requireInstalled } from './install.js';
 import { SQLSTATE, sqlstateOf } from './sqlstate.js';
 import { nodeStatus } from './status.js';
-
-export const DEFAULT_RESWEEP_INTERVAL_MS = 24 * 3600 * 1000;
 
 export interface DrainProgress {
   readonly phase: 'dirty' | 'sweep';
@@ -27,8 +27,8 @@ export interface DrainProgress {
 }
 
 export interface DrainOptions {
-  /** Absolute deadline (epoch ms). */
-  readonly deadlineMs: number;
+  /** The end of the time box. */
+  readonly deadline: Deadline;
   readonly marginMs?: number;
   /** Start a full re-sweep of every table now. */
   readonly fullResweep?: boolean;
@@ -40,19 +40,12 @@ export interface DrainOptions {
   readonly only?: readonly TableRef[];
 }
 
-/** How long past its box a drain's query may take before the client gives up on the server. */
-const CLIENT_GRACE_MS = 2000;
-/** PostgreSQL's timeouts are int milliseconds. */
-const MAX_TIMEOUT_MS = 2_147_483_647;
-/** How long a drain waits when every unfinished sweep is held by other workers. */
-const BUSY_WAIT_MS = 20;
-
 export async function drain(client: Client, opts: DrainOptions): Promise<DrainSummary> {
   const now = opts.now ?? Date.now;
   const start = now();
-  const boxMs = opts.deadlineMs - start;
+  const boxMs = opts.deadline.remainingMs(start);
   if (!(boxMs > 0)) throw new InputError(`the drain time box must be positive, got ${boxMs} ms`);
-  const box: TimeBox = { deadlineMs: opts.deadlineMs, marginMs: opts.marginMs ?? defaultMarginMs(boxMs) };
+  const box: TimeBox = { deadlineMs: opts.deadline.atMs, marginMs: opts.marginMs ?? defaultMarginMs(boxMs) };
   // Every query gets a client-side deadline at the end of the box (plus a grace for the final
   // status), so a frozen backend or a partitioned network cannot hold the drain past its box.
   const callerTimeout = queryTimeout(client);
@@ -65,7 +58,8 @@ export async function drain(client: Client, opts: DrainOptions): Promise<DrainSu
 
 async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, start: number, now: () => number): Promise<DrainSummary> {
   const boxMs = box.deadlineMs - start;
-  const bound = () => setQueryTimeout(client, Math.max(1000, box.deadlineMs - now() + CLIENT_GRACE_MS));
+  const clientBound = opts.deadline.withGrace(TIME.drainClientGraceMs);
+  const bound = () => setQueryTimeout(client, Math.max(TIME.drainMinQueryTimeoutMs, clientBound.remainingMs(now())));
   bound();
   await requireInstalled(client, labelOf(client));
 
@@ -92,14 +86,14 @@ async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, sta
       'lock_timeout',
       `${Math.max(50, Math.min(2000, Math.floor(boxMs / 4)))}ms`,
       'idle_in_transaction_session_timeout',
-      `${Math.min(MAX_TIMEOUT_MS, Math.max(1000, boxMs))}ms`,
+      `${Math.min(TIME.maxServerTimeoutMs, Math.max(1000, boxMs))}ms`,
     ]);
     const setup = await client.query<{ lost: boolean; resweep: boolean }>(
       `SELECT syncguard.check_state() AS lost,
               CASE WHEN $1 THEN syncguard.request_full_sweep() >= 0
                    WHEN $2::bigint IS NULL THEN false
                    ELSE syncguard.maybe_full_sweep(make_interval(secs => $2::bigint / 1000.0)) END AS resweep`,
-      [opts.fullResweep === true, opts.resweepIntervalMs === undefined ? DEFAULT_RESWEEP_INTERVAL_MS : opts.resweepIntervalMs],
+      [opts.fullResweep === true, opts.resweepIntervalMs === undefined ? TIME.resweepIntervalMs : opts.resweepIntervalMs],
     );
     const stateLost = setup.rows[0]?.lost ?? false;
     const fullResweepStarted = (setup.rows[0]?.resweep ?? false) || stateLost;
@@ -146,7 +140,7 @@ async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, sta
           if (phase === 'dirty' || result === null) return true;
           // other workers hold every free lane right now: wait a moment; else a sweep step that
           // only found its table finished
-          if (result.busy === true) await new Promise((r) => setTimeout(r, BUSY_WAIT_MS));
+          if (result.busy === true) await new Promise((r) => setTimeout(r, TIME.drainBusyWaitMs));
           continue;
         }
         sizer.record(Number(result.buckets), elapsed);
@@ -171,7 +165,9 @@ async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, sta
       error = err instanceof Error ? err.message : String(err);
     }
     bound();
-    await client.query('SELECT set_config($1, $2, false)', ['statement_timeout', `${Math.max(250, box.marginMs)}ms`]).catch(() => {});
+    await client
+      .query('SELECT set_config($1, $2, false)', ['statement_timeout', `${Math.max(TIME.drainFinalStatusMs, box.marginMs)}ms`])
+      .catch(() => {});
     // The final look decides what the summary claims: without it (the node froze or went away)
     // the drain is an error that names the node, never "an unknown number of dirty buckets left".
     const status = await nodeStatus(client).catch((err: unknown) => {

@@ -8,9 +8,11 @@ import { IncompatibleError, InputError, SyncGuardError } from '../core/errors.js
 import type { TableRef } from '../core/identifiers.js';
 import { lockRetryDelayMs } from '../core/probe-plan.js';
 import { type Diff, describeDiffs, diffKeys, type KeyDiff, type RowValues } from '../core/repair-plan.js';
+import { TIME } from '../core/time-limits.js';
 import { insertLsn } from '../db/barrier.js';
 import { readDetail } from '../db/catalogue.js';
 import type { Client } from '../db/connect.js';
+import { Deadline } from '../db/deadline.js';
 import { readRowValues, sendRowsProbe } from '../db/repair.js';
 import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { nodeStatus } from '../db/status.js';
@@ -118,15 +120,15 @@ export async function inspectBucket(
   sub: Client,
   table: TableRef,
   bucketText: string,
-  opts: { timeLimitMs?: number; lockTimeoutMs?: number } = {},
+  opts: { deadline?: Deadline; lockTimeoutMs?: number } = {},
 ): Promise<Inspection> {
   const started = Date.now();
-  const deadline = started + (opts.timeLimitMs ?? 60_000);
+  const deadline = opts.deadline ?? Deadline.after(TIME.defaultLimitMs, started);
   for (let attempt = 1; ; attempt++) {
-    const ins = await inspectOnce(pub, sub, table, bucketText, { ...opts, timeLimitMs: Math.max(1000, deadline - Date.now()) });
+    const ins = await inspectOnce(pub, sub, table, bucketText, { ...opts, deadline: deadline.orAtLeast(TIME.minLimitMs) });
     const moved = movedKeys(ins);
     if (moved.length === 0) return { ...ins, durationMs: Date.now() - started };
-    if (attempt >= INSPECT_ATTEMPTS || Date.now() > deadline) {
+    if (attempt >= INSPECT_ATTEMPTS || deadline.remainingMs() < 0) {
       // rows that keep changing (a busy row, the one a repair is most needed for): the plan's
       // preconditions are the probe's hashes and the repair writes the publisher's row at its own
       // position (item 15), so their values are shown as a preview, marked as read after they moved
@@ -141,10 +143,10 @@ async function inspectOnce(
   sub: Client,
   table: TableRef,
   bucketText: string,
-  opts: { timeLimitMs?: number; lockTimeoutMs?: number } = {},
+  opts: { deadline: Deadline; lockTimeoutMs?: number },
 ): Promise<Inspection> {
   const started = Date.now();
-  const deadline = started + (opts.timeLimitMs ?? 60_000);
+  const deadline = opts.deadline;
   if (!/^-?\d{1,19}$/.test(bucketText)) throw new InputError(`bucket must be an integer, got ${JSON.stringify(bucketText)}`);
   const bucket = BigInt(bucketText).toString();
   const t = await probeTargetOf(await CheckedPair.open(pub, sub), table);

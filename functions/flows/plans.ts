@@ -4,7 +4,9 @@
 
 import { randomUUID } from 'node:crypto';
 import { InputError, PlanAlreadyAppliedError, PlanClaimedError, PreconditionFailedError, TimeLimitError } from '../core/errors.js';
+import { TIME } from '../core/time-limits.js';
 import type { Client } from '../db/connect.js';
+import { Deadline } from '../db/deadline.js';
 import { type ClaimedPlan, claimPlan, finishPlan, insertPlan, loadPlan, recordDecision, releasePlan, takeOverPlan } from '../db/plans.js';
 import { repairRequestsOf } from '../db/repair.js';
 import { applyPlan, type ChangeOutcome, type Plan, type RepairOutcome, recoverPlan } from './repair.js';
@@ -69,8 +71,10 @@ export async function applyStoredPlan(
   control: Client,
   pub: Client,
   sub: Client,
-  a: { planId: number; claim?: string; timeLimitMs?: number; leaseSeconds?: number },
+  a: { planId: number; claim?: string; deadline?: Deadline; leaseSeconds?: number },
 ): Promise<RepairOutcome & { planId: number; retried: boolean }> {
+  // one deadline for the whole run: a recovery, a take-over and the repair share it
+  const deadline = a.deadline ?? Deadline.after(TIME.defaultLimitMs);
   const p = await planOrFail(control, a.planId);
   const claim = a.claim ?? `run:${randomUUID()}`;
   const lease = a.leaseSeconds ?? null;
@@ -80,7 +84,7 @@ export async function applyStoredPlan(
   } catch (err) {
     if (!(err instanceof PlanClaimedError) || p.state !== 'applying' || p.outcome !== null || p.claimId === null) throw err;
     // another run claimed it and died after it sent the request (item 22): its answer is on the nodes
-    const recovered = await recoverStoredPlan(control, pub, sub, { ...p, claimId: p.claimId }, a.timeLimitMs);
+    const recovered = await recoverStoredPlan(control, pub, sub, { ...p, claimId: p.claimId }, deadline);
     if (recovered !== null) return recovered;
     // or before any request reached the publisher: taken over once its lease has ended (refused before)
     claimed = await takeOverPlan(control, { planId: p.planId, claim, from: p.claimId, leaseSeconds: lease });
@@ -98,7 +102,7 @@ export async function applyStoredPlan(
       changes: claimed.body.changes,
       ...(claimed.body.inspection === undefined ? {} : { inspection: claimed.body.inspection }),
     };
-    const limit = a.timeLimitMs === undefined ? {} : { timeLimitMs: a.timeLimitMs };
+    const limit = { deadline };
     // the claim is renewed before each request: a run whose lease ended and was taken over sends nothing
     const renew = async () => {
       if ((await claimPlan(control, p.planId, claim, lease)).state !== 'applying')
@@ -175,7 +179,7 @@ async function recoverStoredPlan(
   pub: Client,
   sub: Client,
   p: NonNullable<Awaited<ReturnType<typeof loadPlan>>> & { claimId: string },
-  timeLimitMs: number | undefined,
+  deadline: Deadline,
 ): Promise<(RepairOutcome & { planId: number; retried: boolean }) | null> {
   const busy = (why: string) =>
     new PlanAlreadyAppliedError(
@@ -186,7 +190,7 @@ async function recoverStoredPlan(
     pub,
     sub,
     { id: String(p.planId), table: p.table, bucket: p.bucket, changes: p.changes },
-    timeLimitMs === undefined ? {} : { timeLimitMs },
+    { deadline },
   );
   if (recovered === null) return null;
   const unanswered = recovered.changes.find((c) => c.outcome === 'not_answered');

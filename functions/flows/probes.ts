@@ -20,8 +20,10 @@ import {
   type ProbeTarget,
   planProbes,
 } from '../core/probe-plan.js';
+import { TIME } from '../core/time-limits.js';
 import { applyErrors, NO_ERROR_COUNTS, replicationStopped } from '../db/barrier.js';
 import type { Client } from '../db/connect.js';
+import type { Deadline } from '../db/deadline.js';
 import { bucketValues, type ProbeAnswer, readAnswers, type SentProbe, sendProbe } from '../db/probe.js';
 import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 
@@ -49,15 +51,13 @@ export interface ProbeContext {
   /** The publisher's and the subscriber's node ids. */
   readonly origin: string;
   readonly target: string;
-  readonly deadlineMs: number;
+  readonly deadline: Deadline;
   readonly budget?: ProbeBudget;
   readonly lockTimeoutMs?: number;
   readonly lockAttempts?: number;
 }
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-/** Time kept back from sending probes for their answers to arrive. */
-const ANSWER_RESERVE_MS = 2000;
 
 /**
  * The bound on one probe statement on the publisher: the lock wait plus twice the hold budget (at
@@ -91,7 +91,7 @@ export async function resolveByProbes(
     let queue = [...req.targets];
     let attempt = 0;
     while (queue.length > 0) {
-      if (Date.now() > ctx.deadlineMs - ANSWER_RESERVE_MS) {
+      if (ctx.deadline.remainingMs() < TIME.answerReserveMs) {
         leaveOut(
           req.table,
           queue.map((t) => t.bucket),
@@ -149,7 +149,7 @@ export async function resolveByProbes(
     sub,
     ctx.origin,
     sent.map((s) => s.probe.id),
-    ctx.deadlineMs,
+    ctx.deadline,
     [...new Set(requests.map((r) => r.subscription))],
   );
   for (const s of sent) {
@@ -184,7 +184,7 @@ export async function awaitAnswers(
   sub: Client,
   origin: string,
   ids: readonly string[],
-  deadlineMs: number,
+  deadline: Deadline,
   subscriptions: readonly string[],
 ): Promise<{ answers: Map<string, ProbeAnswer>; waitedMs: number; failure?: string }> {
   const start = Date.now();
@@ -204,7 +204,7 @@ export async function awaitAnswers(
         return { answers, waitedMs: Date.now() - start, failure };
       }
     }
-    if (Date.now() > deadlineMs) {
+    if (deadline.remainingMs() < 0) {
       return {
         answers,
         waitedMs: Date.now() - start,

@@ -16,7 +16,9 @@ import {
   planChecksum,
   planSql,
 } from '../core/repair-plan.js';
+import { TIME } from '../core/time-limits.js';
 import type { Client } from '../db/connect.js';
+import { Deadline } from '../db/deadline.js';
 import { HoldLimitError, missingRepairPrivileges, repairRequestsOf, repairUserCode, type SentRepair, sendRepair } from '../db/repair.js';
 import { nodeStatus } from '../db/status.js';
 import { beforeHoldRetry } from './hold-retries.js';
@@ -119,10 +121,10 @@ export async function planBucket(
   sub: Client,
   table: TableRef,
   bucket: string,
-  opts: PlanOptions & { timeLimitMs?: number },
+  opts: PlanOptions & { deadline?: Deadline },
 ): Promise<{ inspection: Inspection; plan: Plan }> {
   await requireRepairable(sub, table);
-  const inspection = await inspectBucket(pub, sub, table, bucket, opts.timeLimitMs === undefined ? {} : { timeLimitMs: opts.timeLimitMs });
+  const inspection = await inspectBucket(pub, sub, table, bucket, opts.deadline === undefined ? {} : { deadline: opts.deadline });
   return { inspection, plan: planFromInspection(inspection, opts) };
 }
 
@@ -139,7 +141,8 @@ export async function applyPlan(
     readonly inspection?: string;
   },
   opts: {
-    timeLimitMs?: number;
+    /** The end of the repair (default 60 s from its start). */
+    deadline?: Deadline;
     lockTimeoutMs?: number;
     applyLockTimeoutMs?: number;
     /** Called before each request is sent (flows/plans.ts renews the run's claim there); a throw sends nothing more. */
@@ -147,7 +150,7 @@ export async function applyPlan(
   } = {},
 ): Promise<RepairOutcome> {
   const started = Date.now();
-  const deadline = started + (opts.timeLimitMs ?? 60_000);
+  const deadline = opts.deadline ?? Deadline.after(TIME.defaultLimitMs, started);
   const table = plan.table;
   const t = await probeTargetOf(await CheckedPair.open(pub, sub), table);
   if (t.fingerprint !== plan.fingerprint) {
@@ -190,7 +193,7 @@ export async function applyPlan(
       );
       i += part.length;
     } catch (err) {
-      if (!(err instanceof HoldLimitError) || Date.now() > deadline) throw err;
+      if (!(err instanceof HoldLimitError) || deadline.remainingMs() < 0) throw err;
       if (size > 1) size = Math.ceil(size / 2);
       // one change cancelled at the hold limit: tried again a few times (hold-retries.ts)
       else await beforeHoldRetry(err, ++singleRetries);
@@ -207,7 +210,7 @@ async function collectOutcome(
   t: { origin: string; target: string; subscription: string },
   sent: readonly SentRepair[],
   started: number,
-  deadline: number,
+  deadline: Deadline,
 ): Promise<RepairOutcome> {
   const changes: ChangeResult[] = sent.flatMap((x) =>
     x.skipped.map((s) => ({ key: s.key, outcome: s.outcome, ...(s.error === undefined ? {} : { error: s.error }) })),
@@ -254,7 +257,7 @@ export async function recoverPlan(
   pub: Client,
   sub: Client,
   plan: { readonly id: string; readonly table: TableRef; readonly bucket: string; readonly changes: readonly PlannedChange[] },
-  opts: { timeLimitMs?: number } = {},
+  opts: { deadline?: Deadline } = {},
 ): Promise<RepairOutcome | null> {
   const started = Date.now();
   const table = plan.table;
@@ -262,7 +265,7 @@ export async function recoverPlan(
   const ids = await repairRequestsOf(pub, table, plan.id);
   if (ids.length === 0) return null;
   const sent: SentRepair[] = ids.map((id) => ({ id, sent: 0, skipped: [], lockWaitMs: 0, holdMs: 0 }));
-  return collectOutcome(pub, sub, plan, t, sent, started, started + (opts.timeLimitMs ?? 60_000));
+  return collectOutcome(pub, sub, plan, t, sent, started, opts.deadline ?? Deadline.after(TIME.defaultLimitMs, started));
 }
 
 /** One bucket compared at a probe's position: equal, differs, or unknown (not probed or not answered). */
@@ -272,7 +275,7 @@ async function probeBucket(
   table: TableRef,
   bucket: string,
   t: { origin: string; target: string; subscription: string },
-  deadlineMs: number,
+  deadline: Deadline,
 ): Promise<'equal' | 'differs' | 'unknown'> {
   const status = (await nodeStatus(pub)).tables.find((x) => x.table === table.text);
   const request = {
@@ -282,8 +285,6 @@ async function probeBucket(
     targets: [{ bucket, rows: 1 }],
     tableRows: status?.rows ?? 0,
   };
-  const out = (await resolveByProbes(pub, sub, [request], { origin: t.origin, target: t.target, deadlineMs }, emptyStats())).get(
-    table,
-  )?.[0];
+  const out = (await resolveByProbes(pub, sub, [request], { origin: t.origin, target: t.target, deadline }, emptyStats())).get(table)?.[0];
   return out === undefined || out.state === 'left_out' ? 'unknown' : out.state === 'equal' ? 'equal' : 'differs';
 }

@@ -14,12 +14,14 @@ import type { TableRef } from '../core/identifiers.js';
 import type { Finding } from '../core/parity.js';
 import { DEFAULT_PROBE_BUDGET } from '../core/probe-plan.js';
 import { type TableReport, uncomparable, type VerifyReport } from '../core/report.js';
+import { TIME } from '../core/time-limits.js';
 import type { Confirmed } from '../core/verdict.js';
 import { laterLsn, probedTable, splitTimeLimit, twoRoundCandidates } from '../core/verify-plan.js';
 import { localWriteText, localWriteWarning, probeSummary, type RunOutcome, verifyReport } from '../core/verify-report.js';
 import { insertLsn, subscriptionsOf, unhealthy, waitForBarrier } from '../db/barrier.js';
 import { readOverview, type TableSnapshot } from '../db/catalogue.js';
 import { type Client, withinDeadline } from '../db/connect.js';
+import { Deadline } from '../db/deadline.js';
 import { drain } from '../db/drain.js';
 import { cleanupProbes, sendMarker } from '../db/probe.js';
 import { abandonSnapshot, beginSnapshot, endSnapshot } from '../db/snapshot.js';
@@ -35,8 +37,8 @@ export interface VerifyOptions {
   readonly table?: TableRef;
   /** Below this coverage in any table the verdict is incomplete (default 100). */
   readonly minCoveragePct?: number;
-  /** The whole verification's time limit (default 60 s); it is split inside. */
-  readonly timeLimitMs?: number;
+  /** The end of the whole verification (default 60 s from the start); its time is split inside. */
+  readonly deadline?: Deadline;
   /** The longest a probe may hold writers to its table back (default 25 ms). */
   readonly probeHoldMs?: number;
   /** Never probe: every table takes the two-round fallback (for comparison and tests). */
@@ -50,10 +52,6 @@ export interface VerifyOptions {
 }
 
 const NO_FINGERPRINTS = { publisher: null, subscriber: null };
-/** How long past its time limit a verification may take (its last answer and the report). */
-export const VERIFY_GRACE_MS = 2000;
-/** The longest the closing ROLLBACK of a snapshot may wait (a frozen node never answers it). */
-const ROLLBACK_WAIT_MS = 1000;
 
 /** Reads a side's catalogue overview in a REPEATABLE READ, read-only transaction left open, so later reads see the same snapshot. */
 async function openSnapshot(c: Client): Promise<Map<string, TableSnapshot>> {
@@ -76,20 +74,27 @@ async function refuseSwapped({ pub, sub }: CheckedPair): Promise<void> {
 
 export async function verifyPair(pub: Client, sub: Client, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const started = Date.now();
-  const limitMs = opts.timeLimitMs ?? 60_000;
-  if (!(limitMs >= 1000)) throw new TimeLimitError(`verify needs a time limit of at least 1 s, got ${limitMs} ms`);
+  const end = opts.deadline ?? Deadline.after(TIME.defaultLimitMs, started);
+  const limitMs = end.remainingMs(started);
+  if (!(limitMs >= TIME.minLimitMs)) throw new TimeLimitError(`verify needs a time limit of at least 1 s, got ${limitMs} ms`);
   // every query ends by the time limit (plus a grace for the report): a frozen node or a
   // partition ends the run, naming the node, however many queries were in flight
-  return withinDeadline([pub, sub], started + limitMs + VERIFY_GRACE_MS, async () =>
-    verifyWithin(await CheckedPair.open(pub, sub), opts, started, limitMs),
+  return withinDeadline([pub, sub], end.withGrace(TIME.verifyGraceMs), async () =>
+    verifyWithin(await CheckedPair.open(pub, sub), opts, started, end, limitMs),
   );
 }
 
-async function verifyWithin(pair: CheckedPair, opts: VerifyOptions, started: number, limitMs: number): Promise<VerifyReport> {
+async function verifyWithin(
+  pair: CheckedPair,
+  opts: VerifyOptions,
+  started: number,
+  end: Deadline,
+  limitMs: number,
+): Promise<VerifyReport> {
   const { pub, sub } = pair;
   const plan = splitTimeLimit(limitMs);
-  const deadline = started + limitMs - plan.marginMs;
-  const barrierEnd = () => Math.min(deadline, Date.now() + plan.barrierMs);
+  const deadline = end.less(plan.marginMs);
+  const barrierEnd = () => deadline.within(plan.barrierMs);
   await refuseSwapped(pair);
 
   // What is compared, and how: probes where they reach, two rounds elsewhere
@@ -149,7 +154,7 @@ async function verifyWithin(pair: CheckedPair, opts: VerifyOptions, started: num
   if (comparable.length === 0) return finish({ tables: notCompared, lsn: null, barrierMs: 0 });
 
   const drainSide = async (c: Client, label: string) => {
-    const s = await drain(c, { deadlineMs: Math.min(deadline, Date.now() + plan.drainMs), resweepIntervalMs: null, only: comparable });
+    const s = await drain(c, { deadline: deadline.within(plan.drainMs), resweepIntervalMs: null, only: comparable });
     if (s.stoppedBecause === 'error') throw new SyncGuardError(`the drain before reading the ${label} failed: ${s.error}`);
   };
   const pubStatus = await nodeStatus(pub);
@@ -181,7 +186,7 @@ async function verifyWithin(pair: CheckedPair, opts: VerifyOptions, started: num
       }
     }
     if (fallback.length > 0) {
-      const b = await waitForBarrier(pub, sub, fallback, barrierEnd() - Date.now(), lsn, true);
+      const b = await waitForBarrier(pub, sub, fallback, barrierEnd().remainingMs(), lsn, true);
       if (b.ok) barrierMs += b.waitedMs;
       for (const [t, why] of b.ok ? b.excluded : fallback.map((x) => [x, `no replication barrier: ${b.failure}`] as const))
         excluded.set(t, why);
@@ -214,7 +219,7 @@ async function verifyWithin(pair: CheckedPair, opts: VerifyOptions, started: num
     let lastLsn = lsn;
     if (compared.pending.size > 0) {
       const budget = { ...DEFAULT_PROBE_BUDGET, maxHoldMs: opts.probeHoldMs ?? DEFAULT_PROBE_BUDGET.maxHoldMs };
-      const ctx = { origin: pubStatus.nodeId, target: routes.target, deadlineMs: deadline, budget };
+      const ctx = { origin: pubStatus.nodeId, target: routes.target, deadline, budget };
       const outcomes = await resolveByProbes(pub, sub, compared.requests, ctx, stats);
       for (const [table, p] of compared.pending) {
         const o = outcomes.get(table) ?? [];
@@ -234,7 +239,7 @@ async function verifyWithin(pair: CheckedPair, opts: VerifyOptions, started: num
     // 5: the fallback's second round
     const fingerprints = new Map(compared.first.map((r) => [r.table, pubRanges.get(r.table.text)?.fingerprint ?? '']));
     const second = await secondRound(pub, sub, compared.first, {
-      barrierMs: Math.max(1, barrierEnd() - Date.now()),
+      barrierMs: Math.max(1, barrierEnd().remainingMs()),
       drain: drainSide,
       fingerprints,
       generations: compared.generations,
@@ -243,6 +248,6 @@ async function verifyWithin(pair: CheckedPair, opts: VerifyOptions, started: num
     return finish({ ...found, rounds: second.rounds, lsn: second.lsn, barrierMs: barrierMs + second.waitedMs });
   } finally {
     // a snapshot left open is ended by the server when the connection goes; never wait long for it
-    for (const c of open) await abandonSnapshot(c, ROLLBACK_WAIT_MS);
+    for (const c of open) await abandonSnapshot(c, TIME.rollbackWaitMs);
   }
 }

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { type Cluster, type ClusterInfo, startCluster } from '../../dev/cluster.js';
 import { OWNER } from '../../dev/pair.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { subscriptionApplyCheck } from '../../functions/flows/apply-rights.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { applyErrorCount, rowArrives as rowArrivesOn } from '../support/replication.js';
@@ -43,7 +44,7 @@ async function probeInSubscription(s: Scenario): Promise<boolean> {
 
 async function check(s: Scenario, expectedFix: RegExp, privilegeMode: boolean): Promise<void> {
   // 1. verify: replication keeps running, and verify says what it did instead, with the fix
-  const first = await verifyPair(s.pub, s.sub, { table: parseTableName(T), timeLimitMs: 20_000 });
+  const first = await verifyPair(s.pub, s.sub, { table: parseTableName(T), deadline: Deadline.after(20_000) });
   expect(await rowArrives(s, 10_001)).toBe(true);
   expect(await applyErrors(s)).toBe(0);
   expect(await probeInSubscription(s)).toBe(false);
@@ -72,7 +73,7 @@ async function check(s: Scenario, expectedFix: RegExp, privilegeMode: boolean): 
   let second: Awaited<ReturnType<typeof verifyPair>>;
   try {
     await sleep(200);
-    second = await verifyPair(s.pub, s.sub, { table: parseTableName(T), timeLimitMs: 20_000 });
+    second = await verifyPair(s.pub, s.sub, { table: parseTableName(T), deadline: Deadline.after(20_000) });
   } finally {
     writing = false;
     await writer;
@@ -98,7 +99,7 @@ async function check(s: Scenario, expectedFix: RegExp, privilegeMode: boolean): 
       await so.query(
         `SET ROLE ${role}; CREATE TRIGGER a_foreign BEFORE INSERT ON syncguard.probe FOR EACH ROW EXECUTE FUNCTION public.sg_foreign(); RESET ROLE`,
       );
-      const third = await verifyPair(s.pub, s.sub, { table: parseTableName(T), timeLimitMs: 20_000 });
+      const third = await verifyPair(s.pub, s.sub, { table: parseTableName(T), deadline: Deadline.after(20_000) });
       expect(third.tables.map((t) => t.method)).toEqual(['two_rounds']);
       expect(third.warnings.join('\n')).toContain('trigger a_foreign on probe, which syncguard did not create');
       await so.query(`SET ROLE ${role}; DROP TRIGGER a_foreign ON syncguard.probe; RESET ROLE`);

@@ -4,6 +4,7 @@
 
 import pg from 'pg';
 import { expect, it } from 'vitest';
+import { Deadline } from '../../functions/db/deadline.js';
 import { drain } from '../../functions/db/drain.js';
 import { catalogue, differingBuckets, fromScratch, register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -69,7 +70,7 @@ it(
     // batches on the subscriber, where the apply worker is the writer
     const drainRuns = [0, 1].map(() =>
       loop(ctx.pair.publisherDsn, until, async (c) => {
-        const s = await drain(c, { deadlineMs: Math.min(until, Date.now() + 500), resweepIntervalMs: null });
+        const s = await drain(c, { deadline: Deadline.at(Math.min(until, Date.now() + 500)), resweepIntervalMs: null });
         if (s.stoppedBecause === 'error') throw new Error(s.error);
       }),
     );

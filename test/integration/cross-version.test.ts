@@ -6,6 +6,7 @@ import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { startCluster } from '../../dev/cluster.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { registerOnPair } from '../../functions/flows/pair-setup.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { TYPE_SETUP, typesInsert, typesTableDdl } from '../support/fixtures.js';
@@ -128,7 +129,7 @@ describe('publisher 15 -> subscriber 18', () => {
     })();
     try {
       await new Promise((r) => setTimeout(r, 300));
-      const r = await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000 });
+      const r = await verifyPair(ctx.pub, ctx.sub, { deadline: Deadline.after(20_000) });
       expect(r.reasons).toEqual([]);
       expect(r.status).toBe('in_sync');
       expect(r.probes.probes).toBeGreaterThan(0);

@@ -5,6 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { TableRef } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { drain } from '../../functions/db/drain.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { TYPE_COLUMNS, TYPE_SETUP, typesInsert, typesTableDdl } from '../support/fixtures.js';
@@ -85,7 +86,7 @@ describe('every divergence kind', () => {
     const restore = await onSubscriber('id = 222', `UPDATE ${T} SET c_varchar = 'silent' WHERE id = 222`);
     await ctx.pair.sub.query(`ALTER TABLE ${T} ENABLE ALWAYS TRIGGER syncguard_update`);
     expect(await found()).toEqual({ status: 'in_sync', buckets: [] }); // invisible to the triggers...
-    const s = await drain(ctx.sub, { deadlineMs: Date.now() + 30_000, fullResweep: true });
+    const s = await drain(ctx.sub, { deadline: Deadline.after(30_000), fullResweep: true });
     expect(s.stoppedBecause).toBe('empty');
     expect(await found()).toEqual({ status: 'diverged', buckets: ['8'] }); // ...until the re-sweep
     await restore();

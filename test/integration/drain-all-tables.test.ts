@@ -9,6 +9,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { SUPERUSER_PASSWORD } from '../../dev/cluster.js';
 import { createPair, OWNER } from '../../dev/pair.js';
 import { connect } from '../../functions/db/connect.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { drain } from '../../functions/db/drain.js';
 import { installSchema } from '../../functions/db/install.js';
 import { nodeStatus } from '../../functions/db/status.js';
@@ -62,7 +63,7 @@ describe('drains on a FOR ALL TABLES publisher whose subscription the installer 
     const errorsBefore = await applyErrorCount(s.pair);
 
     const drainOnce = async (opts: { fullResweep?: boolean } = {}) => {
-      const out = await drain(pub, { deadlineMs: Date.now() + 10_000, ...opts });
+      const out = await drain(pub, { deadline: Deadline.after(10_000), ...opts });
       expect(out.error).toBeUndefined();
       return out;
     };

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import type pg from 'pg';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { Deadline } from '../../functions/db/deadline.js';
 import { drain } from '../../functions/db/drain.js';
 import { nodeStatus } from '../../functions/db/status.js';
 import { catalogue, differingBuckets, fromScratch, regId, register, settle } from '../support/syncguard.js';
@@ -56,7 +57,7 @@ describe('drain', () => {
     await ctx.pair.pub.query(`UPDATE ${T} SET total = total + 1 WHERE id % 3 = 0`);
     await ctx.pair.catchUp();
     for (const c of [ctx.pub, ctx.sub]) {
-      const s = await drain(c, { deadlineMs: Date.now() + 30_000 });
+      const s = await drain(c, { deadline: Deadline.after(30_000) });
       expect(s).toMatchObject({ stoppedBecause: 'empty', remainingDirty: 0, sweepProgress: 1, oldestDirtyAgeMs: null });
       // multiples of 3 fall in buckets 0..199; bucket 200 holds only id 20000
       expect(s.bucketsRecomputed).toBe(200);
@@ -67,13 +68,13 @@ describe('drain', () => {
   });
 
   it('refuses a zero or negative time box and changes nothing', async () => {
-    await expect(drain(ctx.pub, { deadlineMs: Date.now() })).rejects.toThrow(/time box must be positive/);
-    await expect(drain(ctx.pub, { deadlineMs: Date.now() - 5000 })).rejects.toThrow(/time box must be positive/);
+    await expect(drain(ctx.pub, { deadline: Deadline.at(Date.now()) })).rejects.toThrow(/time box must be positive/);
+    await expect(drain(ctx.pub, { deadline: Deadline.at(Date.now() - 5000) })).rejects.toThrow(/time box must be positive/);
   });
 
   it('never makes application writers wait while it sweeps', async () => {
     await ctx.pub.query('SELECT syncguard.request_full_sweep()');
-    const running = drain(ctx.pub, { deadlineMs: Date.now() + 3000 });
+    const running = drain(ctx.pub, { deadline: Deadline.after(3000) });
     const writer = await ctx.pair.ownerClient('publisher');
     const latencies: number[] = [];
     try {
@@ -95,7 +96,7 @@ describe('drain', () => {
   it('returns within 0.5 s of a 0.3 s box on a large backlog, saying it stopped on time', async () => {
     await ctx.pub.query('SELECT syncguard.request_full_sweep()'); // 520k rows to hash again (about 1 s)
     const t0 = Date.now();
-    const s = await drain(ctx.pub, { deadlineMs: t0 + 300 });
+    const s = await drain(ctx.pub, { deadline: Deadline.at(t0 + 300) });
     const took = Date.now() - t0;
     expect(took).toBeLessThan(500 + 300);
     expect(s.stoppedBecause).toBe('time');
@@ -112,10 +113,10 @@ describe('one table swept by several workers', () => {
     const other = await ctx.pair.ownerClient('publisher');
     try {
       const tables = [new Set<string>(), new Set<string>()];
-      const deadlineMs = Date.now() + 60_000;
+      const deadline = Deadline.after(60_000);
       const runs = await Promise.all(
         [ctx.pub, other].map((c, i) =>
-          drain(c, { deadlineMs, resweepIntervalMs: null, onProgress: (p) => p.table !== undefined && tables[i]?.add(p.table) }),
+          drain(c, { deadline, resweepIntervalMs: null, onProgress: (p) => p.table !== undefined && tables[i]?.add(p.table) }),
         ),
       );
       // the one that finishes first sees the other's lanes still open, so says 'time'; never an error
@@ -225,7 +226,7 @@ describe('drain robustness', () => {
     await ctx.pub.query(`TRUNCATE ${unlogged[0]?.t}`);
     const before = await nodeStatus(ctx.pub);
     expect(before.stateIntact).toBe(false);
-    const s = await drain(ctx.pub, { deadlineMs: Date.now() + 60_000 });
+    const s = await drain(ctx.pub, { deadline: Deadline.after(60_000) });
     expect(s).toMatchObject({ stateLost: true, fullResweepStarted: true, stoppedBecause: 'empty' });
     const after = await nodeStatus(ctx.pub);
     expect(after).toMatchObject({ stateIntact: true, stateLostCount: 1 });
@@ -239,12 +240,12 @@ describe('drain robustness', () => {
     await ctx.pair.sub.query(`UPDATE ${T} SET customer = 'sneaky' WHERE id = 4242`);
     await ctx.pair.sub.query(`ALTER TABLE ${T} ENABLE ALWAYS TRIGGER syncguard_update`);
     expect(await silentlyStale(ctx.sub, T)).toEqual(['42']);
-    const quiet = await drain(ctx.sub, { deadlineMs: Date.now() + 30_000 });
+    const quiet = await drain(ctx.sub, { deadline: Deadline.after(30_000) });
     expect(quiet.fullResweepStarted).toBe(false);
     expect(await silentlyStale(ctx.sub, T)).toEqual(['42']);
 
     await ctx.pair.sub.query("UPDATE syncguard.drain_state SET full_sweep_at = now() - interval '25 hours'");
-    const s = await drain(ctx.sub, { deadlineMs: Date.now() + 60_000 });
+    const s = await drain(ctx.sub, { deadline: Deadline.after(60_000) });
     expect(s).toMatchObject({ fullResweepStarted: true, stoppedBecause: 'empty' });
     expect(await silentlyStale(ctx.sub, T)).toEqual([]);
     expect(differingBuckets(await catalogue(ctx.pub, T), await catalogue(ctx.sub, T))).toEqual(['42']);

@@ -5,6 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { inspectBucket } from '../../functions/flows/inspect.js';
 import { applyPlan, planBucket } from '../../functions/flows/repair.js';
 import { verifyPair } from '../../functions/flows/verify.js';
@@ -25,7 +26,13 @@ const ctx = usePair({
   },
 });
 
-const quick = { table: parseTableName(T), timeLimitMs: 20_000 };
+// a getter: a fresh deadline at each use
+const quick = {
+  table: parseTableName(T),
+  get deadline() {
+    return Deadline.after(20_000);
+  },
+};
 
 describe('a table without a key', () => {
   it('registers, bucketed by row content, and verifies in sync', async () => {

@@ -6,6 +6,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { TableRef } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { drain } from '../../functions/db/drain.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { register, settle } from '../support/syncguard.js';
@@ -28,7 +29,7 @@ const ctx = usePair({
   },
 });
 
-const verifyEv = () => verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000, table: TableRef.of('public', 'ev') });
+const verifyEv = () => verifyPair(ctx.pub, ctx.sub, { deadline: Deadline.after(20_000), table: TableRef.of('public', 'ev') });
 
 describe('a partition detached and attached again between drains', () => {
   it('is in sync before', async () => {
@@ -46,8 +47,8 @@ describe('a partition detached and attached again between drains', () => {
     const h = await ctx.sub.query<{ h: { problems: string[] }[] }>('SELECT syncguard.health() AS h');
     expect(h.rows[0]?.h[0]?.problems.join('\n')).toMatch(/a partition was detached and attached again since the last drain/);
     // the drain rebuilds the catalogue from the table, on both nodes
-    await drain(ctx.pub, { deadlineMs: Date.now() + 10_000 });
-    await drain(ctx.sub, { deadlineMs: Date.now() + 10_000 });
+    await drain(ctx.pub, { deadline: Deadline.after(10_000) });
+    await drain(ctx.sub, { deadline: Deadline.after(10_000) });
     const { rows } = await ctx.sub.query<{ added: string[] }>('SELECT added FROM syncguard.partition_change');
     expect(rows[0]?.added).toEqual(['public.ev_b (detached and attached again)']);
     await settle(ctx.pub);

@@ -14,6 +14,7 @@ import { OWNER } from '../../dev/pair.js';
 import { ERROR_NAMES } from '../../functions/core/errors.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { installControl } from '../../functions/db/install.js';
 import { claimPlan, finishPlan, loadPlan, releasePlan } from '../../functions/db/plans.js';
 import { repairRequestsOf } from '../../functions/db/repair.js';
@@ -93,7 +94,9 @@ describe('a claim has a lease (control plane 0006)', () => {
     expect(await repairRequestsOf(ctx.pub, parseTableName(T), String(planId))).toEqual([]);
 
     // while the lease holds, another run is refused, told whose claim it is and until when
-    const refused = await applyStoredPlan(b, ctx.pub, ctx.sub, { planId, claim: 'exec:B', timeLimitMs: 20_000 }).catch((e: Error) => e);
+    const refused = await applyStoredPlan(b, ctx.pub, ctx.sub, { planId, claim: 'exec:B', deadline: Deadline.after(20_000) }).catch(
+      (e: Error) => e,
+    );
     expect(refused).toMatchObject({ name: ERROR_NAMES.PlanClaimedError });
     expect((refused as Error).message).toMatch(
       new RegExp(`^plan ${planId} is being applied by run exec:A \\(db:${runA()}\\), whose claim holds until ${ISO}; wait for it`),
@@ -102,7 +105,7 @@ describe('a claim has a lease (control plane 0006)', () => {
 
     await sleep(2500);
     // the lease ended and no request of the plan is on the publisher: this run takes it over
-    const done = await applyStoredPlan(b, ctx.pub, ctx.sub, { planId, claim: 'exec:B', timeLimitMs: 20_000 });
+    const done = await applyStoredPlan(b, ctx.pub, ctx.sub, { planId, claim: 'exec:B', deadline: Deadline.after(20_000) });
     expect(done.counts).toEqual({ applied: 2 });
     expect(done.bucketAfter).toBe('equal');
     const stored = await loadPlan(owner, planId);
@@ -168,7 +171,7 @@ describe('a claim has a lease (control plane 0006)', () => {
     // a lease outside 1 second .. 1 day is refused
     await expect(claimPlan(a, planId, 'exec:X', 0)).rejects.toThrow(/a claim's lease is 1 to 86400 seconds, got 0/);
     // the run applies it under its claim
-    const done = await applyStoredPlan(a, ctx.pub, ctx.sub, { planId, claim: 'exec:X', timeLimitMs: 20_000 });
+    const done = await applyStoredPlan(a, ctx.pub, ctx.sub, { planId, claim: 'exec:X', deadline: Deadline.after(20_000) });
     expect(done.counts).toEqual({ applied: 1 });
     // a claim is not renewed past the plan's expiry: nothing more is sent for an expired plan
     const late = await approvedPlan([220], '2', new Date(Date.now() + 1500).toISOString());

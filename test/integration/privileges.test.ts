@@ -6,6 +6,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { applyPlan, planBucket } from '../../functions/flows/repair.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { catalogue, differingBuckets, dirtyBuckets, register, settle } from '../support/syncguard.js';
@@ -90,13 +91,13 @@ describe('privileges', () => {
     const vs = await connect(as(ctx.pair.subscriberDsn, 'sg_probe_verifier', VERIFIER_PASSWORD), 'subscriber');
     try {
       await ctx.pair.pub.query(`UPDATE ${T} SET balance = balance + 1 WHERE id = 77`);
-      const r = await verifyPair(vp, vs, { timeLimitMs: 20_000 });
+      const r = await verifyPair(vp, vs, { deadline: Deadline.after(20_000) });
       expect(r.tables[0]).toMatchObject({ method: 'probe', coveragePct: 100 });
       expect(r.probes.probes).toBeGreaterThan(0); // the earlier test's drift in bucket 2, settled by a probe
       expect(r.status).toBe('diverged');
       expect(r.mismatches.map((m) => `${m.bucket}:${m.how}`)).toEqual(['2:probe']);
       await ctx.pair.sub.query(`UPDATE ${T} SET balance = 1230 WHERE id = 123`); // repaired by hand
-      expect((await verifyPair(vp, vs, { timeLimitMs: 20_000 })).status).toBe('in_sync');
+      expect((await verifyPair(vp, vs, { deadline: Deadline.after(20_000) })).status).toBe('in_sync');
     } finally {
       await vp.end();
       await vs.end();

@@ -9,6 +9,7 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { parseTableName, TableRef } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { sendProbe } from '../../functions/db/probe.js';
 import { resolveByProbes } from '../../functions/flows/probes.js';
 import { applyErrorCount, rowArrives } from '../support/replication.js';
@@ -58,7 +59,7 @@ describe('a probe of a bucket whose catalogue count is stale', () => {
       ctx.pub,
       ctx.sub,
       [{ table: parseTableName(T), scheme: 'int', subscription: ctx.pair.name, targets: [{ bucket: '0', rows: 0 }], tableRows: 0 }],
-      { origin: await nodeId(ctx.pub), target: await nodeId(ctx.sub), deadlineMs: Date.now() + 30_000 },
+      { origin: await nodeId(ctx.pub), target: await nodeId(ctx.sub), deadline: Deadline.after(30_000) },
     );
     const [o] = out.get(parseTableName(T)) ?? [];
     expect(o?.state).toBe('left_out');

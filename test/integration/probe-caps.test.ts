@@ -8,6 +8,7 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { resolveByProbes } from '../../functions/flows/probes.js';
 import { register } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -54,7 +55,7 @@ describe('probe caps', () => {
           tableRows: 0,
         },
       ],
-      { origin: await nodeId(ctx.pub), target: await nodeId(ctx.sub), deadlineMs: Date.now() + 20_000 },
+      { origin: await nodeId(ctx.pub), target: await nodeId(ctx.sub), deadline: Deadline.after(20_000) },
     );
     const took = Date.now() - t0;
     await new Promise((r) => setTimeout(r, 200));

@@ -5,6 +5,7 @@
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { readAnswers, sendProbe } from '../../functions/db/probe.js';
 import { nodeStatus } from '../../functions/db/status.js';
 import { ensureProbeRoute } from '../../functions/flows/probe-route.js';
@@ -96,7 +97,7 @@ describe('probe faults leave replication running', () => {
       await ctx.pair.sub.query("SELECT syncguard.unregister_table('public', 'items')");
     });
     expect(a).toMatchObject({ ok: false, error: 'table public.items is not registered on the subscriber' });
-    const r = await verifyPair(ctx.pub, ctx.sub, { exclude: UNMONITORED, timeLimitMs: 10_000 });
+    const r = await verifyPair(ctx.pub, ctx.sub, { exclude: UNMONITORED, deadline: Deadline.after(10_000) });
     expect(r.status).toBe('incomplete');
     expect(r.tables[0]?.reason).toMatch(/^registered on the publisher only/);
     await ctx.pair.pub.query("SELECT syncguard.unregister_table('public', 'items')");
@@ -123,7 +124,7 @@ describe('probe faults leave replication running', () => {
   it('is incomplete while the subscription is disabled', async () => {
     await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} DISABLE`);
     try {
-      const r = await verifyPair(ctx.pub, ctx.sub, { exclude: UNMONITORED, timeLimitMs: 10_000 });
+      const r = await verifyPair(ctx.pub, ctx.sub, { exclude: UNMONITORED, deadline: Deadline.after(10_000) });
       expect(r.status).toBe('incomplete');
       expect(r.reasons).toEqual([`no replication barrier: subscription ${ctx.pair.name} is disabled`]);
     } finally {
@@ -148,7 +149,7 @@ describe('probe faults leave replication running', () => {
           worstMs = Math.max(worstMs, performance.now() - t0);
         }
       })();
-      const r = await verifyPair(ctx.pub, ctx.sub, { exclude: UNMONITORED, timeLimitMs: 15_000 });
+      const r = await verifyPair(ctx.pub, ctx.sub, { exclude: UNMONITORED, deadline: Deadline.after(15_000) });
       writing = false;
       await writes;
       expect(r.status).toBe('incomplete');
@@ -176,7 +177,7 @@ describe('probe faults leave replication running', () => {
     try {
       await big.query(`BEGIN; INSERT INTO ${OTHER} SELECT i, repeat('x', 200) FROM generate_series(1, 50000) i`);
       await ctx.pair.pub.query(`UPDATE ${ITEMS} SET v = v + 1 WHERE id = 3500`);
-      const r = await verifyPair(ctx.pub, ctx.sub, { exclude: UNMONITORED, timeLimitMs: 20_000 });
+      const r = await verifyPair(ctx.pub, ctx.sub, { exclude: UNMONITORED, deadline: Deadline.after(20_000) });
       expect(r.reasons).toEqual([]);
       expect(r.status).toBe('in_sync');
       expect(r.tables[0]).toMatchObject({ method: 'probe' });
@@ -206,7 +207,7 @@ describe('probe faults leave replication running', () => {
     ]);
     const { rows } = await ctx.pair.sub.query("SELECT 1 FROM pg_subscription_rel WHERE srrelid = 'public.pending'::regclass");
     expect(rows).toEqual([]); // not marked ready without its copy
-    const r = await verifyPair(ctx.pub, ctx.sub, { exclude: UNMONITORED, timeLimitMs: 40_000 });
+    const r = await verifyPair(ctx.pub, ctx.sub, { exclude: UNMONITORED, deadline: Deadline.after(40_000) });
     expect(r.warnings).toContainEqual(
       expect.stringMatching(/^public\.items: probes cannot reach it \(syncguard\.probe is not in subscription/),
     );
@@ -215,7 +216,7 @@ describe('probe faults leave replication running', () => {
     await ctx.pair.waitForSync();
     const { rows: copied } = await ctx.pair.sub.query<{ n: string }>('SELECT count(*) AS n FROM public.pending');
     expect(Number(copied[0]?.n)).toBe(100);
-    expect((await verifyPair(ctx.pub, ctx.sub, { exclude: UNMONITORED, timeLimitMs: 20_000 })).tables[0]).toMatchObject({
+    expect((await verifyPair(ctx.pub, ctx.sub, { exclude: UNMONITORED, deadline: Deadline.after(20_000) })).tables[0]).toMatchObject({
       method: 'probe',
     });
   });
@@ -224,7 +225,7 @@ describe('probe faults leave replication running', () => {
     // last: the probe table is gone from the subscriber (and so from its subscription)
     await ctx.pair.sub.query('DROP TABLE syncguard.probe CASCADE');
     await ctx.pair.pub.query(`UPDATE ${ITEMS} SET v = v + 1 WHERE id = 4500`);
-    const r = await verifyPair(ctx.pub, ctx.sub, { exclude: UNMONITORED, timeLimitMs: 40_000 });
+    const r = await verifyPair(ctx.pub, ctx.sub, { exclude: UNMONITORED, deadline: Deadline.after(40_000) });
     expect(r.warnings).toContainEqual(
       expect.stringMatching(
         /^public\.items: probes cannot reach it \(the subscriber has no syncguard\.probe table; run syncguard install on the pair\)/,

@@ -4,6 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { probeTargetOf } from '../../functions/flows/inspect.js';
 import { CheckedPair } from '../../functions/flows/pair.js';
 import { awaitAnswers } from '../../functions/flows/probes.js';
@@ -73,7 +74,7 @@ describe('foreign code on syncguard.probe', () => {
       ]);
       await ctx.pub.query('COMMIT');
       const id = String(rows[0]?.r.id);
-      const waited = await awaitAnswers(ctx.sub, t.origin, [id], Date.now() + 10_000, [t.subscription]);
+      const waited = await awaitAnswers(ctx.sub, t.origin, [id], Deadline.after(10_000), [t.subscription]);
       const a = waited.answers.get(id);
       expect(a?.ok).toBe(false); // before the fix: answered
       expect(a?.error).toMatch(/answers no probe: a default on column fingerprint on probe/);

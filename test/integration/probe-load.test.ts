@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { DEFAULT_PROBE_BUDGET } from '../../functions/core/probe-plan.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { nodeStatus } from '../../functions/db/status.js';
 import { emptyStats, resolveByProbes } from '../../functions/flows/probes.js';
 import { verifyPair } from '../../functions/flows/verify.js';
@@ -66,7 +67,7 @@ describe('verify under continuous writes', () => {
     try {
       while (Date.now() - start < 60_000) {
         const from = Date.now();
-        const r = await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 8000 });
+        const r = await verifyPair(ctx.pub, ctx.sub, { deadline: Deadline.after(8000) });
         runs.push({ from, to: Date.now(), status: r.status, coverage: r.coveragePct, ms: r.durationMs, reasons: r.reasons });
         if (r.status === 'diverged') throw new Error(`false alarm: ${JSON.stringify(r.mismatches)}`);
       }
@@ -95,11 +96,11 @@ describe('verify under continuous writes', () => {
       await ctx.pair.sub.query(`INSERT INTO ${HOT} VALUES (6, 0)`);
       // a spare key of the big table: inside a bucket the writer keeps dirty
       await ctx.pair.sub.query(`UPDATE ${BIG} SET note = 'drift' WHERE id = ${7 * SPARE}`);
-      const r = await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 15_000 });
+      const r = await verifyPair(ctx.pub, ctx.sub, { deadline: Deadline.after(15_000) });
       expect(r.status).toBe('diverged');
       expect(r.mismatches.map((m) => `${m.table}#${m.bucket}:${m.how}`).sort()).toEqual([`${BIG}#7:probe`, `${HOT}#0:probe`]);
       await ctx.pair.sub.query(`DELETE FROM ${HOT} WHERE id = 6; UPDATE ${BIG} SET note = md5(id::text) WHERE id = ${7 * SPARE}`);
-      const again = await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 15_000 });
+      const again = await verifyPair(ctx.pub, ctx.sub, { deadline: Deadline.after(15_000) });
       expect(again.mismatches).toEqual([]);
       expect(again.status).toBe('in_sync');
     } finally {
@@ -117,7 +118,7 @@ describe('verify under continuous writes', () => {
         ctx.pub,
         ctx.sub,
         [{ table: parseTableName(BIG), scheme: 'int', subscription: ctx.pair.name, targets: all, tableRows: ROWS }],
-        { origin: pubStatus.nodeId, target: subStatus.nodeId, deadlineMs: Date.now() + 30_000, budget: DEFAULT_PROBE_BUDGET },
+        { origin: pubStatus.nodeId, target: subStatus.nodeId, deadline: Deadline.after(30_000), budget: DEFAULT_PROBE_BUDGET },
         stats,
       );
       return { outcomes: out.get(parseTableName(BIG)) ?? [], stats };

@@ -8,6 +8,7 @@
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { ClusterInfo } from '../../dev/cluster.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { subscriptionApplyCheck } from '../../functions/flows/apply-rights.js';
 import { applyPlan, planBucket } from '../../functions/flows/repair.js';
 import { verifyPair } from '../../functions/flows/verify.js';
@@ -36,7 +37,7 @@ async function repairsThrough(subscriber: ClusterInfo, label: string, runAsOwner
   await s.pair.sub.query(
     `UPDATE ${T} SET v = 'drifted' WHERE id = 7; DELETE FROM ${T} WHERE id = 8; INSERT INTO ${T} VALUES (9999, 'extra')`,
   );
-  const before = await verifyPair(s.pub, s.sub, { table: parseTableName(T), timeLimitMs: 20_000 });
+  const before = await verifyPair(s.pub, s.sub, { table: parseTableName(T), deadline: Deadline.after(20_000) });
   expect(before.status).toBe('diverged');
   expect(before.tables.map((t) => t.method)).toEqual(['probe']);
   expect(await applyErrorCount(s.pair)).toBe(0);
@@ -56,7 +57,7 @@ async function repairsThrough(subscriber: ClusterInfo, label: string, runAsOwner
     { id: 7, v: 'v7' },
     { id: 8, v: 'v8' },
   ]);
-  const after = await verifyPair(s.pub, s.sub, { table: parseTableName(T), timeLimitMs: 20_000 });
+  const after = await verifyPair(s.pub, s.sub, { table: parseTableName(T), deadline: Deadline.after(20_000) });
   expect(after.status).toBe('in_sync');
   expect(await applyErrorCount(s.pair)).toBe(0);
 }

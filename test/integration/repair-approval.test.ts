@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { superuserDsn } from '../../dev/cluster.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { installControl } from '../../functions/db/install.js';
 import { applyStoredPlan, decidePlan, storePlan } from '../../functions/flows/plans.js';
 import { applyPlan, planBucket } from '../../functions/flows/repair.js';
@@ -202,7 +203,7 @@ describe('approval and refusals', () => {
     }
     expect(await equalTables()).toBe(true);
     expect(await applyErrors()).toBe(errors);
-    expect((await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000 })).status).toBe('in_sync');
+    expect((await verifyPair(ctx.pub, ctx.sub, { deadline: Deadline.after(20_000) })).status).toBe('in_sync');
   });
 });
 

@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { applyPlan, planBucket } from '../../functions/flows/repair.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { register, settle } from '../support/syncguard.js';
@@ -67,7 +68,7 @@ describe('item 15: a repair converges on rows the publisher keeps changing', () 
     await settle(ctx.sub);
     const buckets: [string, string][] = [];
     for (const t of ALL) {
-      const v = await verifyPair(ctx.pub, ctx.sub, { table: parseTableName(t), timeLimitMs: 20_000 });
+      const v = await verifyPair(ctx.pub, ctx.sub, { table: parseTableName(t), deadline: Deadline.after(20_000) });
       expect(v.status).toBe('diverged');
       for (const m of v.mismatches) buckets.push([t, m.bucket]);
     }
@@ -102,7 +103,9 @@ describe('item 15: a repair converges on rows the publisher keeps changing', () 
     await ctx.pair.catchUp();
     for (const t of ALL) {
       expect(await contents('sub', t), t).toBe(await contents('pub', t));
-      expect((await verifyPair(ctx.pub, ctx.sub, { table: parseTableName(t), timeLimitMs: 20_000 })).status, t).toBe('in_sync');
+      expect((await verifyPair(ctx.pub, ctx.sub, { table: parseTableName(t), deadline: Deadline.after(20_000) })).status, t).toBe(
+        'in_sync',
+      );
     }
   });
 

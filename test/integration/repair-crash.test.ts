@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startCluster, superuserDsn } from '../../dev/cluster.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { applyPlan, planBucket } from '../../functions/flows/repair.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -87,7 +88,7 @@ describe('4b: a crash between inspection and repair', () => {
     await ctx.pair.catchUp();
     const sub = await connect(ctx.pair.subscriberDsn, 'subscriber');
     opened.push(sub);
-    const o = await applyPlan(ctx.pub, sub, { id: 'after-crash', ...plan }, { timeLimitMs: 30_000 });
+    const o = await applyPlan(ctx.pub, sub, { id: 'after-crash', ...plan }, { deadline: Deadline.after(30_000) });
     expect(o.changes).toEqual([expect.objectContaining({ key: '(10)', outcome: 'failed', error: expect.stringMatching(/not known/) })]);
     const { rows } = await after.query(`SELECT v FROM ${T} WHERE id = 10`);
     expect(rows).toEqual([{ v: 'local after inspection' }]); // before the fix: overwritten with the publisher's row

@@ -5,6 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { applyPlan, planBucket } from '../../functions/flows/repair.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -32,7 +33,7 @@ describe('item 23: a bucket emptied on the subscriber', () => {
     await settle(ctx.sub);
     const { plan } = await planBucket(ctx.pub, ctx.sub, parseTableName(T), '0', { pair: 'e' });
     expect(plan.rowCount).toBe(999);
-    const o = await applyPlan(ctx.pub, ctx.sub, { id: 'emptied', ...plan }, { timeLimitMs: 60_000 });
+    const o = await applyPlan(ctx.pub, ctx.sub, { id: 'emptied', ...plan }, { deadline: Deadline.after(60_000) });
     expect(o.counts).toEqual({ applied: 999 });
     expect(o.bucketAfter).toBe('equal');
     expect(o.holdMs).toBeLessThanOrEqual(50);

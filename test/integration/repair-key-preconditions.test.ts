@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import type { PlannedChange } from '../../functions/core/repair-plan.js';
 import { connect } from '../../functions/db/connect.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { applyPlan, planBucket } from '../../functions/flows/repair.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { useRepairRole, wire } from '../support/repair-requests.js';
@@ -70,7 +71,7 @@ describe('11: the publisher holds a key by its equality, not its text', () => {
       await ctx.pair.sub.query(local);
       await settle(ctx.sub);
       const q = parseTableName(t);
-      const v = await verifyPair(ctx.pub, ctx.sub, { table: q, timeLimitMs: 20_000 });
+      const v = await verifyPair(ctx.pub, ctx.sub, { table: q, deadline: Deadline.after(20_000) });
       const bucket = v.mismatches[0]?.bucket as string;
       const { plan } = await planBucket(ctx.pub, ctx.sub, q, bucket, { pair: 'i' });
       const del = plan.changes.find((c) => c.op === 'delete');
@@ -90,7 +91,7 @@ describe('11: an equal key spelt otherwise in another bucket (hash buckets)', ()
     await ctx.pair.sub.query(`UPDATE ${NUMH} SET id = trunc(id, 1) WHERE id <= 20`);
     await settle(ctx.sub);
     const q = parseTableName(NUMH);
-    const v = await verifyPair(ctx.pub, ctx.sub, { table: q, timeLimitMs: 20_000 });
+    const v = await verifyPair(ctx.pub, ctx.sub, { table: q, deadline: Deadline.after(20_000) });
     let tried = 0;
     for (const m of v.mismatches) {
       const { plan } = await planBucket(ctx.pub, ctx.sub, q, m.bucket, { pair: 'i' });
@@ -116,7 +117,7 @@ describe('10: a keyless insert carries its precondition', () => {
     await ctx.pair.sub.query(`DELETE FROM ${K} WHERE ctid = (SELECT ctid FROM ${K} WHERE v = 'a' LIMIT 1); INSERT INTO ${K} VALUES ('x')`);
     await settle(ctx.sub);
     const q = parseTableName(K);
-    const v = await verifyPair(ctx.pub, ctx.sub, { table: q, timeLimitMs: 20_000 });
+    const v = await verifyPair(ctx.pub, ctx.sub, { table: q, deadline: Deadline.after(20_000) });
     expect(v.mismatches).toHaveLength(1);
     const { plan } = await planBucket(ctx.pub, ctx.sub, q, v.mismatches[0]?.bucket as string, { pair: 'i' });
     expect(plan.changes.map((c) => c.op)).toEqual(['delete', 'upsert']);
@@ -125,7 +126,12 @@ describe('10: a keyless insert carries its precondition', () => {
       await local.query('BEGIN');
       await local.query(`SELECT * FROM ${K} WHERE v = 'x' FOR UPDATE`);
       await local.query(`INSERT INTO ${K} VALUES ('a')`);
-      const repair = applyPlan(ctx.pub, ctx.sub, { id: 'keyless-cas', ...plan }, { timeLimitMs: 20_000, applyLockTimeoutMs: 5000 });
+      const repair = applyPlan(
+        ctx.pub,
+        ctx.sub,
+        { id: 'keyless-cas', ...plan },
+        { deadline: Deadline.after(20_000), applyLockTimeoutMs: 5000 },
+      );
       expect(await applyWorkerWaiting(5000)).toBe(true);
       await local.query('COMMIT');
       const o = await repair;

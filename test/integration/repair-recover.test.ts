@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { superuserDsn } from '../../dev/cluster.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { installControl } from '../../functions/db/install.js';
 import { claimPlan, loadPlan } from '../../functions/db/plans.js';
 import { repairRequestsOf, sendRepair } from '../../functions/db/repair.js';
@@ -79,7 +80,7 @@ describe('item 22: a plan left applying by a killed run', () => {
     } finally {
       await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} ENABLE`);
     }
-    const done = await applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, timeLimitMs: 20_000 });
+    const done = await applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, deadline: Deadline.after(20_000) });
     expect(done.counts).toEqual({ applied: 2 });
     expect(done.bucketAfter).toBe('equal');
     const stored = await loadPlan(owner, planId);
@@ -99,14 +100,14 @@ describe('item 22: a plan left applying by a killed run', () => {
     await decidePlan(approver, { planId, decision: 'approved', fourEyes: false });
     await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} DISABLE`);
     try {
-      await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, claim: 'run:a', timeLimitMs: 1500 })).rejects.toThrow(
+      await expect(applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, claim: 'run:a', deadline: Deadline.after(1500) })).rejects.toThrow(
         /the subscriber has not answered 2 of 2 changes in time .*the plan stays applying and nothing is sent again/,
       );
       expect((await loadPlan(owner, planId))?.state).toBe('applying');
     } finally {
       await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} ENABLE`);
     }
-    const done = await applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, claim: 'run:a', timeLimitMs: 20_000 });
+    const done = await applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, claim: 'run:a', deadline: Deadline.after(20_000) });
     expect(done.counts).toEqual({ applied: 2 });
     expect(await repairRequestsOf(ctx.pub, table, String(planId))).toHaveLength(1);
     expect((await loadPlan(owner, planId))?.state).toBe('applied');
@@ -126,7 +127,7 @@ describe('item 22: a plan left applying by a killed run', () => {
       const pid = (await lost.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
       // the run loses its subscriber connection while it waits for the answers
       const kill = setTimeout(() => void ctx.pair.sub.query('SELECT pg_terminate_backend($1)', [pid]), 1000);
-      await expect(applyStoredPlan(owner, ctx.pub, lost, { planId, claim: 'run:b', timeLimitMs: 10_000 })).rejects.toThrow();
+      await expect(applyStoredPlan(owner, ctx.pub, lost, { planId, claim: 'run:b', deadline: Deadline.after(10_000) })).rejects.toThrow();
       clearTimeout(kill);
       expect(await repairRequestsOf(ctx.pub, table, String(planId))).toHaveLength(1);
       expect((await loadPlan(owner, planId))?.state).toBe('applying');
@@ -134,7 +135,7 @@ describe('item 22: a plan left applying by a killed run', () => {
       await lost.end().catch(() => {});
       await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} ENABLE`);
     }
-    const done = await applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, claim: 'run:b', timeLimitMs: 20_000 });
+    const done = await applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, claim: 'run:b', deadline: Deadline.after(20_000) });
     expect(done.counts).toEqual({ applied: 2 });
     expect(await repairRequestsOf(ctx.pub, table, String(planId))).toHaveLength(1);
     const { rows } = await ctx.pair.sub.query(`SELECT v FROM ${T} WHERE id IN (210, 220) ORDER BY id`);

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { applyPlan, planBucket } from '../../functions/flows/repair.js';
 import { useRepairRole, wire } from '../support/repair-requests.js';
 import { register, settle } from '../support/syncguard.js';
@@ -47,7 +48,12 @@ describe('12: the node caps what one request and one inspection hold the apply w
     try {
       await holder.query('BEGIN');
       await holder.query(`SELECT * FROM ${T} WHERE id IN (310, 311, 312) FOR UPDATE`);
-      const o = await applyPlan(ctx.pub, ctx.sub, { id: 'budget', ...plan }, { timeLimitMs: 40_000, applyLockTimeoutMs: 5000 });
+      const o = await applyPlan(
+        ctx.pub,
+        ctx.sub,
+        { id: 'budget', ...plan },
+        { deadline: Deadline.after(40_000), applyLockTimeoutMs: 5000 },
+      );
       expect(o.changes.map((c) => c.outcome)).toEqual(['failed', 'failed', 'failed']);
       expect(o.changes[1]?.error).toMatch(/used its 5000 ms/);
       expect(o.applyMs).toBeLessThan(7000); // before the fix: three waits of 5 s, 15 s

@@ -11,6 +11,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { readRowValues } from '../../functions/db/repair.js';
 import { probeTargetOf } from '../../functions/flows/inspect.js';
 import { CheckedPair } from '../../functions/flows/pair.js';
@@ -80,7 +81,7 @@ async function directRequest(bucket: string, changes: unknown[]): Promise<unknow
   await repairer.query('COMMIT');
   const id = rows[0]?.r.id;
   if (id === null || id === undefined) return rows[0]?.r;
-  const waited = await awaitAnswers(ctx.sub, t.origin, [String(id)], Date.now() + 10_000, [t.subscription]);
+  const waited = await awaitAnswers(ctx.sub, t.origin, [String(id)], Deadline.after(10_000), [t.subscription]);
   await ctx.pair.catchUp();
   return waited.answers.get(String(id))?.answer;
 }
@@ -133,10 +134,10 @@ describe('item 11: the compare-and-set is one statement', () => {
       await local.query('BEGIN');
       await local.query(`UPDATE ${T} SET v = 'local-later' WHERE id IN (110, 1150)`);
       const repairs = Promise.all([
-        applyPlan(ctx.pub, ctx.sub, { id: 'cas1', ...p1 }, { timeLimitMs: 20_000, applyLockTimeoutMs: 5000 }),
+        applyPlan(ctx.pub, ctx.sub, { id: 'cas1', ...p1 }, { deadline: Deadline.after(20_000), applyLockTimeoutMs: 5000 }),
         (async () => {
           await sleep(200);
-          return applyPlan(ctx.pub, ctx.sub, { id: 'cas11', ...p11 }, { timeLimitMs: 20_000, applyLockTimeoutMs: 5000 });
+          return applyPlan(ctx.pub, ctx.sub, { id: 'cas11', ...p11 }, { deadline: Deadline.after(20_000), applyLockTimeoutMs: 5000 });
         })(),
       ]);
       expect(await applyWorkerWaiting(5000)).toBe(true);
@@ -164,7 +165,7 @@ describe('item 2: a local row lock does not stall replication', () => {
     try {
       await holder.query('BEGIN');
       await holder.query(`SELECT * FROM ${T} WHERE id = 210 FOR UPDATE`);
-      const outcome = await applyPlan(ctx.pub, ctx.sub, { id: 'stall', ...plan }, { timeLimitMs: 8000 });
+      const outcome = await applyPlan(ctx.pub, ctx.sub, { id: 'stall', ...plan }, { deadline: Deadline.after(8000) });
       // replication flows while the lock is still held
       await ctx.pair.pub.query(`INSERT INTO ${T} VALUES (2500, 'after')`);
       await ctx.pair.catchUp(5000);

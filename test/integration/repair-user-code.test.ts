@@ -7,6 +7,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { sendRepair } from '../../functions/db/repair.js';
 import { inspectBucket, probeTargetOf } from '../../functions/flows/inspect.js';
 import { CheckedPair } from '../../functions/flows/pair.js';
@@ -144,7 +145,7 @@ describe('item 8: no repair runs the table owner code as syncguard', () => {
       scheme: t.scheme,
       lockTimeoutMs: 20,
     });
-    const waited = await awaitAnswers(ctx.sub, t.origin, [sent.id as string], Date.now() + 10_000, [t.subscription]);
+    const waited = await awaitAnswers(ctx.sub, t.origin, [sent.id as string], Deadline.after(10_000), [t.subscription]);
     const answer = waited.answers.get(sent.id as string)?.answer as { changes: { outcome: string; error?: string }[] };
     expect(answer.changes).toEqual([expect.objectContaining({ outcome: 'refused', error: expect.stringMatching(/trigger spy/) })]);
     expect(await callsBySyncguardOwner()).toBe(0); // before the fix: the trigger ran as sg_owner
@@ -179,7 +180,7 @@ describe('item 8: no repair runs the table owner code as syncguard', () => {
       scheme: t.scheme,
       lockTimeoutMs: 1000,
     });
-    const waited = await awaitAnswers(ctx.sub, t.origin, [sent.id as string], Date.now() + 10_000, [t.subscription]);
+    const waited = await awaitAnswers(ctx.sub, t.origin, [sent.id as string], Deadline.after(10_000), [t.subscription]);
     const answer = waited.answers.get(sent.id as string)?.answer as { changes: { outcome: string; error?: string }[] };
     expect(answer.changes).toEqual([expect.objectContaining({ outcome: 'refused', error: expect.stringMatching(/cast from text/) })]);
     expect(await callsBySyncguardOwner()).toBe(before); // before the fix: app.mood_in ran as sg_owner
@@ -229,7 +230,7 @@ describe('item 8: no repair runs the table owner code as syncguard', () => {
       scheme: t.scheme,
       lockTimeoutMs: 1000,
     });
-    const waited = await awaitAnswers(ctx.sub, t.origin, [sent.id as string], Date.now() + 10_000, [t.subscription]);
+    const waited = await awaitAnswers(ctx.sub, t.origin, [sent.id as string], Deadline.after(10_000), [t.subscription]);
     const answer = waited.answers.get(sent.id as string)?.answer as { changes: { outcome: string }[] };
     expect(answer.changes).toEqual([expect.objectContaining({ outcome: 'applied' })]); // before the fix: refused
     expect(await callsBySyncguardOwner()).toBe(before);
@@ -264,7 +265,7 @@ describe('item 8: no repair runs the table owner code as syncguard', () => {
       scheme: t.scheme,
       lockTimeoutMs: 1000,
     });
-    const waited = await awaitAnswers(ctx.sub, t.origin, [sent.id as string], Date.now() + 10_000, [t.subscription]);
+    const waited = await awaitAnswers(ctx.sub, t.origin, [sent.id as string], Deadline.after(10_000), [t.subscription]);
     const answer = waited.answers.get(sent.id as string)?.answer as { changes: { outcome: string; error?: string }[] };
     // before the fix: outcome applied_but_differs and the row left as 'v5-mangled'
     expect(answer.changes).toEqual([expect.objectContaining({ outcome: 'failed', error: expect.stringMatching(/rolled back/) })]);

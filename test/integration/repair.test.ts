@@ -5,6 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { inspectBucket } from '../../functions/flows/inspect.js';
 import { applyPlan, planBucket } from '../../functions/flows/repair.js';
 import { verifyPair } from '../../functions/flows/verify.js';
@@ -61,7 +62,7 @@ async function applyErrors(): Promise<number> {
 
 /** Verify, then inspect, plan and repair every diverged bucket of a table; returns what inspect found. */
 async function repairTable(table: string): Promise<{ kind: string; key: string }[]> {
-  const before = await verifyPair(ctx.pub, ctx.sub, { table: parseTableName(table), timeLimitMs: 20_000 });
+  const before = await verifyPair(ctx.pub, ctx.sub, { table: parseTableName(table), deadline: Deadline.after(20_000) });
   expect(before.status).toBe('diverged');
   const found: { kind: string; key: string }[] = [];
   for (const m of before.mismatches) {
@@ -73,7 +74,7 @@ async function repairTable(table: string): Promise<{ kind: string; key: string }
   }
   await ctx.pair.catchUp();
   expect(await contents('sub', table)).toBe(await contents('pub', table));
-  expect((await verifyPair(ctx.pub, ctx.sub, { table: parseTableName(table), timeLimitMs: 20_000 })).status).toBe('in_sync');
+  expect((await verifyPair(ctx.pub, ctx.sub, { table: parseTableName(table), deadline: Deadline.after(20_000) })).status).toBe('in_sync');
   return found.sort((a, b) => (a.key < b.key ? -1 : 1));
 }
 

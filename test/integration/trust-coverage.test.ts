@@ -4,6 +4,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { TableRef } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { cli } from '../support/cli.js';
 import { register, settle } from '../support/syncguard.js';
@@ -11,7 +12,12 @@ import { usePair } from '../support/use-pair.js';
 
 const HOT = 'public.hot';
 const EMPTIED = 'public.emptied';
-const quick = { timeLimitMs: 20_000 };
+// a getter: a fresh deadline at each use
+const quick = {
+  get deadline() {
+    return Deadline.after(20_000);
+  },
+};
 
 const ctx = usePair({
   label: 'trust_cov',

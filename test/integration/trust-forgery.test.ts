@@ -4,6 +4,7 @@
 
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { Deadline } from '../../functions/db/deadline.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { cli } from '../support/cli.js';
 import { regId, register, settle } from '../support/syncguard.js';
@@ -166,7 +167,7 @@ describe('forgery', () => {
       }
     });
     await ctx.pair.sub.query("SET application_name = 'the-real-one'; UPDATE public.ledger SET amount = 0 WHERE id = 999");
-    const r = await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000 });
+    const r = await verifyPair(ctx.pub, ctx.sub, { deadline: Deadline.after(20_000) });
     expect(r.status).toBe('diverged');
     const byRole = Object.fromEntries(r.localWrites.map((g) => [g.role, g]));
     expect(byRole.postgres).toMatchObject({ table: T, writes: 1, buckets: 1, applicationNames: ['the-real-one'] });

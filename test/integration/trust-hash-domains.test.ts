@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { TableRef } from '../../functions/core/identifiers.js';
 import { buildConfig, layoutFor, planRegistration } from '../../functions/core/registration.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { describeTable, subscribedPublications } from '../../functions/db/register.js';
 import { nodeStatus } from '../../functions/db/status.js';
 import { registerOnPair } from '../../functions/flows/pair-setup.js';
@@ -36,7 +37,7 @@ const ctx = usePair({
   },
 });
 
-const verifyOne = (t: string) => verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000, table: TableRef.of('public', t) });
+const verifyOne = (t: string) => verifyPair(ctx.pub, ctx.sub, { deadline: Deadline.after(20_000), table: TableRef.of('public', t) });
 
 describe('hash version 2 and domains over char(n) / bit(n)', () => {
   it('registers such a table with version 1, says why, and finds USD -> UGX and 0010 -> 1110 on the subscriber', async () => {

@@ -8,6 +8,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { TableRef } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { regId, register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -82,7 +83,7 @@ describe('the memo cannot suppress a mark', () => {
       [reg],
     );
     expect(rows).toEqual([{ role: WRITER, bucket: '0' }]);
-    const v = await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000, table: TableRef.of('public', 'acc') });
+    const v = await verifyPair(ctx.pub, ctx.sub, { deadline: Deadline.after(20_000), table: TableRef.of('public', 'acc') });
     expect(v.status).toBe('diverged');
     expect(v.mismatches.map((m) => m.bucket)).toEqual(['0']);
   });
@@ -92,7 +93,7 @@ describe('the memo cannot suppress a mark', () => {
     await asWriter('publisher', forged(reg, 1, `UPDATE public.parts_a SET v = 'changed' WHERE id = 150`));
     expect(await marks(ctx.pub, 'public.parts_a', 1)).toBeGreaterThan(0);
     await ctx.pair.catchUp();
-    const v = await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000, table: TableRef.of('public', 'parts_a') });
+    const v = await verifyPair(ctx.pub, ctx.sub, { deadline: Deadline.after(20_000), table: TableRef.of('public', 'parts_a') });
     expect(v.status).toBe('in_sync');
   });
 

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { TableRef } from '../../functions/core/identifiers.js';
 import type { VerifyReport } from '../../functions/core/report.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { registerOnPair } from '../../functions/flows/pair-setup.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { register, settle } from '../support/syncguard.js';
@@ -13,7 +14,12 @@ import { usePair } from '../support/use-pair.js';
 const TABLES = ['dropped', 'replaced', 'pubonly', 'subonly', 'grown', 'demoted', 'cloned', 'secret', 'fine', 'narrowed'].map(
   (t) => `public.${t}`,
 );
-const quick = { timeLimitMs: 20_000 };
+// a getter: a fresh deadline at each use
+const quick = {
+  get deadline() {
+    return Deadline.after(20_000);
+  },
+};
 
 const ctx = usePair({
   label: 'trust_reg',

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { SUPERUSER_PASSWORD } from '../../dev/cluster.js';
 import { TableRef } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { drain } from '../../functions/db/drain.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { dirtyBuckets, register, settle } from '../support/syncguard.js';
@@ -13,7 +14,12 @@ import { usePair } from '../support/use-pair.js';
 
 const TABLES = ['ranged', 'renamed', 'narrowed', 'healthy', 'cascaded'].map((t) => `public.${t}`);
 const SECOND = 'public.second';
-const quick = { timeLimitMs: 20_000 };
+// a getter: a fresh deadline at each use
+const quick = {
+  get deadline() {
+    return Deadline.after(20_000);
+  },
+};
 
 const applyErrors = async () => {
   const { rows } = await ctx.pair.sub.query<{ n: string }>(
@@ -77,7 +83,7 @@ describe('replication and application writes never fail because of syncguard', (
     await ctx.pair.both('ALTER TABLE public.narrowed DROP COLUMN gone');
     await ctx.pair.pub.query("UPDATE public.narrowed SET v = 'x' WHERE id = 1; UPDATE public.healthy SET v = 'x' WHERE id = 1");
     await ctx.pair.catchUp();
-    const s = await drain(ctx.pub, { deadlineMs: Date.now() + 5000, resweepIntervalMs: null });
+    const s = await drain(ctx.pub, { deadline: Deadline.after(5000), resweepIntervalMs: null });
     expect(s.stoppedBecause).toBe('empty'); // caught up with everything it can drain
     expect(s.faultyTables).toEqual(expect.arrayContaining(['public.narrowed']));
     expect(await dirtyBuckets(ctx.pub, 'public.healthy')).toEqual([]);

@@ -5,6 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { TableRef } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { drain } from '../../functions/db/drain.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { register, settle } from '../support/syncguard.js';
@@ -29,7 +30,8 @@ const ctx = usePair({
   },
 });
 
-const verifyOne = (table: string) => verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000, table: TableRef.of('public', table) });
+const verifyOne = (table: string) =>
+  verifyPair(ctx.pub, ctx.sub, { deadline: Deadline.after(20_000), table: TableRef.of('public', table) });
 const problems = async (table: string) => {
   const { rows } = await ctx.sub.query<{ h: { table: string; problems: string[] }[] }>('SELECT syncguard.health() AS h');
   return (rows[0]?.h.find((x) => x.table === table)?.problems ?? []).join('\n');
@@ -40,7 +42,7 @@ describe('rows rewritten without triggers', () => {
     expect((await verifyOne('acc')).status).toBe('in_sync');
     await ctx.pair.asOwner('subscriber', 'ALTER TABLE public.acc ALTER COLUMN n TYPE int USING CASE WHEN id = 600 THEN -n ELSE n END');
     expect(await problems('public.acc')).toMatch(/rows may have been rewritten without triggers since the last drain/);
-    await drain(ctx.sub, { deadlineMs: Date.now() + 10_000 });
+    await drain(ctx.sub, { deadline: Deadline.after(10_000) });
     await settle(ctx.sub);
     const v = await verifyOne('acc');
     expect(v.status).toBe('diverged');
@@ -51,7 +53,7 @@ describe('rows rewritten without triggers', () => {
     expect((await verifyOne('moods')).status).toBe('in_sync');
     await ctx.pair.asOwner('subscriber', "ALTER TYPE mood RENAME VALUE 'sad' TO 'glad'");
     expect(await problems('public.moods')).toMatch(/ALTER TYPE \.\.\. RENAME VALUE/);
-    await drain(ctx.sub, { deadlineMs: Date.now() + 10_000 });
+    await drain(ctx.sub, { deadline: Deadline.after(10_000) });
     await settle(ctx.sub);
     const v = await verifyOne('moods');
     expect(v.status).toBe('diverged');

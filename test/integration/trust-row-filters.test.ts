@@ -7,6 +7,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { TableRef } from '../../functions/core/identifiers.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { registerOnPair } from '../../functions/flows/pair-setup.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { register, settle } from '../support/syncguard.js';
@@ -42,7 +43,8 @@ const ctx = usePair({
   },
 });
 
-const verifyOne = (table: string) => verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 20_000, table: TableRef.of('public', table) });
+const verifyOne = (table: string) =>
+  verifyPair(ctx.pub, ctx.sub, { deadline: Deadline.after(20_000), table: TableRef.of('public', table) });
 
 describe('row filters', () => {
   it('applies each partition its own filter (publish_via_partition_root = false)', async () => {

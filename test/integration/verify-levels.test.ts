@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { rangeDigest } from '../../functions/core/verify-levels.js';
 import { readLevel } from '../../functions/db/catalogue.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -73,7 +74,7 @@ describe('hierarchical verification', () => {
     await ctx.pair.sub.query(`UPDATE ${T} SET v = 'drift' WHERE id IN (5, 20015, 39990)`); // buckets 0, 2001, 3999
     const p = recording(ctx.pub);
     const s = recording(ctx.sub);
-    const r = await verifyPair(p.client, s.client, { table: parseTableName(T), timeLimitMs: 20_000 });
+    const r = await verifyPair(p.client, s.client, { table: parseTableName(T), deadline: Deadline.after(20_000) });
     expect(r.status).toBe('diverged');
     expect(r.mismatches.map((m) => m.bucket).sort()).toEqual(['0', '2001', '3999']);
     const detail = s.calls.filter((c) => c.sql.includes('verify_buckets'));

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { TableRef } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { installSchema } from '../../functions/db/install.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { cli } from '../support/cli.js';
@@ -147,9 +148,15 @@ describe('verify', () => {
           "BEGIN; SELECT 1 FROM syncguard.bucket b JOIN syncguard.registrations r USING (reg_id) WHERE r.table_name = 'orders' AND b.bucket IN (25, 26) FOR UPDATE",
         );
       }
-      const quick = { table: TableRef.of('public', 'orders'), timeLimitMs: 15_000 };
+      // a getter: a fresh deadline at each use
+      const quick = {
+        table: TableRef.of('public', 'orders'),
+        get deadline() {
+          return Deadline.after(15_000);
+        },
+      };
       // (the fallback's slot barrier waits for the subscriber's next status message: up to 10 s idle)
-      const rounds = await verifyPair(ctx.pub, ctx.sub, { ...quick, timeLimitMs: 40_000, noProbes: true });
+      const rounds = await verifyPair(ctx.pub, ctx.sub, { ...quick, deadline: Deadline.after(40_000), noProbes: true });
       expect(rounds.status).toBe('incomplete');
       expect(rounds.tables[0]).toMatchObject({ method: 'two_rounds' });
       expect(rounds.mismatches).toEqual([]);
@@ -176,7 +183,7 @@ describe('verify', () => {
     try {
       await blocker.query(`BEGIN; LOCK TABLE ${ORDERS} IN SHARE MODE`); // blocks the apply's UPDATE, not reads
       await ctx.pair.pub.query(`UPDATE ${ORDERS} SET total = total + 1 WHERE id = 1`);
-      const r = await verifyPair(ctx.pub, ctx.sub, { timeLimitMs: 4000 });
+      const r = await verifyPair(ctx.pub, ctx.sub, { deadline: Deadline.after(4000) });
       expect(r.status).toBe('incomplete');
       expect(r.reasons[0]).toMatch(/^no replication barrier: the subscriber did not apply the probe within \d+ ms/);
     } finally {
@@ -191,7 +198,7 @@ describe('verify', () => {
     const other = await connect(ctx.pair.subscriberDsn.replace(/\/[^/]+$/, `/${lonely}`), 'subscriber');
     try {
       await installSchema(other);
-      const r = await verifyPair(ctx.pub, other, { timeLimitMs: 5000 });
+      const r = await verifyPair(ctx.pub, other, { deadline: Deadline.after(5000) });
       expect(r.status).toBe('incomplete');
       expect(r.tables.map((t) => t.table)).toEqual(expect.arrayContaining([LINES, ORDERS, TOKENS]));
       for (const t of r.tables) {

@@ -14,6 +14,7 @@ import { type Cluster, debian15Available, otherMajorNativeDir, startCluster, sta
 import { createPair, type Pair } from '../../dev/pair.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { installOnPair } from '../../functions/flows/pair-setup.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { catalogue, differingBuckets, installed, register, settle } from '../support/syncguard.js';
@@ -61,7 +62,13 @@ async function checkPair(
   await settle(pub);
   await settle(sub);
   expect(differingBuckets(await catalogue(pub, T), await catalogue(sub, T))).toEqual([]);
-  const quick = { table: parseTableName(T), timeLimitMs: 20_000 };
+  // a getter: a fresh deadline at each use
+  const quick = {
+    table: parseTableName(T),
+    get deadline() {
+      return Deadline.after(20_000);
+    },
+  };
   const inSync = await verifyPair(pub, sub, quick);
   expect(inSync.reasons).toEqual([]);
   expect(inSync.status).toBe('in_sync');
@@ -70,7 +77,13 @@ async function checkPair(
   expect(diverged.status).toBe('diverged');
   expect(diverged.mismatches.map((m) => m.bucket)).toEqual(['5']);
 
-  const parts = { table: parseTableName(P), timeLimitMs: 20_000 };
+  // a getter: a fresh deadline at each use
+  const parts = {
+    table: parseTableName(P),
+    get deadline() {
+      return Deadline.after(20_000);
+    },
+  };
   await pair.pub.query(`UPDATE public.parts_b SET v = 'leaf' WHERE id % 9 = 0`);
   expect((await verifyPair(pub, sub, parts)).status).toBe('in_sync');
   await pair.sub.query(`TRUNCATE public.parts_a`);
@@ -82,7 +95,7 @@ async function checkPair(
     // before 15 a subscriber does not count apply errors: a failing apply shows as a timeout, which says so
     await pair.sub.query(`INSERT INTO ${T} (id) VALUES (100000)`);
     await pair.pub.query(`INSERT INTO ${T} (id) VALUES (100000)`); // a duplicate key on apply, retried for ever
-    const stuck = await verifyPair(pub, sub, { ...quick, timeLimitMs: 3_000 });
+    const stuck = await verifyPair(pub, sub, { ...quick, deadline: Deadline.after(3_000) });
     expect(stuck.status).toBe('incomplete');
     expect(stuck.reasons.join('\n')).toMatch(
       /runs PostgreSQL 13 or 14, which does not count apply errors .* check the subscriber's server log/,

@@ -8,6 +8,7 @@ import { afterAll, beforeAll } from 'vitest';
 import type { TableRef } from '../../functions/core/identifiers.js';
 import type { PlannedChange } from '../../functions/core/repair-plan.js';
 import { connect } from '../../functions/db/connect.js';
+import { Deadline } from '../../functions/db/deadline.js';
 import { probeTargetOf } from '../../functions/flows/inspect.js';
 import { CheckedPair } from '../../functions/flows/pair.js';
 import { awaitAnswers } from '../../functions/flows/probes.js';
@@ -72,7 +73,7 @@ export function useRepairRole(ctx: PairContext): {
     await c.query('COMMIT');
     const reply = rows[0]?.r as { id: string | null; skipped: Outcome[] };
     if (reply.id === null) return { reply, changes: [], computeMs: null };
-    const waited = await awaitAnswers(ctx.sub, target.origin, [String(reply.id)], Date.now() + 30_000, [target.subscription]);
+    const waited = await awaitAnswers(ctx.sub, target.origin, [String(reply.id)], Deadline.after(30_000), [target.subscription]);
     await ctx.pair.catchUp();
     const a = waited.answers.get(String(reply.id));
     return { reply, changes: (a?.answer as { changes?: Outcome[] } | undefined)?.changes ?? [], computeMs: a?.computeMs ?? null };
