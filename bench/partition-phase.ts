@@ -4,8 +4,8 @@
 // table (statement triggers) for reference. Publisher bulk insert and the subscriber's catch-up
 // (median of 3), and single-row updates by 4 clients.
 
-import type pg from 'pg';
 import type { Pair } from '../dev/pair.js';
+import type { Client } from '../functions/db/connect.js';
 import { register, settle } from '../test/support/syncguard.js';
 import type { Row } from './report.js';
 import { catchUpSeconds, fillSql, median, singleRowTps, tableDdl, timed } from './workloads.js';
@@ -25,7 +25,7 @@ const add = (r: Record<string, number[]>, k: string, v: number) => {
   r[k] = [...(r[k] ?? []), v];
 };
 
-export async function measurePartitions(pair: Pair, pub: pg.Client, sub: pg.Client, log: (s: string) => void): Promise<Row[]> {
+export async function measurePartitions(pair: Pair, pub: Client, sub: Client, log: (s: string) => void): Promise<Row[]> {
   const tables = ['part_plain', 'part_tracked', 'flat_tracked'];
   await pair.both(`${partitionedDdl('part_plain')}; ${partitionedDdl('part_tracked')}; ${tableDdl('flat_tracked')}`);
   await pair.pub.query(`ALTER PUBLICATION ${pair.name} ADD TABLE ${tables.join(', ')}`);

@@ -4,8 +4,8 @@
 // the writer alone in the same run), how long probes held writers back, and the apply delay per
 // probe (the subscriber trigger's compute time, from syncguard.probe_result).
 
-import type pg from 'pg';
 import type { Pair } from '../dev/pair.js';
+import type { Client } from '../functions/db/connect.js';
 import { Deadline } from '../functions/db/deadline.js';
 import { verifyPair } from '../functions/flows/verify.js';
 import { percentile, startWriter } from '../test/support/load.js';
@@ -18,7 +18,7 @@ const ROWS = 100_000;
 const RATE = 200;
 const SECONDS = Number(process.env.BENCH_PROBE_SECONDS ?? 30);
 
-export async function measureProbes(pair: Pair, pub: pg.Client, sub: pg.Client, log: (s: string) => void): Promise<Row[]> {
+export async function measureProbes(pair: Pair, pub: Client, sub: Client, log: (s: string) => void): Promise<Row[]> {
   log(`probes: ${RATE} tx/s on a ${ROWS}-row table and a 5-row table, ${SECONDS} s alone, then ${SECONDS} s with verify back to back`);
   await pair.both(
     `CREATE TABLE ${BIG} (id int PRIMARY KEY, v bigint NOT NULL, note text); CREATE TABLE ${HOT} (id int PRIMARY KEY, n bigint NOT NULL)`,

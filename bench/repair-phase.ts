@@ -3,9 +3,9 @@
 // the time the repair held writers back on the publisher, and the replication delay it caused
 // (the subscriber trigger's time applying the request inside the apply transaction).
 
-import type pg from 'pg';
 import type { Pair } from '../dev/pair.js';
 import { parseTableName } from '../functions/core/identifiers.js';
+import type { Client } from '../functions/db/connect.js';
 import { inspectBucket } from '../functions/flows/inspect.js';
 import { applyPlan, planFromInspection } from '../functions/flows/repair.js';
 import { register, settle } from '../test/support/syncguard.js';
@@ -13,7 +13,7 @@ import type { Row } from './report.js';
 
 const T = 'public.repair_t';
 
-export async function measureRepair(pair: Pair, pub: pg.Client, sub: pg.Client, log: (s: string) => void): Promise<Row[]> {
+export async function measureRepair(pair: Pair, pub: Client, sub: Client, log: (s: string) => void): Promise<Row[]> {
   log('repair: a 5,000-row bucket with 50 differences');
   await pair.both(`CREATE TABLE ${T} (id int PRIMARY KEY, v text, n numeric, at timestamptz)`);
   await pair.pub.query(`ALTER PUBLICATION ${pair.name} ADD TABLE ${T}`);
@@ -40,7 +40,7 @@ export async function measureRepair(pair: Pair, pub: pg.Client, sub: pg.Client, 
       lat.push(performance.now() - t0);
       await new Promise((r) => setTimeout(r, 5));
     }
-    await w.end();
+    await w.close();
     return lat;
   };
   const alone = await writer(3000);

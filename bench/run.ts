@@ -33,8 +33,8 @@ const TPS_SECONDS = 15;
 const BULK_REPEATS = Number(process.env.BENCH_BULK_REPEATS ?? 3);
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
-async function report(rows: readonly Row[], ...clients: Array<{ end(): Promise<void> }>): Promise<void> {
-  for (const c of clients) await c.end();
+async function report(rows: readonly Row[], ...clients: Array<{ close(): Promise<void> }>): Promise<void> {
+  for (const c of clients) await c.close();
   process.stdout.write(
     `\n${markdown(rows)}\n\nrows: ${ROWS}; single-row tps over ${TPS_SECONDS} s x 2 per side; PostgreSQL 18, fsync on, 2 cores\n`,
   );

@@ -7,6 +7,7 @@
 import type pg from 'pg';
 import type { Pair } from '../dev/pair.js';
 import { TableRef } from '../functions/core/identifiers.js';
+import type { Client } from '../functions/db/connect.js';
 import { nodeStatus } from '../functions/db/status.js';
 import { verifyPair } from '../functions/flows/verify.js';
 import { register, settle } from '../test/support/syncguard.js';
@@ -17,7 +18,7 @@ const BUCKETS = 20_000;
 const BIG_BUCKETS = Number(process.env.BENCH_BIG_BUCKETS ?? 1_000_000);
 const ROWS_PER_BUCKET = 50;
 
-function counting(c: pg.Client): { client: pg.Client; bytes: () => number; reset: () => void } {
+function counting(c: Client): { client: Client; bytes: () => number; reset: () => void } {
   let total = 0;
   const original = c.query.bind(c) as (...args: unknown[]) => Promise<pg.QueryResult>;
   const proxy = new Proxy(c, {
@@ -39,7 +40,7 @@ function counting(c: pg.Client): { client: pg.Client; bytes: () => number; reset
   };
 }
 
-export async function measureVerify(pair: Pair, pub: pg.Client, sub: pg.Client, log: (s: string) => void): Promise<Row[]> {
+export async function measureVerify(pair: Pair, pub: Client, sub: Client, log: (s: string) => void): Promise<Row[]> {
   const rows = BUCKETS * ROWS_PER_BUCKET;
   log(`verify: ${rows} rows in ${BUCKETS} buckets`);
   await pair.both('CREATE TABLE public.verify_t (id int PRIMARY KEY, v text)');

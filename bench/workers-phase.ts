@@ -4,15 +4,15 @@
 //     FOR UPDATE SKIP LOCKED, so workers share one table's backlog);
 //   - a full re-sweep of that one table (its pass split into lanes, node 0021).
 
-import type pg from 'pg';
 import type { Pair } from '../dev/pair.js';
+import type { Client } from '../functions/db/connect.js';
 import { Deadline } from '../functions/db/deadline.js';
 import { drainWithWorkers } from '../functions/flows/drain.js';
 import type { Row } from './report.js';
 
 const WORKERS = [1, 2, 4];
 
-export async function measureWorkers(pair: Pair, pub: pg.Client, table: string, log: (s: string) => void): Promise<Row[]> {
+export async function measureWorkers(pair: Pair, pub: Client, table: string, log: (s: string) => void): Promise<Row[]> {
   const rate: Record<number, number> = {};
   const sweepRate: Record<number, number> = {};
   for (const n of WORKERS) {
@@ -40,7 +40,7 @@ export async function measureWorkers(pair: Pair, pub: pg.Client, table: string, 
         log(`workers: ${n} worker(s) swept ${s.rowsHashed} rows in ${(s.durationMs / 1000).toFixed(2)} s (${Math.round(r)} rows/s)`);
       }
     } finally {
-      await Promise.all(extra.map((c) => c.end()));
+      await Promise.all(extra.map((c) => c.close()));
     }
   }
   return WORKERS.filter((n) => n > 1).flatMap((n) => [

@@ -4,9 +4,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import type { Pair } from '../dev/pair.js';
 import { OWNER, OWNER_PASSWORD } from '../dev/pair.js';
+import { plainNode } from '../dev/plain-node.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -85,8 +85,7 @@ export async function singleRowTps(pair: Pair, table: string, rows: number, seco
   const until = Date.now() + seconds * 1000;
   const counts = await Promise.all(
     [0, 1, 2, 3].map(async () => {
-      const c = new pg.Client({ connectionString: pair.publisherDsn });
-      await c.connect();
+      const c = await plainNode(pair.publisherDsn);
       let n = 0;
       try {
         while (Date.now() < until) {
@@ -96,7 +95,7 @@ export async function singleRowTps(pair: Pair, table: string, rows: number, seco
           n++;
         }
       } finally {
-        await c.end();
+        await c.close();
       }
       return n;
     }),
@@ -106,8 +105,7 @@ export async function singleRowTps(pair: Pair, table: string, rows: number, seco
 
 /** A steady writer: `rate` row changes per second in 20 transactions a second, until `until`. */
 export async function steadyWriter(dsn: string, table: string, rows: number, rate: number, until: number): Promise<number> {
-  const c = new pg.Client({ connectionString: dsn });
-  await c.connect();
+  const c = await plainNode(dsn);
   const perTx = Math.max(1, Math.round(rate / 20));
   let changed = 0;
   try {
@@ -119,7 +117,7 @@ export async function steadyWriter(dsn: string, table: string, rows: number, rat
       if (wait > 0) await sleep(wait);
     }
   } finally {
-    await c.end();
+    await c.close();
   }
   return changed;
 }

@@ -120,7 +120,7 @@ async function main(): Promise<void> {
     process.stdout.write(`exit code ${third}\n`);
     writing = false;
     await writer;
-    await app.end();
+    await app.close();
     if (first !== 0 || second !== 1 || third !== 0 || repaired !== diverged.length) {
       throw new Error(
         `unexpected results: verify ${first}, ${second}, ${third} (expected 0, 1, 0); repaired ${repaired} of ${diverged.length}`,

@@ -3,8 +3,9 @@
 // subscription and slot), so test files run in any order and in parallel.
 
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type { Client } from '../functions/db/connect.js';
 import { type ClusterInfo, SUPERUSER_PASSWORD, superuserDsn } from './cluster.js';
+import { plainNode } from './plain-node.js';
 
 /** The non-superuser role that owns the tables and the syncguard schema, as on RDS. */
 export const OWNER = 'sg_owner';
@@ -18,8 +19,8 @@ export interface Pair {
   readonly publisherDsn: string;
   readonly subscriberDsn: string;
   /** Superuser connections to the pair's databases. */
-  readonly pub: pg.Client;
-  readonly sub: pg.Client;
+  readonly pub: Client;
+  readonly sub: Client;
   /** Runs SQL on both databases (as the owner role: schema setup). */
   both(sql: string): Promise<void>;
   /** Runs SQL on one database as the owner role. */
@@ -30,20 +31,17 @@ export interface Pair {
   catchUp(timeoutMs?: number): Promise<void>;
   /** Waits until every table of the subscription is in state r (ready). */
   waitForSync(timeoutMs?: number): Promise<void>;
-  ownerClient(side: 'publisher' | 'subscriber'): Promise<pg.Client>;
+  ownerClient(side: 'publisher' | 'subscriber'): Promise<Client>;
   dispose(): Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function client(dsn: string): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: dsn });
-  c.on('error', () => {});
-  await c.connect();
-  return c;
+async function client(dsn: string): Promise<Client> {
+  return plainNode(dsn);
 }
 
-async function ensureOwnerRole(admin: pg.Client, major: number): Promise<void> {
+async function ensureOwnerRole(admin: Client, major: number): Promise<void> {
   await admin.query(`DO $$ BEGIN
       IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${OWNER}') THEN
         CREATE ROLE ${OWNER} LOGIN PASSWORD '${OWNER_PASSWORD}' NOSUPERUSER NOCREATEDB NOCREATEROLE;
@@ -64,7 +62,7 @@ export async function createPair(
   options: PairOptions = {},
 ): Promise<Pair> {
   const name = `${label.replace(/[^a-z0-9_]/g, '_')}_${randomBytes(4).toString('hex')}`;
-  const clients: pg.Client[] = [];
+  const clients: Client[] = [];
   for (const c of [publisher, subscriber]) {
     const admin = await client(superuserDsn(c));
     try {
@@ -76,11 +74,11 @@ export async function createPair(
           : '';
       await admin.query(`CREATE DATABASE ${name} OWNER ${OWNER}${encoding}`);
     } finally {
-      await admin.end();
+      await admin.close();
     }
     clients.push(await client(superuserDsn(c, name)));
   }
-  const [pub, sub] = clients as [pg.Client, pg.Client];
+  const [pub, sub] = clients as [Client, Client];
   const ownerDsn = (c: ClusterInfo) => `postgres://${OWNER}:${OWNER_PASSWORD}@${c.host}:${c.port}/${name}`;
   let subscribed = false;
   const asOwner = async (c: ClusterInfo, sql: string) => {
@@ -88,7 +86,7 @@ export async function createPair(
     try {
       await o.query(sql);
     } finally {
-      await o.end();
+      await o.close();
     }
   };
 
@@ -151,12 +149,12 @@ export async function createPair(
           .query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [name])
           .catch(() => {});
       } finally {
-        await pub.end().catch(() => {});
-        await sub.end().catch(() => {});
+        await pub.close().catch(() => {});
+        await sub.close().catch(() => {});
         for (const c of [publisher, subscriber]) {
           const admin = await client(superuserDsn(c));
           await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
-          await admin.end();
+          await admin.close();
         }
       }
     },

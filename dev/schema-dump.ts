@@ -7,7 +7,7 @@
 // them); schema-dump.test.ts fails when an install produces anything else, and install.test.ts
 // checks that an upgrade from every earlier version produces the fresh install's dump.
 
-import type pg from 'pg';
+import type { Client } from '../functions/db/connect.js';
 
 export type { SchemaName } from '../functions/db/definitions.js';
 
@@ -54,7 +54,7 @@ SELECT line FROM (
 ) d ORDER BY line COLLATE "C"`;
 
 /** The dump of one installed schema, as text; masked so that two installs compare equal. */
-export async function schemaDump(c: pg.Client, schema: SchemaName): Promise<string> {
+export async function schemaDump(c: Client, schema: SchemaName): Promise<string> {
   const { rows: who } = await c.query<{ installer: string; db: string }>(
     'SELECT n.nspowner::regrole::text AS installer, current_database() AS db FROM pg_namespace n WHERE n.nspname = $1',
     [schema],
@@ -82,7 +82,7 @@ export const DUMP_INSTALLER = 'sg_dump_installer';
 export const DUMP_INSTALLER_PASSWORD = 'sg-dump-pw';
 
 /** Creates DUMP_INSTALLER on a server unless it is there; `admin` is a superuser connection. */
-export async function ensureDumpInstaller(admin: pg.Client): Promise<void> {
+export async function ensureDumpInstaller(admin: Client): Promise<void> {
   await admin.query(`DO $$ BEGIN
       IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${DUMP_INSTALLER}') THEN
         CREATE ROLE ${DUMP_INSTALLER} LOGIN PASSWORD '${DUMP_INSTALLER_PASSWORD}' NOSUPERUSER NOCREATEDB NOCREATEROLE;
@@ -95,7 +95,7 @@ export async function ensureDumpInstaller(admin: pg.Client): Promise<void> {
  * dumps. `admin` is a superuser connection to that server; `dsnFor` builds the installer's DSN.
  */
 export async function freshInstallDumps(
-  admin: pg.Client,
+  admin: Client,
   dsnFor: (database: string, user: string, password: string) => string,
   suffix: string,
 ): Promise<Record<SchemaName, string>> {
@@ -113,7 +113,7 @@ export async function freshInstallDumps(
       else await installControl(c);
       out[schema] = await schemaDump(c, schema);
     } finally {
-      await c.end();
+      await c.close();
       await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
     }
   }

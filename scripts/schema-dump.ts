@@ -5,15 +5,14 @@
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { startCluster, superuserDsn } from '../dev/cluster.js';
+import { plainNode } from '../dev/plain-node.js';
 import { freshInstallDumps } from '../dev/schema-dump.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cluster = await startCluster('schema-dump');
 try {
-  const admin = new pg.Client({ connectionString: superuserDsn(cluster) });
-  await admin.connect();
+  const admin = await plainNode(superuserDsn(cluster));
   try {
     const dsn = (db: string, user: string, pw: string) => `postgres://${user}:${pw}@${cluster.host}:${cluster.port}/${db}`;
     const dumps = await freshInstallDumps(admin, dsn, 'script');
@@ -23,7 +22,7 @@ try {
       `wrote sql/schema/node.dump (${dumps.syncguard.split('\n').length} lines) and sql/schema/control.dump (${dumps.syncguard_control.split('\n').length} lines)`,
     );
   } finally {
-    await admin.end();
+    await admin.close();
   }
 } finally {
   await cluster.stop();

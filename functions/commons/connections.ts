@@ -44,7 +44,7 @@ export async function connectionFor(name: string, secretId: string): Promise<Cli
       return existing;
     } catch {
       open.delete(name);
-      await existing.end().catch(() => {});
+      await existing.close();
     }
   }
   const override = endpointOverrides()[secretId];
@@ -59,5 +59,5 @@ export async function connectionFor(name: string, secretId: string): Promise<Cli
 export async function closeConnections(): Promise<void> {
   const all = [...open.values()];
   open.clear();
-  await Promise.all(all.map((c) => c.end().catch(() => {})));
+  await Promise.all(all.map((c) => c.close()));
 }

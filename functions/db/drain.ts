@@ -9,7 +9,7 @@ import { batchBudgetMs, type DrainSummary, defaultMarginMs, type StopReason, typ
 import { InputError } from '../core/errors.js';
 import type { TableRef } from '../core/identifiers.js';
 import { TIME } from '../core/time-limits.js';
-import { type Client, labelOf, queryTimeout, setQueryTimeout } from './connect.js';
+import type { Client } from './connect.js';
 import type { Deadline } from './deadline.js';
 import { requireInstalled } from './install.js';
 import { SQLSTATE, sqlstateOf } from './sqlstate.js';
@@ -48,20 +48,16 @@ export async function drain(client: Client, opts: DrainOptions): Promise<DrainSu
   const box: TimeBox = { deadlineMs: opts.deadline.atMs, marginMs: opts.marginMs ?? defaultMarginMs(boxMs) };
   // Every query gets a client-side deadline at the end of the box (plus a grace for the final
   // status), so a frozen backend or a partitioned network cannot hold the drain past its box.
-  const callerTimeout = queryTimeout(client);
-  try {
-    return await drainWithin(client, opts, box, start, now);
-  } finally {
-    setQueryTimeout(client, callerTimeout);
-  }
+  const clientBound = opts.deadline.withGrace(TIME.drainClientGraceMs);
+  return client.withQueryTimeout(
+    () => Math.max(TIME.drainMinQueryTimeoutMs, clientBound.remainingMs(now())),
+    () => drainWithin(client, opts, box, start, now),
+  );
 }
 
 async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, start: number, now: () => number): Promise<DrainSummary> {
   const boxMs = box.deadlineMs - start;
-  const clientBound = opts.deadline.withGrace(TIME.drainClientGraceMs);
-  const bound = () => setQueryTimeout(client, Math.max(TIME.drainMinQueryTimeoutMs, clientBound.remainingMs(now())));
-  bound();
-  await requireInstalled(client, labelOf(client));
+  await requireInstalled(client, client.label);
 
   // The session's own settings come back at the end: the connection may be shared.
   const saved = await client.query<{ st: string; lt: string; it: string }>(
@@ -113,7 +109,6 @@ async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, sta
           return false;
         }
         const t0 = now();
-        bound();
         let result: { buckets: number; rows: number; table?: string; busy?: boolean } | null;
         try {
           await client.query('SELECT set_config($1, $2, false)', ['statement_timeout', `${Math.max(1, budget)}ms`]);
@@ -164,7 +159,6 @@ async function drainWithin(client: Client, opts: DrainOptions, box: TimeBox, sta
       stopped = 'error';
       error = err instanceof Error ? err.message : String(err);
     }
-    bound();
     await client
       .query('SELECT set_config($1, $2, false)', ['statement_timeout', `${Math.max(TIME.drainFinalStatusMs, box.marginMs)}ms`])
       .catch(() => {});

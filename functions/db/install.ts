@@ -12,7 +12,7 @@
 import { randomInt } from 'node:crypto';
 import { IncompatibleError, InputError } from '../core/errors.js';
 import { type ApplyOwner, adoptApplyOwner } from './apply-rights.js';
-import { type Client, inTransaction } from './connect.js';
+import type { Client } from './connect.js';
 import { applyDefinitions, type DefinitionsTarget, executeGrants, installedDefinitions } from './definitions.js';
 import {
   controlDefinitions,
@@ -139,7 +139,7 @@ async function migrate(
   const migrations = source.migrations ?? set.migrations;
   const definitions = source.definitions ?? set.definitions;
   const latest = migrations.at(-1)?.version ?? 0;
-  return inTransaction(client, async () => {
+  return client.transaction(async () => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [set.lockKey]);
     const done = await set.applied(client);
     const from = done.at(-1) ?? 0;

@@ -2,7 +2,7 @@
 // overview and then its buckets in the same REPEATABLE READ, read-only transaction, so the two
 // reads agree. Ending it never waits long: a frozen node would not answer the ROLLBACK.
 
-import { type Client, queryTimeout, setQueryTimeout } from './connect.js';
+import type { Client } from './connect.js';
 
 /** Starts a REPEATABLE READ, read-only transaction: later reads on this client see its snapshot. */
 export async function beginSnapshot(c: Client): Promise<void> {
@@ -16,8 +16,5 @@ export async function endSnapshot(c: Client): Promise<void> {
 
 /** Ends a snapshot left open by an error, waiting at most waitMs (the server ends it with the connection anyway). */
 export async function abandonSnapshot(c: Client, waitMs: number): Promise<void> {
-  const own = queryTimeout(c);
-  setQueryTimeout(c, waitMs);
-  await c.query('ROLLBACK').catch(() => {});
-  setQueryTimeout(c, own);
+  await c.withQueryTimeout(waitMs, () => c.query('ROLLBACK').catch(() => {}));
 }

@@ -7,7 +7,7 @@ import { InputError } from '../core/errors.js';
 import { chooseHashVersion } from '../core/hash-version-choice.js';
 import { TableRef } from '../core/identifiers.js';
 import { buildConfig, DEFAULT_BUCKET_SIZE, layoutFor, planRegistration, type RegistrationConfig } from '../core/registration.js';
-import { type Client, inTransaction } from '../db/connect.js';
+import type { Client } from '../db/connect.js';
 import {
   applyAsOwnerNotes,
   describeTable,
@@ -122,8 +122,8 @@ export async function writeRegistration(pair: CheckedPair, config: RegistrationC
   const table = TableRef.of(config.schema, config.table);
   // the subscriber's transaction inside the publisher's: it commits first, and a failure on
   // either rolls both back
-  await inTransaction(publisher, () =>
-    inTransaction(subscriber, async () => {
+  await publisher.transaction(() =>
+    subscriber.transaction(async () => {
       for (const [client, role] of [
         [subscriber, 'subscriber'],
         [publisher, 'publisher'],

@@ -2,17 +2,16 @@
 // node, so the subscription's initial sync and later changes never collide with, nor overwrite,
 // the subscriber's own rows, and replication keeps running.
 
-import type pg from 'pg';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { createPair, type Pair } from '../../dev/pair.js';
-import { connect } from '../../functions/db/connect.js';
+import { type Client, connect } from '../../functions/db/connect.js';
 import { installPair } from '../../functions/db/install.js';
 import { catalogue, differingBuckets, register, settle } from '../support/syncguard.js';
 
 const T = 'public.orders';
 let pair: Pair;
-let pub: pg.Client;
-let sub: pg.Client;
+let pub: Client;
+let sub: Client;
 
 beforeAll(async () => {
   pair = await createPair(inject('publisherCluster'), inject('subscriberCluster'), 'alltables');
@@ -23,8 +22,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await pub?.end();
-  await sub?.end();
+  await pub?.close();
+  await sub?.close();
   await pair?.dispose();
 });
 

@@ -127,7 +127,7 @@ describe('install by a role that may create roles', () => {
       await c.query('SELECT syncguard.probe_route()');
       expect((await c.query('SELECT syncguard._probe_table_clean() AS x')).rows[0]?.x).toBeNull();
     } finally {
-      await c.end();
+      await c.close();
     }
 
     // C1: a holder of the role (WITH SET TRUE, INHERIT FALSE, as a subscription owner is told),
@@ -203,7 +203,7 @@ describe('install by a role that may create roles', () => {
       // an index created by the owner (needs CREATE on the schema, which it has not)
       await expect(h.query('CREATE INDEX ON syncguard.probe ((id + 1))')).rejects.toThrow(/permission denied/);
     } finally {
-      await h.end();
+      await h.close();
     }
   });
 
@@ -220,7 +220,7 @@ describe('install by a role that may create roles', () => {
       const { rows } = await pair.sub.query("SELECT relowner::regrole::text AS o FROM pg_class WHERE oid = 'syncguard.probe'::regclass");
       expect(rows[0]?.o).toBe(OWNER);
     } finally {
-      await c.end();
+      await c.close();
     }
   });
 });

@@ -104,7 +104,7 @@ async function check(s: Scenario, expectedFix: RegExp, privilegeMode: boolean): 
       expect(third.warnings.join('\n')).toContain('trigger a_foreign on probe, which syncguard did not create');
       await so.query(`SET ROLE ${role}; DROP TRIGGER a_foreign ON syncguard.probe; RESET ROLE`);
     } finally {
-      await so.end();
+      await so.close();
     }
     expect(await rowArrives(s, 10_003)).toBe(true);
   }
@@ -121,7 +121,7 @@ async function check(s: Scenario, expectedFix: RegExp, privilegeMode: boolean): 
         /permission denied/,
       );
     } finally {
-      await c.end();
+      await c.close();
     }
   }
 }

@@ -59,7 +59,7 @@ describe("the approver is the caller's AWS identity, verified by STS (issue 17 i
       );
       expect(rows).toEqual([{ created_by: `aws:${INSPECT_ARN}`, decided_by: `aws:${PRINCIPALS.AKIDALICE}` }]);
     } finally {
-      await c.end();
+      await c.close();
     }
     await call(repair, { planId });
     await ctx.pair.sub.query(`UPDATE ${T} SET amount = 1700 WHERE id = 1700`);
@@ -84,7 +84,7 @@ describe("the approver is the caller's AWS identity, verified by STS (issue 17 i
         { state: 'proposed' },
       ]);
     } finally {
-      await c.end();
+      await c.close();
     }
     await call(approval, await decide('AKIDALICE', planId, 'approved'));
     await call(repair, { planId });
@@ -158,7 +158,7 @@ describe("the approver is the caller's AWS identity, verified by STS (issue 17 i
       captured = events.at(-1) as Record<string, unknown>;
       expect(captured.action).toBe('decide');
     } finally {
-      await other.end();
+      await other.close();
       await ctx.pair.pub.query(`DROP DATABASE IF EXISTS ${ctx.pair.name}_ctl2 WITH (FORCE)`).catch(() => {});
     }
     // replayed here within its 15 minutes: refused before STS is asked, and the plan stays undecided
@@ -195,7 +195,7 @@ describe("the approver is the caller's AWS identity, verified by STS (issue 17 i
         { checksum: facts.checksum },
       ]);
     } finally {
-      await c.end();
+      await c.close();
     }
     await call(repair, { planId });
     await ctx.pair.sub.query(`UPDATE ${T} SET amount = 1900 WHERE id = 1900`);

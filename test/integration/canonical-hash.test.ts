@@ -70,7 +70,7 @@ describe.each(VERSIONS)('canonical hashing (version %i) across a real subscripti
       await hostile.query('SELECT count(*) FROM syncguard.recompute($1, ARRAY[0, 1, 2, 3]::bigint[])', [await regId(hostile, T)]);
       expect(differingBuckets(await catalogue(hostile, T), await catalogue(ctx.pub, T))).toEqual([]);
     } finally {
-      await hostile.end();
+      await hostile.close();
     }
   });
 

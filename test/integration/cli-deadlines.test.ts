@@ -33,7 +33,7 @@ beforeAll(async () => {
     await settle(pub);
     await settle(sub);
   } finally {
-    await Promise.all([pub.end(), sub.end()]);
+    await Promise.all([pub.close(), sub.close()]);
   }
 });
 
@@ -162,7 +162,7 @@ describe('a frozen node cannot hold a command past its time (item 17)', () => {
       expect(ms).toBeLessThan(10_500);
     } finally {
       await blocker.query('ROLLBACK').catch(() => {});
-      await blocker.end();
+      await blocker.close();
     }
     await pair.catchUp();
   });

@@ -4,8 +4,8 @@
 // twice (however its DSNs are spelled), and a table registered again after unregister needs no
 // repeat of its original options.
 
-import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import type { Client } from '../../functions/db/connect.js';
 import { cli } from '../support/cli.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
@@ -30,7 +30,7 @@ const ctx = usePair({
 const pairArgs = () => ['--publisher-dsn', ctx.pair.publisherDsn, '--subscriber-dsn', ctx.pair.subscriberDsn];
 
 /** A node's registration of T and its triggers: what a refusal must leave as it was. */
-async function held(c: pg.Client): Promise<string> {
+async function held(c: Client): Promise<string> {
   const { rows } = await c.query<{ s: string }>(
     `SELECT coalesce((SELECT fingerprint || '/' || reg_id || '/' || coalesce(bucket_width::text, '-') FROM syncguard.registrations
                        WHERE schema_name = 'public' AND table_name = 'items'), 'none')

@@ -2,16 +2,16 @@
 // input gives exit code 2, one specific line on stderr without the password, and changes nothing.
 
 import { spawnSync } from 'node:child_process';
-import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createPair, type Pair } from '../../dev/pair.js';
+import type { Client } from '../../functions/db/connect.js';
 import { cli } from '../support/cli.js';
 
 let pair: Pair;
 
 const pairArgs = () => ['--publisher-dsn', pair.publisherDsn, '--subscriber-dsn', pair.subscriberDsn];
 
-async function state(c: pg.Client): Promise<{ registrations: number; triggers: number }> {
+async function state(c: Client): Promise<{ registrations: number; triggers: number }> {
   const { rows } = await c.query<{ r: number; t: number }>(
     `SELECT (SELECT count(*)::int FROM syncguard.registrations) AS r,
             (SELECT count(*)::int FROM pg_trigger WHERE tgname LIKE 'syncguard%' AND tgrelid <> 'syncguard.probe'::regclass) AS t`,

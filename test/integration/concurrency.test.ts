@@ -2,8 +2,9 @@
 // publisher (and replication applies the same changes on the subscriber, drained by its own
 // session); after a final drain every stored hash equals a from-scratch recompute.
 
-import pg from 'pg';
 import { expect, it } from 'vitest';
+import { plainNode } from '../../dev/plain-node.js';
+import type { Client } from '../../functions/db/connect.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { drain } from '../../functions/db/drain.js';
 import { catalogue, differingBuckets, fromScratch, register, settle } from '../support/syncguard.js';
@@ -27,14 +28,13 @@ const ctx = usePair({
   },
 });
 
-async function loop(dsn: string, until: number, body: (c: pg.Client, i: number) => Promise<void>): Promise<number> {
-  const c = new pg.Client({ connectionString: dsn });
-  await c.connect();
+async function loop(dsn: string, until: number, body: (c: Client, i: number) => Promise<void>): Promise<number> {
+  const c = await plainNode(dsn);
   let i = 0;
   try {
     while (Date.now() < until) await body(c, i++);
   } finally {
-    await c.end();
+    await c.close();
   }
   return i;
 }

@@ -2,10 +2,10 @@
 // its owner: identities come from the server, four-eyes is the deployment's, and the checksum
 // covers what the reviewer reads and is computed and checked by the control plane.
 
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { superuserDsn } from '../../dev/cluster.js';
 import { OWNER } from '../../dev/pair.js';
+import { plainNode } from '../../dev/plain-node.js';
 import { loadPlan } from '../../functions/db/plans.js';
 import { cli } from '../support/cli.js';
 import { T, usePlanRoles } from '../support/plan-roles.js';
@@ -34,10 +34,9 @@ describe('approvals recorded by the control plane (item 9)', () => {
       await expect(w.query('SELECT syncguard_control.set_approval_policy(false)')).rejects.toThrow(/permission denied/);
     });
     // a GRANT given after the install does not open the tables again
-    const admin = new pg.Client({ connectionString: superuserDsn(ctx.pair.publisher, control.database()) });
-    await admin.connect();
+    const admin = await plainNode(superuserDsn(ctx.pair.publisher, control.database()));
     await admin.query(`GRANT ALL ON ALL TABLES IN SCHEMA syncguard_control TO ${writer()}`);
-    await admin.end();
+    await admin.close();
     await asRole(writer(), async (w) => {
       await expect(w.query("UPDATE syncguard_control.repair_plan SET state = 'approved' WHERE plan_id = $1", [planId])).rejects.toThrow(
         /permission denied: repair_plan is written only through the syncguard_control functions/,

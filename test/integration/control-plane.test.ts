@@ -1,15 +1,16 @@
 // The control plane: runs, divergences with their lifecycle, and "verified in sync as of", written
 // by `syncguard verify --control-dsn`; an unreachable control plane does not change the verdict.
 
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { OWNER } from '../../dev/pair.js';
+import { plainNode } from '../../dev/plain-node.js';
+import type { Client } from '../../functions/db/connect.js';
 import { cli } from '../support/cli.js';
 import { register, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
 
 const T = 'public.invoices';
-let control: pg.Client | undefined;
+let control: Client | undefined;
 
 const ctx = usePair({
   label: 'control',
@@ -27,7 +28,7 @@ const ctx = usePair({
 });
 
 afterAll(async () => {
-  await control?.end();
+  await control?.close();
   await ctx.pair.pub.query(`DROP DATABASE IF EXISTS ${ctx.pair.name}_control WITH (FORCE)`).catch(() => {});
 });
 
@@ -50,15 +51,14 @@ describe('control plane', () => {
   it('installs in its own database, idempotently', async () => {
     expect((await cli('install', '--control-dsn', controlDsn())).out).toEqual(['control plane: schema installed to version 6']);
     expect((await cli('install', '--control-dsn', controlDsn())).out).toEqual(['control plane: schema is up to date (version 6)']);
-    control = new pg.Client({ connectionString: controlDsn() });
-    await control.connect();
+    control = await plainNode(controlDsn());
   });
 
   it('records an in-sync run and stamps the table verified as of the LSN', async () => {
     const r = await verify();
     expect(r.code).toBe(0);
     expect(r.out.at(-1)).toMatch(/^ {2}recorded as run \d+ in the control plane$/);
-    const { rows } = await (control as pg.Client).query(
+    const { rows } = await (control as Client).query(
       'SELECT status, pair, via, coverage_pct::text, mismatches, verified_lsn IS NOT NULL AS lsn, publisher FROM syncguard_control.verification_run',
     );
     expect(rows).toEqual([
@@ -72,7 +72,7 @@ describe('control plane', () => {
         publisher: expect.stringMatching(/^127\.0\.0\.1:\d+\/control_/),
       },
     ]);
-    const { rows: stamped } = await (control as pg.Client).query('SELECT table_name FROM syncguard_control.table_verified');
+    const { rows: stamped } = await (control as Client).query('SELECT table_name FROM syncguard_control.table_verified');
     expect(stamped).toEqual([{ table_name: T }]);
   });
 
@@ -80,18 +80,18 @@ describe('control plane', () => {
     await ctx.pair.sub.query(`UPDATE ${T} SET amount = -1 WHERE id = 250`);
     expect((await verify()).code).toBe(1);
     expect((await verify()).code).toBe(1);
-    const { rows: runs } = await (control as pg.Client).query<{ n: number }>(
+    const { rows: runs } = await (control as Client).query<{ n: number }>(
       'SELECT local_writes AS n FROM syncguard_control.verification_run ORDER BY run_id DESC LIMIT 1',
     );
     expect(runs).toEqual([{ n: 1 }]); // one write, however the report groups it
-    const { rows } = await (control as pg.Client).query(
+    const { rows } = await (control as Client).query(
       'SELECT divergence_id, table_name, bucket, state, first_run_id < last_run_id AS refreshed FROM syncguard_control.divergence',
     );
     expect(rows).toEqual([{ divergence_id: expect.any(String), table_name: T, bucket: '2', state: 'open', refreshed: true }]);
 
     await ctx.pair.sub.query(`UPDATE ${T} SET amount = 250 WHERE id = 250`);
     expect((await verify()).code).toBe(0);
-    const { rows: events } = await (control as pg.Client).query(
+    const { rows: events } = await (control as Client).query(
       'SELECT from_state, to_state, note FROM syncguard_control.divergence_event ORDER BY event_id',
     );
     expect(events).toEqual([

@@ -2,10 +2,10 @@
 // hashes equal in both hash versions, a registration upgrades from version 1 to 2, and a
 // publication column list and row filter are honoured on the publisher side.
 
-import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { startCluster } from '../../dev/cluster.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
+import type { Client } from '../../functions/db/connect.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { registerOnPair } from '../../functions/flows/pair-setup.js';
 import { verifyPair } from '../../functions/flows/verify.js';
@@ -35,7 +35,7 @@ const ctx = usePair({
 
 describe('publisher 15 -> subscriber 18', () => {
   it('runs the versions it claims to', async () => {
-    const v = async (c: pg.Client) => Number((await c.query("SELECT current_setting('server_version_num') AS v")).rows[0]?.v);
+    const v = async (c: Client) => Number((await c.query("SELECT current_setting('server_version_num') AS v")).rows[0]?.v);
     expect(Math.floor((await v(ctx.pub)) / 10000)).toBe(15);
     expect(Math.floor((await v(ctx.sub)) / 10000)).toBe(18);
   });

@@ -5,10 +5,10 @@
 // refuses), with and without the migration that drops the old one (docs/schema.md "A definition
 // whose shape changes"). The subscription is owned by a non-superuser other than the installer.
 
-import type pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { superuserDsn } from '../../dev/cluster.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
+import type { Client } from '../../functions/db/connect.js';
 import { DefinitionShapeError, installedDefinitions } from '../../functions/db/definitions.js';
 import { type Definitions, type Migration, nodeDefinitions, nodeMigrations } from '../../functions/db/generated/migrations.js';
 import { installSchema } from '../../functions/db/install.js';
@@ -81,7 +81,7 @@ async function startWrites(s: Scenario, dsn: string): Promise<{ stop: () => Prom
     stop: async () => {
       running = false;
       await loop;
-      await c.end();
+      await c.close();
       return n;
     },
   };
@@ -95,7 +95,7 @@ async function applyPid(s: Scenario): Promise<number | null> {
   return rows[0]?.pid ?? null;
 }
 
-async function markSources(c: pg.Client, table: string): Promise<string[]> {
+async function markSources(c: Client, table: string): Promise<string[]> {
   const id = await regId(c, table);
   const { rows } = await c.query<{ src: string }>(
     "SELECT prosrc AS src FROM pg_proc WHERE oid = to_regprocedure(syncguard._mark_fn($1) || '()')",

@@ -3,8 +3,8 @@
 // and a periodic full re-sweep catches changes that bypassed the triggers.
 
 import { spawn } from 'node:child_process';
-import type pg from 'pg';
 import { beforeEach, describe, expect, it } from 'vitest';
+import type { Client } from '../../functions/db/connect.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { drain } from '../../functions/db/drain.js';
 import { nodeStatus } from '../../functions/db/status.js';
@@ -34,7 +34,7 @@ const ctx = usePair({
 });
 
 /** Buckets whose stored value is stale although nothing says so (no dirty mark, already swept). */
-async function silentlyStale(c: pg.Client, table: string): Promise<string[]> {
+async function silentlyStale(c: Client, table: string): Promise<string[]> {
   const id = await regId(c, table);
   const { rows } = await c.query<{ bucket: string }>(
     `SELECT b.bucket::text FROM syncguard.bucket b
@@ -86,7 +86,7 @@ describe('drain', () => {
         await sleep(25);
       }
     } finally {
-      await writer.end();
+      await writer.close();
     }
     const s = await running;
     expect(s.bucketsRecomputed).toBeGreaterThan(0); // the drain was really working meanwhile
@@ -140,7 +140,7 @@ describe('one table swept by several workers', () => {
       expect(differingBuckets(await catalogue(ctx.pub, BIG), await fromScratch(ctx.pub, BIG))).toEqual([]);
       expect((await catalogue(ctx.pub, BIG)).has('499')).toBe(false); // the emptied bucket holds no rows
     } finally {
-      await other.end();
+      await other.close();
       await ctx.pub.query(`INSERT INTO ${BIG} SELECT i, md5(i::text), md5(i::text), now() - i * interval '1 s',
                              jsonb_build_object('i', i, 'x', md5(i::text)) FROM generate_series(499000, 500000) i`);
     }

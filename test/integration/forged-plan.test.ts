@@ -8,9 +8,9 @@
 // upsert, the row ends equal to the publisher's and replication keeps applying it. And the
 // control plane's preview check accepts every plan syncguard prints.
 
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { OWNER } from '../../dev/pair.js';
+import { plainNode } from '../../dev/plain-node.js';
 import { TableRef } from '../../functions/core/identifiers.js';
 import { planChecksum } from '../../functions/core/repair-plan.js';
 import { loadPlan } from '../../functions/db/plans.js';
@@ -32,8 +32,7 @@ describe('a plan rewritten by a control-plane writer (item 18)', () => {
     expect(planId).toBeGreaterThan(0);
 
     // the forgery: the change becomes a delete (pubHash kept), the old checksum recomputed, body.sql left as it was
-    const w = new pg.Client({ connectionString: dsnAs(writer()) });
-    await w.connect();
+    const w = await plainNode(dsnAs(writer()));
     let refused: string | null = null;
     try {
       await w.query(
@@ -49,7 +48,7 @@ describe('a plan rewritten by a control-plane writer (item 18)', () => {
     } catch (err) {
       refused = (err as Error).message;
     } finally {
-      await w.end();
+      await w.close();
     }
 
     const approved = await cli('approve', '--plan', String(planId), '--control-dsn', dsnAs(approver()));

@@ -2,11 +2,10 @@
 // upgrade from any earlier version ends with the same schema dump (dev/schema-dump.ts: definitions,
 // owners, grants, triggers) as a fresh install.
 
-import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createPair, OWNER, type Pair } from '../../dev/pair.js';
 import { schemaDump } from '../../dev/schema-dump.js';
-import { connect } from '../../functions/db/connect.js';
+import { type Client, connect } from '../../functions/db/connect.js';
 import { nodeMigrations } from '../../functions/db/generated/migrations.js';
 import { installedVersions, installPair, installSchema, nodeId } from '../../functions/db/install.js';
 
@@ -42,7 +41,7 @@ describe('installSchema', () => {
       expect(second.toVersion).toBe(nodeMigrations.length);
       expect(await installedVersions(c)).toEqual(nodeMigrations.map((m) => m.version));
     } finally {
-      await c.end();
+      await c.close();
     }
   });
 
@@ -53,10 +52,10 @@ describe('installSchema', () => {
       const results = await Promise.all(clients.map((c) => installSchema(c)));
       const applied = results.flatMap((r) => r.applied).sort();
       expect(applied).toEqual(nodeMigrations.map((m) => m.version).sort());
-      const { rows } = await (clients[0] as pg.Client).query('SELECT count(*)::int AS n FROM syncguard.migration');
+      const { rows } = await (clients[0] as Client).query('SELECT count(*)::int AS n FROM syncguard.migration');
       expect(rows[0]?.n).toBe(nodeMigrations.length);
     } finally {
-      await Promise.all(clients.map((c) => c.end()));
+      await Promise.all(clients.map((c) => c.close()));
     }
   });
 
@@ -64,7 +63,7 @@ describe('installSchema', () => {
     const fresh = await connect(await freshDatabase(`${pair.name}_fresh`), 'database');
     await installSchema(fresh);
     const expected = await schemaDump(fresh, 'syncguard');
-    await fresh.end();
+    await fresh.close();
     expect(expected).toContain('\nCREATE OR REPLACE FUNCTION syncguard.recompute');
     for (let from = 1; from < nodeMigrations.length; from++) {
       const c = await connect(await freshDatabase(`${pair.name}_up${from}`), 'database');
@@ -75,7 +74,7 @@ describe('installSchema', () => {
         expect(upgrade.fromVersion).toBe(from);
         expect(await schemaDump(c, 'syncguard')).toBe(expected);
       } finally {
-        await c.end();
+        await c.close();
       }
     }
   });
@@ -87,7 +86,7 @@ describe('installSchema', () => {
       await c.query("INSERT INTO syncguard.migration (version, name) VALUES (999, 'future')");
       await expect(installSchema(c)).rejects.toThrow(/version 999, newer than this syncguard/);
     } finally {
-      await c.end();
+      await c.close();
     }
   });
 
@@ -113,8 +112,8 @@ describe('installSchema', () => {
       expect(await installedVersions(clone)).toEqual(nodeMigrations.map((m) => m.version));
       expect((await installPair(publisher, clone)).reidentified).toBe(false);
     } finally {
-      await publisher.end();
-      await clone.end();
+      await publisher.close();
+      await clone.close();
     }
   });
 });

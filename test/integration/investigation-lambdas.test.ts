@@ -69,7 +69,7 @@ describe('investigation handlers', () => {
       ]);
       expect(rows.map((x) => x.to_state)).toEqual(['open', 'inspected', 'approved', 'repaired', 'verified']);
     } finally {
-      await c.end();
+      await c.close();
     }
     expect((await call(verify, { pair: 'books' })).result.status).toBe('in_sync');
   });

@@ -7,13 +7,13 @@
 // over and applies it, and the killed run's retry is refused. A claim is idempotent for the same
 // run as the same login, which renews its lease; the same claim id from another login is refused.
 
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { superuserDsn } from '../../dev/cluster.js';
 import { OWNER } from '../../dev/pair.js';
+import { plainNode } from '../../dev/plain-node.js';
 import { ERROR_NAMES } from '../../functions/core/errors.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
-import { connect } from '../../functions/db/connect.js';
+import { type Client, connect } from '../../functions/db/connect.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { installControl } from '../../functions/db/install.js';
 import { claimPlan, finishPlan, loadPlan, releasePlan } from '../../functions/db/plans.js';
@@ -46,20 +46,19 @@ const reviewer = () => `${ctx.pair.name}_reviewer`;
 const ownerCtl = () => ctx.pair.publisherDsn.replace(/\/([^/?]+)$/, '/$1_ctl');
 const dsnAs = (role: string) => ownerCtl().replace(/\/\/[^@]+@/, `//${role}:pw-${role}@`);
 
-let owner: pg.Client;
-let a: pg.Client;
-let b: pg.Client;
-let approver: pg.Client;
+let owner: Client;
+let a: Client;
+let b: Client;
+let approver: Client;
 
 beforeAll(async () => {
   owner = await connect(ownerCtl(), 'control');
   await installControl(owner);
-  const admin = new pg.Client({ connectionString: superuserDsn(ctx.pair.publisher, `${ctx.pair.name}_ctl`) });
-  await admin.connect();
+  const admin = await plainNode(superuserDsn(ctx.pair.publisher, `${ctx.pair.name}_ctl`));
   try {
     for (const r of [runA(), runB(), reviewer()]) await admin.query(`CREATE ROLE ${r} LOGIN PASSWORD 'pw-${r}'`);
   } finally {
-    await admin.end();
+    await admin.close();
   }
   for (const r of [runA(), runB()]) await owner.query("SELECT syncguard_control.grant_role($1, 'applier')", [r]);
   await owner.query("SELECT syncguard_control.grant_role($1, 'approver')", [reviewer()]);
@@ -69,7 +68,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of [owner, a, b, approver]) await c?.end().catch(() => {});
+  for (const c of [owner, a, b, approver]) await c?.close().catch(() => {});
   await ctx.pair.pub.query(`DROP DATABASE IF EXISTS ${ctx.pair.name}_ctl WITH (FORCE)`).catch(() => {});
   for (const r of [runA(), runB(), reviewer()]) await ctx.pair.pub.query(`DROP ROLE IF EXISTS ${r}`).catch(() => {});
 });

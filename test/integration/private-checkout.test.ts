@@ -6,9 +6,9 @@
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { embeddedNativeDir, startCluster, superuserDsn } from '../../dev/cluster.js';
+import { plainNode } from '../../dev/plain-node.js';
 
 describe('a checkout in a private folder', () => {
   it('starts PostgreSQL 18 from binaries under a mode-700 folder, and cleans up', async () => {
@@ -22,10 +22,9 @@ describe('a checkout in a private folder', () => {
       cpSync(real, join(pkg, 'native'), { recursive: true, verbatimSymlinks: true });
       const cluster = await startCluster('private', 18, {}, join(pkg, 'native'));
       try {
-        const c = new pg.Client({ connectionString: superuserDsn(cluster) });
-        await c.connect();
+        const c = await plainNode(superuserDsn(cluster));
         const { rows } = await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
-        await c.end();
+        await c.close();
         expect(Number(rows[0]?.v)).toBeGreaterThanOrEqual(180000);
       } finally {
         await cluster.stop();

@@ -2,10 +2,10 @@
 // by a separate non-superuser that is a member of it, replication applying as the table owner
 // (PG16+), and an application writer on the subscriber with no syncguard rights at all.
 
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { plainNode } from '../../dev/plain-node.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
-import { connect } from '../../functions/db/connect.js';
+import { type Client, connect } from '../../functions/db/connect.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { applyPlan, planBucket } from '../../functions/flows/repair.js';
 import { verifyPair } from '../../functions/flows/verify.js';
@@ -15,7 +15,7 @@ import { usePair } from '../support/use-pair.js';
 const T = 'public.accounts';
 const WRITER_PASSWORD = 'app-writer-pw';
 
-async function asSuperuser(c: pg.Client, sql: string): Promise<void> {
+async function asSuperuser(c: Client, sql: string): Promise<void> {
   await c.query(sql);
 }
 
@@ -59,15 +59,14 @@ describe('privileges', () => {
     expect(Number(errs[0]?.n)).toBe(0);
 
     const writerDsn = ctx.pair.subscriberDsn.replace(/\/\/[^@]+@/, `//app_writer:${WRITER_PASSWORD}@`);
-    const writer = new pg.Client({ connectionString: writerDsn });
-    await writer.connect();
+    const writer = await plainNode(writerDsn);
     try {
       await writer.query(`UPDATE ${T} SET balance = 0 WHERE id = 123`);
       await expect(writer.query('SELECT * FROM syncguard.bucket')).rejects.toThrow(/permission denied/);
       await expect(writer.query('SELECT syncguard.drain_batch(1)')).rejects.toThrow(/permission denied/);
       await expect(writer.query('DELETE FROM syncguard.dirty')).rejects.toThrow(/permission denied/);
     } finally {
-      await writer.end();
+      await writer.close();
     }
     expect(await dirtyBuckets(ctx.sub, T)).toEqual(['0', '2', '8']);
     await settle(ctx.pub);
@@ -99,11 +98,10 @@ describe('privileges', () => {
       await ctx.pair.sub.query(`UPDATE ${T} SET balance = 1230 WHERE id = 123`); // repaired by hand
       expect((await verifyPair(vp, vs, { deadline: Deadline.after(20_000) })).status).toBe('in_sync');
     } finally {
-      await vp.end();
-      await vs.end();
+      await vp.close();
+      await vs.close();
     }
-    const writer = new pg.Client({ connectionString: as(ctx.pair.subscriberDsn, 'app_writer', WRITER_PASSWORD) });
-    await writer.connect();
+    const writer = await plainNode(as(ctx.pair.subscriberDsn, 'app_writer', WRITER_PASSWORD));
     try {
       await expect(writer.query("INSERT INTO syncguard.probe (origin, id, kind) VALUES (gen_random_uuid(), 1, 'marker')")).rejects.toThrow(
         /permission denied/,
@@ -115,7 +113,7 @@ describe('privileges', () => {
         /permission denied/,
       );
     } finally {
-      await writer.end();
+      await writer.close();
     }
   });
 
@@ -145,9 +143,9 @@ describe('privileges', () => {
       );
       await expect(vp.query("SELECT syncguard.row_values('public', 'accounts', 6, NULL)")).rejects.toThrow(/permission denied/);
     } finally {
-      await rp.end();
-      await rs.end();
-      await vp.end();
+      await rp.close();
+      await rs.close();
+      await vp.close();
     }
   });
 });

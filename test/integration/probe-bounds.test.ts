@@ -6,9 +6,9 @@
 // than the cap: the subscriber answers "not ok" (and replication goes on), the publisher refuses
 // before it takes its lock.
 
-import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { parseTableName, TableRef } from '../../functions/core/identifiers.js';
+import type { Client } from '../../functions/db/connect.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { sendProbe } from '../../functions/db/probe.js';
 import { resolveByProbes } from '../../functions/flows/probes.js';
@@ -33,8 +33,8 @@ const ctx = usePair({
   },
 });
 
-const nodeId = async (c: pg.Client) => (await c.query<{ id: string }>('SELECT syncguard.node_id()::text AS id')).rows[0]?.id as string;
-const catalogueRows = async (c: pg.Client, bucket: number) =>
+const nodeId = async (c: Client) => (await c.query<{ id: string }>('SELECT syncguard.node_id()::text AS id')).rows[0]?.id as string;
+const catalogueRows = async (c: Client, bucket: number) =>
   Number(
     (
       await c.query<{ n: string }>(

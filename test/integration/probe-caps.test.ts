@@ -5,9 +5,9 @@
 // twice the hold budget): it is cancelled, nothing is sent, writers go on, and the bucket is left
 // out with the reason.
 
-import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
+import type { Client } from '../../functions/db/connect.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { resolveByProbes } from '../../functions/flows/probes.js';
 import { register } from '../support/syncguard.js';
@@ -25,7 +25,7 @@ const ctx = usePair({
   },
 });
 
-const nodeId = async (c: pg.Client) => (await c.query<{ id: string }>('SELECT syncguard.node_id()::text AS id')).rows[0]?.id as string;
+const nodeId = async (c: Client) => (await c.query<{ id: string }>('SELECT syncguard.node_id()::text AS id')).rows[0]?.id as string;
 
 describe('probe caps', () => {
   it('a bucket whose count is stale (0) does not hold writers back for as long as reading it takes', async () => {
@@ -61,7 +61,7 @@ describe('probe caps', () => {
     await new Promise((r) => setTimeout(r, 200));
     stop = true;
     await writer;
-    await w.end();
+    await w.close();
     const [o] = out.get(parseTableName('public.big')) ?? [];
     expect(o?.state).toBe('left_out');
     expect(o && 'reason' in o ? o.reason : '').toMatch(/took longer than 70 ms, so the probe was cancelled and writers released/);

@@ -2,8 +2,8 @@
 // a failed answer), and replication keeps running: the apply error count stays where it was and
 // a later write still arrives.
 
-import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { plainNode } from '../../dev/plain-node.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { readAnswers, sendProbe } from '../../functions/db/probe.js';
@@ -133,10 +133,8 @@ describe('probe faults leave replication running', () => {
   });
 
   it('names the buckets it could not probe when a long transaction holds the table, without stalling its writers', async () => {
-    const holder = new pg.Client({ connectionString: ctx.pair.publisherDsn });
-    const writer = new pg.Client({ connectionString: ctx.pair.publisherDsn });
-    await holder.connect();
-    await writer.connect();
+    const holder = await plainNode(ctx.pair.publisherDsn);
+    const writer = await plainNode(ctx.pair.publisherDsn);
     try {
       await ctx.pair.pub.query(`UPDATE ${ITEMS} SET v = v + 1 WHERE id = 2500`); // bucket 2 dirty: a probe is needed
       await holder.query(`BEGIN; UPDATE ${ITEMS} SET v = v WHERE id = 9000`);
@@ -162,8 +160,8 @@ describe('probe faults leave replication running', () => {
       expect(worstMs).toBeLessThan(1000); // writers waited at most one lock attempt, never behind the holder
     } finally {
       await holder.query('ROLLBACK').catch(() => {});
-      await holder.end();
-      await writer.end();
+      await holder.close();
+      await writer.close();
     }
   });
 
@@ -172,8 +170,7 @@ describe('probe faults leave replication running', () => {
     await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} SET (streaming = parallel)`);
     await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} DISABLE`);
     await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} ENABLE`); // the walsender reconnects with the setting
-    const big = new pg.Client({ connectionString: ctx.pair.publisherDsn });
-    await big.connect();
+    const big = await plainNode(ctx.pair.publisherDsn);
     try {
       await big.query(`BEGIN; INSERT INTO ${OTHER} SELECT i, repeat('x', 200) FROM generate_series(1, 50000) i`);
       await ctx.pair.pub.query(`UPDATE ${ITEMS} SET v = v + 1 WHERE id = 3500`);
@@ -187,7 +184,7 @@ describe('probe faults leave replication running', () => {
       expect(Number(rows[0]?.n)).toBe(50000);
     } finally {
       await big.query('ROLLBACK').catch(() => {});
-      await big.end();
+      await big.close();
       await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} SET (streaming = off)`);
     }
   });

@@ -3,11 +3,11 @@
 // subscriber after inspection (skipped, not overwritten), a repair racing a publisher writer at
 // 100+ tx/s (replication never stops, the pair ends equal), and bad input that writes nothing.
 
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { superuserDsn } from '../../dev/cluster.js';
+import { plainNode } from '../../dev/plain-node.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
-import { connect } from '../../functions/db/connect.js';
+import { type Client, connect } from '../../functions/db/connect.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { installControl } from '../../functions/db/install.js';
 import { applyStoredPlan, decidePlan, storePlan } from '../../functions/flows/plans.js';
@@ -33,8 +33,8 @@ const ctx = usePair({
   },
 });
 
-let owner: pg.Client; // makes plans (the owner role)
-let approver: pg.Client; // approves (the superuser: another role)
+let owner: Client; // makes plans (the owner role)
+let approver: Client; // approves (the superuser: another role)
 
 beforeAll(async () => {
   await ctx.pair.pub.query(`CREATE DATABASE ${ctx.pair.name}_ctl OWNER sg_owner`);
@@ -44,8 +44,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await owner?.end();
-  await approver?.end();
+  await owner?.close();
+  await approver?.close();
   await ctx.pair.pub.query(`DROP DATABASE IF EXISTS ${ctx.pair.name}_ctl WITH (FORCE)`).catch(() => {});
 });
 
@@ -165,8 +165,7 @@ describe('approval and refusals', () => {
     await ctx.pair.sub.query(`DELETE FROM ${T} WHERE id IN (3900, 3901)`); // missing on the subscriber
     const p = (await plan('3')).plan;
     expect(p.rowCount).toBe(52);
-    const w = new pg.Client({ connectionString: ctx.pair.publisherDsn });
-    await w.connect();
+    const w = await plainNode(ctx.pair.publisherDsn);
     let writing = true;
     let n = 0;
     const writer = (async () => {
@@ -192,7 +191,7 @@ describe('approval and refusals', () => {
     } finally {
       writing = false;
       await writer;
-      await w.end();
+      await w.close();
     }
     expect(n / ((Date.now() - started) / 1000)).toBeGreaterThanOrEqual(100);
     // rows the publisher changed under the repair healed by replication; the rest by the repair;

@@ -96,7 +96,7 @@ describe('item 15: a repair converges on rows the publisher keeps changing', () 
     } finally {
       stop = true;
       await writing;
-      await writer.end();
+      await writer.close();
     }
     expect(writes).toBeGreaterThan(10);
     expect(outcomes.filter((o) => !/ (applied|already_equal)$/.test(o))).toEqual([]);

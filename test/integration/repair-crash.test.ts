@@ -6,11 +6,11 @@
 // Now the inspection is gone with it (syncguard.inspection is unlogged too, and carries
 // local_write's epoch), and the repair is refused.
 
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startCluster, superuserDsn } from '../../dev/cluster.js';
+import { plainNode } from '../../dev/plain-node.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
-import { connect } from '../../functions/db/connect.js';
+import { type Client, connect } from '../../functions/db/connect.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { applyPlan, planBucket } from '../../functions/flows/repair.js';
 import { register, settle } from '../support/syncguard.js';
@@ -34,12 +34,10 @@ const ctx = usePair({
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const opened: pg.Client[] = [];
+const opened: Client[] = [];
 
-async function superuser(): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: superuserDsn(ctx.pair.subscriber, ctx.pair.name) });
-  c.on('error', () => {});
-  await c.connect();
+async function superuser(): Promise<Client> {
+  const c = await plainNode(superuserDsn(ctx.pair.subscriber, ctx.pair.name));
   opened.push(c);
   return c;
 }
@@ -49,7 +47,7 @@ afterAll(async () => {
   // shared publisher's slot and database can be dropped after this file
   const c = await superuser().catch(() => null);
   await c?.query(`DROP SUBSCRIPTION IF EXISTS ${ctx.pair.name}`).catch(() => {});
-  await Promise.all(opened.map((o) => o.end().catch(() => {})));
+  await Promise.all(opened.map((o) => o.close().catch(() => {})));
 });
 
 /** Kills one backend of the subscriber with SIGKILL and waits until the server and its apply worker are back. */

@@ -137,7 +137,7 @@ describe('10: a keyless insert carries its precondition', () => {
       const o = await repair;
       expect(o.changes.map((c) => c.outcome)).toEqual(['applied', 'changed_since_inspection']);
     } finally {
-      await local.end();
+      await local.close();
     }
     const { rows } = await ctx.pair.sub.query<{ n: string }>(`SELECT count(*) AS n FROM ${K} WHERE v = 'a'`);
     expect(Number(rows[0]?.n)).toBe(2); // before the fix: 3 (the repair added a copy beside the local one)

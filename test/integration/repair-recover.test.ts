@@ -4,11 +4,10 @@
 // the outcome from the nodes (the request on the publisher, its answer on the subscriber) instead
 // of saying "already applied; nothing to do", and the plan ends `applied` with that outcome.
 
-import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { superuserDsn } from '../../dev/cluster.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
-import { connect } from '../../functions/db/connect.js';
+import { type Client, connect } from '../../functions/db/connect.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { installControl } from '../../functions/db/install.js';
 import { claimPlan, loadPlan } from '../../functions/db/plans.js';
@@ -36,8 +35,8 @@ const ctx = usePair({
   },
 });
 
-let owner: pg.Client;
-let approver: pg.Client;
+let owner: Client;
+let approver: Client;
 
 beforeAll(async () => {
   await ctx.pair.pub.query(`CREATE DATABASE ${ctx.pair.name}_ctl OWNER sg_owner`);
@@ -47,8 +46,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await owner?.end();
-  await approver?.end();
+  await owner?.close();
+  await approver?.close();
   await ctx.pair.pub.query(`DROP DATABASE IF EXISTS ${ctx.pair.name}_ctl WITH (FORCE)`).catch(() => {});
 });
 
@@ -132,7 +131,7 @@ describe('item 22: a plan left applying by a killed run', () => {
       expect(await repairRequestsOf(ctx.pub, table, String(planId))).toHaveLength(1);
       expect((await loadPlan(owner, planId))?.state).toBe('applying');
     } finally {
-      await lost.end().catch(() => {});
+      await lost.close().catch(() => {});
       await ctx.pair.sub.query(`ALTER SUBSCRIPTION ${ctx.pair.name} ENABLE`);
     }
     const done = await applyStoredPlan(owner, ctx.pub, ctx.sub, { planId, claim: 'run:b', deadline: Deadline.after(20_000) });

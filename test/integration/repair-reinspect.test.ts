@@ -51,7 +51,7 @@ describe('item 13: the values shown are the inspected rows', () => {
     } finally {
       stop = true;
       await writing;
-      await writer.end();
+      await writer.close();
     }
     expect(n).toBeGreaterThan(10);
   });

@@ -59,7 +59,7 @@ describe('12: the node caps what one request and one inspection hold the apply w
       expect(o.applyMs).toBeLessThan(7000); // before the fix: three waits of 5 s, 15 s
     } finally {
       await holder.query('ROLLBACK').catch(() => {});
-      await holder.end();
+      await holder.close();
     }
     await ctx.pair.sub.query(`UPDATE ${T} SET v = 'v' || id WHERE id IN (310, 311, 312)`);
   });
@@ -81,7 +81,7 @@ describe('12: the node caps what one request and one inspection hold the apply w
       expect(second.changes[1]?.error).toMatch(/not tried: 3 rows of this plan/); // before the fix: waited a fourth time
     } finally {
       await holder.query('ROLLBACK').catch(() => {});
-      await holder.end();
+      await holder.close();
     }
     await ctx.pair.sub.query(`UPDATE ${T} SET v = 'v' || id WHERE id IN (410, 411, 412, 413)`);
   });

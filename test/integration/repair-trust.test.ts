@@ -7,10 +7,9 @@
 //   2:  a local row lock on a planned key does not stall the apply worker: the change is recorded
 //       as failed after a bounded wait and replication keeps flowing.
 
-import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
-import { connect } from '../../functions/db/connect.js';
+import { type Client, connect } from '../../functions/db/connect.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { readRowValues } from '../../functions/db/repair.js';
 import { probeTargetOf } from '../../functions/flows/inspect.js';
@@ -38,7 +37,7 @@ const ctx = usePair({
   },
 });
 
-let repairer: pg.Client; // the repair role on the publisher
+let repairer: Client; // the repair role on the publisher
 
 beforeAll(async () => {
   for (const c of [ctx.pair.pub, ctx.pair.sub]) {
@@ -54,7 +53,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await repairer?.end();
+  await repairer?.close();
 });
 
 const table = parseTableName(T);
@@ -147,7 +146,7 @@ describe('item 11: the compare-and-set is one statement', () => {
       expect(o1.changes.map((c) => c.outcome)).toEqual(['changed_since_inspection']);
       expect(o11.changes.map((c) => c.outcome)).toEqual(['changed_since_inspection']);
     } finally {
-      await local.end();
+      await local.close();
     }
     expect(await subValue(110)).toBe('local-later'); // before the fix: overwritten with v110
     expect(await subValue(1150)).toBe('local-later'); // before the fix: deleted
@@ -174,7 +173,7 @@ describe('item 2: a local row lock does not stall replication', () => {
       expect(await subValue(210)).toBe('drift');
     } finally {
       await holder.query('ROLLBACK').catch(() => {});
-      await holder.end();
+      await holder.close();
     }
     await ctx.pair.catchUp();
   });

@@ -6,28 +6,27 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { superuserDsn } from '../../dev/cluster.js';
+import { plainNode } from '../../dev/plain-node.js';
 import { DUMP_INSTALLER, DUMP_INSTALLER_PASSWORD, ensureDumpInstaller, freshInstallDumps, schemaDump } from '../../dev/schema-dump.js';
-import { connect } from '../../functions/db/connect.js';
+import { type Client, connect } from '../../functions/db/connect.js';
 import { controlMigrations } from '../../functions/db/generated/migrations.js';
 import { installControl } from '../../functions/db/install.js';
 
 const cluster = inject('publisherCluster');
 const dsn = (db: string, user: string, pw: string) => `postgres://${user}:${pw}@${cluster.host}:${cluster.port}/${db}`;
-let admin: pg.Client;
+let admin: Client;
 
 beforeAll(async () => {
-  admin = new pg.Client({ connectionString: superuserDsn(cluster) });
-  await admin.connect();
+  admin = await plainNode(superuserDsn(cluster));
   await ensureDumpInstaller(admin);
 });
 
 afterAll(async () => {
   const { rows } = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE 'sg\\_dump\\_%'");
   for (const r of rows) await admin.query(`DROP DATABASE ${r.datname} WITH (FORCE)`);
-  await admin.end();
+  await admin.close();
 });
 
 const committed = (file: string) => readFileSync(join(import.meta.dirname, '../../sql/schema', file), 'utf8');
@@ -68,7 +67,7 @@ describe('upgrading the control plane', () => {
         expect((await installControl(c)).fromVersion).toBe(from);
         expect(await schemaDump(c, 'syncguard_control')).toBe(expected);
       } finally {
-        await c.end();
+        await c.close();
       }
     }
   });

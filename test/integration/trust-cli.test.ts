@@ -126,7 +126,7 @@ describe('CLI under real operations', () => {
       }
     } finally {
       await blocker.query('ROLLBACK').catch(() => {});
-      await blocker.end();
+      await blocker.close();
     }
     await ctx.pair.catchUp();
   });
@@ -146,7 +146,7 @@ describe('CLI under real operations', () => {
       expect(r.err[0]).toMatch(/^syncguard: lost the connection to the subscriber: /);
     } finally {
       await blocker.query('ROLLBACK');
-      await blocker.end();
+      await blocker.close();
     }
     await ctx.pair.catchUp();
   });

@@ -1,8 +1,8 @@
 // Issue 7, A1 and A4: a diverged bucket never hides behind a coverage figure, and a full re-sweep
 // revisits integer buckets that became empty behind the triggers' back.
 
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { plainNode } from '../../dev/plain-node.js';
 import { TableRef } from '../../functions/core/identifiers.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { verifyPair } from '../../functions/flows/verify.js';
@@ -40,15 +40,14 @@ describe('coverage', () => {
   it('does not call a table in sync while a hot bucket hides a local write on the subscriber', async () => {
     const until = Date.now() + 12_000;
     const writer = (async () => {
-      const c = new pg.Client({ connectionString: ctx.pair.publisherDsn });
-      await c.connect();
+      const c = await plainNode(ctx.pair.publisherDsn);
       try {
         while (Date.now() < until) {
           await c.query(`UPDATE ${HOT} SET v = v + 1 WHERE id = 500`);
           await new Promise((r) => setTimeout(r, 10));
         }
       } finally {
-        await c.end();
+        await c.close();
       }
     })();
     try {

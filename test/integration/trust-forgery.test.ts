@@ -2,8 +2,9 @@
 // verdict (dirty marks, local-write records), orphan marks cannot stall the drain, and the drain
 // and verify roles get exactly what they need.
 
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { plainNode } from '../../dev/plain-node.js';
+import type { Client } from '../../functions/db/connect.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { cli } from '../support/cli.js';
@@ -47,16 +48,15 @@ const ctx = usePair({
 });
 
 const dsnAs = (dsn: string, role: string) => dsn.replace(/\/\/[^@]+@/, `//${role}:${PW}@`);
-async function as<T>(side: 'publisher' | 'subscriber', role: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: dsnAs(side === 'publisher' ? ctx.pair.publisherDsn : ctx.pair.subscriberDsn, role) });
-  await c.connect();
+async function as<T>(side: 'publisher' | 'subscriber', role: string, fn: (c: Client) => Promise<T>): Promise<T> {
+  const c = await plainNode(dsnAs(side === 'publisher' ? ctx.pair.publisherDsn : ctx.pair.subscriberDsn, role));
   try {
     return await fn(c);
   } finally {
-    await c.end();
+    await c.close();
   }
 }
-const count = async (c: pg.Client, sql: string) => Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${sql}`)).rows[0]?.n);
+const count = async (c: Client, sql: string) => Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${sql}`)).rows[0]?.n);
 
 describe('forgery', () => {
   it('lets no role without syncguard rights write a dirty mark or a local-write record', async () => {

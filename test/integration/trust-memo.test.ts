@@ -5,9 +5,10 @@
 // trigger in the apply worker could set the memo too. The memo is now trusted only when a mark of
 // this transaction for that bucket exists, and only replication workers count as replication.
 
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { plainNode } from '../../dev/plain-node.js';
 import { TableRef } from '../../functions/core/identifiers.js';
+import type { Client } from '../../functions/db/connect.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { regId, register, settle } from '../support/syncguard.js';
@@ -50,12 +51,11 @@ const ctx = usePair({
 
 async function asWriter(side: 'publisher' | 'subscriber', sql: string): Promise<void> {
   const c = side === 'publisher' ? ctx.pair.publisher : ctx.pair.subscriber;
-  const w = new pg.Client({ connectionString: `postgres://${WRITER}:${PW}@${c.host}:${c.port}/${ctx.pair.name}` });
-  await w.connect();
+  const w = await plainNode(`postgres://${WRITER}:${PW}@${c.host}:${c.port}/${ctx.pair.name}`);
   try {
     await w.query(sql);
   } finally {
-    await w.end();
+    await w.close();
   }
 }
 
@@ -63,7 +63,7 @@ async function asWriter(side: 'publisher' | 'subscriber', sql: string): Promise<
 const forged = (reg: number, bucket: number, update: string) =>
   `BEGIN; SET LOCAL session_replication_role = replica; SELECT set_config('syncguard.mark_${reg}', '${bucket}', true); ${update}; COMMIT;`;
 
-const marks = async (c: pg.Client, table: string, bucket: number) =>
+const marks = async (c: Client, table: string, bucket: number) =>
   Number(
     (
       await c.query<{ n: string }>('SELECT count(*) AS n FROM syncguard.dirty WHERE reg_id = $1 AND bucket = $2', [

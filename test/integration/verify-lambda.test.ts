@@ -2,9 +2,9 @@
 
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OWNER, OWNER_PASSWORD } from '../../dev/pair.js';
+import { plainNode } from '../../dev/plain-node.js';
 import { closeConnections } from '../../functions/commons/connections.js';
 import { clearSecretCache } from '../../functions/commons/secrets.js';
 import { ERROR_NAMES, RETRYABLE_ERRORS, TimeLimitError } from '../../functions/core/errors.js';
@@ -43,7 +43,7 @@ beforeAll(async () => {
   process.env.SYNCGUARD_CONTROL_SECRET_ID = 'sg/control';
   const c = await connect(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'), 'control');
   await installControl(c);
-  await c.end();
+  await c.close();
   sm.on(GetSecretValueCommand, { SecretId: 'sg/pub' }).resolves(secret(ctx.pair.publisher.port, ctx.pair.name));
   sm.on(GetSecretValueCommand, { SecretId: 'sg/sub' }).resolves(secret(ctx.pair.subscriber.port, ctx.pair.name));
   sm.on(GetSecretValueCommand, { SecretId: 'sg/control' }).resolves(secret(ctx.pair.publisher.port, `${ctx.pair.name}_ctl`));
@@ -90,15 +90,14 @@ describe('verify Lambda', () => {
     const { result } = await invoke({ pair: 'orders', table: T });
     expect(result).toMatchObject({ status: 'diverged', mismatches: 2, localWrites: 2 });
     expect(result.divergenceIds).toHaveLength(2);
-    const c = new pg.Client({ connectionString: ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl') });
-    await c.connect();
+    const c = await plainNode(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'));
     try {
       const { rows } = await c.query('SELECT bucket FROM syncguard_control.divergence WHERE divergence_id = ANY($1) ORDER BY bucket', [
         result.divergenceIds,
       ]);
       expect(rows).toEqual([{ bucket: '1' }, { bucket: '17' }]);
     } finally {
-      await c.end();
+      await c.close();
     }
   });
 

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { parseTableName } from '../../functions/core/identifiers.js';
 import { rangeDigest } from '../../functions/core/verify-levels.js';
 import { readLevel } from '../../functions/db/catalogue.js';
+import type { Client } from '../../functions/db/connect.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { verifyPair } from '../../functions/flows/verify.js';
 import { register, settle } from '../support/syncguard.js';
@@ -30,7 +31,7 @@ const ctx = usePair({
 });
 
 /** The verifier's calls to the catalogue functions, with their arguments. */
-function recording(c: pg.Client): { client: pg.Client; calls: { sql: string; params: unknown[] }[] } {
+function recording(c: Client): { client: Client; calls: { sql: string; params: unknown[] }[] } {
   const calls: { sql: string; params: unknown[] }[] = [];
   const original = c.query.bind(c) as (...args: unknown[]) => Promise<pg.QueryResult>;
   const client = new Proxy(c, {

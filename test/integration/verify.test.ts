@@ -2,8 +2,8 @@
 // without a barrier, refusal to compare across different registrations, and no false alarm while
 // the publisher keeps writing and the subscription pauses.
 
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { plainNode } from '../../dev/plain-node.js';
 import { TableRef } from '../../functions/core/identifiers.js';
 import { connect } from '../../functions/db/connect.js';
 import { Deadline } from '../../functions/db/deadline.js';
@@ -170,7 +170,7 @@ describe('verify', () => {
     } finally {
       for (const h of holders) {
         await h.query('ROLLBACK').catch(() => {});
-        await h.end();
+        await h.close();
       }
     }
     await ctx.pair.sub.query(`UPDATE ${ORDERS} SET note = 'n2650' WHERE id = 2650`);
@@ -178,8 +178,7 @@ describe('verify', () => {
 
   it("gives no verdict when the subscriber cannot reach the barrier in time, or is not this publisher's subscriber", async () => {
     // the apply worker waits behind a lock on the subscriber: replication stalls, the barrier times out
-    const blocker = new pg.Client({ connectionString: ctx.pair.subscriberDsn });
-    await blocker.connect();
+    const blocker = await plainNode(ctx.pair.subscriberDsn);
     try {
       await blocker.query(`BEGIN; LOCK TABLE ${ORDERS} IN SHARE MODE`); // blocks the apply's UPDATE, not reads
       await ctx.pair.pub.query(`UPDATE ${ORDERS} SET total = total + 1 WHERE id = 1`);
@@ -188,7 +187,7 @@ describe('verify', () => {
       expect(r.reasons[0]).toMatch(/^no replication barrier: the subscriber did not apply the probe within \d+ ms/);
     } finally {
       await blocker.query('ROLLBACK');
-      await blocker.end();
+      await blocker.close();
     }
     await ctx.pair.catchUp();
 
@@ -208,7 +207,7 @@ describe('verify', () => {
         ]);
       }
     } finally {
-      await other.end();
+      await other.close();
       await ctx.pair.sub.query(`DROP DATABASE ${lonely} WITH (FORCE)`);
     }
   });

@@ -8,12 +8,11 @@
 // PostgreSQL 15, a differently built server, runs 15 -> 18 here too where it is installed; CI
 // installs it and sets SYNCGUARD_DEBIAN_PG15=required, so there it cannot be left out unseen.
 
-import type pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { type Cluster, debian15Available, otherMajorNativeDir, startCluster, startDebian15 } from '../../dev/cluster.js';
 import { createPair, type Pair } from '../../dev/pair.js';
 import { parseTableName } from '../../functions/core/identifiers.js';
-import { connect } from '../../functions/db/connect.js';
+import { type Client, connect } from '../../functions/db/connect.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { installOnPair } from '../../functions/flows/pair-setup.js';
 import { verifyPair } from '../../functions/flows/verify.js';
@@ -24,12 +23,12 @@ const DEBIAN_15 = debian15Available() || process.env.SYNCGUARD_DEBIAN_PG15 === '
 const T = 'public.kinds';
 const P = 'public.parts';
 const started: Cluster[] = [];
-const open: { pair: Pair; pub: pg.Client; sub: pg.Client }[] = [];
+const open: { pair: Pair; pub: Client; sub: Client }[] = [];
 
 afterAll(async () => {
   for (const o of open) {
-    await o.pub.end().catch(() => {});
-    await o.sub.end().catch(() => {});
+    await o.pub.close().catch(() => {});
+    await o.sub.close().catch(() => {});
     await o.pair.dispose().catch(() => {});
   }
   for (const c of started) await c.stop();

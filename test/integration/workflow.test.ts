@@ -19,10 +19,10 @@ import { App, Duration } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { superuserDsn } from '../../dev/cluster.js';
 import { OWNER, OWNER_PASSWORD } from '../../dev/pair.js';
+import { plainNode } from '../../dev/plain-node.js';
 import { handler as approval } from '../../functions/approval.js';
 import { clearOwnPrincipal } from '../../functions/commons/aws-identity.js';
 import { closeConnections } from '../../functions/commons/connections.js';
@@ -235,8 +235,7 @@ describe('the investigation workflow, run locally against the real handlers', ()
   it('a repair whose outcome was lost to a dropped connection is retried by the same execution and verified', async () => {
     await ctx.pair.sub.query(`UPDATE ${T} SET memo = 'drift' WHERE id = 1700`);
     // the control plane drops the connection the first time an outcome is recorded (after the repair landed)
-    const admin = new pg.Client({ connectionString: superuserDsn(ctx.pair.publisher, control.database()) });
-    await admin.connect();
+    const admin = await plainNode(superuserDsn(ctx.pair.publisher, control.database()));
     await admin.query(`CREATE SEQUENCE public.drop_once;
       CREATE FUNCTION public.drop_connection_once() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
@@ -259,7 +258,7 @@ describe('the investigation workflow, run locally against the real handlers', ()
       await admin.query(
         'DROP TRIGGER drop_connection_once ON syncguard_control.repair_plan; DROP FUNCTION public.drop_connection_once(); DROP SEQUENCE public.drop_once',
       );
-      await admin.end();
+      await admin.close();
     }
   });
 

@@ -2,7 +2,7 @@
 // signed by the real SDK signer with test access keys, and STS as the approval function reaches
 // it (fetch), which says who each access key is.
 
-import pg from 'pg';
+import { plainNode } from '../../dev/plain-node.js';
 import { type Binding, bindingOf, signIdentity } from '../../functions/commons/aws-identity.js';
 
 // STS as the approval function reaches it (fetch): who each access key id is. The real STS checks
@@ -44,8 +44,7 @@ export function signFor(dsn: string): void {
 /** What a decision on a plan of the control plane given to signFor is signed for. */
 export async function bindingFacts(planId: number): Promise<{ deployment: string; checksum: string }> {
   if (controlDsn === undefined) throw new Error('test setup: call signFor(control DSN) first');
-  const c = new pg.Client({ connectionString: controlDsn });
-  await c.connect();
+  const c = await plainNode(controlDsn);
   try {
     const { rows } = await c.query<{ deployment: string; checksum: string }>(
       'SELECT syncguard_control.deployment_id() AS deployment, checksum FROM syncguard_control.repair_plan WHERE plan_id = $1',
@@ -54,7 +53,7 @@ export async function bindingFacts(planId: number): Promise<{ deployment: string
     if (rows[0] === undefined) throw new Error(`test setup: no plan ${planId}`);
     return rows[0];
   } finally {
-    await c.end();
+    await c.close();
   }
 }
 

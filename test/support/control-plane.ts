@@ -2,11 +2,11 @@
 // the publisher's server, owned by the pair's owner role, installed; with login roles that have
 // what docs/deploy.md tells a deployer to grant; all dropped after the file.
 
-import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
 import { superuserDsn } from '../../dev/cluster.js';
 import { OWNER } from '../../dev/pair.js';
-import { connect } from '../../functions/db/connect.js';
+import { plainNode } from '../../dev/plain-node.js';
+import { type Client, connect } from '../../functions/db/connect.js';
 import { installControl } from '../../functions/db/install.js';
 import { dropRoles, dsnAs } from './roles.js';
 import type { PairContext } from './use-pair.js';
@@ -30,25 +30,24 @@ export interface ControlPlane {
   /** Its DSN as a role made here (by name), or as the owner for OWNER. */
   readonly dsnOf: (role: string) => string;
   /** Runs f on a connection to it as that role, closed afterwards. */
-  readonly as: <R>(role: string, f: (c: pg.Client) => Promise<R>) => Promise<R>;
+  readonly as: <R>(role: string, f: (c: Client) => Promise<R>) => Promise<R>;
 }
 
 /** Call at top level, after usePair: the hooks run after the pair's setup and before its teardown. */
 export function useControlPlane(
   ctx: PairContext,
-  setup: { roles?: readonly ControlRole[]; afterInstall?: (owner: pg.Client) => Promise<void> } = {},
+  setup: { roles?: readonly ControlRole[]; afterInstall?: (owner: Client) => Promise<void> } = {},
 ): ControlPlane {
   const database = () => `${ctx.pair.name}_ctl`;
   const dsn = () => ctx.pair.publisherDsn.replace(/\/([^/?]+)$/, `/${database()}`);
   const role = (suffix: string) => `${ctx.pair.name}_${suffix}`;
   const dsnOf = (r: string) => (r === OWNER ? dsn() : dsnAs(dsn(), r, `pw-${r}`));
-  const as = async <R>(r: string, f: (c: pg.Client) => Promise<R>): Promise<R> => {
-    const c = new pg.Client({ connectionString: dsnOf(r) });
-    await c.connect();
+  const as = async <R>(r: string, f: (c: Client) => Promise<R>): Promise<R> => {
+    const c = await plainNode(dsnOf(r));
     try {
       return await f(c);
     } finally {
-      await c.end();
+      await c.close();
     }
   };
 
@@ -58,8 +57,7 @@ export function useControlPlane(
     const owner = await connect(dsn(), 'control-plane database');
     try {
       await installControl(owner);
-      const admin = new pg.Client({ connectionString: superuserDsn(ctx.pair.publisher, database()) });
-      await admin.connect();
+      const admin = await plainNode(superuserDsn(ctx.pair.publisher, database()));
       try {
         for (const r of roles) {
           const name = role(r.suffix);
@@ -71,14 +69,14 @@ export function useControlPlane(
           if (r.access === 'write') await admin.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA syncguard_control TO ${name}`);
         }
       } finally {
-        await admin.end();
+        await admin.close();
       }
       // the functions each job calls, granted by the owner (docs/deploy.md)
       for (const r of roles)
         for (const job of r.jobs ?? []) await owner.query('SELECT syncguard_control.grant_role($1, $2)', [role(r.suffix), job]);
       await setup.afterInstall?.(owner);
     } finally {
-      await owner.end();
+      await owner.close();
     }
   });
 

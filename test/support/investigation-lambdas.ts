@@ -58,7 +58,7 @@ export function useInvestigationLambdas() {
     await installControl(c);
     await c.query('SELECT syncguard_control.set_approval_policy(false, NULL, $1)', [AWS_APPROVERS]);
     signFor(ctx.pair.publisherDsn.replace(/\/([^/]+)$/, '/$1_ctl'));
-    await c.end();
+    await c.close();
     sm.on(GetSecretValueCommand, { SecretId: 'sg/pub' }).resolves(secret(ctx.pair.publisher.port, ctx.pair.name));
     sm.on(GetSecretValueCommand, { SecretId: 'sg/sub' }).resolves(secret(ctx.pair.subscriber.port, ctx.pair.name));
     sm.on(GetSecretValueCommand, { SecretId: 'sg/control' }).resolves(secret(ctx.pair.publisher.port, `${ctx.pair.name}_ctl`));

@@ -1,7 +1,7 @@
 // A paced writer for tests and the bench: each transaction updates one random row of a large
 // table and one row of a small, hot table, at a target rate, and records each commit's latency.
 
-import pg from 'pg';
+import { plainNode } from '../../dev/plain-node.js';
 
 export interface WriterOptions {
   readonly big: string;
@@ -23,8 +23,7 @@ export interface WriterResult {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function startWriter(dsn: string, o: WriterOptions): Promise<{ stop: () => Promise<WriterResult> }> {
-  const c = new pg.Client({ connectionString: dsn });
-  await c.connect();
+  const c = await plainNode(dsn);
   let running = true;
   const latencies: number[] = [];
   const started = Date.now();
@@ -47,7 +46,7 @@ export async function startWriter(dsn: string, o: WriterOptions): Promise<{ stop
     stop: async () => {
       running = false;
       await loop;
-      await c.end();
+      await c.close();
       return { transactions: latencies.length, seconds: (Date.now() - started) / 1000, latenciesMs: latencies };
     },
   };

@@ -3,8 +3,8 @@
 // dashboard that only reads; for the files that plan, approve and repair as those roles through
 // the CLI.
 
-import type pg from 'pg';
 import { expect } from 'vitest';
+import type { Client } from '../../functions/db/connect.js';
 import { cli } from './cli.js';
 import { useControlPlane } from './control-plane.js';
 import { register, settle } from './syncguard.js';
@@ -48,7 +48,7 @@ export function usePlanRoles() {
     return Number(/stored as plan (\d+)/.exec(r.out.join('\n'))?.[1]);
   };
 
-  const rowOf = async (c: pg.Client, id: number) =>
+  const rowOf = async (c: Client, id: number) =>
     (await c.query(`SELECT id, balance::text, note FROM ${T} WHERE id = $1`, [id])).rows[0] ?? null;
 
   return { ctx, control, writer, approver, dashboard, dsnAs, asRole, pairArgs, planAs, rowOf };

@@ -3,11 +3,10 @@
 // made on both servers (roles are cluster-wide; made once, kept) and granted the repair job in
 // the pair's databases.
 
-import type pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
 import type { TableRef } from '../../functions/core/identifiers.js';
 import type { PlannedChange } from '../../functions/core/repair-plan.js';
-import { connect } from '../../functions/db/connect.js';
+import { type Client, connect } from '../../functions/db/connect.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { probeTargetOf } from '../../functions/flows/inspect.js';
 import { CheckedPair } from '../../functions/flows/pair.js';
@@ -42,7 +41,7 @@ export const wire = (c: PlannedChange) => ({
 export function useRepairRole(ctx: PairContext): {
   directRequest: (t: TableRef, bucket: string, body: Record<string, unknown>) => Promise<DirectReply>;
 } {
-  let repairer: pg.Client | undefined; // the repair role on the publisher
+  let repairer: Client | undefined; // the repair role on the publisher
 
   beforeAll(async () => {
     for (const c of [ctx.pair.pub, ctx.pair.sub]) {
@@ -58,7 +57,7 @@ export function useRepairRole(ctx: PairContext): {
   });
 
   afterAll(async () => {
-    await repairer?.end();
+    await repairer?.close();
   });
 
   async function directRequest(t: TableRef, bucket: string, body: Record<string, unknown>): Promise<DirectReply> {

@@ -5,9 +5,9 @@
 // sg_owner. Roles are cluster-wide: each scenario names its own after its pair, and
 // disposeScenarios drops them with the pair's databases.
 
-import type pg from 'pg';
 import { type ClusterInfo, SUPERUSER_PASSWORD, superuserDsn } from '../../dev/cluster.js';
 import { createPair, OWNER, type Pair } from '../../dev/pair.js';
+import type { Client } from '../../functions/db/connect.js';
 import { installSchema } from '../../functions/db/install.js';
 import { connectAs, dropRoles } from './roles.js';
 import { enableProbes, installed, register, settle } from './syncguard.js';
@@ -17,8 +17,8 @@ export const PW = 'subowner-pw';
 
 export interface Scenario {
   pair: Pair;
-  pub: pg.Client;
-  sub: pg.Client;
+  pub: Client;
+  sub: Client;
   app: string;
   subowner: string;
   writer: string;
@@ -28,8 +28,8 @@ export interface Scenario {
 /** What disposeScenarios tears down: pairs, their owner connections, and the roles made for them. */
 export interface Opened {
   pair: Pair;
-  pub?: pg.Client;
-  sub?: pg.Client;
+  pub?: Client;
+  sub?: Client;
   roles: string[];
   clusters: ClusterInfo[];
 }
@@ -37,8 +37,8 @@ export interface Opened {
 /** Closes the connections, drops the pairs' databases, then the roles (which own objects there). */
 export async function disposeScenarios(open: readonly Opened[]): Promise<void> {
   for (const o of open) {
-    await o.pub?.end().catch(() => {});
-    await o.sub?.end().catch(() => {});
+    await o.pub?.close().catch(() => {});
+    await o.sub?.close().catch(() => {});
     await o.pair.dispose().catch(() => {});
     await dropRoles(o.clusters, o.roles);
   }
@@ -87,7 +87,7 @@ export async function scenario(
         `CREATE SUBSCRIPTION ${pair.name} CONNECTION '${conn}' PUBLICATION ${pair.name} WITH (slot_name = '${pair.name}', run_as_owner = ${runAsOwner})`,
       );
     } finally {
-      await so.end();
+      await so.close();
     }
   }
   await pair.waitForSync();

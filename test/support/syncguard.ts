@@ -1,9 +1,8 @@
 // Test helpers that drive syncguard on a pair the way the CLI does, plus catalogue readers.
 
-import type pg from 'pg';
 import type { Pair } from '../../dev/pair.js';
 import { parseTableName, TableRef } from '../../functions/core/identifiers.js';
-import { connect } from '../../functions/db/connect.js';
+import { type Client, connect } from '../../functions/db/connect.js';
 import type { RegisterOptions, RegisterResult } from '../../functions/db/register.js';
 import { installOnPair, registerOnPair } from '../../functions/flows/pair-setup.js';
 import { ensureProbeRoute } from '../../functions/flows/probe-route.js';
@@ -15,7 +14,7 @@ export interface BucketRow {
 }
 
 /** Owner connections to both sides with the schema installed. */
-export async function installed(pair: Pair): Promise<{ pub: pg.Client; sub: pg.Client }> {
+export async function installed(pair: Pair): Promise<{ pub: Client; sub: Client }> {
   const pub = await connect(pair.publisherDsn, 'publisher');
   const sub = await connect(pair.subscriberDsn, 'subscriber');
   await installOnPair(pub, sub);
@@ -44,15 +43,15 @@ export async function enableProbes(pair: Pair): Promise<string[]> {
 }
 
 export async function register(
-  pub: pg.Client,
-  sub: pg.Client,
+  pub: Client,
+  sub: Client,
   table: string,
   opts: Omit<RegisterOptions, 'table'> = {},
 ): Promise<RegisterResult> {
   return registerOnPair(pub, sub, { table: parseTableName(table), ...opts });
 }
 
-export async function regId(c: pg.Client, table: string): Promise<number> {
+export async function regId(c: Client, table: string): Promise<number> {
   const t = parseTableName(table);
   const { rows } = await c.query<{ reg_id: number }>(
     'SELECT reg_id FROM syncguard.registrations WHERE schema_name = $1 AND table_name = $2',
@@ -66,7 +65,7 @@ export async function regId(c: pg.Client, table: string): Promise<number> {
  * Finishes the current sweep of every registration and drains every dirty mark (registrations with
  * a recorded fault are left alone, as the drain leaves them).
  */
-export async function settle(c: pg.Client): Promise<void> {
+export async function settle(c: Client): Promise<void> {
   for (;;) {
     const r = await c.query<{ s: unknown }>('SELECT syncguard.sweep_batch(500) AS s');
     if (r.rows[0]?.s === null) break;
@@ -84,7 +83,7 @@ export async function settle(c: pg.Client): Promise<void> {
 }
 
 /** The stored catalogue of a table, non-empty buckets only, by bucket. */
-export async function catalogue(c: pg.Client, table: string): Promise<Map<string, string>> {
+export async function catalogue(c: Client, table: string): Promise<Map<string, string>> {
   const id = await regId(c, table);
   const { rows } = await c.query<BucketRow>(
     'SELECT bucket::text, row_count::text, hash_sum::text FROM syncguard.bucket b WHERE reg_id = $1 AND row_count > 0 ORDER BY b.bucket',
@@ -94,7 +93,7 @@ export async function catalogue(c: pg.Client, table: string): Promise<Map<string
 }
 
 /** A from-scratch recompute of a table's buckets, by bucket. */
-export async function fromScratch(c: pg.Client, table: string): Promise<Map<string, string>> {
+export async function fromScratch(c: Client, table: string): Promise<Map<string, string>> {
   const id = await regId(c, table);
   const { rows } = await c.query<BucketRow>(
     'SELECT bucket::text, row_count::text, hash_sum::text FROM syncguard.compute_all($1) ORDER BY bucket',
@@ -109,7 +108,7 @@ export function differingBuckets(a: Map<string, string>, b: Map<string, string>)
   return [...keys].filter((k) => (a.get(k) ?? '0:0') !== (b.get(k) ?? '0:0')).sort((x, y) => Number(x) - Number(y));
 }
 
-export async function dirtyBuckets(c: pg.Client, table: string): Promise<string[]> {
+export async function dirtyBuckets(c: Client, table: string): Promise<string[]> {
   const id = await regId(c, table);
   const { rows } = await c.query<{ bucket: string }>('SELECT DISTINCT bucket::text FROM syncguard.dirty WHERE reg_id = $1 ORDER BY 1', [
     id,

@@ -2,17 +2,17 @@
 // pair, let the file create its tables and data, subscribe, install syncguard on both sides and
 // run the file's own preparation; and that always tear it all down, also when a test failed.
 
-import type pg from 'pg';
 import { afterAll, beforeAll, inject } from 'vitest';
 import type { Cluster, ClusterInfo } from '../../dev/cluster.js';
 import { createPair, type Pair, type PairOptions } from '../../dev/pair.js';
+import type { Client } from '../../functions/db/connect.js';
 import { installed } from './syncguard.js';
 
 export interface PairContext {
   readonly pair: Pair;
   /** Owner-role connections with syncguard installed. */
-  readonly pub: pg.Client;
-  readonly sub: pg.Client;
+  readonly pub: Client;
+  readonly sub: Client;
 }
 
 export interface PairSetup {
@@ -32,7 +32,7 @@ export interface PairSetup {
 }
 
 export function usePair(setup: PairSetup): PairContext {
-  let state: { pair: Pair; pub: pg.Client; sub: pg.Client } | undefined;
+  let state: { pair: Pair; pub: Client; sub: Client } | undefined;
   let ownPublisher: Cluster | undefined;
   let ownSubscriber: Cluster | undefined;
   let pairOnly: Pair | undefined;
@@ -56,7 +56,7 @@ export function usePair(setup: PairSetup): PairContext {
   });
 
   afterAll(async () => {
-    await Promise.all([state?.pub.end(), state?.sub.end()].map((p) => p?.catch(() => {})));
+    await Promise.all([state?.pub.close(), state?.sub.close()].map((p) => p?.catch(() => {})));
     await pairOnly?.dispose();
     await ownSubscriber?.stop();
     await ownPublisher?.stop();
