@@ -5,10 +5,8 @@
 -- Refuses a direct write to plans and decisions by anyone but the owner (the functions above run
 -- as the owner): a GRANT made after this migration does not open them again.
 CREATE OR REPLACE FUNCTION syncguard_control._guard_plans()
- RETURNS trigger
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS trigger LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 BEGIN
   IF current_user::text IS DISTINCT FROM (SELECT r.rolname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
                                             WHERE c.oid = TG_RELID) THEN
@@ -16,8 +14,7 @@ BEGIN
       USING ERRCODE = '42501';
   END IF;
   RETURN NULL;
-END
-$function$;
+END $function$;
 
 -- What each job may call (issue 17 item 1 of the review): PostgreSQL lets PUBLIC execute every new
 -- function, so a role with only USAGE on the schema (a dashboard) could otherwise create, decide,
@@ -27,10 +24,8 @@ $function$;
 -- As in 0005, with the functions above in their kinds: take_over_plan for appliers, and
 -- deployment_id (what a signed decision names) for approvers and the workflow's approval function.
 CREATE OR REPLACE FUNCTION syncguard_control.grant_role(p_role name, p_kind text)
- RETURNS text
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_role text := quote_ident(p_role);
   v_fns text[];
@@ -60,8 +55,7 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION syncguard_control.%s TO %s', f, v_role);
   END LOOP;
   RETURN p_kind;
-END
-$function$;
+END $function$;
 
 -- PostgreSQL grants EXECUTE on every new function to PUBLIC, and that default cannot be removed per
 -- schema: install runs this after every change to the definitions.
