@@ -111,7 +111,10 @@ const CONTROL: MigrationSet = {
   schema: 'syncguard_control',
   migrations: controlMigrations,
   definitions: controlDefinitions,
-  afterDefinitions: (c) => c.query('SELECT syncguard_control._grants()'),
+  afterDefinitions: async (c) => {
+    await c.query('SELECT syncguard_control._grants()');
+    await c.query('SELECT syncguard_control._regrant_roles()');
+  },
   lockKey: INSTALL_LOCK + 1,
   applied: async (c) => {
     const { rows: present } = await c.query<{ ok: boolean }>("SELECT to_regclass('syncguard_control.migration') IS NOT NULL AS ok");

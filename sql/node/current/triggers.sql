@@ -251,9 +251,9 @@ END $function$;
 -- subscription's apply goes on. A registration whose table is gone, or whose trigger kind no longer
 -- fits what _row_triggers gives (health reports that; re-registering makes the new kind), is left
 -- as it is. Returns how many registrations were rebuilt.
-CREATE OR REPLACE FUNCTION syncguard._rebuild_trigger_functions() RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-AS $$
+CREATE OR REPLACE FUNCTION syncguard._rebuild_trigger_functions()
+RETURNS integer LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   r syncguard.registration;
   v_n integer := 0;
@@ -267,5 +267,4 @@ BEGIN
     END IF;
   END LOOP;
   RETURN v_n;
-END
-$$;
+END $function$;
