@@ -13,7 +13,14 @@ import { randomInt } from 'node:crypto';
 import { IncompatibleError, InputError } from '../core/errors.js';
 import { type ApplyOwner, adoptApplyOwner } from './apply-rights.js';
 import { type Client, inTransaction } from './connect.js';
-import { applyDefinitions, type DefinitionsTarget, executeGrants, installedDefinitions } from './definitions.js';
+import {
+  applyDefinitions,
+  type DefinitionsTarget,
+  executeGrants,
+  installedDefinitions,
+  readInstalledDefinitions,
+  refuseNewerDefinitions,
+} from './definitions.js';
 import {
   controlDefinitions,
   controlMigrations,
@@ -162,8 +169,12 @@ async function migrate(
     if (upTo !== undefined) {
       if (todo.length > 0) await set.afterEarlyStop?.(client);
     } else {
-      applyDefs = todo.length > 0 || (await installedDefinitions(client, set.schema)) !== definitions.checksum;
-      if (applyDefs) await applyDefinitions(client, set, definitions, grantsBefore);
+      const installed = await readInstalledDefinitions(client, set.schema);
+      applyDefs = todo.length > 0 || installed?.checksum !== definitions.checksum;
+      if (applyDefs) {
+        refuseNewerDefinitions(installed, definitions, set.what, label);
+        await applyDefinitions(client, set, definitions, grantsBefore);
+      }
     }
     const applied = todo.map((m) => m.version);
     const extra = await inLock?.(client);
