@@ -11,13 +11,13 @@
 
 import { randomInt } from 'node:crypto';
 import { IncompatibleError, InputError } from '../core/errors.js';
+import { isNewerRelease } from '../core/release.js';
 import { type ApplyOwner, adoptApplyOwner } from './apply-rights.js';
 import { type Client, inTransaction } from './connect.js';
 import {
   applyDefinitions,
   type DefinitionsTarget,
   executeGrants,
-  installedDefinitions,
   readInstalledDefinitions,
   refuseNewerDefinitions,
 } from './definitions.js';
@@ -257,10 +257,15 @@ export async function requireInstalled(client: Client, label: string): Promise<v
       `the syncguard schema on the ${label} is at version ${version}, newer than this syncguard (${latest}); upgrade syncguard`,
     );
   }
-  const defs = await installedDefinitions(client);
-  if (defs !== nodeDefinitions.checksum) {
+  const defs = await readInstalledDefinitions(client);
+  if (defs?.checksum !== nodeDefinitions.checksum) {
+    if (defs !== null && isNewerRelease(defs.release, nodeDefinitions.release)) {
+      throw new IncompatibleError(
+        `the syncguard functions on the ${label} were installed by syncguard ${defs.release}, newer than this syncguard (${nodeDefinitions.release}); upgrade syncguard`,
+      );
+    }
     throw new IncompatibleError(
-      `the syncguard functions on the ${label} are not this syncguard's (definitions ${defs ?? 'from before they were tracked'} installed, this syncguard has ${nodeDefinitions.checksum}); run: syncguard install --dsn <${kind} DSN>`,
+      `the syncguard functions on the ${label} are not this syncguard's (definitions ${defs?.checksum ?? 'from before they were tracked'} installed, this syncguard has ${nodeDefinitions.checksum}); run: syncguard install --dsn <${kind} DSN>`,
     );
   }
 }

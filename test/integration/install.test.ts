@@ -9,7 +9,7 @@ import { schemaDump } from '../../dev/schema-dump.js';
 import { connect } from '../../functions/db/connect.js';
 import { NewerDefinitionsError, readInstalledDefinitions } from '../../functions/db/definitions.js';
 import { type Definitions, nodeDefinitions, nodeMigrations } from '../../functions/db/generated/migrations.js';
-import { installedVersions, installPair, installSchema, nodeId } from '../../functions/db/install.js';
+import { installedVersions, installPair, installSchema, nodeId, requireInstalled } from '../../functions/db/install.js';
 
 let pair: Pair;
 
@@ -111,6 +111,10 @@ describe('installSchema', () => {
         /written by syncguard 99\.0\.0, newer than this syncguard \(\d+\.\d+\.\d+\); nothing was changed/,
       );
       expect(await readInstalledDefinitions(c)).toEqual({ checksum: 'feedfacefeedface', release: '99.0.0' });
+      // and a reader of this release says to upgrade syncguard, not to install again
+      await expect(requireInstalled(c, 'database')).rejects.toThrow(
+        /installed by syncguard 99\.0\.0, newer than this syncguard .*; upgrade syncguard/,
+      );
       // the same release with other definitions (a developer's build) may, and so may a newer one
       const again = { ...nodeDefinitions, release: '99.0.0' };
       expect(await installSchema(c, 'database', { definitions: again })).toMatchObject({ definitions: true });
