@@ -183,10 +183,10 @@ async function migrate(
 }
 
 /** Creates or upgrades the node schema; `source` stands for another release (tests of upgrades use it). */
-export async function installSchema(client: Client, label = 'database', source?: InstallSource | number): Promise<InstallResult> {
+export async function installSchema(client: Client, label = 'database', source: InstallSource = {}): Promise<InstallResult> {
   // syncguard.probe is given to its dedicated owner (node 0026) in the install's locked
   // transaction: racing installs serialise, and a lock wait is bounded (adoptApplyOwner)
-  const { inLock, ...r } = await migrate(client, NODE, label, typeof source === 'number' ? { upTo: source } : source, async (c) => {
+  const { inLock, ...r } = await migrate(client, NODE, label, source, async (c) => {
     const { rows: adopt } = await c.query<{ ok: boolean }>("SELECT to_regprocedure('syncguard._adopt_apply_owner()') IS NOT NULL AS ok");
     return adopt[0]?.ok ? adoptApplyOwner(c, label) : null;
   });
@@ -218,9 +218,9 @@ export async function requireNoAllTablesSubscriber(client: Client): Promise<void
 /** Creates or upgrades the control-plane schema in its own database; `upTo` stops early (tests of upgrades use it). */
 export async function installControl(
   client: Client,
-  source?: InstallSource | number,
+  source: InstallSource = {},
 ): Promise<{ fromVersion: number; toVersion: number; applied: number[]; definitions: boolean }> {
-  return migrate(client, CONTROL, 'control-plane database', typeof source === 'number' ? { upTo: source } : source);
+  return migrate(client, CONTROL, 'control-plane database', source);
 }
 
 export async function nodeId(client: Client): Promise<string> {

@@ -70,7 +70,7 @@ describe('installSchema', () => {
     for (let from = 1; from < nodeMigrations.length; from++) {
       const c = await connect(await freshDatabase(`${pair.name}_up${from}`), 'database');
       try {
-        const partial = await installSchema(c, 'database', from);
+        const partial = await installSchema(c, 'database', { upTo: from });
         expect(partial.toVersion).toBe(from);
         const upgrade = await installSchema(c);
         expect(upgrade.fromVersion).toBe(from);
