@@ -11,6 +11,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+// the release that writes these definitions: install refuses to replace a newer release's
+const release = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
 const target = join(root, 'functions/db/generated/migrations.ts');
 
 function load(set) {
@@ -30,18 +32,18 @@ function load(set) {
 
 function loadCurrent(set) {
   const dir = join(root, 'sql', set, 'current');
-  if (!existsSync(dir)) return { checksum: '', files: [] };
+  if (!existsSync(dir)) return { checksum: '', release, files: [] };
   const files = readdirSync(dir)
     .filter((f) => f.endsWith('.sql'))
     .sort()
     .map((file) => ({ file: `sql/${set}/current/${file}`, sql: readFileSync(join(dir, file), 'utf8') }));
   const hash = createHash('sha256');
   for (const f of files) hash.update(`${f.file}\0${f.sql}\0`);
-  return { checksum: hash.digest('hex').slice(0, 16), files };
+  return { checksum: hash.digest('hex').slice(0, 16), release, files };
 }
 
 const renderDefinitions = (d) =>
-  `{\n  checksum: ${JSON.stringify(d.checksum)},\n  files: [\n${d.files.map((f) => `    { file: ${JSON.stringify(f.file)}, sql: ${JSON.stringify(f.sql)} },`).join('\n')}\n  ],\n}`;
+  `{\n  checksum: ${JSON.stringify(d.checksum)},\n  release: ${JSON.stringify(d.release)},\n  files: [\n${d.files.map((f) => `    { file: ${JSON.stringify(f.file)}, sql: ${JSON.stringify(f.sql)} },`).join('\n')}\n  ],\n}`;
 
 const render = (list) =>
   `[\n${list.map((m) => `  { version: ${m.version}, name: ${JSON.stringify(m.name)}, sql: ${JSON.stringify(m.sql)} },`).join('\n')}\n]`;
@@ -53,9 +55,10 @@ export interface Migration {
   readonly sql: string;
 }
 
-/** The current definitions of a schema's functions and views, and their checksum. */
+/** The current definitions of a schema's functions and views, their checksum, and the release (package.json) they come with. */
 export interface Definitions {
   readonly checksum: string;
+  readonly release: string;
   readonly files: readonly { readonly file: string; readonly sql: string }[];
 }
 

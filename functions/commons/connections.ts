@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { ENV } from '../contract.js';
 import { InputError } from '../core/errors.js';
 import { type Client, connect } from '../db/connect.js';
+import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { getCredentials, toDsn } from './secrets.js';
 
 export const LAMBDA_APPLICATION_NAME = 'syncguard-lambda';
@@ -48,9 +49,19 @@ export async function connectionFor(name: string, secretId: string): Promise<Cli
     }
   }
   const override = endpointOverrides()[secretId];
-  const secret = await getCredentials(secretId);
-  const credentials = { ...secret, host: override?.host ?? secret.host, port: override?.port ?? secret.port };
-  const client = await connect(toDsn(credentials), `database ${name}`, { applicationName: LAMBDA_APPLICATION_NAME });
+  const open1 = async (fresh: boolean) => {
+    const secret = await getCredentials(secretId, fresh);
+    const credentials = { ...secret, host: override?.host ?? secret.host, port: override?.port ?? secret.port };
+    return connect(toDsn(credentials), `database ${name}`, { applicationName: LAMBDA_APPLICATION_NAME });
+  };
+  let client: Client;
+  try {
+    client = await open1(false);
+  } catch (err) {
+    // the secret was rotated after this environment cached it: read it again, once
+    if (sqlstateOf(err instanceof Error ? err.cause : undefined) !== SQLSTATE.invalidPassword) throw err;
+    client = await open1(true);
+  }
   open.set(name, client);
   return client;
 }

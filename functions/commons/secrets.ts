@@ -1,7 +1,10 @@
 // Database credentials from AWS Secrets Manager, in the RDS secret JSON shape
-// ({engine, host, username, password, dbname, port}), cached per execution environment.
+// ({engine, host, username, password, dbname, port}), fetched through Powertools' getSecret, which
+// caches each secret per execution environment for SECRET_MAX_AGE_S. A password refused because
+// the secret was rotated since it was read is read again at once (commons/connections.ts).
 
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { clearCaches } from '@aws-lambda-powertools/parameters';
+import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { z } from 'zod';
 import { InputError } from '../core/errors.js';
 
@@ -22,9 +25,8 @@ export interface DbCredentials {
   readonly database: string;
 }
 
-const CACHE_MS = 5 * 60 * 1000;
-const cache = new Map<string, { at: number; value: DbCredentials }>();
-let client: SecretsManagerClient | undefined;
+/** How long a fetched secret is reused, in seconds. */
+export const SECRET_MAX_AGE_S = 300;
 
 /** Parses an RDS-shaped secret; a wrong shape names the missing or bad key, never the values. */
 export function parseRdsSecret(secretId: string, text: string | undefined): DbCredentials {
@@ -53,14 +55,10 @@ export function parseRdsSecret(secretId: string, text: string | undefined): DbCr
   };
 }
 
-export async function getCredentials(secretId: string, now = Date.now()): Promise<DbCredentials> {
-  const hit = cache.get(secretId);
-  if (hit !== undefined && now - hit.at < CACHE_MS) return hit.value;
-  client ??= new SecretsManagerClient({});
-  const out = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
-  const value = parseRdsSecret(secretId, out.SecretString);
-  cache.set(secretId, { at: now, value });
-  return value;
+/** The credentials in a secret; `fresh` reads Secrets Manager again instead of the cache (after a refused password). */
+export async function getCredentials(secretId: string, fresh = false): Promise<DbCredentials> {
+  const text = await getSecret(secretId, { maxAge: SECRET_MAX_AGE_S, forceFetch: fresh });
+  return parseRdsSecret(secretId, typeof text === 'string' ? text : undefined);
 }
 
 /** A postgres:// URL for the credentials (used only in memory, never logged). */
@@ -68,6 +66,7 @@ export function toDsn(c: DbCredentials): string {
   return `postgres://${encodeURIComponent(c.user)}:${encodeURIComponent(c.password)}@${c.host}:${c.port}/${encodeURIComponent(c.database)}`;
 }
 
+/** Forgets every fetched secret (tests that change what Secrets Manager answers). */
 export function clearSecretCache(): void {
-  cache.clear();
+  clearCaches();
 }

@@ -4,6 +4,7 @@
 // says when this runs and how a definition whose shape changes is replaced.
 
 import { IncompatibleError } from '../core/errors.js';
+import { isNewerRelease } from '../core/release.js';
 import type { Client } from './connect.js';
 import type { Definitions } from './generated/migrations.js';
 import { SQLSTATE, sqlstateOf } from './sqlstate.js';
@@ -21,19 +22,48 @@ export interface DefinitionsTarget {
 /** A current definition that cannot replace the installed object as it stands (see docs/schema.md). */
 export class DefinitionShapeError extends IncompatibleError {}
 
+/** Definitions a newer release installed, which this one may not replace. */
+export class NewerDefinitionsError extends IncompatibleError {}
+
+/** What definitions_id() of a schema says: the checksum of its definitions and the release that wrote them. */
+export interface InstalledDefinitions {
+  readonly checksum: string;
+  /** Empty when written before releases were recorded. */
+  readonly release: string;
+}
+
 /**
- * The checksum of the definitions installed in a schema; null when they predate definitions_id().
- * Read from pg_proc (readable by every login), so a login granted nothing is told too, and an
- * installer that may not call the function still sees that nothing changed.
+ * The definitions installed in a schema; null when they predate definitions_id(). Read from
+ * pg_proc (readable by every login), so a login granted nothing is told too, and an installer that
+ * may not call the function still sees that nothing changed.
  */
-export async function installedDefinitions(client: Client, schema: SchemaName = 'syncguard'): Promise<string | null> {
+export async function readInstalledDefinitions(client: Client, schema: SchemaName = 'syncguard'): Promise<InstalledDefinitions | null> {
   const { rows } = await client.query<{ src: string | null }>(
     'SELECT prosrc AS src FROM pg_catalog.pg_proc WHERE oid = to_regprocedure($1)',
     [`${schema}.definitions_id()`],
   );
   const src = rows[0]?.src;
   if (src === undefined || src === null) return null;
-  return /'([0-9a-f]*)'/.exec(src)?.[1] ?? null;
+  const checksum = /'([0-9a-f]*)'/.exec(src)?.[1];
+  if (checksum === undefined) return null;
+  return { checksum, release: /\/\* syncguard ([0-9A-Za-z.+-]+) \*\//.exec(src)?.[1] ?? '' };
+}
+
+/** The checksum of the definitions installed in a schema; null when they predate definitions_id(). */
+export async function installedDefinitions(client: Client, schema: SchemaName = 'syncguard'): Promise<string | null> {
+  return (await readInstalledDefinitions(client, schema))?.checksum ?? null;
+}
+
+/**
+ * Refuses to replace definitions a newer release wrote (an older CLI or Lambda beside a newer one,
+ * at the same schema version): they would take the node back to older function bodies, and the
+ * newer release would then find its own definitions gone.
+ */
+export function refuseNewerDefinitions(installed: InstalledDefinitions | null, ours: Definitions, what: string, label: string): void {
+  if (installed === null || installed.checksum === ours.checksum || !isNewerRelease(installed.release, ours.release)) return;
+  throw new NewerDefinitionsError(
+    `the ${what} on the ${label} holds definitions written by syncguard ${installed.release}, newer than this syncguard (${ours.release}); nothing was changed; run install with syncguard ${installed.release} or later`,
+  );
 }
 
 /** Who may EXECUTE which function of a schema, besides its owner, as `function|role` (catalogue-quoted). */
@@ -76,11 +106,12 @@ export async function applyDefinitions(
       );
     }
   }
-  // the checksum is hex (scripts/build-sql.mjs), so it is written as a literal
+  // the checksum is hex and the release a semver (scripts/build-sql.mjs), so both are written as literals
   if (!/^[0-9a-f]*$/.test(definitions.checksum)) throw new Error(`bad definitions checksum ${definitions.checksum}`);
+  if (!/^[0-9A-Za-z.+-]*$/.test(definitions.release)) throw new Error(`bad definitions release ${definitions.release}`);
   await client.query(
     `CREATE OR REPLACE FUNCTION ${set.schema}.definitions_id() RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
-       AS $$ SELECT '${definitions.checksum}'::text $$`,
+       AS $$ SELECT '${definitions.checksum}'::text /* syncguard ${definitions.release} */ $$`,
   );
   await client.query("SELECT set_config('check_function_bodies', $1, true)", [rows[0]?.v ?? 'on']);
   // a function a migration dropped and a definition created again has lost its grants: give them back

@@ -11,9 +11,16 @@
 
 import { randomInt } from 'node:crypto';
 import { IncompatibleError, InputError } from '../core/errors.js';
+import { isNewerRelease } from '../core/release.js';
 import { type ApplyOwner, adoptApplyOwner } from './apply-rights.js';
 import type { Client } from './connect.js';
-import { applyDefinitions, type DefinitionsTarget, executeGrants, installedDefinitions } from './definitions.js';
+import {
+  applyDefinitions,
+  type DefinitionsTarget,
+  executeGrants,
+  readInstalledDefinitions,
+  refuseNewerDefinitions,
+} from './definitions.js';
 import {
   controlDefinitions,
   controlMigrations,
@@ -111,7 +118,10 @@ const CONTROL: MigrationSet = {
   schema: 'syncguard_control',
   migrations: controlMigrations,
   definitions: controlDefinitions,
-  afterDefinitions: (c) => c.query('SELECT syncguard_control._grants()'),
+  afterDefinitions: async (c) => {
+    await c.query('SELECT syncguard_control._grants()');
+    await c.query('SELECT syncguard_control._regrant_roles()');
+  },
   lockKey: INSTALL_LOCK + 1,
   applied: async (c) => {
     const { rows: present } = await c.query<{ ok: boolean }>("SELECT to_regclass('syncguard_control.migration') IS NOT NULL AS ok");
@@ -159,8 +169,12 @@ async function migrate(
     if (upTo !== undefined) {
       if (todo.length > 0) await set.afterEarlyStop?.(client);
     } else {
-      applyDefs = todo.length > 0 || (await installedDefinitions(client, set.schema)) !== definitions.checksum;
-      if (applyDefs) await applyDefinitions(client, set, definitions, grantsBefore);
+      const installed = await readInstalledDefinitions(client, set.schema);
+      applyDefs = todo.length > 0 || installed?.checksum !== definitions.checksum;
+      if (applyDefs) {
+        refuseNewerDefinitions(installed, definitions, set.what, label);
+        await applyDefinitions(client, set, definitions, grantsBefore);
+      }
     }
     const applied = todo.map((m) => m.version);
     const extra = await inLock?.(client);
@@ -169,10 +183,10 @@ async function migrate(
 }
 
 /** Creates or upgrades the node schema; `source` stands for another release (tests of upgrades use it). */
-export async function installSchema(client: Client, label = 'database', source?: InstallSource | number): Promise<InstallResult> {
+export async function installSchema(client: Client, label = 'database', source: InstallSource = {}): Promise<InstallResult> {
   // syncguard.probe is given to its dedicated owner (node 0026) in the install's locked
   // transaction: racing installs serialise, and a lock wait is bounded (adoptApplyOwner)
-  const { inLock, ...r } = await migrate(client, NODE, label, typeof source === 'number' ? { upTo: source } : source, async (c) => {
+  const { inLock, ...r } = await migrate(client, NODE, label, source, async (c) => {
     const { rows: adopt } = await c.query<{ ok: boolean }>("SELECT to_regprocedure('syncguard._adopt_apply_owner()') IS NOT NULL AS ok");
     return adopt[0]?.ok ? adoptApplyOwner(c, label) : null;
   });
@@ -204,9 +218,9 @@ export async function requireNoAllTablesSubscriber(client: Client): Promise<void
 /** Creates or upgrades the control-plane schema in its own database; `upTo` stops early (tests of upgrades use it). */
 export async function installControl(
   client: Client,
-  source?: InstallSource | number,
+  source: InstallSource = {},
 ): Promise<{ fromVersion: number; toVersion: number; applied: number[]; definitions: boolean }> {
-  return migrate(client, CONTROL, 'control-plane database', typeof source === 'number' ? { upTo: source } : source);
+  return migrate(client, CONTROL, 'control-plane database', source);
 }
 
 export async function nodeId(client: Client): Promise<string> {
@@ -243,10 +257,15 @@ export async function requireInstalled(client: Client, label: string): Promise<v
       `the syncguard schema on the ${label} is at version ${version}, newer than this syncguard (${latest}); upgrade syncguard`,
     );
   }
-  const defs = await installedDefinitions(client);
-  if (defs !== nodeDefinitions.checksum) {
+  const defs = await readInstalledDefinitions(client);
+  if (defs?.checksum !== nodeDefinitions.checksum) {
+    if (defs !== null && isNewerRelease(defs.release, nodeDefinitions.release)) {
+      throw new IncompatibleError(
+        `the syncguard functions on the ${label} were installed by syncguard ${defs.release}, newer than this syncguard (${nodeDefinitions.release}); upgrade syncguard`,
+      );
+    }
     throw new IncompatibleError(
-      `the syncguard functions on the ${label} are not this syncguard's (definitions ${defs ?? 'from before they were tracked'} installed, this syncguard has ${nodeDefinitions.checksum}); run: syncguard install --dsn <${kind} DSN>`,
+      `the syncguard functions on the ${label} are not this syncguard's (definitions ${defs?.checksum ?? 'from before they were tracked'} installed, this syncguard has ${nodeDefinitions.checksum}); run: syncguard install --dsn <${kind} DSN>`,
     );
   }
 }

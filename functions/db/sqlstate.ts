@@ -16,6 +16,8 @@ export const SQLSTATE = {
   invalidFunctionDefinition: '42P13',
   /** invalid_table_definition: CREATE OR REPLACE VIEW cannot drop or rename a view's columns. */
   invalidTableDefinition: '42P16',
+  /** invalid_password: the password was refused (a rotated secret read before its rotation). */
+  invalidPassword: '28P01',
 } as const;
 
 /** The SQLSTATE of an error the pg driver threw; '' for anything else. */

@@ -48,7 +48,7 @@ describe('a FOR ALL TABLES publication, which also replicates syncguard.migratio
     entry.sub = sub;
     expect((await installSchema(sub, 'subscriber')).applyOwner).toMatchObject({ role: applyRole, adopted: true });
     const latest = (await installSchema(sub, 'subscriber')).toVersion;
-    await installSchema(pub, 'publisher', latest - 1);
+    await installSchema(pub, 'publisher', { upTo: latest - 1 });
     const { rows: owners } = await pair.sub.query<{ relname: string; owner: string }>(
       "SELECT relname, relowner::regrole::text AS owner FROM pg_class WHERE relnamespace = 'syncguard'::regnamespace AND relkind = 'r' AND relpersistence = 'p' ORDER BY 1",
     );

@@ -5,6 +5,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { OWNER } from '../../dev/pair.js';
+import { controlDefinitions } from '../../functions/db/generated/migrations.js';
+import { installControl } from '../../functions/db/install.js';
 import { cli } from '../support/cli.js';
 import { T, usePlanRoles } from '../support/plan-roles.js';
 
@@ -75,5 +77,25 @@ describe('the control plane functions are granted per job (review finding 1)', (
       const r = await cli('repair', ...pairArgs(), '--plan', String(planId), '--control-dsn', dsnAs(writer()));
       expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: [] });
     }
+  });
+
+  it("an install gives every login its kind's functions as they are now (a function a release adds to a kind reaches it)", async () => {
+    const holds = async (c: { query: typeof ctx.pair.pub.query }, role: string, fn: string) =>
+      (await c.query<{ ok: boolean }>('SELECT has_function_privilege($1, $2, $3) AS ok', [role, fn, 'EXECUTE'])).rows[0]?.ok;
+    const takeOver = 'syncguard_control.take_over_plan(bigint, text, text, integer)';
+    await asRole(OWNER, async (c) => {
+      // as if the writer had been made an applier by a release before take_over_plan was an applier's
+      await c.query(`REVOKE EXECUTE ON FUNCTION ${takeOver} FROM ${writer()}`);
+      expect(await holds(c, writer(), takeOver)).toBe(false);
+      // a release whose definitions differ from those installed
+      const r = await installControl(c, { definitions: { ...controlDefinitions, checksum: '0'.repeat(16) } });
+      expect(r.definitions).toBe(true);
+      expect(await holds(c, writer(), takeOver)).toBe(true);
+      // nothing more than its kinds: the approver is no applier, the dashboard holds no function
+      expect(await holds(c, approver(), takeOver)).toBe(false);
+      expect(await holds(c, dashboard(), 'syncguard_control.decide_plan(bigint, text, text, boolean, text, text)')).toBe(false);
+      expect(await holds(c, approver(), 'syncguard_control.decide_plan(bigint, text, text, boolean, text, text)')).toBe(true);
+      expect((await installControl(c)).definitions).toBe(true); // back to this release's checksum
+    });
   });
 });

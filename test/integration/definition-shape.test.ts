@@ -31,6 +31,7 @@ afterAll(async () => {
 /** The definitions with one file's text changed (each replacement must match). */
 function changed(defs: Definitions, file: string, edit: (sql: string) => string, checksum: string): Definitions {
   return {
+    ...defs,
     checksum,
     files: defs.files.map((f) => {
       if (f.file !== file) return f;

@@ -126,6 +126,36 @@ describe('drain Lambda', () => {
     }
   });
 
+  it('reads a rotated secret again when the password it cached is refused, once', async () => {
+    await closeConnections(); // a new execution environment's first connection
+    sm.on(GetSecretValueCommand, { SecretId: 'sg/pub' })
+      .resolvesOnce({ SecretString: secretFor(ctx.pair.name, { password: 'before-rotation' }) })
+      .resolves({ SecretString: secretFor(ctx.pair.name) });
+    const out = captureStdout();
+    try {
+      expect(await handler({ database: 'pub' }, context())).toMatchObject({ database: 'pub', stoppedBecause: 'empty' });
+    } finally {
+      out.restore();
+    }
+    expect(sm.commandCalls(GetSecretValueCommand)).toHaveLength(2);
+    expect(out.lines().join('\n')).not.toContain('before-rotation');
+
+    // a password that stays wrong fails after one more read, naming the database, not the password
+    await closeConnections();
+    sm.reset();
+    clearSecretCache();
+    sm.on(GetSecretValueCommand, { SecretId: 'sg/pub' }).resolves({ SecretString: secretFor(ctx.pair.name, { password: 'still-wrong' }) });
+    const out2 = captureStdout();
+    try {
+      const err = await handler({ database: 'pub' }, context()).catch((e: Error) => e);
+      expect(String(err)).toMatch(/could not connect to the database pub/);
+      expect(String(err)).not.toContain('still-wrong');
+    } finally {
+      out2.restore();
+    }
+    expect(sm.commandCalls(GetSecretValueCommand)).toHaveLength(2);
+  });
+
   const badEvents: Array<[string, unknown, RegExp]> = [
     ['a database that is not a string', { database: 5 }, /invalid drain event: .*database/],
     ['an unknown key', { db: 'pub' }, /invalid drain event: .*db/],

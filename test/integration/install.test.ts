@@ -6,8 +6,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createPair, OWNER, type Pair } from '../../dev/pair.js';
 import { schemaDump } from '../../dev/schema-dump.js';
 import { type Client, connect } from '../../functions/db/connect.js';
-import { nodeMigrations } from '../../functions/db/generated/migrations.js';
-import { installedVersions, installPair, installSchema, nodeId } from '../../functions/db/install.js';
+import { NewerDefinitionsError, readInstalledDefinitions } from '../../functions/db/definitions.js';
+import { type Definitions, nodeDefinitions, nodeMigrations } from '../../functions/db/generated/migrations.js';
+import { installedVersions, installPair, installSchema, nodeId, requireInstalled } from '../../functions/db/install.js';
 
 let pair: Pair;
 
@@ -68,7 +69,7 @@ describe('installSchema', () => {
     for (let from = 1; from < nodeMigrations.length; from++) {
       const c = await connect(await freshDatabase(`${pair.name}_up${from}`), 'database');
       try {
-        const partial = await installSchema(c, 'database', from);
+        const partial = await installSchema(c, 'database', { upTo: from });
         expect(partial.toVersion).toBe(from);
         const upgrade = await installSchema(c);
         expect(upgrade.fromVersion).toBe(from);
@@ -85,6 +86,40 @@ describe('installSchema', () => {
       await installSchema(c);
       await c.query("INSERT INTO syncguard.migration (version, name) VALUES (999, 'future')");
       await expect(installSchema(c)).rejects.toThrow(/version 999, newer than this syncguard/);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('refuses to replace definitions a newer release wrote at the same schema version, and changes nothing', async () => {
+    const c = await connect(await freshDatabase(`${pair.name}_newdefs`), 'database');
+    try {
+      await installSchema(c);
+      // a later release with the same migrations and other definitions (one comment added)
+      const later: Definitions = {
+        ...nodeDefinitions,
+        checksum: 'feedfacefeedface',
+        release: '99.0.0',
+        files: nodeDefinitions.files.map((f, i) => (i === 0 ? { ...f, sql: `-- a later release\n${f.sql}` } : f)),
+      };
+      expect(await installSchema(c, 'database', { definitions: later })).toMatchObject({ applied: [], definitions: true });
+      expect(await readInstalledDefinitions(c)).toEqual({ checksum: 'feedfacefeedface', release: '99.0.0' });
+      // this release may not take the node back
+      await expect(installSchema(c)).rejects.toThrow(NewerDefinitionsError);
+      await expect(installSchema(c)).rejects.toThrow(
+        /written by syncguard 99\.0\.0, newer than this syncguard \(\d+\.\d+\.\d+\); nothing was changed/,
+      );
+      expect(await readInstalledDefinitions(c)).toEqual({ checksum: 'feedfacefeedface', release: '99.0.0' });
+      // and a reader of this release says to upgrade syncguard, not to install again
+      await expect(requireInstalled(c, 'database')).rejects.toThrow(
+        /installed by syncguard 99\.0\.0, newer than this syncguard .*; upgrade syncguard/,
+      );
+      // the same release with other definitions (a developer's build) may, and so may a newer one
+      const again = { ...nodeDefinitions, release: '99.0.0' };
+      expect(await installSchema(c, 'database', { definitions: again })).toMatchObject({ definitions: true });
+      expect(await readInstalledDefinitions(c)).toEqual({ checksum: nodeDefinitions.checksum, release: '99.0.0' });
+      // equal definitions: nothing to do, whoever wrote them
+      expect(await installSchema(c)).toMatchObject({ applied: [], definitions: false });
     } finally {
       await c.close();
     }

@@ -63,7 +63,7 @@ describe('upgrading the control plane', () => {
       await admin.query(`CREATE DATABASE ${db} OWNER ${DUMP_INSTALLER}`);
       const c = await connect(dsn(db, DUMP_INSTALLER, DUMP_INSTALLER_PASSWORD), 'control-plane database');
       try {
-        expect((await installControl(c, from)).toVersion).toBe(from);
+        expect((await installControl(c, { upTo: from })).toVersion).toBe(from);
         expect((await installControl(c)).fromVersion).toBe(from);
         expect(await schemaDump(c, 'syncguard_control')).toBe(expected);
       } finally {

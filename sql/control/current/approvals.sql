@@ -2,11 +2,8 @@
 -- for it), signed over deployment;plan;checksum;decision.
 
 CREATE OR REPLACE FUNCTION syncguard_control.decide_plan(p_plan bigint, p_decision text, p_comment text DEFAULT NULL::text, p_four_eyes boolean DEFAULT false, p_aws_approver text DEFAULT NULL::text, p_checksum text DEFAULT NULL::text)
- RETURNS jsonb
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_by text := syncguard_control._identity(p_aws_approver);
   v_four boolean;
@@ -73,25 +70,19 @@ BEGIN
     PERFORM syncguard_control._move_divergence(r.divergence_id, 'approved', v_by, 'plan ' || p_plan);
   END IF;
   RETURN jsonb_build_object('planId', p_plan, 'decision', p_decision, 'checksum', v_sum, 'by', v_by);
-END
-$function$;
+END $function$;
 
 -- What a decision signed for the approval function names: this control plane, the plan, the
 -- checksum of the plan the approver reviewed, and the decision.
 CREATE OR REPLACE FUNCTION syncguard_control.deployment_id()
- RETURNS text
- LANGUAGE sql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT deployment_id FROM syncguard_control.deployment;
 $function$;
 
 CREATE OR REPLACE FUNCTION syncguard_control.set_approval_policy(p_four_eyes boolean, p_aws_gateway_roles text[] DEFAULT NULL::text[], p_aws_approvers text[] DEFAULT NULL::text[])
- RETURNS void
- LANGUAGE sql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS void LANGUAGE sql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   UPDATE syncguard_control.approval_policy
      SET four_eyes = p_four_eyes, aws_gateway_roles = coalesce(p_aws_gateway_roles, aws_gateway_roles),
          aws_approvers = coalesce(p_aws_approvers, aws_approvers);
@@ -100,11 +91,8 @@ $function$;
 -- Whether an AWS principal ARN is one approval_policy.aws_approvers allows: an entry of 12 digits
 -- is an account; any other entry is the ARN with '*' standing for any text.
 CREATE OR REPLACE FUNCTION syncguard_control._aws_approver_allowed(p_arn text, p_allowed text[])
- RETURNS boolean
- LANGUAGE sql
- IMMUTABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS boolean LANGUAGE sql IMMUTABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT EXISTS (
     SELECT 1 FROM unnest(coalesce(p_allowed, '{}')) e
      WHERE (e ~ '^[0-9]{12}$' AND split_part(p_arn, ':', 5) = e)
@@ -113,11 +101,8 @@ $function$;
 
 -- The identity an action is recorded under: the login, or an AWS principal a trusted role verified.
 CREATE OR REPLACE FUNCTION syncguard_control._identity(p_aws text)
- RETURNS text
- LANGUAGE plpgsql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_owner text;
   v_gateways text[];
@@ -136,16 +121,12 @@ BEGIN
       session_user, v_owner USING ERRCODE = '42501';
   END IF;
   RETURN 'aws:' || p_aws;
-END
-$function$;
+END $function$;
 
 -- What four-eyes compares: an identity without an assumed role's session name (which the caller
 -- chooses), so one person cannot appear as two by naming two sessions.
 CREATE OR REPLACE FUNCTION syncguard_control._principal(p_identity text)
- RETURNS text
- LANGUAGE sql
- IMMUTABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE sql IMMUTABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT regexp_replace(p_identity, '^(aws:arn:[^:]+:sts::[0-9]+:assumed-role/[^/]+)/.*$', '\1');
 $function$;

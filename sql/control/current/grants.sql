@@ -5,10 +5,8 @@
 -- Refuses a direct write to plans and decisions by anyone but the owner (the functions above run
 -- as the owner): a GRANT made after this migration does not open them again.
 CREATE OR REPLACE FUNCTION syncguard_control._guard_plans()
- RETURNS trigger
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS trigger LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 BEGIN
   IF current_user::text IS DISTINCT FROM (SELECT r.rolname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
                                             WHERE c.oid = TG_RELID) THEN
@@ -16,8 +14,7 @@ BEGIN
       USING ERRCODE = '42501';
   END IF;
   RETURN NULL;
-END
-$function$;
+END $function$;
 
 -- What each job may call (issue 17 item 1 of the review): PostgreSQL lets PUBLIC execute every new
 -- function, so a role with only USAGE on the schema (a dashboard) could otherwise create, decide,
@@ -27,10 +24,8 @@ $function$;
 -- As in 0005, with the functions above in their kinds: take_over_plan for appliers, and
 -- deployment_id (what a signed decision names) for approvers and the workflow's approval function.
 CREATE OR REPLACE FUNCTION syncguard_control.grant_role(p_role name, p_kind text)
- RETURNS text
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_role text := quote_ident(p_role);
   v_fns text[];
@@ -60,19 +55,44 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION syncguard_control.%s TO %s', f, v_role);
   END LOOP;
   RETURN p_kind;
-END
-$function$;
+END $function$;
 
 -- PostgreSQL grants EXECUTE on every new function to PUBLIC, and that default cannot be removed per
 -- schema: install runs this after every change to the definitions.
-CREATE OR REPLACE FUNCTION syncguard_control._grants() RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-AS $$
+CREATE OR REPLACE FUNCTION syncguard_control._grants()
+RETURNS void LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   f regprocedure;
 BEGIN
   FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'syncguard_control'::regnamespace LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
   END LOOP;
-END
-$$;
+END $function$;
+
+-- Every login that holds a kind's functions gets that kind's functions as they are now, so that a
+-- function a release adds to a kind reaches the logins granted it before (as the node's
+-- _regrant_roles does: the two schemas may live in different databases). A login's kind is told
+-- by the function only that kind holds; a reader holds none and has nothing to gain. Install runs
+-- it after every change to the definitions.
+CREATE OR REPLACE FUNCTION syncguard_control._regrant_roles()
+RETURNS void LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
+DECLARE
+  g record;
+BEGIN
+  FOR g IN
+    SELECT DISTINCT r.rolname AS who, k.kind
+      FROM (VALUES ('recorder', 'syncguard_control.record_run(jsonb, jsonb)'),
+                   ('planner', 'syncguard_control.create_plan(jsonb, text)'),
+                   ('approver', 'syncguard_control.decide_plan(bigint, text, text, boolean, text, text)'),
+                   ('applier', 'syncguard_control.claim_plan(bigint, text, integer)'),
+                   ('workflow', 'syncguard_control.set_task_token(bigint, text)')) k(kind, marker)
+      JOIN pg_catalog.pg_proc p ON p.oid = pg_catalog.to_regprocedure(k.marker)
+      CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+      JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+     WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner
+  LOOP
+    PERFORM syncguard_control.grant_role(g.who, g.kind);
+  END LOOP;
+END $function$;

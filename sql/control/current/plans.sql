@@ -4,11 +4,8 @@
 -- Stores a plan ({pair, table, bucket, fingerprint, expiresAt, body: {changes, sql, ...}}) as made
 -- by the caller; links it to the bucket's divergence in flight, which becomes 'inspected'.
 CREATE OR REPLACE FUNCTION syncguard_control.create_plan(p jsonb, p_aws_creator text DEFAULT NULL::text)
- RETURNS jsonb
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_by text := syncguard_control._identity(p_aws_creator);
   v_body jsonb := p->'body';
@@ -39,16 +36,12 @@ BEGIN
   PERFORM syncguard_control._move_divergence(v_div, 'inspected', v_by, 'plan ' || r.plan_id);
   RETURN jsonb_build_object('planId', r.plan_id, 'divergenceId', v_div, 'checksum', v_sum, 'createdBy', v_by,
                             'expiresAt', to_char(r.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'));
-END
-$function$;
+END $function$;
 
 -- The checksum of a stored plan: everything that is reviewed and applied.
 CREATE OR REPLACE FUNCTION syncguard_control._plan_checksum(p syncguard_control.repair_plan)
- RETURNS text
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT 'sha256:' || encode(sha256(convert_to(jsonb_build_array(
            p.plan_id, p.pair, p.table_name, p.bucket, p.fingerprint,
            to_char(p.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
@@ -57,11 +50,8 @@ $function$;
 
 -- Why a plan's SQL preview does not show its changes, or NULL when it does.
 CREATE OR REPLACE FUNCTION syncguard_control._preview_mismatch(p_changes jsonb, p_sql text)
- RETURNS text
- LANGUAGE plpgsql
- IMMUTABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE plpgsql IMMUTABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_lines text[] := string_to_array(coalesce(p_sql, ''), E'\n');
   v_n integer := coalesce(array_length(v_lines, 1), 0);
@@ -113,8 +103,7 @@ BEGIN
     RETURN format('it shows %s of the plan''s %s changes', v_k, v_count);
   END IF;
   RETURN NULL;
-END
-$function$;
+END $function$;
 
 -- Takes an approved plan for applying, for one run (p_claim), with a lease of p_lease_seconds;
 -- checks everything first: the plan as stored still has the checksum its approval was given, it
@@ -123,11 +112,8 @@ $function$;
 -- ('applying', its lease renewed; or 'applied' with the outcome recorded). Another run is refused
 -- (SGE08), saying whose claim it is and until when.
 CREATE OR REPLACE FUNCTION syncguard_control.claim_plan(p_plan bigint, p_claim text, p_lease_seconds integer DEFAULT NULL::integer)
- RETURNS jsonb
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_by text := syncguard_control._identity(NULL);
   v_lease interval := syncguard_control._lease(p_lease_seconds);
@@ -135,13 +121,7 @@ DECLARE
   r syncguard_control.repair_plan;
   a syncguard_control.plan_approval;
 BEGIN
-  IF p_claim IS NULL OR p_claim = '' THEN
-    RAISE EXCEPTION 'a claim names the run that applies the plan' USING ERRCODE = 'SGE01';
-  END IF;
-  SELECT * INTO r FROM syncguard_control.repair_plan WHERE plan_id = p_plan FOR UPDATE;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'plan % does not exist in this control plane', p_plan USING ERRCODE = 'SGE01';
-  END IF;
+  r := syncguard_control._plan_for_claim(p_plan, p_claim);
   SELECT * INTO a FROM syncguard_control.plan_approval WHERE plan_id = p_plan;
   v_sum := syncguard_control._plan_checksum(r);
   IF r.state IN ('applying', 'applied') THEN
@@ -182,8 +162,7 @@ BEGIN
   INSERT INTO syncguard_control.plan_claim_event (plan_id, action, claim_id, claimed_by, lease_until)
   VALUES (p_plan, 'claimed', p_claim, v_by, r.lease_until);
   RETURN syncguard_control._claimed(r, 'applying');
-END
-$function$;
+END $function$;
 
 -- Gives a plan being applied by run p_from, whose lease has ended, to run p_claim. The caller has
 -- checked that the publisher holds no repair request of the plan (what was sent is recovered,
@@ -191,24 +170,15 @@ $function$;
 -- meanwhile is not taken. The plan must still be applicable: its approval's checksum is the
 -- stored plan's, and it has not expired.
 CREATE OR REPLACE FUNCTION syncguard_control.take_over_plan(p_plan bigint, p_claim text, p_from text, p_lease_seconds integer DEFAULT NULL::integer)
- RETURNS jsonb
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_by text := syncguard_control._identity(NULL);
   v_lease interval := syncguard_control._lease(p_lease_seconds);
   r syncguard_control.repair_plan;
   a syncguard_control.plan_approval;
 BEGIN
-  IF p_claim IS NULL OR p_claim = '' THEN
-    RAISE EXCEPTION 'a claim names the run that applies the plan' USING ERRCODE = 'SGE01';
-  END IF;
-  SELECT * INTO r FROM syncguard_control.repair_plan WHERE plan_id = p_plan FOR UPDATE;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'plan % does not exist in this control plane', p_plan USING ERRCODE = 'SGE01';
-  END IF;
+  r := syncguard_control._plan_for_claim(p_plan, p_claim);
   IF r.state = 'applied' THEN
     RAISE EXCEPTION 'plan % was already applied by run % (%); nothing to do', p_plan, r.claim_id, coalesce(r.applied_by, 'unknown')
       USING ERRCODE = 'SGE03';
@@ -236,19 +206,15 @@ BEGIN
    WHERE plan_id = p_plan
   RETURNING * INTO r;
   RETURN syncguard_control._claimed(r, 'applying');
-END
-$function$;
+END $function$;
 
 -- Gives a claimed plan back when applying it failed before anything was sent: only the login
 -- that holds the claim may, while its lease holds (the claim id is the workflow's execution, which
 -- others can read; with it alone another applier could release a live claim and apply the plan
 -- beside the run that holds it).
 CREATE OR REPLACE FUNCTION syncguard_control.release_plan(p_plan bigint, p_claim text)
- RETURNS boolean
- LANGUAGE sql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS boolean LANGUAGE sql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   WITH u AS (
     UPDATE syncguard_control.repair_plan
        SET state = 'approved', applied_by = NULL, claim_id = NULL, claimed_by = NULL, claimed_at = NULL, lease_until = NULL
@@ -266,11 +232,8 @@ $function$;
 -- claim id alone would let another applier record any outcome, and a bucket "verified" that
 -- nobody verified, while the holder is still at work.
 CREATE OR REPLACE FUNCTION syncguard_control.finish_plan(p_plan bigint, p_claim text, p_outcome jsonb, p_bucket_equal boolean)
- RETURNS boolean
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_by text := syncguard_control._identity(NULL);
   r syncguard_control.repair_plan;
@@ -294,16 +257,30 @@ BEGIN
     PERFORM syncguard_control._move_divergence(r.divergence_id, 'open', v_by, 'bucket still differs after plan ' || p_plan);
   END IF;
   RETURN true;
-END
-$function$;
+END $function$;
+
+-- The plan a run (p_claim) claims or takes over, locked until the end of the transaction; an empty
+-- claim or a plan that does not exist is refused (SGE01).
+CREATE OR REPLACE FUNCTION syncguard_control._plan_for_claim(p_plan bigint, p_claim text)
+RETURNS syncguard_control.repair_plan LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
+DECLARE
+  r syncguard_control.repair_plan;
+BEGIN
+  IF p_claim IS NULL OR p_claim = '' THEN
+    RAISE EXCEPTION 'a claim names the run that applies the plan' USING ERRCODE = 'SGE01';
+  END IF;
+  SELECT * INTO r FROM syncguard_control.repair_plan WHERE plan_id = p_plan FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'plan % does not exist in this control plane', p_plan USING ERRCODE = 'SGE01';
+  END IF;
+  RETURN r;
+END $function$;
 
 -- Why another run may not have a plan that is being applied: whose claim it is and until when.
 CREATE OR REPLACE FUNCTION syncguard_control._claim_refusal(r syncguard_control.repair_plan)
- RETURNS text
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT CASE
     WHEN r.lease_until > now() THEN
       format('plan %s is being applied by run %s (%s), whose claim holds until %s; wait for it, or run the repair again after that time',
@@ -316,11 +293,8 @@ AS $function$
 $function$;
 
 CREATE OR REPLACE FUNCTION syncguard_control._claimed(r syncguard_control.repair_plan, p_state text)
- RETURNS jsonb
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT jsonb_build_object('state', p_state, 'table', r.table_name, 'bucket', r.bucket, 'fingerprint', r.fingerprint,
                             'body', r.body, 'outcome', r.outcome, 'claimedBy', r.claimed_by,
                             'leaseUntil', syncguard_control._ts(r.lease_until));
@@ -328,25 +302,18 @@ $function$;
 
 -- A lease's length, in seconds, as asked for (NULL: ten minutes), within a second and a day.
 CREATE OR REPLACE FUNCTION syncguard_control._lease(p_seconds integer)
- RETURNS interval
- LANGUAGE plpgsql
- IMMUTABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS interval LANGUAGE plpgsql IMMUTABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 BEGIN
   IF p_seconds IS NOT NULL AND (p_seconds < 1 OR p_seconds > 86400) THEN
     RAISE EXCEPTION 'a claim''s lease is 1 to 86400 seconds, got %', p_seconds USING ERRCODE = 'SGE01';
   END IF;
   RETURN make_interval(secs => coalesce(p_seconds, 600));
-END
-$function$;
+END $function$;
 
 CREATE OR REPLACE FUNCTION syncguard_control._ts(p timestamp with time zone)
- RETURNS text
- LANGUAGE sql
- IMMUTABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE sql IMMUTABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT to_char(p AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
 $function$;
 
@@ -355,11 +322,8 @@ $function$;
 -- has one is refused (nobody replaces the workflow's wait). A plan already decided stores nothing
 -- and returns its state: the caller completes its own token with the decision.
 CREATE OR REPLACE FUNCTION syncguard_control.set_task_token(p_plan bigint, p_token text)
- RETURNS text
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE plpgsql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   r syncguard_control.repair_plan;
 BEGIN
@@ -382,17 +346,13 @@ BEGIN
   END IF;
   UPDATE syncguard_control.repair_plan SET task_token = p_token WHERE plan_id = p_plan;
   RETURN r.state;
-END
-$function$;
+END $function$;
 
 -- The task token waiting for a decided plan, taken (cleared) so that it is completed once. A plan
 -- still awaiting its decision keeps its token.
 CREATE OR REPLACE FUNCTION syncguard_control.take_task_token(p_plan bigint)
- RETURNS text
- LANGUAGE sql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE sql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   WITH o AS (SELECT task_token AS t FROM syncguard_control.repair_plan WHERE plan_id = p_plan AND state <> 'proposed' FOR UPDATE),
        u AS (UPDATE syncguard_control.repair_plan p SET task_token = NULL FROM o WHERE p.plan_id = p_plan AND o.t IS NOT NULL RETURNING o.t)
   SELECT t FROM u;

@@ -5,10 +5,8 @@
 -- or refreshes a divergence per confirmed mismatch, closes divergences an in-sync run no longer
 -- sees, and stamps fully verified tables. Returns {runId, divergenceIds}.
 CREATE OR REPLACE FUNCTION syncguard_control.record_run(p_meta jsonb, p_report jsonb)
- RETURNS jsonb
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_run bigint;
   v_ids bigint[] := '{}';
@@ -71,14 +69,11 @@ BEGIN
     END LOOP;
   END IF;
   RETURN jsonb_build_object('runId', v_run, 'divergenceIds', to_jsonb(v_ids));
-END
-$function$;
+END $function$;
 
 CREATE OR REPLACE FUNCTION syncguard_control._move_divergence(p_id bigint, p_to text, p_actor text, p_note text)
- RETURNS void
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS void LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_from text;
 BEGIN
@@ -92,5 +87,4 @@ BEGIN
   UPDATE syncguard_control.divergence SET state = p_to, updated_at = now() WHERE divergence_id = p_id;
   INSERT INTO syncguard_control.divergence_event (divergence_id, from_state, to_state, actor, note)
   VALUES (p_id, v_from, p_to, p_actor, p_note);
-END
-$function$;
+END $function$;

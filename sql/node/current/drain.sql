@@ -6,11 +6,8 @@
 -- drain_batch(integer), restricted to the named tables; NULL names: every table.
 -- As in 0019, with the check after the claim.
 CREATE OR REPLACE FUNCTION syncguard.drain_batch(p_max_buckets integer, p_schemas name[], p_tables name[])
- RETURNS jsonb
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_scope integer[];
   v_regs integer[];
@@ -71,24 +68,19 @@ BEGIN
     END;
   END LOOP;
   RETURN jsonb_build_object('buckets', v_done, 'rows', v_rows, 'failed', v_failed);
-END
-$function$;
+END $function$;
 
 -- One way to drain dirty buckets: the one-argument form is the scoped one over every table.
 CREATE OR REPLACE FUNCTION syncguard.drain_batch(p_max_buckets integer)
- RETURNS jsonb
- LANGUAGE sql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
+RETURNS jsonb LANGUAGE sql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$ SELECT syncguard.drain_batch(p_max_buckets, NULL, NULL) $function$;
 
 -- Claims, recomputes and stores the given buckets; returns those it recomputed.
 -- As in 0005, and every recompute raises the bucket's generation.
 CREATE OR REPLACE FUNCTION syncguard.recompute(p_reg integer, p_buckets bigint[])
- RETURNS TABLE(bucket bigint, row_count bigint)
- LANGUAGE plpgsql
- SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0'
-AS $function$
+RETURNS TABLE(bucket bigint, row_count bigint) LANGUAGE plpgsql
+SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' AS $function$
 DECLARE
   r syncguard.registration := syncguard._reg(p_reg);
   v_claimed bigint[];
@@ -112,16 +104,13 @@ BEGIN
     'FROM (%s) c(b, n, s) WHERE b.reg_id = %s AND b.bucket = c.b RETURNING b.bucket, b.row_count) '
     'SELECT * FROM sg_u', syncguard._compute_sql(r), p_reg)
   USING v_claimed;
-END
-$function$;
+END $function$;
 
 -- Registrations the drain leaves alone: a fault was recorded, so their catalogue is not trusted
 -- until the table is registered again.
 CREATE OR REPLACE FUNCTION syncguard._healthy_regs()
- RETURNS SETOF integer
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
+RETURNS SETOF integer LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$ SELECT r.reg_id FROM syncguard.registration r
        WHERE r.node_id = syncguard.node_id() AND NOT EXISTS (SELECT 1 FROM syncguard.fault f WHERE f.reg_id = r.reg_id) $function$;
 
@@ -129,17 +118,14 @@ AS $function$ SELECT r.reg_id FROM syncguard.registration r
 -- lock timeouts, internal errors): the batch ends and a later drain tries again. (A statement
 -- timeout is query_canceled, which WHEN OTHERS never catches.)
 CREATE OR REPLACE FUNCTION syncguard._transient(p_state text)
- RETURNS boolean
- LANGUAGE sql
- IMMUTABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
+RETURNS boolean LANGUAGE sql IMMUTABLE
+SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$ SELECT left(p_state, 2) IN ('08', '40', '53', '55', '57', '58', 'XX') $function$;
 
 -- Records that recomputing a registration failed; only the drain (as the owner) calls it.
 CREATE OR REPLACE FUNCTION syncguard._drain_fault(p_reg integer, p_state text, p_message text)
- RETURNS void
- LANGUAGE sql
- SET search_path TO 'pg_catalog', 'pg_temp'
+RETURNS void LANGUAGE sql
+SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$ INSERT INTO syncguard.fault (reg_id, kind, sqlstate, message) VALUES (p_reg, 'drain', p_state, left(p_message, 500))
       ON CONFLICT DO NOTHING $function$;
 
@@ -150,11 +136,8 @@ AS $function$ INSERT INTO syncguard.fault (reg_id, kind, sqlstate, message) VALU
 -- As in 0018, with the drain's state in drain_state and state_loss_count, and the signatures of
 -- registrations no longer registered dropped.
 CREATE OR REPLACE FUNCTION syncguard.check_state()
- RETURNS boolean
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_restored boolean;
   v_regs integer[] := ARRAY(SELECT reg_id FROM syncguard.registration WHERE node_id = syncguard.node_id());
@@ -177,18 +160,14 @@ BEGIN
     PERFORM pg_catalog.setval('syncguard.state_loss_count', (SELECT c.last_value FROM syncguard.state_loss_count c) + 1, true);
   END IF;
   RETURN coalesce(v_restored, false);
-END
-$function$;
+END $function$;
 
 -- Starts a new sweep pass over every registered table now. Existing catalogue values stay valid
 -- until their bucket is recomputed.
 -- As in 0006 (SECURITY DEFINER since 0012), with the time in drain_state.
 CREATE OR REPLACE FUNCTION syncguard.request_full_sweep()
- RETURNS integer
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_n integer;
 BEGIN
@@ -199,18 +178,14 @@ BEGIN
     FROM syncguard.registration r WHERE r.node_id = syncguard.node_id() AND r.reg_id = s.reg_id;
   GET DIAGNOSTICS v_n = ROW_COUNT;
   RETURN v_n;
-END
-$function$;
+END $function$;
 
 -- Starts a full re-sweep when the last one started more than p_interval ago (the first call only
 -- starts the clock). Returns true when it started one.
 -- As in 0006 (SECURITY DEFINER since 0012), with the time in drain_state.
 CREATE OR REPLACE FUNCTION syncguard.maybe_full_sweep(p_interval interval)
- RETURNS boolean
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_last timestamptz;
 BEGIN
@@ -225,5 +200,4 @@ BEGIN
   END IF;
   PERFORM syncguard.request_full_sweep();
   RETURN true;
-END
-$function$;
+END $function$;

@@ -6,27 +6,22 @@
 -- cannot be removed per schema, so this revokes explicitly; install runs it after every change to
 -- the definitions.
 CREATE OR REPLACE FUNCTION syncguard._grants()
- RETURNS void
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS void LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 BEGIN
   REVOKE ALL ON ALL TABLES IN SCHEMA syncguard FROM PUBLIC;
   REVOKE ALL ON ALL SEQUENCES IN SCHEMA syncguard FROM PUBLIC;
   REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA syncguard FROM PUBLIC;
   GRANT USAGE ON SCHEMA syncguard TO PUBLIC;
-END
-$function$;
+END $function$;
 
 -- Every role that holds a kind's functions gets that kind's functions as they are now: a function
 -- a release adds to a kind reaches the roles granted before it. A role's kind is told by the one
 -- function only that kind has (drain_batch(integer) for every kind, verify_ranges for verify and
 -- repair, repair_request for repair). Install runs it after every change to the definitions.
 CREATE OR REPLACE FUNCTION syncguard._regrant_roles()
- RETURNS void
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS void LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   g record;
 BEGIN
@@ -41,16 +36,13 @@ BEGIN
   LOOP
     PERFORM syncguard.grant_role(g.who, g.kind);
   END LOOP;
-END
-$function$;
+END $function$;
 
 -- The functions each kind of role needs, as signatures. Every kind may read schema_version() and
 -- definitions_id() (the checksum of the definitions install wrote), so that a drain or verify
 -- role is told when its node's functions are not its syncguard's.
 CREATE OR REPLACE FUNCTION syncguard._role_functions(p_kind text)
- RETURNS text[]
- LANGUAGE sql
- IMMUTABLE
+RETURNS text[] LANGUAGE sql IMMUTABLE
 AS $function$
   SELECT ARRAY['syncguard.schema_version()', 'syncguard.definitions_id()', 'syncguard.check_state()', 'syncguard.request_full_sweep()',
                'syncguard.maybe_full_sweep(interval)', 'syncguard.drain_batch(integer)', 'syncguard.sweep_batch(integer)',
@@ -73,10 +65,8 @@ $function$;
 -- Grants a role what a drainer (p_kind 'drain') or a verifier ('verify', which also drains
 -- briefly before it reads) needs, and nothing more. Returns the functions granted.
 CREATE OR REPLACE FUNCTION syncguard.grant_role(p_role name, p_kind text)
- RETURNS text[]
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text[] LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_fn text;
 BEGIN
@@ -87,16 +77,12 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, p_role);
   END LOOP;
   RETURN syncguard._role_functions(p_kind);
-END
-$function$;
+END $function$;
 
 -- The dedicated owner's name for this database (at most 63 bytes, as role names are).
 CREATE OR REPLACE FUNCTION syncguard._apply_role_name()
- RETURNS name
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS name LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT CASE WHEN octet_length('syncguard_apply_' || current_database()) <= 63
               THEN ('syncguard_apply_' || current_database())::name
               ELSE ('syncguard_apply_' || left(md5(current_database()), 16))::name END
@@ -106,11 +92,8 @@ $function$;
 -- hold any attribute beyond NOINHERIT, own nothing but syncguard.probe, be a member of no role,
 -- and its members be the installer and subscription owners that do not inherit its rights.
 CREATE OR REPLACE FUNCTION syncguard._apply_role_unsafe(p_role name)
- RETURNS text
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT CASE
     WHEN r.rolcanlogin THEN format('role %I can log in', r.rolname)
     WHEN r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolbypassrls OR r.rolreplication
@@ -137,10 +120,8 @@ $function$;
 -- member, adopted, unsafe}; it changes nothing it cannot complete. Raises lock_not_available when
 -- syncguard.probe stays locked for 5 s (the apply worker would wait behind the ALTER).
 CREATE OR REPLACE FUNCTION syncguard._adopt_apply_owner()
- RETURNS jsonb
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_role name := syncguard._apply_role_name();
   v_me name := current_user;
@@ -195,5 +176,4 @@ BEGIN
   -- the owner's own rights (a holder of the role may have revoked them; apply needs them)
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON syncguard.probe TO %I', v_role);
   RETURN jsonb_build_object('role', v_role, 'exists', true, 'member', true, 'adopted', true);
-END
-$function$;
+END $function$;

@@ -30,11 +30,8 @@ END
 $row_hash$;
 
 CREATE OR REPLACE FUNCTION syncguard._hash_expr(r syncguard.registration, p_alias text)
- RETURNS text
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 BEGIN
   CASE r.hash_version
     WHEN 1 THEN
@@ -48,32 +45,22 @@ BEGIN
         r.hash_version, quote_ident(r.schema_name), quote_ident(r.table_name)
         USING ERRCODE = 'invalid_parameter_value';
   END CASE;
-END
-$function$;
+END $function$;
 
 CREATE OR REPLACE FUNCTION syncguard._hash_expr_v1(p_relid oid, p_columns name[], p_alias text)
- RETURNS text
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT format('syncguard.row_hash(ROW(%s)::text)',
                 string_agg(syncguard._column_expr(p_relid, c, p_alias), ', ' ORDER BY o))
   FROM unnest(p_columns) WITH ORDINALITY u(c, o)
 $function$;
 
--- One column as it enters the row text: money (and domains or arrays of it) as numeric, because
--- money's output depends on lc_monetary; every other type through its own output function.
-CREATE OR REPLACE FUNCTION syncguard._column_expr(p_relid oid, p_column name, p_alias text)
- RETURNS text
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+-- The type of a table's column, or an error naming the column that does not exist.
+CREATE OR REPLACE FUNCTION syncguard._column_type(p_relid oid, p_column name)
+RETURNS oid LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_type oid;
-  v_base oid;
-  v_elem oid;
 BEGIN
   SELECT a.atttypid INTO v_type FROM pg_attribute a
    WHERE a.attrelid = p_relid AND a.attname = p_column AND a.attnum > 0 AND NOT a.attisdropped;
@@ -81,6 +68,20 @@ BEGIN
     RAISE EXCEPTION 'column % does not exist in %', quote_ident(p_column), p_relid::regclass
       USING ERRCODE = 'undefined_column';
   END IF;
+  RETURN v_type;
+END $function$;
+
+-- One column as it enters the row text: money (and domains or arrays of it) as numeric, because
+-- money's output depends on lc_monetary; every other type through its own output function.
+CREATE OR REPLACE FUNCTION syncguard._column_expr(p_relid oid, p_column name, p_alias text)
+RETURNS text LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
+DECLARE
+  v_type oid;
+  v_base oid;
+  v_elem oid;
+BEGIN
+  v_type := syncguard._column_type(p_relid, p_column);
   v_base := coalesce((SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype END FROM pg_type t WHERE t.oid = v_type), v_type);
   v_elem := (SELECT t.typelem FROM pg_type t WHERE t.oid = v_base AND t.typcategory = 'A');
   IF v_base = 'money'::regtype THEN
@@ -89,8 +90,7 @@ BEGIN
     RETURN format('%s.%I::pg_catalog.numeric[]', p_alias, p_column);
   END IF;
   RETURN format('%s.%I', p_alias, p_column);
-END
-$function$;
+END $function$;
 
 -- One column as it enters the version 2 record.
 --   float4/float8:  NaN replaced by the canonical NaN (arithmetic can produce other NaN bits,
@@ -99,23 +99,15 @@ $function$;
 --                   the built-in type's OID);
 --   anything else:  the text of the base type's output function, under the pinned settings.
 CREATE OR REPLACE FUNCTION syncguard._column_expr_v2(p_relid oid, p_column name, p_alias text)
- RETURNS text
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_type oid;
   v_base oid;
   v_col text := format('%s.%I', p_alias, p_column);
   v_out text;
 BEGIN
-  SELECT a.atttypid INTO v_type FROM pg_attribute a
-   WHERE a.attrelid = p_relid AND a.attname = p_column AND a.attnum > 0 AND NOT a.attisdropped;
-  IF v_type IS NULL THEN
-    RAISE EXCEPTION 'column % does not exist in %', quote_ident(p_column), p_relid::regclass
-      USING ERRCODE = 'undefined_column';
-  END IF;
+  v_type := syncguard._column_type(p_relid, p_column);
   v_base := syncguard._base_type(v_type);
   IF v_base IN ('float4'::regtype, 'float8'::regtype) THEN
     RETURN format('CASE WHEN %1$s::%2$s OPERATOR(pg_catalog.=) ''NaN''::%2$s THEN ''NaN''::%2$s ELSE %1$s::%2$s END',
@@ -128,16 +120,12 @@ BEGIN
    WHERE t.oid = v_base;
   RETURN format('pg_catalog.textin(%s(%s%s))', v_out, v_col,
                 CASE WHEN v_base = v_type THEN '' ELSE format('::%s', v_base::regtype) END);
-END
-$function$;
+END $function$;
 
 -- The type under any stack of domains.
 CREATE OR REPLACE FUNCTION syncguard._base_type(p_type oid)
- RETURNS oid
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS oid LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   WITH RECURSIVE d(oid, base) AS (
     SELECT t.oid, t.typbasetype FROM pg_type t WHERE t.oid = p_type
     UNION ALL
@@ -150,10 +138,8 @@ $function$;
 -- catalogue. Each was measured against version 1's text in bench/encoding-phase.ts and proved
 -- equal across 15 <-> 18 in test/integration/cross-version.test.ts.
 CREATE OR REPLACE FUNCTION syncguard._binary_safe(p_type oid)
- RETURNS boolean
- LANGUAGE sql
- IMMUTABLE PARALLEL SAFE
- SET search_path TO 'pg_catalog', 'pg_temp'
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$ SELECT p_type = ANY (ARRAY[
   'bool', 'bytea', 'char', 'name', 'int2', 'int4', 'int8', 'text', 'oid', 'json',
   'float4', 'float8', 'money', 'macaddr', 'macaddr8', 'inet', 'cidr', 'bpchar', 'varchar',
@@ -162,11 +148,8 @@ AS $function$ SELECT p_type = ANY (ARRAY[
 
 -- The collation name of each column (NULL for types without collation), for key comparisons.
 CREATE OR REPLACE FUNCTION syncguard._collations(p_relid oid, p_columns name[])
- RETURNS text[]
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text[] LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT array_agg((SELECT co.collname::text FROM pg_collation co WHERE co.oid = a.attcollation) ORDER BY u.o)
     FROM unnest(p_columns) WITH ORDINALITY u(c, o)
     LEFT JOIN pg_attribute a ON a.attrelid = p_relid AND a.attname = u.c AND a.attnum > 0 AND NOT a.attisdropped
@@ -174,9 +157,7 @@ $function$;
 
 -- The SET clause every generated function that renders values carries.
 CREATE OR REPLACE FUNCTION syncguard._pinned_settings()
- RETURNS text
- LANGUAGE sql
- IMMUTABLE PARALLEL SAFE
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $function$ SELECT 'SET timezone = ''UTC'' SET datestyle = ''ISO, YMD'' SET intervalstyle = ''postgres'' '
           || 'SET extra_float_digits = 1 SET bytea_output = ''hex'' SET lc_monetary = ''C'' '
           || 'SET client_encoding = ''UTF8'' SET max_parallel_workers_per_gather = 0 '
@@ -186,11 +167,8 @@ AS $function$ SELECT 'SET timezone = ''UTC'' SET datestyle = ''ISO, YMD'' SET in
 -- an array of them: version 2 reads them back truncated. [{column, type, base}], base as declared
 -- by the innermost domain (e.g. character(3)).
 CREATE OR REPLACE FUNCTION syncguard._v2_truncated(p_relid oid, p_columns name[])
- RETURNS jsonb
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   WITH RECURSIVE cols AS (
     SELECT a.attname, a.atttypid, a.atttypmod FROM pg_attribute a
      WHERE a.attrelid = p_relid AND a.attname = ANY(p_columns) AND a.attnum > 0 AND NOT a.attisdropped
@@ -208,10 +186,7 @@ $function$;
 -- For registration (the owner): the columns of schema.table among p_columns that version 2 would
 -- truncate; '[]' when none or when the table does not exist.
 CREATE OR REPLACE FUNCTION syncguard.v2_truncated_columns(p_schema text, p_table text, p_columns text[])
- RETURNS jsonb
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT coalesce(syncguard._v2_truncated(to_regclass(format('%I.%I', p_schema, p_table)), p_columns::name[]), '[]')
 $function$;

@@ -4,11 +4,8 @@
 -- Per registration of this node: its role, problems, and the table's columns now and at
 -- registration (so the verifier can tell columns added on both sides).
 CREATE OR REPLACE FUNCTION syncguard.health()
- RETURNS jsonb
- LANGUAGE sql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT coalesce(jsonb_agg(jsonb_build_object(
       'table', syncguard._table_text(r.schema_name, r.table_name),
       'regId', r.reg_id,
@@ -25,11 +22,8 @@ $function$;
 -- happened and what to do; empty when the registration holds.
 -- As in 0025, with those three texts.
 CREATE OR REPLACE FUNCTION syncguard._problems(r syncguard.registration)
- RETURNS text[]
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text[] LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_name text := format('%I.%I', r.schema_name, r.table_name);
   v_now oid := to_regclass(v_name);
@@ -102,16 +96,12 @@ BEGIN
   END LOOP;
   v_out := v_out || syncguard._more_problems(r);
   RETURN v_out;
-END
-$function$;
+END $function$;
 
 -- The problems this migration adds to health (_problems above calls it).
 CREATE OR REPLACE FUNCTION syncguard._more_problems(r syncguard.registration)
- RETURNS text[]
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text[] LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_out text[] := '{}';
   v_p text;
@@ -122,16 +112,12 @@ BEGIN
     END IF;
   END LOOP;
   RETURN v_out;
-END
-$function$;
+END $function$;
 
 -- Whether a table is a partition, an inheritance child, or has children or partitions.
 CREATE OR REPLACE FUNCTION syncguard._inheritance(p_relid oid)
- RETURNS text
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT CASE WHEN c.relkind = 'p' THEN 'partitioned'
               WHEN c.relispartition THEN 'partition'
               WHEN EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = p_relid) THEN 'child'
@@ -142,11 +128,8 @@ $function$;
 
 -- The problem of a version 2 registration with such a column, or NULL.
 CREATE OR REPLACE FUNCTION syncguard._v2_problem(r syncguard.registration)
- RETURNS text
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_cols jsonb;
 BEGIN
@@ -162,17 +145,13 @@ BEGIN
                 (SELECT string_agg(format('column %I (%s, a domain over %s)', x->>'column', x->>'type', x->>'base'), ', ' ORDER BY x->>'column')
                    FROM jsonb_array_elements(v_cols) x),
                 syncguard._table_text(r.schema_name, r.table_name));
-END
-$function$;
+END $function$;
 
 -- For health: on the publisher, the row filter its publications apply now, when it is not the
 -- registered one.
 CREATE OR REPLACE FUNCTION syncguard._row_filter_problem(r syncguard.registration)
- RETURNS text
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_pub jsonb;
   v_now text;
@@ -190,16 +169,12 @@ BEGIN
   END IF;
   RETURN format('the publications'' row filter changed since registration (now %s, registered %s): the publisher would hash other rows than it publishes, so the table is not compared; re-register it: syncguard register --table %s --refresh',
                 coalesce(v_now, 'none'), coalesce(r.row_filter, 'none'), syncguard._table_text(r.schema_name, r.table_name));
-END
-$function$;
+END $function$;
 
 -- As in 0025, against the signature the catalogue was built with.
 CREATE OR REPLACE FUNCTION syncguard._rewrite_problem(r syncguard.registration)
- RETURNS text
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT 'rows may have been rewritten without triggers since the last drain (ALTER COLUMN ... TYPE ... USING on a hashed column, or ALTER TYPE ... RENAME VALUE of an enum it holds); the next drain on this node rebuilds the table''s catalogue'
     FROM syncguard._as_built(r) b
    WHERE b.content_sig IS NOT NULL AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = b.relid)
@@ -210,10 +185,8 @@ $function$;
 -- (recorded like a partition change, for status). A registration without one takes it.
 -- As in 0025, with the content signature as built (catalogue_sig), recorded there.
 CREATE OR REPLACE FUNCTION syncguard._check_rewrites()
- RETURNS integer
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS integer LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   r syncguard.registration;
   v_sig text;
@@ -237,15 +210,11 @@ BEGIN
     v_n := v_n + 1;
   END LOOP;
   RETURN v_n;
-END
-$function$;
+END $function$;
 
 CREATE OR REPLACE FUNCTION syncguard._leaf_sig(p_relid oid)
- RETURNS text
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT coalesce(string_agg(format('%s:%s', i.inhrelid, i.xmin), ',' ORDER BY i.inhrelid), '')
     FROM pg_partition_tree(p_relid) t JOIN pg_inherits i ON i.inhrelid = t.relid
    WHERE t.relid::oid <> p_relid
@@ -255,11 +224,8 @@ $function$;
 -- _partition_problems).
 -- As in 0025, against the signature the catalogue was built with.
 CREATE OR REPLACE FUNCTION syncguard._leaf_sig_problem(r syncguard.registration)
- RETURNS text
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT 'a partition was detached and attached again since the last drain; the next drain on this node rebuilds the table''s catalogue'
     FROM syncguard._as_built(r) b
    WHERE b.partitioning = 'root' AND b.leaf_sig IS NOT NULL

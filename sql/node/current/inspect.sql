@@ -5,11 +5,8 @@
 -- lock_timeout; commit right after. Returns {id, rows: {key: hash}, lockWaitMs, computeMs}.
 -- As in 0018, refused while syncguard.probe is not clean.
 CREATE OR REPLACE FUNCTION syncguard.probe_rows(p_schema text, p_table text, p_bucket bigint, p_target uuid, p_subscription text)
- RETURNS jsonb
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   r syncguard.registration := syncguard._publisher_reg(p_schema, p_table);
   v_t0 timestamptz := clock_timestamp();
@@ -17,26 +14,18 @@ DECLARE
   v_rows jsonb;
   v_id bigint;
 BEGIN
-  IF current_setting('transaction_isolation') <> 'read committed' THEN
-    RAISE EXCEPTION 'a probe needs a READ COMMITTED transaction' USING ERRCODE = 'invalid_transaction_state';
-  END IF;
+  PERFORM syncguard._require_read_committed('a probe');
   IF syncguard._probe_rows(r, ARRAY[p_bucket]) > (syncguard._probe_caps()->>'maxRows')::bigint THEN
     RAISE EXCEPTION 'bucket % holds more than % rows; inspect it in smaller buckets', p_bucket, syncguard._probe_caps()->>'maxRows'
       USING ERRCODE = 'program_limit_exceeded';
   END IF;
-  PERFORM syncguard._require_probe_clean();
-  EXECUTE format('LOCK TABLE %s IN SHARE MODE', syncguard._rel(p_schema, p_table));
-  v_t1 := clock_timestamp();
+  v_t1 := syncguard._probe_lock(p_schema, p_table);
   v_rows := syncguard._row_list(r.reg_id, p_bucket);
-  INSERT INTO syncguard.probe (origin, id, target, kind, schema_name, table_name, fingerprint, request)
-  VALUES (syncguard.node_id(), nextval('syncguard.probe_id_seq'), p_target, 'rows', p_schema, p_table, r.fingerprint,
-          jsonb_build_object('subscription', p_subscription, 'bucket', p_bucket))
-  RETURNING id INTO v_id;
+  v_id := syncguard._send_probe(p_target, 'rows', r, jsonb_build_object('subscription', p_subscription, 'bucket', p_bucket));
   RETURN jsonb_build_object('id', v_id, 'rows', v_rows,
-                            'lockWaitMs', round(extract(epoch FROM v_t1 - v_t0)::numeric * 1000, 3),
-                            'computeMs', round(extract(epoch FROM clock_timestamp() - v_t1)::numeric * 1000, 3));
-END
-$function$;
+                            'lockWaitMs', syncguard._ms(v_t0, v_t1),
+                            'computeMs', syncguard._ms(v_t1, clock_timestamp()));
+END $function$;
 
 -- syncguard node schema 0023: row_values() also sends the registration's canonical row expression.
 -- A plan's SQL preview names a row of a table without a key by the md5 of its canonical form. The
@@ -45,11 +34,8 @@ $function$;
 -- uses (over the alias sg_t), as _bucket_rows and _repair_statements build it, so there is one
 -- definition. As in 0014, with 'content' added.
 CREATE OR REPLACE FUNCTION syncguard.row_values(p_schema text, p_table text, p_bucket bigint, p_keys text[])
- RETURNS jsonb
- LANGUAGE plpgsql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   r syncguard.registration;
 BEGIN
@@ -66,26 +52,20 @@ BEGIN
     'rows', (SELECT coalesce(jsonb_object_agg(b.key_text, jsonb_build_object('hash', b.row_hash::text, 'keyValues', to_jsonb(b.key_values),
                                                                         'values', to_jsonb(b.column_values))), '{}')
                FROM syncguard._bucket_rows(r.reg_id, p_bucket, p_keys) b));
-END
-$function$;
+END $function$;
 
 -- {key: hash} of one bucket.
 CREATE OR REPLACE FUNCTION syncguard._row_list(p_reg integer, p_bucket bigint)
- RETURNS jsonb
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
+RETURNS jsonb LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$ SELECT coalesce(jsonb_object_agg(b.key_text, b.row_hash::text), '{}') FROM syncguard._bucket_rows(p_reg, p_bucket, NULL) b $function$;
 
 -- The rows of one bucket (or only the given keys of it): key text, row hash, the key columns'
 -- values and the registration's columns' values as text, under the pinned settings.
 -- As in 0014; a row without a key is named md5(content)#occurrence, and its "key value" is the md5.
 CREATE OR REPLACE FUNCTION syncguard._bucket_rows(p_reg integer, p_bucket bigint, p_keys text[])
- RETURNS TABLE(key_text text, row_hash bigint, key_values text[], column_values text[])
- LANGUAGE plpgsql
- STABLE
- SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0'
-AS $function$
+RETURNS TABLE(key_text text, row_hash bigint, key_values text[], column_values text[]) LANGUAGE plpgsql STABLE
+SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' AS $function$
 DECLARE
   r syncguard.registration := syncguard._reg(p_reg);
   v_canon text := replace(syncguard._hash_expr(r, 'sg_t'), 'syncguard.row_hash(', '(');
@@ -105,18 +85,14 @@ BEGIN
     (SELECT string_agg(format('sg_t.%I::text', c), ', ' ORDER BY o) FROM unnest(r.columns) WITH ORDINALITY u(c, o)),
     syncguard._bucket_source(r, p_bucket))
   USING p_keys;
-END
-$function$;
+END $function$;
 
 -- The FROM clause and predicate that read one bucket of a registration through its key index
 -- (integer and range buckets; a hash bucket needs a full scan).
 -- As in 0018; a range bucket's membership is checked inline instead of by the bucket function.
 CREATE OR REPLACE FUNCTION syncguard._bucket_source(r syncguard.registration, p_bucket bigint)
- RETURNS text
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_src  text := syncguard._rel(r.schema_name, r.table_name) || ' sg_t';
   v_key  text := syncguard._key_row(r.key_columns, 'sg_t');
@@ -147,17 +123,13 @@ BEGIN
     v_pred := 'true';
   END IF;
   RETURN format('%s WHERE %s AND %s = %s%s', v_src, v_pred, syncguard._bucket_expr(r, 'sg_t'), p_bucket, syncguard._filter(r));
-END
-$function$;
+END $function$;
 
 -- The publisher's registration of a table, or an error.
 -- As in 0014 (0015 refused tables without a key here; they are inspected now).
 CREATE OR REPLACE FUNCTION syncguard._publisher_reg(p_schema text, p_table text)
- RETURNS syncguard.registration
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS syncguard.registration LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   r syncguard.registration;
 BEGIN
@@ -168,17 +140,13 @@ BEGIN
       USING ERRCODE = 'undefined_object';
   END IF;
   RETURN r;
-END
-$function$;
+END $function$;
 
 -- The fields of a record's text as record_out writes it ('(1,"a b",)': '1', 'a b', NULL), or
 -- NULL when the text is not of that form.
 CREATE OR REPLACE FUNCTION syncguard._record_fields(p text)
- RETURNS text[]
- LANGUAGE plpgsql
- IMMUTABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text[] LANGUAGE plpgsql IMMUTABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_in text;
   v_out text[] := '{}';
@@ -198,12 +166,9 @@ BEGIN
                            ELSE m[1] END;
   END LOOP;
   RETURN v_out;
-END
-$function$;
+END $function$;
 
 -- How long an inspection is kept: longer than a plan may live (the CLI allows 30 days).
 CREATE OR REPLACE FUNCTION syncguard._inspection_keep()
- RETURNS interval
- LANGUAGE sql
- IMMUTABLE
+RETURNS interval LANGUAGE sql IMMUTABLE
 AS $function$ SELECT interval '31 days' $function$;

@@ -4,11 +4,8 @@
 -- The leaf partitions of a partitioned table, in oid order ('{}' when it has none); NULL for any
 -- other table.
 CREATE OR REPLACE FUNCTION syncguard._leaves(p_relid oid)
- RETURNS oid[]
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS oid[] LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT CASE WHEN (SELECT c.relkind FROM pg_class c WHERE c.oid = p_relid) = 'p'
               THEN ARRAY(SELECT t.relid::oid FROM pg_partition_tree(p_relid) t
                           WHERE t.isleaf AND t.relid::oid <> p_relid ORDER BY 1) END
@@ -21,10 +18,8 @@ $function$;
 -- Returns the number of registrations that changed.
 -- As in 0025, with the leaves and signatures as built (catalogue_sig), recorded there.
 CREATE OR REPLACE FUNCTION syncguard._check_partitions()
- RETURNS integer
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS integer LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   r syncguard.registration;
   v_now oid[];
@@ -83,17 +78,13 @@ BEGIN
   END LOOP;
   -- item 7's check runs here too: check_state() calls this on every drain
   RETURN v_n + syncguard._check_rewrites();
-END
-$function$;
+END $function$;
 
 -- Registering a partition whose ancestor is registered, or a table with a registered partition,
 -- would track and verify the same rows twice: refused.
 CREATE OR REPLACE FUNCTION syncguard._check_partition_overlap(p_relid oid, p_name text)
- RETURNS void
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS void LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_other text;
 BEGIN
@@ -117,16 +108,12 @@ BEGIN
     RAISE EXCEPTION 'partition % of % is not a plain table (a foreign table?), which syncguard cannot track', v_other, p_name
       USING ERRCODE = 'wrong_object_type';
   END IF;
-END
-$function$;
+END $function$;
 
 -- For status: a partitioned registration's leaves now, and its last partition change.
 CREATE OR REPLACE FUNCTION syncguard._partition_status(r syncguard.registration)
- RETURNS jsonb
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT CASE WHEN r.partitioning = 'root' THEN jsonb_build_object(
            'leaves', cardinality(syncguard._leaves(r.relid)),
            'lastChange', (SELECT jsonb_build_object('at', pc.at, 'added', to_jsonb(pc.added), 'removed', to_jsonb(pc.removed))
@@ -140,11 +127,8 @@ $function$;
 -- last drain, a leaf without its triggers or with one not ENABLE ALWAYS.
 -- As in 0018, against the leaves the catalogue was built with.
 CREATE OR REPLACE FUNCTION syncguard._partition_problems(r syncguard.registration, p_fix text)
- RETURNS text[]
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text[] LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_now oid[];
   v_out text[] := '{}';
@@ -175,5 +159,4 @@ BEGIN
                              CASE WHEN v_t.tgenabled IS NULL THEN 're-register the table' ELSE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %s', v_t.leaf::regclass, v_t.name) END);
   END LOOP;
   RETURN v_out;
-END
-$function$;
+END $function$;

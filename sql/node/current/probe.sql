@@ -7,11 +7,8 @@
 -- Returns {id, values, rows, lockWaitMs, computeMs}.
 -- As in 0018, refused while syncguard.probe is not clean.
 CREATE OR REPLACE FUNCTION syncguard.probe_buckets(p_schema text, p_table text, p_buckets bigint[], p_target uuid, p_subscription text)
- RETURNS jsonb
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   r syncguard.registration;
   v_caps jsonb := syncguard._probe_caps();
@@ -21,16 +18,8 @@ DECLARE
   v_id bigint;
   v_rows bigint;
 BEGIN
-  IF current_setting('transaction_isolation') <> 'read committed' THEN
-    RAISE EXCEPTION 'a probe needs a READ COMMITTED transaction (it must see what committed before its lock), got %',
-      current_setting('transaction_isolation') USING ERRCODE = 'invalid_transaction_state';
-  END IF;
-  SELECT * INTO r FROM syncguard.registration g
-   WHERE g.node_id = syncguard.node_id() AND g.schema_name = p_schema AND g.table_name = p_table AND g.node_role = 'publisher';
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'table %.% is not registered as a publisher table on this node', quote_ident(p_schema), quote_ident(p_table)
-      USING ERRCODE = 'undefined_object';
-  END IF;
+  PERFORM syncguard._require_read_committed('a probe');
+  r := syncguard._publisher_reg(p_schema, p_table);
   IF cardinality(p_buckets) IS NULL OR cardinality(p_buckets) > (v_caps->>'maxBuckets')::int THEN
     RAISE EXCEPTION 'a probe asks for 1 to % buckets, this one for %', v_caps->>'maxBuckets', coalesce(cardinality(p_buckets), 0)
       USING ERRCODE = 'invalid_parameter_value';
@@ -40,53 +29,31 @@ BEGIN
     RAISE EXCEPTION 'a probe of these buckets would read about % rows, more than the cap of %', v_rows, v_caps->>'maxRows'
       USING ERRCODE = 'program_limit_exceeded';
   END IF;
-  PERFORM syncguard._require_probe_clean();
-  EXECUTE format('LOCK TABLE %s IN SHARE MODE', syncguard._rel(p_schema, p_table));
-  v_t1 := clock_timestamp();
+  v_t1 := syncguard._probe_lock(p_schema, p_table);
   -- a new snapshot, taken after the lock: every writer that held the table has committed
   v_values := syncguard._probe_values(r.reg_id, p_buckets);
-  INSERT INTO syncguard.probe (origin, id, target, kind, schema_name, table_name, fingerprint, request)
-  VALUES (syncguard.node_id(), nextval('syncguard.probe_id_seq'), p_target, 'buckets', p_schema, p_table, r.fingerprint,
-          jsonb_build_object('subscription', p_subscription, 'buckets', to_jsonb(p_buckets), 'values', v_values))
-  RETURNING id INTO v_id;
+  v_id := syncguard._send_probe(p_target, 'buckets', r,
+                                jsonb_build_object('subscription', p_subscription, 'buckets', to_jsonb(p_buckets), 'values', v_values));
   RETURN jsonb_build_object('id', v_id, 'values', v_values,
-                            'lockWaitMs', round(extract(epoch FROM v_t1 - v_t0)::numeric * 1000, 3),
-                            'computeMs', round(extract(epoch FROM clock_timestamp() - v_t1)::numeric * 1000, 3));
-END
-$function$;
+                            'lockWaitMs', syncguard._ms(v_t0, v_t1),
+                            'computeMs', syncguard._ms(v_t1, clock_timestamp()));
+END $function$;
 
 -- Publisher: a marker (as in 0013), refused while syncguard.probe has code syncguard did not add
 -- (a default, a policy, a rule or a trigger there would run as the installer on this insert).
 CREATE OR REPLACE FUNCTION syncguard.probe_marker(p_target uuid, p_subscription text)
- RETURNS bigint
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
-DECLARE
-  v_unclean text := syncguard._probe_table_clean();
-  v_id bigint;
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 BEGIN
-  IF v_unclean IS NOT NULL THEN
-    RAISE EXCEPTION 'syncguard sends no probe: % (syncguard did not create it)', v_unclean
-      USING ERRCODE = 'object_not_in_prerequisite_state',
-            HINT = 'drop it (docs/permissions.md, "Which fix is safer"), then run syncguard install again';
-  END IF;
-  INSERT INTO syncguard.probe (origin, id, target, kind, request)
-  VALUES (syncguard.node_id(), nextval('syncguard.probe_id_seq'), p_target, 'marker', jsonb_build_object('subscription', p_subscription))
-  RETURNING id INTO v_id;
-  RETURN v_id;
-END
-$function$;
+  PERFORM syncguard._require_probe_clean();
+  RETURN syncguard._send_probe(p_target, 'marker', NULL, jsonb_build_object('subscription', p_subscription));
+END $function$;
 
 -- Publisher: deletes this node's probes older than an hour (as in 0013); deletes nothing while
 -- syncguard.probe has code syncguard did not add (a policy or rule would run as the installer).
 CREATE OR REPLACE FUNCTION syncguard.probe_cleanup()
- RETURNS integer
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_n integer;
 BEGIN
@@ -96,16 +63,12 @@ BEGIN
   DELETE FROM syncguard.probe WHERE origin = syncguard.node_id() AND created_at < clock_timestamp() - interval '1 hour';
   GET DIAGNOSTICS v_n = ROW_COUNT;
   RETURN v_n;
-END
-$function$;
+END $function$;
 
 -- Subscriber: the answers to some probes of one origin, {id: {ok, answer, error, computeMs}}.
 CREATE OR REPLACE FUNCTION syncguard.probe_results(p_origin uuid, p_ids bigint[])
- RETURNS jsonb
- LANGUAGE sql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT coalesce(jsonb_object_agg(r.id::text, jsonb_build_object('ok', r.ok, 'answer', r.answer, 'error', r.error, 'computeMs', r.compute_ms)), '{}')
     FROM syncguard.probe_result r WHERE r.origin = p_origin AND r.id = ANY(p_ids)
 $function$;
@@ -115,11 +78,8 @@ $function$;
 -- triggers and rules on syncguard's logged tables that syncguard did not create (the owner of
 -- those tables may add some; probes are not trusted while there are any).
 CREATE OR REPLACE FUNCTION syncguard.probe_route()
- RETURNS jsonb
- LANGUAGE sql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT jsonb_build_object(
     'nodeId', syncguard.node_id(),
     'table', to_regclass('syncguard.probe') IS NOT NULL,
@@ -145,67 +105,77 @@ AS $function$
                         SELECT syncguard._probe_table_clean() WHERE syncguard._probe_table_clean() IS NOT NULL) x))
 $function$;
 
+-- Publisher: writes one probe for the subscriber p_target to answer at this position (kind
+-- 'buckets', 'rows', 'repair' of registration r, or a 'marker' without one); returns its id.
+CREATE OR REPLACE FUNCTION syncguard._send_probe(p_target uuid, p_kind text, r syncguard.registration, p_request jsonb)
+RETURNS bigint LANGUAGE sql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
+  INSERT INTO syncguard.probe (origin, id, target, kind, schema_name, table_name, fingerprint, request)
+  VALUES (syncguard.node_id(), nextval('syncguard.probe_id_seq'), p_target, p_kind, r.schema_name, r.table_name, r.fingerprint, p_request)
+  RETURNING id
+$function$;
+
+-- Refuses a probe or repair (p_what) outside READ COMMITTED: it must see what committed before its
+-- lock, and each statement after the lock takes a new snapshot.
+CREATE OR REPLACE FUNCTION syncguard._require_read_committed(p_what text)
+RETURNS void LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
+BEGIN
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION '% needs a READ COMMITTED transaction (it must see what committed before its lock), got %', p_what,
+      current_setting('transaction_isolation') USING ERRCODE = 'invalid_transaction_state';
+  END IF;
+END $function$;
+
+-- Publisher: the SHARE lock a probe or repair request holds on its table until the transaction
+-- commits (no writer can change the table meanwhile), refused while syncguard.probe is not clean.
+-- Returns when the lock was granted.
+CREATE OR REPLACE FUNCTION syncguard._probe_lock(p_schema text, p_table text)
+RETURNS timestamptz LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
+BEGIN
+  PERFORM syncguard._require_probe_clean();
+  EXECUTE format('LOCK TABLE %s IN SHARE MODE', syncguard._rel(p_schema, p_table));
+  RETURN clock_timestamp();
+END $function$;
+
+-- Milliseconds from p_from to p_to, to the microsecond, as the probes report their times.
+CREATE OR REPLACE FUNCTION syncguard._ms(p_from timestamptz, p_to timestamptz)
+RETURNS numeric LANGUAGE sql IMMUTABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$ SELECT round(extract(epoch FROM p_to - p_from)::numeric * 1000, 3) $function$;
+
 -- The caps of one probe (both sides refuse more).
 CREATE OR REPLACE FUNCTION syncguard._probe_caps()
- RETURNS jsonb
- LANGUAGE sql
- IMMUTABLE
+RETURNS jsonb LANGUAGE sql IMMUTABLE
 AS $function$ SELECT jsonb_build_object('maxBuckets', 2000, 'maxRows', 500000) $function$;
 
 -- The rows a probe of these buckets reads, counted from the table up to one more than the cap
--- (the caller compares with the cap); the predicates are _compute_sql's (0018), the hash omitted.
+-- (the caller compares with the cap); the predicates are _compute_sql's (_bucket_rows_sql), the hash omitted.
 -- A hash-bucketed table is read whole, whatever the buckets. Settings pinned as for the compute:
 -- range bounds are cast back under them, and row-level security makes it fail, not undercount.
 CREATE OR REPLACE FUNCTION syncguard._probe_rows(r syncguard.registration, p_buckets bigint[])
- RETURNS bigint
- LANGUAGE plpgsql
- STABLE
- SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off'
-AS $function$
+RETURNS bigint LANGUAGE plpgsql STABLE
+SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' AS $function$
 DECLARE
   v_limit bigint := (syncguard._probe_caps()->>'maxRows')::bigint + 1;
-  v_src  text := syncguard._rel(r.schema_name, r.table_name) || ' sg_t';
-  v_key  text := syncguard._key_row(r.key_columns, 'sg_t');
-  v_filt text := syncguard._filter(r);
-  v_n    integer := r.bucket_count - 1;   -- range: number of bounds
   v_n_rows bigint;
 BEGIN
-  IF r.scheme = 'hash' OR (r.scheme = 'range' AND v_n = 0) THEN
-    EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %s WHERE true%s LIMIT $1) sg_x', v_src, v_filt)
+  IF r.scheme = 'hash' OR (r.scheme = 'range' AND r.bucket_count = 1) THEN
+    EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %s sg_t WHERE true%s LIMIT $1) sg_x',
+                   syncguard._rel(r.schema_name, r.table_name), syncguard._filter(r))
       INTO v_n_rows USING v_limit;
-  ELSIF r.scheme = 'int' THEN
-    EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM unnest($1::bigint[]) sg_cb(sg_b) CROSS JOIN LATERAL ('
-                   'SELECT 1 FROM %s WHERE sg_t.%I BETWEEN syncguard.int_lo(sg_cb.sg_b, %s) AND syncguard.int_hi(sg_cb.sg_b, %s)%s'
-                   ') sg_s LIMIT $2) sg_x',
-                   v_src, r.key_columns[1], r.bucket_width, r.bucket_width, v_filt)
-      INTO v_n_rows USING p_buckets, v_limit;
   ELSE
-    EXECUTE format(
-      'SELECT count(*) FROM (SELECT 1 FROM unnest($1::bigint[]) sg_cb(sg_b) CROSS JOIN (SELECT %11$s AS sg_arr) sg_ba CROSS JOIN LATERAL ('
-      'SELECT 1 FROM %2$s WHERE sg_cb.sg_b = 0 AND %3$s < %4$s%7$s'
-      ' UNION ALL SELECT 1 FROM %2$s WHERE sg_cb.sg_b BETWEEN 1 AND %8$s AND %3$s >= %5$s AND %3$s < %6$s%7$s'
-      ' UNION ALL SELECT 1 FROM %2$s WHERE sg_cb.sg_b = %9$s AND %3$s >= %10$s%7$s'
-      ') sg_s LIMIT $2) sg_x',
-      NULL, v_src, v_key,
-      syncguard._bound_row(r.key_columns, 'sg_ba.sg_arr[1]'),
-      syncguard._bound_row(r.key_columns, 'sg_ba.sg_arr[sg_cb.sg_b]'),
-      syncguard._bound_row(r.key_columns, 'sg_ba.sg_arr[sg_cb.sg_b + 1]'),
-      v_filt, v_n - 1, v_n,
-      syncguard._bound_row(r.key_columns, format('sg_ba.sg_arr[%s]', v_n)),
-      syncguard._bounds_literal(r))
+    EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM unnest($1::bigint[]) sg_cb(sg_b)%s CROSS JOIN LATERAL (%s) sg_s LIMIT $2) sg_x',
+                   syncguard._bounds_join(r), syncguard._bucket_rows_sql(r, '1'))
       INTO v_n_rows USING p_buckets, v_limit;
   END IF;
   RETURN v_n_rows;
-END
-$function$;
+END $function$;
 
 -- Buckets of a registration computed from the table, as {bucket: [rows, sum]} text pairs.
 CREATE OR REPLACE FUNCTION syncguard._probe_values(p_reg integer, p_buckets bigint[])
- RETURNS jsonb
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT coalesce(jsonb_object_agg(c.bucket::text, jsonb_build_array(c.row_count::text, c.hash_sum::text)), '{}')
     FROM syncguard.compute_buckets(p_reg, p_buckets) c
 $function$;
@@ -214,10 +184,8 @@ $function$;
 -- (key, hash) list and the snapshot taken just before it was read, so that a repair can tell local
 -- writes after the inspection from those it saw (item 15).
 CREATE OR REPLACE FUNCTION syncguard._probe_answer(p syncguard.probe)
- RETURNS jsonb
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   r syncguard.registration;
   v_buckets bigint[];
@@ -266,19 +234,15 @@ BEGIN
     RETURN jsonb_build_object('ok', true, 'answer', syncguard._repair_apply(r, p), 'rows', v_rows);
   END IF;
   RETURN jsonb_build_object('ok', true, 'answer', syncguard._probe_values(r.reg_id, v_buckets), 'rows', v_rows);
-END
-$function$;
+END $function$;
 
 -- The subscriber's trigger (ENABLE ALWAYS, BEFORE INSERT), as in 0013, and: nothing is answered
 -- while syncguard.probe has what syncguard did not create (a failed answer naming it); an
 -- inspection ('rows') it answers is kept in syncguard.inspection with its snapshot and
 -- local_write's epoch, in the same transaction as the answer. Never raises.
 CREATE OR REPLACE FUNCTION syncguard._probe_apply()
- RETURNS trigger
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_sub name;
   v_t0 timestamptz;
@@ -332,19 +296,15 @@ BEGIN
     END;
   END;
   RETURN NEW;
-END
-$function$;
+END $function$;
 
 -- Has syncguard.probe only what syncguard gave it? NULL when clean, else what is not ("rule r on
 -- probe, trigger t on probe"). The owner
 -- of the table (the dedicated role, or whoever may SET ROLE to it) may add code that runs as the
 -- installer when syncguard's SECURITY DEFINER functions read or write probe rows.
 CREATE OR REPLACE FUNCTION syncguard._probe_table_clean()
- RETURNS text
- LANGUAGE sql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   WITH t AS (SELECT c.* FROM pg_class c WHERE c.oid = to_regclass('syncguard.probe')),
   issue AS (
     SELECT 'no table syncguard.probe' AS what WHERE NOT EXISTS (SELECT 1 FROM t)
@@ -390,11 +350,8 @@ $function$;
 -- Publisher: raises, naming it, when syncguard.probe has what syncguard did not create (a trigger,
 -- rule, policy or default there would run as syncguard's owner on the probe's insert).
 CREATE OR REPLACE FUNCTION syncguard._require_probe_clean()
- RETURNS void
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS void LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_unclean text := syncguard._probe_table_clean();
 BEGIN
@@ -403,5 +360,4 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'drop it (docs/permissions.md, "Which fix is safer"), then run syncguard install again';
   END IF;
-END
-$function$;
+END $function$;

@@ -8,10 +8,8 @@
 -- registered, but not both a partition and one of its ancestors; every leaf gets its TRUNCATE
 -- trigger, and the registration keeps its leaves.
 CREATE OR REPLACE FUNCTION syncguard.register_table(p_config jsonb, p_role text)
- RETURNS jsonb
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_desc jsonb;
   v_existing syncguard.registration;
@@ -105,18 +103,15 @@ BEGIN
   PERFORM syncguard._install_triggers(r);
   PERFORM syncguard._install_leaf_triggers(r);
   RETURN to_jsonb(r);
-END
-$function$;
+END $function$;
 
 -- Removes a registration: its triggers, generated objects and state. Returns false when the table
 -- was not registered on this node.
 -- As in 0009, and the triggers of partitions (a leaf's TRUNCATE trigger, and triggers left on a
 -- partition detached since) go too.
 CREATE OR REPLACE FUNCTION syncguard.unregister_table(p_schema text, p_table text)
- RETURNS boolean
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS boolean LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   r syncguard.registration;
   v_trigger text;
@@ -146,16 +141,12 @@ BEGIN
   DELETE FROM syncguard.partition_change WHERE reg_id = r.reg_id;
   DELETE FROM syncguard.registration WHERE node_id = r.node_id AND reg_id = r.reg_id;
   RETURN true;
-END
-$function$;
+END $function$;
 
 -- Columns, key candidates and publication membership of a table, as jsonb.
 CREATE OR REPLACE FUNCTION syncguard.describe_table(p_schema text, p_table text, p_publications text[] DEFAULT '{}'::text[])
- RETURNS jsonb
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_relid oid;
   v_kind "char";
@@ -208,19 +199,15 @@ BEGIN
     'key', v_key,
     'columns', coalesce(v_cols, '[]'::jsonb),
     'publication', v_pub);
-END
-$function$;
+END $function$;
 
 -- How the given publications publish a table: whether at all, which columns (NULL = all) and the
 -- row filter that applies (NULL = none). Filters of several publications are OR-ed, as PostgreSQL
 -- does; a publication without a filter or column list publishes every row or column.
 -- As in 0018, with each leaf's own row filter.
 CREATE OR REPLACE FUNCTION syncguard._publication_info(p_relid oid, p_publications text[])
- RETURNS jsonb
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_found boolean;
   v_cols jsonb := NULL;
@@ -273,32 +260,25 @@ BEGIN
     END IF;
   END IF;
   RETURN jsonb_build_object('published', v_found, 'columns', v_cols, 'rowFilter', v_filter);
-END
-$function$;
+END $function$;
 
 -- Exact row count of a table (the hash scheme sizes its modulus from it).
 CREATE OR REPLACE FUNCTION syncguard.row_count(p_schema text, p_table text)
- RETURNS bigint
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
- SET row_security TO 'off'
+RETURNS bigint LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp'
+SET row_security TO 'off'
 AS $function$
 DECLARE
   v_n bigint;
 BEGIN
   EXECUTE 'SELECT count(*) FROM ' || syncguard._rel(p_schema, p_table) INTO v_n;
   RETURN v_n;
-END
-$function$;
+END $function$;
 
 -- The remaining readers of user tables, as in 0004, 0006 and 0008, with ONLY.
 CREATE OR REPLACE FUNCTION syncguard.sample_bounds(p_schema text, p_table text, p_keys name[], p_bucket_size bigint)
- RETURNS jsonb
- LANGUAGE plpgsql
- STABLE
- SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql STABLE
+SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' AS $function$
 DECLARE
   v_keys text := (SELECT string_agg(quote_ident(k), ', ' ORDER BY o) FROM unnest(p_keys) WITH ORDINALITY u(k, o));
   v_texts text := (SELECT string_agg(format('format(''%%s'', %I)', k), ', ' ORDER BY o) FROM unnest(p_keys) WITH ORDINALITY u(k, o));
@@ -314,16 +294,13 @@ BEGIN
     v_texts, v_keys, v_keys, syncguard._rel(p_schema, p_table))
   INTO v_bounds USING p_bucket_size;
   RETURN v_bounds;
-END
-$function$;
+END $function$;
 
 -- Gives this node a new identity; for a node cloned physically from its peer, which would
 -- otherwise share the peer's node_id. Rows keyed by the old identity move to the new one.
 CREATE OR REPLACE FUNCTION syncguard.reidentify()
- RETURNS uuid
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS uuid LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_old uuid := syncguard.node_id();
   v_new uuid := gen_random_uuid();
@@ -333,15 +310,11 @@ BEGIN
   UPDATE syncguard.migration SET node_id = v_new WHERE node_id = v_old;
   UPDATE syncguard.registration SET node_id = v_new WHERE node_id = v_old;
   RETURN v_new;
-END
-$function$;
+END $function$;
 
 CREATE OR REPLACE FUNCTION syncguard._content_sig(r syncguard.registration)
- RETURNS text
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   WITH RECURSIVE cols AS (
     SELECT a.attname, a.xmin::text AS x, a.atttypid FROM pg_attribute a
      WHERE a.attrelid = r.relid AND a.attname = ANY(r.columns) AND a.attnum > 0 AND NOT a.attisdropped
@@ -359,11 +332,8 @@ $function$;
 
 -- A registration with the leaves and signatures its catalogue was built against.
 CREATE OR REPLACE FUNCTION syncguard._as_built(r syncguard.registration)
- RETURNS syncguard.registration
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS syncguard.registration LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   s syncguard.catalogue_sig;
 BEGIN
@@ -374,15 +344,12 @@ BEGIN
     r.content_sig := s.content_sig;
   END IF;
   RETURN r;
-END
-$function$;
+END $function$;
 
 -- Records what a registration's catalogue is built against now (r: as built, with the new values).
 CREATE OR REPLACE FUNCTION syncguard._set_built(r syncguard.registration)
- RETURNS void
- LANGUAGE sql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS void LANGUAGE sql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   INSERT INTO syncguard.catalogue_sig (reg_id, leaves, leaf_sig, content_sig)
   VALUES (r.reg_id, r.leaves, r.leaf_sig, r.content_sig)
   ON CONFLICT (reg_id) DO UPDATE SET leaves = EXCLUDED.leaves, leaf_sig = EXCLUDED.leaf_sig, content_sig = EXCLUDED.content_sig

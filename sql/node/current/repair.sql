@@ -3,11 +3,8 @@
 -- key index's own equality (docs/repair.md).
 
 CREATE OR REPLACE FUNCTION syncguard.repair_request(p_schema text, p_table text, p_bucket bigint, p_changes jsonb, p_plan text, p_target uuid, p_subscription text)
- RETURNS jsonb
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   r syncguard.registration := syncguard._publisher_reg(p_schema, p_table);
   v_list jsonb := CASE WHEN jsonb_typeof(p_changes) = 'object' THEN p_changes->'changes' ELSE p_changes END;
@@ -27,9 +24,7 @@ DECLARE
   v_keys text[];
   v_code text[];
 BEGIN
-  IF current_setting('transaction_isolation') <> 'read committed' THEN
-    RAISE EXCEPTION 'a repair needs a READ COMMITTED transaction' USING ERRCODE = 'invalid_transaction_state';
-  END IF;
+  PERFORM syncguard._require_read_committed('a repair');
   -- item 8: the rows are read (col::text, casts) as syncguard's owner here too
   v_code := syncguard.repair_user_code(p_schema, p_table);
   IF cardinality(v_code) > 0 THEN
@@ -44,10 +39,8 @@ BEGIN
     RAISE EXCEPTION 'a repair request carries at most 10000 changes, got %', jsonb_array_length(v_list)
       USING ERRCODE = 'program_limit_exceeded';
   END IF;
-  PERFORM syncguard._require_probe_clean();
   v_keys := ARRAY(SELECT x->>'key' FROM jsonb_array_elements(v_list) x WHERE jsonb_typeof(x) = 'object' AND x->>'key' IS NOT NULL);
-  EXECUTE format('LOCK TABLE %s IN SHARE MODE', syncguard._rel(p_schema, p_table));
-  v_t1 := clock_timestamp();
+  v_t1 := syncguard._probe_lock(p_schema, p_table);
   -- the publisher's rows of the planned keys, now that no writer can change them: a keyed table's
   -- by key equality, a keyless table's by their names (content and copy)
   IF NOT v_keyless THEN
@@ -99,23 +92,18 @@ BEGIN
     IF jsonb_typeof(v_opts->'inspection') IN ('number', 'string') THEN
       v_request := v_request || jsonb_build_object('inspection', v_opts->'inspection');
     END IF;
-    INSERT INTO syncguard.probe (origin, id, target, kind, schema_name, table_name, fingerprint, request)
-    VALUES (syncguard.node_id(), nextval('syncguard.probe_id_seq'), p_target, 'repair', p_schema, p_table, r.fingerprint, v_request)
-    RETURNING id INTO v_id;
+    v_id := syncguard._send_probe(p_target, 'repair', r, v_request);
   END IF;
   RETURN jsonb_build_object('id', v_id, 'sent', jsonb_array_length(v_send), 'skipped', v_skip,
-                            'lockWaitMs', round(extract(epoch FROM v_t1 - v_t0)::numeric * 1000, 3),
-                            'holdMs', round(extract(epoch FROM clock_timestamp() - v_t1)::numeric * 1000, 3));
-END
-$function$;
+                            'lockWaitMs', syncguard._ms(v_t0, v_t1),
+                            'holdMs', syncguard._ms(v_t1, clock_timestamp()));
+END $function$;
 
 -- The node's caps on one repair request (item 12): the changes one request may hold the apply
 -- worker for, the budget in ms of its writes and lock waits together, the changes and the lock
 -- waits that ran out over all requests of one inspection.
 CREATE OR REPLACE FUNCTION syncguard._repair_caps()
- RETURNS jsonb
- LANGUAGE sql
- IMMUTABLE
+RETURNS jsonb LANGUAGE sql IMMUTABLE
 AS $function$ SELECT jsonb_build_object('maxChanges', 1000, 'budgetMs', 5000, 'maxInspectionChanges', 10000, 'maxLockWaits', 3) $function$;
 
 -- Subscriber: applies one repair request (called by the probe trigger, inside the apply
@@ -131,10 +119,8 @@ AS $function$ SELECT jsonb_build_object('maxChanges', 1000, 'budgetMs', 5000, 'm
 --   an upsert sent under the publisher's key text reports its outcome under plannedKey.
 -- Never raises on a request's content.
 CREATE OR REPLACE FUNCTION syncguard._repair_apply(r syncguard.registration, p syncguard.probe)
- RETURNS jsonb
- LANGUAGE plpgsql
- SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' SET lock_timeout TO '100ms'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql
+SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' SET lock_timeout TO '100ms' AS $function$
 DECLARE
   v_caps jsonb := syncguard._repair_caps();
   v_bucket bigint := (p.request->>'bucket')::bigint;
@@ -310,18 +296,14 @@ BEGIN
   UPDATE syncguard.inspection i SET changes = i.changes + jsonb_array_length(v_list), lock_waits = v_waits
    WHERE i.origin = v_insp.origin AND i.id = v_insp.id;
   RETURN jsonb_build_object('changes', v_out);
-END
-$function$;
+END $function$;
 
 -- The key text ROW(k1, ..., kn)::text of some key values (as text, cast to the key columns'
 -- types), under the pinned settings; for a table without a key, the md5 a row name starts with.
 -- Whether p_values are the values of key p_key.
 CREATE OR REPLACE FUNCTION syncguard._key_values_match(r syncguard.registration, p_key text, p_values jsonb)
- RETURNS boolean
- LANGUAGE plpgsql
- STABLE
- SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS boolean LANGUAGE plpgsql STABLE
+SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_text text;
 BEGIN
@@ -345,8 +327,7 @@ BEGIN
     RETURN false;                                  -- not even values of the key's types
   END;
   RETURN v_text IS NOT DISTINCT FROM p_key;
-END
-$function$;
+END $function$;
 
 -- Publisher, under the SHARE lock: for each key text of a keyed table, whether it is a key of the
 -- table (its fields, cast to the key columns' types, give the same text) and the key text of the
@@ -356,11 +337,8 @@ $function$;
 -- otherwise may hash to another bucket, and a delete of it would then remove a row the publisher
 -- holds.
 CREATE OR REPLACE FUNCTION syncguard._key_equality(r syncguard.registration)
- RETURNS text[]
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text[] LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_ops text[] := '{}';
   v_c record;
@@ -401,15 +379,11 @@ BEGIN
     v_ops := v_ops || format('OPERATOR(%I.%s)', v_c.oprschema, v_c.oprname);
   END LOOP;
   RETURN v_ops;
-END
-$function$;
+END $function$;
 
 CREATE OR REPLACE FUNCTION syncguard._held_keys(r syncguard.registration, p_bucket bigint, p_keys text[])
- RETURNS jsonb
- LANGUAGE plpgsql
- STABLE
- SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql STABLE
+SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' AS $function$
 DECLARE
   v_n integer := cardinality(r.key_columns);
   v_asked text[] := '{}';
@@ -462,5 +436,4 @@ BEGIN
     END LOOP;
   END;
   RETURN v_map;
-END
-$function$;
+END $function$;

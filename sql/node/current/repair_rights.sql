@@ -7,11 +7,8 @@
 -- and its answer on the subscriber, so a later run recovers the outcome from there.
 -- Publisher: the ids of this node's repair requests of a plan on a table, oldest first.
 CREATE OR REPLACE FUNCTION syncguard.repair_requests(p_schema text, p_table text, p_plan text)
- RETURNS bigint[]
- LANGUAGE sql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS bigint[] LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT coalesce(array_agg(p.id ORDER BY p.id), '{}') FROM syncguard.probe p
    WHERE p.origin = syncguard.node_id() AND p.kind = 'repair' AND p.schema_name = p_schema AND p.table_name = p_table
      AND p.request->>'plan' = p_plan
@@ -20,11 +17,8 @@ $function$;
 -- Subscriber: whether the syncguard owner may write repairs to the table (checked before a plan
 -- is made and before it is sent; the trigger would otherwise report every change as failed).
 CREATE OR REPLACE FUNCTION syncguard.repair_privileges(p_schema text, p_table text)
- RETURNS text[]
- LANGUAGE sql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text[] LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT coalesce(array_agg(x.p ORDER BY x.o), '{}') FROM unnest(ARRAY['INSERT', 'UPDATE', 'DELETE']) WITH ORDINALITY x(p, o)
    WHERE to_regclass(format('%I.%I', p_schema, p_table)) IS NOT NULL
      AND NOT has_table_privilege(format('%I.%I', p_schema, p_table), x.p)
@@ -51,11 +45,8 @@ $function$;
 -- rights. Empty: nothing runs. Granted to repair roles (below); SECURITY DEFINER because it reads
 -- the registration's columns (which defaults a repair leaves out), and it reads only catalogs.
 CREATE OR REPLACE FUNCTION syncguard.repair_user_code(p_schema text, p_table text)
- RETURNS text[]
- LANGUAGE sql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS text[] LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   WITH me AS (SELECT p.proowner AS o FROM pg_proc p WHERE p.oid = 'syncguard._probe_apply()'::regprocedure),
   reg AS (
     SELECT g.columns FROM syncguard.registration g
@@ -166,11 +157,8 @@ AS $function$
 $function$;
 
 CREATE OR REPLACE FUNCTION syncguard._repair_dml(r syncguard.registration, OUT ins text, OUT upd text, OUT del text)
- RETURNS record
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS record LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_tbl text := format('%I.%I', r.schema_name, r.table_name);
   v_rel text := syncguard._rel(r.schema_name, r.table_name);
@@ -212,15 +200,11 @@ BEGIN
   upd := format('UPDATE %s sg_t SET %s WHERE %s AND %s = $3', v_rel,
                 coalesce(v_set, format('%1$I = sg_t.%1$I', r.key_columns[1])), v_key, v_hash);
   del := format('DELETE FROM %s sg_t WHERE %s AND %s = $3', v_rel, v_key, v_hash);
-END
-$function$;
+END $function$;
 
 CREATE OR REPLACE FUNCTION syncguard._repair_statements(r syncguard.registration, OUT upsert text, OUT del text)
- RETURNS record
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS record LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_tbl text := format('%I.%I', r.schema_name, r.table_name);
   v_rel text := syncguard._rel(r.schema_name, r.table_name);
@@ -248,5 +232,4 @@ BEGIN
   del := format('DELETE FROM %s WHERE %s', v_rel,
                 (SELECT string_agg(format('%I = $1[%s]::%s', k, o, format_type(a.atttypid, a.atttypmod)), ' AND ' ORDER BY o)
                    FROM unnest(r.key_columns) WITH ORDINALITY u(k, o) JOIN pg_attribute a ON a.attrelid = r.relid AND a.attname = u.k));
-END
-$function$;
+END $function$;

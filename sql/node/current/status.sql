@@ -5,11 +5,8 @@
 -- TABLES publications of this database (whose subscriptions get syncguard's logged tables: only
 -- install, register and unregister write them, after checking the subscription's owner).
 CREATE OR REPLACE FUNCTION syncguard.status()
- RETURNS jsonb
- LANGUAGE sql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT jsonb_build_object(
     'nodeId', syncguard.node_id(),
     'stateIntact', EXISTS (SELECT 1 FROM syncguard.sentinel),
@@ -43,8 +40,6 @@ AS $function$
 $function$;
 
 CREATE OR REPLACE FUNCTION syncguard.schema_version()
- RETURNS integer
- LANGUAGE sql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
+RETURNS integer LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$ SELECT max(version) FROM syncguard.migration WHERE node_id = syncguard.node_id() $function$;

@@ -4,11 +4,8 @@
 -- One sweep batch: advances the sweep of the first table whose current pass is unfinished.
 -- Returns {table, buckets, rows, done} or NULL when every table is swept.
 CREATE OR REPLACE FUNCTION syncguard.sweep_batch(p_max_buckets integer)
- RETURNS jsonb
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   r syncguard.registration;
   v_step jsonb;
@@ -37,18 +34,15 @@ BEGIN
     RETURN jsonb_build_object('busy', true, 'buckets', 0, 'rows', 0);
   END IF;
   RETURN NULL;
-END
-$function$;
+END $function$;
 
 -- Advances the sweep of one table by up to p_max_buckets non-empty buckets of one free lane (a
 -- hash registration does all its buckets in one step, since each step reads the whole table).
 -- Returns {done, recomputed, rows, nextBucket}, or {busy} when every unfinished lane of this table
 -- is being swept by another session right now.
 CREATE OR REPLACE FUNCTION syncguard.sweep_step(p_reg integer, p_max_buckets integer DEFAULT 100)
- RETURNS jsonb
- LANGUAGE plpgsql
- SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql
+SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' AS $function$
 DECLARE
   r syncguard.registration := syncguard._reg(p_reg);
   s syncguard.sweep;
@@ -132,23 +126,18 @@ BEGIN
     PERFORM syncguard._finish_sweep(p_reg, s.pass);
   END IF;
   RETURN jsonb_build_object('done', false, 'recomputed', v_done, 'rows', v_rows, 'nextBucket', v_next, 'lane', l.lane);
-END
-$function$;
+END $function$;
 
 -- The first bucket of a registration's sweep order.
 CREATE OR REPLACE FUNCTION syncguard._sweep_start(r syncguard.registration)
- RETURNS bigint
- LANGUAGE sql
- IMMUTABLE
+RETURNS bigint LANGUAGE sql IMMUTABLE
 AS $function$ SELECT CASE WHEN r.scheme = 'int' THEN syncguard.int_bucket(-9223372036854775808, r.bucket_width) ELSE 0 END $function$;
 
 -- Progress of the current pass: the share of its lanes' spans done (0 before it is split).
 CREATE OR REPLACE FUNCTION syncguard._sweep_progress(r syncguard.registration)
- RETURNS numeric
- LANGUAGE plpgsql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
- SET row_security TO 'off'
+RETURNS numeric LANGUAGE plpgsql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp'
+SET row_security TO 'off'
 AS $function$
 DECLARE
   s syncguard.sweep;
@@ -164,15 +153,13 @@ BEGIN
                                 ELSE GREATEST(LEAST(l.next_bucket, l.span_end) - l.lo_bucket, 0) END)::numeric
                        / NULLIF(sum(l.span_end - l.lo_bucket), 0), 0.9999), 4)
       FROM syncguard.sweep_lane l WHERE l.reg_id = r.reg_id AND l.pass = s.pass), 0);
-END
-$function$;
+END $function$;
 
 -- Splits the current pass of a registration into lanes (the caller holds the sweep row's lock).
 CREATE OR REPLACE FUNCTION syncguard._split_sweep(r syncguard.registration, s syncguard.sweep)
- RETURNS void
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
- SET row_security TO 'off'
+RETURNS void LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp'
+SET row_security TO 'off'
 AS $function$
 DECLARE
   v_lo bigint := s.next_bucket;
@@ -202,15 +189,12 @@ BEGIN
          LEAST(v_lo + (i + 1) * v_w, v_hi),
          CASE WHEN i = 0 THEN s.next_bucket ELSE v_lo + i * v_w END
     FROM generate_series(0, v_n - 1) i;
-END
-$function$;
+END $function$;
 
 -- Marks a pass finished (once: a later pass, or another worker that finished it, is left alone).
 CREATE OR REPLACE FUNCTION syncguard._finish_sweep(p_reg integer, p_pass integer)
- RETURNS void
- LANGUAGE sql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS void LANGUAGE sql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   UPDATE syncguard.sweep SET
          next_bucket = coalesce((SELECT max(coalesce(l.hi_bucket, l.next_bucket)) FROM syncguard.sweep_lane l
                                   WHERE l.reg_id = p_reg AND l.pass = p_pass), next_bucket),

@@ -13,10 +13,8 @@
 -- is not SECURITY DEFINER.
 -- As in 0009 and 0022, with the trigger functions made by _trigger_functions.
 CREATE OR REPLACE FUNCTION syncguard._install_triggers(r syncguard.registration)
- RETURNS void
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS void LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_tbl text := format('%I.%I', r.schema_name, r.table_name);
   v_fn text := syncguard._mark_fn(r.reg_id);
@@ -56,17 +54,14 @@ BEGIN
                  v_tbl, syncguard._truncate_fn(r.reg_id));
   EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER syncguard_insert, ENABLE ALWAYS TRIGGER syncguard_update, '
                  'ENABLE ALWAYS TRIGGER syncguard_delete, ENABLE ALWAYS TRIGGER syncguard_truncate', v_tbl);
-END
-$function$;
+END $function$;
 
 -- Creates (or, p_replace, replaces in place) a registration's trigger functions: the mark function
 -- (statement- or row-level, by _row_triggers) and the TRUNCATE function. From 0009/0022's
 -- _install_triggers, with the memo proven and local writes told apart as above.
 CREATE OR REPLACE FUNCTION syncguard._trigger_functions(r syncguard.registration, p_replace boolean)
- RETURNS void
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS void LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_fn text := syncguard._mark_fn(r.reg_id);
   v_row boolean := syncguard._row_triggers(r);
@@ -182,8 +177,7 @@ BEGIN
 END$f$, r.reg_id, v_local, syncguard._local_write_test()));
   EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', v_fn);
   EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', syncguard._truncate_fn(r.reg_id));
-END
-$function$;
+END $function$;
 
 -- Whether a registration's changes must be tracked by row triggers: on a subscriber, and on a
 -- publisher whose table also receives changes from a subscription of its own (a cascade).
@@ -191,11 +185,8 @@ $function$;
 -- root reach it without firing its statement triggers), and a partitioned table is a cascade when
 -- a subscription replicates it as its root or as any of its leaves.
 CREATE OR REPLACE FUNCTION syncguard._row_triggers(r syncguard.registration)
- RETURNS boolean
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS boolean LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT r.node_role = 'subscriber' OR r.partitioning IS NOT DISTINCT FROM 'leaf'
       OR EXISTS (SELECT 1 FROM pg_subscription_rel sr
                   WHERE sr.srrelid = r.relid OR sr.srrelid = ANY(coalesce(syncguard._leaves(r.relid), '{}')))
@@ -203,10 +194,8 @@ $function$;
 
 -- The condition under which a write is a local one, for the generated trigger functions.
 CREATE OR REPLACE FUNCTION syncguard._local_write_test()
- RETURNS text
- LANGUAGE sql
- IMMUTABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
+RETURNS text LANGUAGE sql IMMUTABLE
+SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$ SELECT '(pg_catalog.current_setting(''session_replication_role'') OPERATOR(pg_catalog.<>) ''replica'''
           || ' OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_subscription(NULL::pg_catalog.oid) sg_w'
           || ' WHERE sg_w.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()))' $function$;
@@ -214,10 +203,8 @@ AS $function$ SELECT '(pg_catalog.current_setting(''session_replication_role'') 
 -- Gives every leaf of a partitioned registration the triggers it lacks: its TRUNCATE trigger, and
 -- on a publisher its statement triggers (row triggers are the root's clones).
 CREATE OR REPLACE FUNCTION syncguard._install_leaf_triggers(r syncguard.registration)
- RETURNS void
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS void LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_leaf oid;
   v_row boolean := syncguard._row_triggers(r);
@@ -238,17 +225,14 @@ BEGIN
       EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', v_leaf::regclass, v_t.name);
     END LOOP;
   END LOOP;
-END
-$function$;
+END $function$;
 
 -- Drops the triggers that call a registration's trigger functions from tables other than its own
 -- (a leaf's TRUNCATE trigger; the triggers a partition kept when it was detached), except from
 -- p_keep. Clones go with their parent trigger and are left alone.
 CREATE OR REPLACE FUNCTION syncguard._drop_triggers_elsewhere(r syncguard.registration, p_keep oid[])
- RETURNS void
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS void LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_t record;
 BEGIN
@@ -259,8 +243,7 @@ BEGIN
   LOOP
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', v_t.tgname, v_t.tbl);
   END LOOP;
-END
-$function$;
+END $function$;
 
 -- Replaces every registration's trigger functions in place from the current templates
 -- (_trigger_functions); install runs it after every change to the definitions. The triggers on the
@@ -268,9 +251,9 @@ $function$;
 -- subscription's apply goes on. A registration whose table is gone, or whose trigger kind no longer
 -- fits what _row_triggers gives (health reports that; re-registering makes the new kind), is left
 -- as it is. Returns how many registrations were rebuilt.
-CREATE OR REPLACE FUNCTION syncguard._rebuild_trigger_functions() RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-AS $$
+CREATE OR REPLACE FUNCTION syncguard._rebuild_trigger_functions()
+RETURNS integer LANGUAGE plpgsql
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   r syncguard.registration;
   v_n integer := 0;
@@ -284,5 +267,4 @@ BEGIN
     END IF;
   END LOOP;
   RETURN v_n;
-END
-$$;
+END $function$;

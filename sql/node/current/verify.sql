@@ -1,13 +1,13 @@
 -- Verification: the catalogue as verify reads it (an overview, then levels of the bucket tree, then
 -- buckets), and what the subscriber reports about local writes.
 
-CREATE OR REPLACE FUNCTION syncguard.verify_overview()
- RETURNS jsonb
- LANGUAGE sql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
-  SELECT coalesce(jsonb_agg(jsonb_build_object(
+-- What verify reads first about one registration, whatever else it asks: the table, its
+-- fingerprint, whether the first sweep finished, the dirty buckets (with the age of their oldest
+-- mark in ms), the never-computed buckets, and the buckets with recorded local writes.
+CREATE OR REPLACE FUNCTION syncguard._catalogue_state(r syncguard.registration, s syncguard.sweep)
+RETURNS jsonb LANGUAGE sql STABLE
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
+  SELECT jsonb_build_object(
       'table', syncguard._table_text(r.schema_name, r.table_name),
       'fingerprint', r.fingerprint,
       'swept', s.first_finished_at IS NOT NULL,
@@ -16,7 +16,13 @@ AS $function$
                     FROM syncguard.dirty d WHERE d.reg_id = r.reg_id GROUP BY d.bucket) x),
       'uncomputed', (SELECT coalesce(jsonb_agg(b.bucket::text), '[]') FROM syncguard.bucket b
                       WHERE b.reg_id = r.reg_id AND b.row_count IS NULL),
-      'localWrites', (SELECT coalesce(jsonb_agg(DISTINCT w.bucket::text), '[]') FROM syncguard.local_write w WHERE w.reg_id = r.reg_id),
+      'localWrites', (SELECT coalesce(jsonb_agg(DISTINCT w.bucket::text), '[]') FROM syncguard.local_write w WHERE w.reg_id = r.reg_id))
+$function$;
+
+CREATE OR REPLACE FUNCTION syncguard.verify_overview()
+RETURNS jsonb LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
+  SELECT coalesce(jsonb_agg(syncguard._catalogue_state(r, s) || jsonb_build_object(
       'totals', (SELECT jsonb_build_array(count(*)::text, coalesce(sum(b.row_count), 0)::text, coalesce(sum(b.hash_sum), 0)::text)
                    FROM syncguard.bucket b
                   WHERE b.reg_id = r.reg_id AND b.row_count IS NOT NULL
@@ -33,11 +39,8 @@ $function$;
 -- The ranges of width p_width of one table's clean buckets, within the parent ranges p_parents of
 -- width p_parent_width (NULL: every bucket): {range: [buckets, digest]}.
 CREATE OR REPLACE FUNCTION syncguard.verify_level(p_schema text, p_table text, p_width bigint, p_parent_width bigint, p_parents bigint[])
- RETURNS jsonb
- LANGUAGE plpgsql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 DECLARE
   v_reg integer;
   v_out jsonb;
@@ -75,29 +78,16 @@ BEGIN
     INTO v_out
     FROM (SELECT c.rg, count(*) AS n, sum(c.row_count) AS rows, sum(c.hash_sum) AS total FROM clean c GROUP BY c.rg) x;
   RETURN v_out;
-END
-$function$;
+END $function$;
 
 -- Per registration of this node: fingerprint, whether the first sweep finished, the dirty buckets
 -- (with the age of their oldest mark in ms) and never-computed buckets, and sums over ranges of p_width consecutive bucket ids of the buckets
 -- that are clean and computed: {range: [buckets, rows, hash_sum]}, numbers as text.
 -- As in 0008, plus the buckets with recorded local writes.
 CREATE OR REPLACE FUNCTION syncguard.verify_ranges(p_width bigint)
- RETURNS jsonb
- LANGUAGE sql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
-  SELECT coalesce(jsonb_agg(jsonb_build_object(
-      'table', syncguard._table_text(r.schema_name, r.table_name),
-      'fingerprint', r.fingerprint,
-      'swept', s.first_finished_at IS NOT NULL,
-      'dirty', (SELECT coalesce(jsonb_object_agg(x.bucket, x.age_ms), '{}') FROM (
-                  SELECT d.bucket::text AS bucket, floor(extract(epoch FROM clock_timestamp() - min(d.marked_at)) * 1000)::bigint AS age_ms
-                    FROM syncguard.dirty d WHERE d.reg_id = r.reg_id GROUP BY d.bucket) x),
-      'uncomputed', (SELECT coalesce(jsonb_agg(b.bucket::text), '[]') FROM syncguard.bucket b
-                      WHERE b.reg_id = r.reg_id AND b.row_count IS NULL),
-      'localWrites', (SELECT coalesce(jsonb_agg(DISTINCT w.bucket::text), '[]') FROM syncguard.local_write w WHERE w.reg_id = r.reg_id),
+RETURNS jsonb LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
+  SELECT coalesce(jsonb_agg(syncguard._catalogue_state(r, s) || jsonb_build_object(
       'ranges', (SELECT coalesce(jsonb_object_agg(x.rg, jsonb_build_array(x.n::text, x.rows::text, x.s::text)), '{}')
                    FROM (SELECT syncguard.int_bucket(b.bucket, p_width) AS rg, count(*) AS n, sum(b.row_count) AS rows, sum(b.hash_sum) AS s
                            FROM syncguard.bucket b
@@ -116,11 +106,8 @@ $function$;
 -- As in 0008, plus the registration's fingerprint and each clean bucket's generation
 -- (values: {bucket: [rows, hash_sum, generation]}).
 CREATE OR REPLACE FUNCTION syncguard.verify_buckets(p_schema text, p_table text, p_width bigint, p_ranges bigint[], p_buckets bigint[] DEFAULT NULL::bigint[])
- RETURNS jsonb
- LANGUAGE sql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   WITH r AS (
     SELECT g.reg_id, g.fingerprint FROM syncguard.registration g
      WHERE g.node_id = syncguard.node_id() AND g.schema_name = p_schema AND g.table_name = p_table
@@ -149,11 +136,8 @@ $function$;
 -- buckets, first and last (server time), and up to five application names. Grouping by role means
 -- no amount of writes by one role can push another role's writes out of the report.
 CREATE OR REPLACE FUNCTION syncguard.local_writes(p_limit integer)
- RETURNS jsonb
- LANGUAGE sql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
+RETURNS jsonb LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   WITH w AS (
     SELECT syncguard._table_text(r.schema_name, r.table_name) AS tbl, w.*
       FROM syncguard.local_write w JOIN syncguard.registration r ON r.reg_id = w.reg_id AND r.node_id = syncguard.node_id()
@@ -176,11 +160,9 @@ $function$;
 -- with their last values, and the largest key of an integer key.
 -- As in 0010 (with 0017's table names).
 CREATE OR REPLACE FUNCTION syncguard.parity_info()
- RETURNS jsonb
- LANGUAGE plpgsql
- STABLE SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
- SET row_security TO 'off'
+RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path TO 'pg_catalog', 'pg_temp'
+SET row_security TO 'off'
 AS $function$
 DECLARE
   r syncguard.registration;
@@ -216,5 +198,4 @@ BEGIN
       'sequences', v_seqs);
   END LOOP;
   RETURN v_out;
-END
-$function$;
+END $function$;
