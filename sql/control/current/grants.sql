@@ -2,8 +2,8 @@
 -- functions (grant_role); the audit tables are written only through these functions (the guard
 -- triggers refuse direct writes).
 
--- Refuses a direct write to plans and decisions by anyone but the owner (the functions above run
--- as the owner): a GRANT made after this migration does not open them again.
+-- Refuses a direct write to plans and decisions by anyone but the owner (the functions that write
+-- them run as the owner): a GRANT on those tables does not open them to direct writes.
 CREATE OR REPLACE FUNCTION syncguard_control._guard_plans()
 RETURNS trigger LANGUAGE plpgsql
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -16,13 +16,12 @@ BEGIN
   RETURN NULL;
 END $function$;
 
--- What each job may call (issue 17 item 1 of the review): PostgreSQL lets PUBLIC execute every new
--- function, so a role with only USAGE on the schema (a dashboard) could otherwise create, decide,
--- claim and release plans and take or replace task tokens. Every function here is revoked from
--- PUBLIC (and so is every function the owner creates in the schema later); the owner grants each
--- login the kinds it needs with grant_role.
--- As in 0005, with the functions above in their kinds: take_over_plan for appliers, and
--- deployment_id (what a signed decision names) for approvers and the workflow's approval function.
+-- What each job may call: PostgreSQL lets PUBLIC execute every new function, so a role with only
+-- USAGE on the schema (a dashboard) could otherwise create, decide, claim and release plans and
+-- take or replace task tokens. Every function here is revoked from PUBLIC (and so is every
+-- function the owner creates in the schema later); the owner grants each login the kinds it needs
+-- with grant_role. Appliers get take_over_plan besides claiming, finishing and releasing;
+-- approvers and the workflow's approval function get deployment_id (what a signed decision names).
 CREATE OR REPLACE FUNCTION syncguard_control.grant_role(p_role name, p_kind text)
 RETURNS text LANGUAGE plpgsql
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$

@@ -227,10 +227,12 @@ SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
   SELECT count(*) = 1 FROM e;
 $function$;
 
--- Records the outcome of a claimed plan, as in 0005, and only as the login that holds the claim,
--- or, once its lease ended, as the run that recovers the outcome from the nodes (item 22): the
--- claim id alone would let another applier record any outcome, and a bucket "verified" that
--- nobody verified, while the holder is still at work.
+-- Records the outcome of a claimed plan: the divergence becomes repaired, then verified (bucket
+-- equal) or open again (bucket still differs). Returns false when this run had recorded it already.
+-- Only the login that holds the claim records it, or, once its lease ended, the run that recovers
+-- the outcome from the nodes (a run killed after it sent the repair request leaves the plan
+-- `applying`): the claim id alone would let another applier record any outcome, and a bucket
+-- "verified" that nobody verified, while the holder is still at work.
 CREATE OR REPLACE FUNCTION syncguard_control.finish_plan(p_plan bigint, p_claim text, p_outcome jsonb, p_bucket_equal boolean)
 RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$

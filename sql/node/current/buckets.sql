@@ -33,8 +33,8 @@ AS $function$ SELECT format('ROW(%s)', string_agg(format('(%s).%I', p_bound, k),
 --   int:   floor(key / width), as inline arithmetic
 --   range: number of sampled lower bounds <= key (width_bucket over a typed array, in the
 --          generated bucket_of_<id>() function)
---   hash:  row_hash of the key's row text, modulo bucket_count
--- As in 0002, and a registration without key columns hashes the whole row.
+--   hash:  row_hash of the key's row text, modulo bucket_count (of the whole row's text when
+--          the registration has no key columns)
 CREATE OR REPLACE FUNCTION syncguard._bucket_expr(p_reg syncguard.registration, p_alias text)
 RETURNS text LANGUAGE plpgsql STABLE
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -175,7 +175,7 @@ $function$;
 -- SQL that, given $1 = bigint[] of bucket ids, returns (bucket, row_count, hash_sum) for each of
 -- them (0 and 0 for an empty bucket). Integer and range buckets are read through the key index,
 -- one range scan per bucket; hash buckets need one pass over the table.
--- As in 0010, reading the table through _rel.
+-- The table is read through _rel: a partitioned table whole, any other with ONLY.
 CREATE OR REPLACE FUNCTION syncguard._compute_sql(p_reg syncguard.registration)
 RETURNS text LANGUAGE plpgsql STABLE
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$

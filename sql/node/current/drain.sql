@@ -2,9 +2,14 @@
 -- (FOR UPDATE SKIP LOCKED), and the re-sweep after lost state. Drains write no logged table, so
 -- nothing they do reaches a FOR ALL TABLES publication.
 
--- The drain of some tables only (verification drains what it verifies, nothing else): as
--- drain_batch(integer), restricted to the named tables; NULL names: every table.
--- As in 0019, with the check after the claim.
+-- Recomputes up to p_max_buckets dirty buckets, oldest marks first, of the named tables only
+-- (verification drains what it verifies, nothing else); NULL names: every table. Returns
+-- {buckets, rows, failed}. A registration with a fault is skipped, and a recompute that fails
+-- becomes a fault of its registration instead of failing the batch (a transient error, a lock or
+-- statement timeout or a deadlock, still ends it). Parallel workers share the marks: each claims
+-- buckets FOR UPDATE SKIP LOCKED and looks at their marks again once it holds them (see the loop),
+-- so a bucket another worker drained meanwhile is not recomputed twice (without that second look,
+-- three workers recomputed 31 dirty buckets 62 times).
 CREATE OR REPLACE FUNCTION syncguard.drain_batch(p_max_buckets integer, p_schemas name[], p_tables name[])
 RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -77,7 +82,9 @@ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$ SELECT syncguard.drain_batch(p_max_buckets, NULL, NULL) $function$;
 
 -- Claims, recomputes and stores the given buckets; returns those it recomputed.
--- As in 0005, and every recompute raises the bucket's generation.
+-- Every recompute raises the bucket's generation: verification judges "the publisher bucket did
+-- not change between two rounds" by it, since a row flipped A -> B -> A while another drainer
+-- recomputes the bucket leaves its value as it was, but not its generation.
 CREATE OR REPLACE FUNCTION syncguard.recompute(p_reg integer, p_buckets bigint[])
 RETURNS TABLE(bucket bigint, row_count bigint) LANGUAGE plpgsql
 SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' AS $function$
@@ -133,8 +140,12 @@ AS $function$ INSERT INTO syncguard.fault (reg_id, kind, sqlstate, message) VALU
 -- sentinel row is gone. Then every catalogue value and mark is gone too, and the sweep starts
 -- again from the beginning by itself (no sweep row = sweep from the start); this records the loss
 -- so that status and verification can say why coverage dropped. Returns true when it found a loss.
--- As in 0018, with the drain's state in drain_state and state_loss_count, and the signatures of
--- registrations no longer registered dropped.
+-- Every call also deletes what registrations that are gone left behind (marks, local writes,
+-- faults, catalogue signatures) and runs the partition and rewrite checks (_check_partitions).
+-- The time of a loss is kept in the unlogged drain_state (emptied with the rest, set again here)
+-- and the number of losses in the sequence state_loss_count, which survives them: a drain writes
+-- no logged table, since a FOR ALL TABLES publication would send it, and no publication replicates
+-- a sequence.
 CREATE OR REPLACE FUNCTION syncguard.check_state()
 RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -163,8 +174,8 @@ BEGIN
 END $function$;
 
 -- Starts a new sweep pass over every registered table now. Existing catalogue values stay valid
--- until their bucket is recomputed.
--- As in 0006 (SECURITY DEFINER since 0012), with the time in drain_state.
+-- until their bucket is recomputed. SECURITY DEFINER, so a drainer needs no table privileges; the
+-- time is kept in the unlogged drain_state (a drain writes no logged table).
 CREATE OR REPLACE FUNCTION syncguard.request_full_sweep()
 RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -181,8 +192,8 @@ BEGIN
 END $function$;
 
 -- Starts a full re-sweep when the last one started more than p_interval ago (the first call only
--- starts the clock). Returns true when it started one.
--- As in 0006 (SECURITY DEFINER since 0012), with the time in drain_state.
+-- starts the clock). Returns true when it started one. SECURITY DEFINER, so a drainer needs no
+-- table privileges; the time of the last start is in the unlogged drain_state.
 CREATE OR REPLACE FUNCTION syncguard.maybe_full_sweep(p_interval interval)
 RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$

@@ -20,7 +20,9 @@ $function$;
 
 -- Everything that makes one registration's catalogue untrustworthy, as messages that say what
 -- happened and what to do; empty when the registration holds.
--- As in 0025, with those three texts.
+-- A renamed table is told to register under its new name (its old name no longer exists, or is
+-- another table), a dropped one to remove its registration (register refuses a table that does
+-- not exist), and a disabled or half-enabled trigger says which changes it does not track.
 CREATE OR REPLACE FUNCTION syncguard._problems(r syncguard.registration)
 RETURNS text[] LANGUAGE plpgsql STABLE
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -98,7 +100,9 @@ BEGIN
   RETURN v_out;
 END $function$;
 
--- The problems this migration adds to health (_problems above calls it).
+-- The problems that have a function of their own: hash version 2's truncated columns, partitions
+-- detached and attached again, a changed row filter, rows rewritten without triggers (_problems
+-- above calls it).
 CREATE OR REPLACE FUNCTION syncguard._more_problems(r syncguard.registration)
 RETURNS text[] LANGUAGE plpgsql STABLE
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -171,7 +175,9 @@ BEGIN
                 coalesce(v_now, 'none'), coalesce(r.row_filter, 'none'), syncguard._table_text(r.schema_name, r.table_name));
 END $function$;
 
--- As in 0025, against the signature the catalogue was built with.
+-- For health: rows may have been rewritten without firing a trigger (ALTER COLUMN ... TYPE ...
+-- USING on a hashed column, ALTER TYPE ... RENAME VALUE of an enum it holds): the content
+-- signature (_content_sig) differs from the one the catalogue was built with (_as_built).
 CREATE OR REPLACE FUNCTION syncguard._rewrite_problem(r syncguard.registration)
 RETURNS text LANGUAGE sql STABLE
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -183,7 +189,8 @@ $function$;
 
 -- Every registration of this node whose content signature changed: its catalogue is rebuilt
 -- (recorded like a partition change, for status). A registration without one takes it.
--- As in 0025, with the content signature as built (catalogue_sig), recorded there.
+-- The signature compared is the one the catalogue was built with, kept in the unlogged
+-- catalogue_sig (_as_built, _set_built): a drain writes no table a publication replicates.
 CREATE OR REPLACE FUNCTION syncguard._check_rewrites()
 RETURNS integer LANGUAGE plpgsql
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -221,8 +228,8 @@ SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 $function$;
 
 -- For health: the signature changed with the same leaves (the leaf change itself is reported by
--- _partition_problems).
--- As in 0025, against the signature the catalogue was built with.
+-- _partition_problems). A DETACH and ATTACH give the partition a new pg_inherits row, so the
+-- signature (_leaf_sig) changes; it is compared with the one the catalogue was built with (_as_built).
 CREATE OR REPLACE FUNCTION syncguard._leaf_sig_problem(r syncguard.registration)
 RETURNS text LANGUAGE sql STABLE
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$

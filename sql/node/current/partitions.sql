@@ -11,12 +11,15 @@ SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
                           WHERE t.isleaf AND t.relid::oid <> p_relid ORDER BY 1) END
 $function$;
 
--- Every partitioned registration of this node whose leaves changed since the last check: new
--- leaves get their triggers, leaves gone lose ours, then the catalogue is rebuilt (a new first
--- sweep, which also counts what was written to a new leaf before it had triggers; until it ends
--- verification reports the table's coverage as incomplete), and the change is recorded. A trigger that cannot be created is a fault of the registration, with the reason.
--- Returns the number of registrations that changed.
--- As in 0025, with the leaves and signatures as built (catalogue_sig), recorded there.
+-- Every partitioned registration of this node whose leaves changed since the last check, or
+-- whose partitions were detached and attached again (same leaves, another _leaf_sig): new leaves
+-- get their triggers, leaves gone lose ours, then the catalogue is rebuilt (a new first sweep,
+-- which also counts what was written to a new leaf before it had triggers; until it ends
+-- verification reports the table's coverage as incomplete), and the change is recorded. A trigger
+-- that cannot be created is a fault of the registration, with the reason. A registration without
+-- a signature yet just takes it. Returns the number of registrations that changed.
+-- The leaves and signature compared are those the catalogue was built with, kept in the unlogged
+-- catalogue_sig (_as_built, _set_built): a drain writes no table a publication replicates.
 CREATE OR REPLACE FUNCTION syncguard._check_partitions()
 RETURNS integer LANGUAGE plpgsql
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -76,7 +79,7 @@ BEGIN
     DELETE FROM syncguard.sweep WHERE reg_id = r.reg_id;
     v_n := v_n + 1;
   END LOOP;
-  -- item 7's check runs here too: check_state() calls this on every drain
+  -- rows rewritten without triggers are looked for here too: check_state() calls this on every drain
   RETURN v_n + syncguard._check_rewrites();
 END $function$;
 
@@ -125,7 +128,7 @@ $function$;
 
 -- What makes a partitioned registration's catalogue untrustworthy now: leaves changed since the
 -- last drain, a leaf without its triggers or with one not ENABLE ALWAYS.
--- As in 0018, against the leaves the catalogue was built with.
+-- The leaves compared are those the catalogue was built with (_as_built).
 CREATE OR REPLACE FUNCTION syncguard._partition_problems(r syncguard.registration, p_fix text)
 RETURNS text[] LANGUAGE plpgsql STABLE
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$

@@ -4,8 +4,9 @@
 
 -- Publisher: the probe of some buckets of one table. Call it in a READ COMMITTED transaction that
 -- set a short lock_timeout, and commit right after: the SHARE lock is held until then.
--- Returns {id, values, rows, lockWaitMs, computeMs}.
--- As in 0018, refused while syncguard.probe is not clean.
+-- Returns {id, values, rows, lockWaitMs, computeMs}. Refused beyond the probe caps, and while
+-- syncguard.probe has code syncguard did not add (_probe_lock: it would run as the installer on
+-- the probe's insert).
 CREATE OR REPLACE FUNCTION syncguard.probe_buckets(p_schema text, p_table text, p_buckets bigint[], p_target uuid, p_subscription text)
 RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -39,8 +40,10 @@ BEGIN
                             'computeMs', syncguard._ms(v_t1, clock_timestamp()));
 END $function$;
 
--- Publisher: a marker (as in 0013), refused while syncguard.probe has code syncguard did not add
--- (a default, a policy, a rule or a trigger there would run as the installer on this insert).
+-- Publisher: a marker, a probe that asks nothing: its answer on the subscriber means that every
+-- transaction the publisher committed before it has been applied there (the barrier). Refused
+-- while syncguard.probe has code syncguard did not add (a default, a policy, a rule or a trigger
+-- there would run as the installer on this insert).
 CREATE OR REPLACE FUNCTION syncguard.probe_marker(p_target uuid, p_subscription text)
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -49,8 +52,8 @@ BEGIN
   RETURN syncguard._send_probe(p_target, 'marker', NULL, jsonb_build_object('subscription', p_subscription));
 END $function$;
 
--- Publisher: deletes this node's probes older than an hour (as in 0013); deletes nothing while
--- syncguard.probe has code syncguard did not add (a policy or rule would run as the installer).
+-- Publisher: deletes this node's probes older than an hour (the deletes replicate); deletes nothing
+-- while syncguard.probe has code syncguard did not add (a policy or rule would run as the installer).
 CREATE OR REPLACE FUNCTION syncguard.probe_cleanup()
 RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -73,7 +76,8 @@ SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
     FROM syncguard.probe_result r WHERE r.origin = p_origin AND r.id = ANY(p_ids)
 $function$;
 
--- Subscriber: can probes reach this node? As in 0013, plus who owns syncguard.probe, the
+-- Subscriber: can probes reach this node? The probe table, its trigger (tgenabled), the
+-- subscriptions that carry syncguard.probe with their sync state, who owns syncguard.probe, the
 -- dedicated owner's name and whether it exists, the installer (the schema's owner), and the
 -- triggers and rules on syncguard's logged tables that syncguard did not create (the owner of
 -- those tables may add some; probes are not trusted while there are any).
@@ -180,9 +184,10 @@ SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
     FROM syncguard.compute_buckets(p_reg, p_buckets) c
 $function$;
 
--- The subscriber's answers, as in 0014; an inspection ('rows') answers {rows, snapshot}: its
--- (key, hash) list and the snapshot taken just before it was read, so that a repair can tell local
--- writes after the inspection from those it saw (item 15).
+-- What the subscriber answers to one probe (a marker, buckets, an inspection or a repair):
+-- {ok, answer | error, rows}; an error it raises becomes a failed answer in the trigger. An
+-- inspection ('rows') answers {rows, snapshot}: its (key, hash) list and the snapshot taken just
+-- before it was read, so that a repair can tell local writes after the inspection from those it saw.
 CREATE OR REPLACE FUNCTION syncguard._probe_answer(p syncguard.probe)
 RETURNS jsonb LANGUAGE plpgsql
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -236,10 +241,11 @@ BEGIN
   RETURN jsonb_build_object('ok', true, 'answer', syncguard._probe_values(r.reg_id, v_buckets), 'rows', v_rows);
 END $function$;
 
--- The subscriber's trigger (ENABLE ALWAYS, BEFORE INSERT), as in 0013, and: nothing is answered
--- while syncguard.probe has what syncguard did not create (a failed answer naming it); an
--- inspection ('rows') it answers is kept in syncguard.inspection with its snapshot and
--- local_write's epoch, in the same transaction as the answer. Never raises.
+-- The subscriber's trigger (ENABLE ALWAYS, BEFORE INSERT): answers the probes the apply worker of
+-- their subscription applies for this node. Nothing is answered while syncguard.probe has what
+-- syncguard did not create (a failed answer naming it); an inspection ('rows') it answers is kept
+-- in syncguard.inspection with its snapshot and local_write's epoch, in the same transaction as
+-- the answer. Never raises.
 CREATE OR REPLACE FUNCTION syncguard._probe_apply()
 RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$

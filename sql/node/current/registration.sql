@@ -4,9 +4,11 @@
 -- Registers a table on this node from a configuration decided by the coordinator (identical on
 -- both nodes). Returns the stored registration. Re-registering with the same fingerprint is a
 -- no-op; with a different one it is refused.
--- As in 0011, and: a partitioned table (its whole tree) or a partition on its own may be
--- registered, but not both a partition and one of its ancestors; every leaf gets its TRUNCATE
--- trigger, and the registration keeps its leaves.
+-- A partitioned table (its whole tree) or a partition on its own may be registered, but not both
+-- a partition and one of its ancestors, and no table in an inheritance tree; every leaf gets its
+-- TRUNCATE trigger, and the registration keeps its leaves. The key columns' collations must be the
+-- configured ones, and the table's columns are kept (so the verifier can tell columns added on
+-- both sides).
 CREATE OR REPLACE FUNCTION syncguard.register_table(p_config jsonb, p_role text)
 RETURNS jsonb LANGUAGE plpgsql
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -107,8 +109,8 @@ END $function$;
 
 -- Removes a registration: its triggers, generated objects and state. Returns false when the table
 -- was not registered on this node.
--- As in 0009, and the triggers of partitions (a leaf's TRUNCATE trigger, and triggers left on a
--- partition detached since) go too.
+-- The triggers of partitions (a leaf's TRUNCATE trigger, and triggers left on a partition detached
+-- since) go too, and so do a range registration's bounds table and key type.
 CREATE OR REPLACE FUNCTION syncguard.unregister_table(p_schema text, p_table text)
 RETURNS boolean LANGUAGE plpgsql
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -204,7 +206,10 @@ END $function$;
 -- How the given publications publish a table: whether at all, which columns (NULL = all) and the
 -- row filter that applies (NULL = none). Filters of several publications are OR-ed, as PostgreSQL
 -- does; a publication without a filter or column list publishes every row or column.
--- As in 0018, with each leaf's own row filter.
+-- A partitioned table counts as published when the publications carry it as its root or as its
+-- leaves (publish_via_partition_root on or off), a partition when they carry it or an ancestor.
+-- Each leaf has the row filter of the entries that carry it; when the leaves' filters differ, or
+-- some leaf is not published, the row filter is a CASE over tableoid.
 CREATE OR REPLACE FUNCTION syncguard._publication_info(p_relid oid, p_publications text[])
 RETURNS jsonb LANGUAGE plpgsql STABLE
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -231,7 +236,7 @@ BEGIN
       INTO v_cols
       FROM e;
     -- per leaf (a plain table or a partition: itself): the entries that carry it, as itself or
-    -- as an ancestor (publish_via_partition_root), OR-ed as 0018 did for the whole table
+    -- as an ancestor (publish_via_partition_root), OR-ed as for a plain table
     SELECT coalesce(jsonb_agg(jsonb_build_object('leaf', x.leaf, 'published', x.published, 'filter', x.filter) ORDER BY x.leaf), '[]')
       INTO v_per
       FROM (SELECT l.leaf, count(e.pubname) > 0 AS published,
@@ -275,7 +280,10 @@ BEGIN
   RETURN v_n;
 END $function$;
 
--- The remaining readers of user tables, as in 0004, 0006 and 0008, with ONLY.
+-- Split points for range buckets: every p_bucket_size-th key in key order (the first key of each
+-- bucket but the first), rendered as text under the pinned settings, so the subscriber can store
+-- them verbatim and cast them back identically. The table is read through _rel (a partitioned
+-- table whole, any other with ONLY).
 CREATE OR REPLACE FUNCTION syncguard.sample_bounds(p_schema text, p_table text, p_keys name[], p_bucket_size bigint)
 RETURNS jsonb LANGUAGE plpgsql STABLE
 SET "TimeZone" TO 'UTC' SET "DateStyle" TO 'ISO, YMD' SET "IntervalStyle" TO 'postgres' SET extra_float_digits TO '1' SET bytea_output TO 'hex' SET lc_monetary TO 'C' SET search_path TO 'pg_catalog', 'pg_temp' SET row_security TO 'off' SET client_encoding TO 'UTF8' SET max_parallel_workers_per_gather TO '0' AS $function$

@@ -25,7 +25,8 @@ DECLARE
   v_code text[];
 BEGIN
   PERFORM syncguard._require_read_committed('a repair');
-  -- item 8: the rows are read (col::text, casts) as syncguard's owner here too
+  -- the rows are read (col::text, casts) as syncguard's owner here too: refused while the table has
+  -- user code that would run with those rights (repair_user_code)
   v_code := syncguard.repair_user_code(p_schema, p_table);
   IF cardinality(v_code) > 0 THEN
     RAISE EXCEPTION 'no repair of %.%: it would run code of the table''s owner with syncguard''s rights on the publisher: %',
@@ -99,15 +100,19 @@ BEGIN
                             'holdMs', syncguard._ms(v_t1, clock_timestamp()));
 END $function$;
 
--- The node's caps on one repair request (item 12): the changes one request may hold the apply
--- worker for, the budget in ms of its writes and lock waits together, the changes and the lock
--- waits that ran out over all requests of one inspection.
+-- The node's caps on one repair request, which holds the subscriber's apply worker while it runs:
+-- the changes one request may hold it for, the budget in ms of its writes and lock waits together,
+-- the changes and the lock waits that ran out over all requests of one inspection (one plan sends
+-- all its parts under one inspection).
 CREATE OR REPLACE FUNCTION syncguard._repair_caps()
 RETURNS jsonb LANGUAGE sql IMMUTABLE
 AS $function$ SELECT jsonb_build_object('maxChanges', 1000, 'budgetMs', 5000, 'maxInspectionChanges', 10000, 'maxLockWaits', 3) $function$;
 
 -- Subscriber: applies one repair request (called by the probe trigger, inside the apply
--- transaction), as in 0024, and:
+-- transaction). Returns {changes: [{key, op, hash, outcome, error?}]}, outcome one of applied,
+-- already_equal, changed_since_inspection, refused, failed (a written row that does not hash as
+-- the publisher's is rolled back and recorded as failed, with the reason); hash is the
+-- publisher row's hash the change writes (null: the row is deleted). Besides:
 --   the request names the inspection probe it was planned from (inspection: its id; the origin is
 --   the request's own); it is looked up in syncguard.inspection, and the snapshot kept there, not
 --   one the request carries, tells local writes the inspection saw from the others. A request that

@@ -2,10 +2,10 @@
 -- needs, and the user code (triggers, defaults, index expressions) it would run, which is refused
 -- rather than run with syncguard's rights.
 
--- item 22: a run killed after it sent a plan's repair request leaves the plan `applying`. The
--- request is on the publisher (this node's probe of kind 'repair' naming the plan, kept an hour)
--- and its answer on the subscriber, so a later run recovers the outcome from there.
--- Publisher: the ids of this node's repair requests of a plan on a table, oldest first.
+-- Publisher: the ids of this node's repair requests of a plan on a table, oldest first. A run
+-- killed after it sent a plan's repair request leaves the plan `applying`. The request is on the
+-- publisher (this node's probe of kind 'repair' naming the plan, kept an hour) and its answer on
+-- the subscriber, so a later run recovers the outcome from there.
 CREATE OR REPLACE FUNCTION syncguard.repair_requests(p_schema text, p_table text, p_plan text)
 RETURNS bigint[] LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -24,7 +24,7 @@ SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
      AND NOT has_table_privilege(format('%I.%I', p_schema, p_table), x.p)
 $function$;
 
--- item 8: the code a repair would run with syncguard's rights. The repair's DML runs inside the
+-- The code a repair would run with syncguard's rights. The repair's DML runs inside the
 -- probe trigger, as the owner of syncguard's functions, and the publisher's repair_request reads
 -- the rows as that owner too; user code either sets off runs with those rights (it could delete
 -- syncguard.local_write rows or forge probe answers). Listed, on the table and its partitions:
@@ -42,7 +42,7 @@ $function$;
 --   type whose input or output function is not built in and not an extension's (the I/O
 --   conversion path when there is no cast, and record_in / array_in / range_in of nested types).
 -- A relation that belongs to syncguard's owner is not listed: its code already runs with those
--- rights. Empty: nothing runs. Granted to repair roles (below); SECURITY DEFINER because it reads
+-- rights. Empty: nothing runs. Granted to repair roles (_role_functions); SECURITY DEFINER: it reads
 -- the registration's columns (which defaults a repair leaves out), and it reads only catalogs.
 CREATE OR REPLACE FUNCTION syncguard.repair_user_code(p_schema text, p_table text)
 RETURNS text[] LANGUAGE sql STABLE SECURITY DEFINER
@@ -178,7 +178,8 @@ BEGIN
     FROM unnest(r.columns) WITH ORDINALITY u(c, o) JOIN pg_attribute a ON a.attrelid = r.relid AND a.attname = u.c
    WHERE a.attgenerated = '';
   IF cardinality(r.key_columns) = 0 THEN
-    -- item 10 (0029): no key to conflict on, so the count of copies is the precondition
+    -- no key to conflict on, so the count of copies is the precondition: a copy is inserted only
+    -- while the subscriber holds exactly one copy fewer than its number
     ins := format('WITH sg_c AS MATERIALIZED (SELECT sg_t.ctid AS sg_i FROM %1$s sg_t WHERE md5(%2$s) = $2[1] FOR UPDATE) '
                   'INSERT INTO %3$s (%4$s)%5$s SELECT %6$s WHERE (SELECT count(*) FROM sg_c) = $4 - 1',
                   v_rel, replace(v_hash, 'syncguard.row_hash(', '('), v_tbl, v_cols, v_override, v_vals);

@@ -1,9 +1,10 @@
 -- Status: the node's schema version and the state of its catalogue.
 
 -- The state of this node's drain, per table and in total, as jsonb (for status and drain summaries).
--- As in 0025, with the drain's state from drain_state and state_loss_count, and the FOR ALL
--- TABLES publications of this database (whose subscriptions get syncguard's logged tables: only
--- install, register and unregister write them, after checking the subscription's owner).
+-- The drain's state comes from the unlogged drain_state and the sequence state_loss_count. It
+-- lists the FOR ALL TABLES publications of this database, whose subscriptions get syncguard's
+-- logged tables: only install, register and unregister write them, after checking the
+-- subscription's owner.
 CREATE OR REPLACE FUNCTION syncguard.status()
 RETURNS jsonb LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$

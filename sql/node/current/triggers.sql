@@ -9,9 +9,9 @@
 --   subscriber: row triggers (statement triggers never fire for applied changes) plus TRUNCATE.
 -- Trigger functions only compute a bucket number and insert into an unlogged table with ON CONFLICT
 -- DO NOTHING, naming everything fully qualified, so they have nothing that can raise: an error
--- there would stop replication on a subscriber. See the subscriber branch for why its row trigger
--- is not SECURITY DEFINER.
--- As in 0009 and 0022, with the trigger functions made by _trigger_functions.
+-- there would stop replication on a subscriber. Every trigger function runs as the owner (SECURITY
+-- DEFINER); _trigger_functions says why only those of hash buckets pin the settings.
+-- The trigger functions themselves are made by _trigger_functions.
 CREATE OR REPLACE FUNCTION syncguard._install_triggers(r syncguard.registration)
 RETURNS void LANGUAGE plpgsql
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -57,8 +57,9 @@ BEGIN
 END $function$;
 
 -- Creates (or, p_replace, replaces in place) a registration's trigger functions: the mark function
--- (statement- or row-level, by _row_triggers) and the TRUNCATE function. From 0009/0022's
--- _install_triggers, with the memo proven and local writes told apart as above.
+-- (statement- or row-level, by _row_triggers) and the TRUNCATE function. On a subscriber a mark
+-- that is new also records a local write, unless the session is a logical replication worker
+-- (_local_write_test).
 CREATE OR REPLACE FUNCTION syncguard._trigger_functions(r syncguard.registration, p_replace boolean)
 RETURNS void LANGUAGE plpgsql
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -110,9 +111,10 @@ END$f$, r.reg_id, syncguard._bucket_expr(r, 'sg_new'), syncguard._bucket_expr(r,
     -- transaction, and the apply's lock keeps other sessions' DDL out until it commits): only the
     -- first row of each transaction pays for the EXCEPTION block's subtransaction. It is honoured
     -- only with session_replication_role = replica, and it never skips a mark: anyone can set it
-    -- (see the head of this item), so every row writes its marks with ON CONFLICT DO NOTHING,
-    -- and only a mark that is new runs the local-write test. Hash buckets use no memo (their
-    -- function's SET clauses would revert it).
+    -- (any session may set a custom setting, a user BEFORE trigger in the apply worker as well, and
+    -- since PostgreSQL 15 a non-superuser may be granted SET on session_replication_role), so every
+    -- row writes its marks with ON CONFLICT DO NOTHING, and only a mark that is new runs the
+    -- local-write test. Hash buckets use no memo (their function's SET clauses would revert it).
     v_body := format($f$
 DECLARE
   sg_o pg_catalog.int8;
@@ -155,8 +157,9 @@ END$f$, r.reg_id, syncguard._bucket_expr(r, 'OLD'), syncguard._bucket_expr(r, 'N
   END IF;
 
   -- every trigger function runs as the owner; only those of hash buckets pin the settings (the
-  -- others render no text, and their names and operators are qualified: 0022). A replaced
-  -- function keeps its owner and privileges; RESET ALL first drops settings it no longer pins.
+  -- others render no text, and their names and operators are qualified, so the writer's
+  -- search_path cannot lend them an operator). A replaced function keeps its owner and
+  -- privileges; RESET ALL first drops settings it no longer pins.
   IF p_replace AND to_regprocedure(v_fn || '()') IS NOT NULL THEN
     EXECUTE format('ALTER FUNCTION %s() RESET ALL', v_fn);
   END IF;
@@ -181,9 +184,9 @@ END $function$;
 
 -- Whether a registration's changes must be tracked by row triggers: on a subscriber, and on a
 -- publisher whose table also receives changes from a subscription of its own (a cascade).
--- As in 0009, and: a partition registered on its own is tracked by row triggers (statements on its
--- root reach it without firing its statement triggers), and a partitioned table is a cascade when
--- a subscription replicates it as its root or as any of its leaves.
+-- A partition registered on its own is tracked by row triggers too (statements on its root reach
+-- it without firing its statement triggers), and a partitioned table is a cascade when a
+-- subscription replicates it as its root or as any of its leaves.
 CREATE OR REPLACE FUNCTION syncguard._row_triggers(r syncguard.registration)
 RETURNS boolean LANGUAGE sql STABLE
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$

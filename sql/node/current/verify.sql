@@ -80,10 +80,10 @@ BEGIN
   RETURN v_out;
 END $function$;
 
--- Per registration of this node: fingerprint, whether the first sweep finished, the dirty buckets
--- (with the age of their oldest mark in ms) and never-computed buckets, and sums over ranges of p_width consecutive bucket ids of the buckets
--- that are clean and computed: {range: [buckets, rows, hash_sum]}, numbers as text.
--- As in 0008, plus the buckets with recorded local writes.
+-- Per registration of this node: its _catalogue_state (fingerprint, whether the first sweep
+-- finished, the dirty buckets with the age of their oldest mark in ms, the never-computed buckets,
+-- the buckets with recorded local writes), and sums over ranges of p_width consecutive bucket ids
+-- of the buckets that are clean and computed: {range: [buckets, rows, hash_sum]}, numbers as text.
 CREATE OR REPLACE FUNCTION syncguard.verify_ranges(p_width bigint)
 RETURNS jsonb LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -100,11 +100,10 @@ SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
 $function$;
 
 -- Bucket detail of one table: the buckets in the given ranges (p_width as for verify_ranges), or
--- the given buckets when p_ranges is NULL, as {swept, values: {bucket: [rows, hash_sum]} for the
--- clean computed ones, dirty: [...], uncomputed: [...]}. A bucket in none of them is empty (once
--- the first sweep finished).
--- As in 0008, plus the registration's fingerprint and each clean bucket's generation
--- (values: {bucket: [rows, hash_sum, generation]}).
+-- the given buckets when p_ranges is NULL, as {fingerprint, swept, values: {bucket: [rows,
+-- hash_sum, generation]} for the clean computed ones, dirty: [...], uncomputed: [...]}. A bucket
+-- in none of them is empty (once the first sweep finished). The generation tells verification
+-- whether a bucket was recomputed between two rounds (see recompute).
 CREATE OR REPLACE FUNCTION syncguard.verify_buckets(p_schema text, p_table text, p_width bigint, p_ranges bigint[], p_buckets bigint[] DEFAULT NULL::bigint[])
 RETURNS jsonb LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path TO 'pg_catalog', 'pg_temp' AS $function$
@@ -158,7 +157,7 @@ $function$;
 -- What the parity checks need, per registration of this node: the table's columns now, whether
 -- the registration's publications still publish it (publisher), the sequences behind its columns
 -- with their last values, and the largest key of an integer key.
--- As in 0010 (with 0017's table names).
+-- Tables are named by _table_text, and read through _rel (a plain table with ONLY).
 CREATE OR REPLACE FUNCTION syncguard.parity_info()
 RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path TO 'pg_catalog', 'pg_temp'
