@@ -9,7 +9,7 @@ import { lambdaHandler } from './commons/handler.js';
 import { logger, metrics } from './commons/observability.js';
 import { DIMENSION, METRIC } from './contract.js';
 import type { DrainSummary } from './core/drain.js';
-import { DrainError, InputError } from './core/errors.js';
+import { DrainError, TimeLimitError } from './core/errors.js';
 import type { Client } from './db/connect.js';
 import { Deadline } from './db/deadline.js';
 import { parseEvent } from './events.js';
@@ -21,7 +21,7 @@ export async function drainHandler(event: unknown, context: Context): Promise<Dr
   const database = pickDatabase(config, e.database);
   const deadline = Deadline.fromLambda(context, 0);
   const remaining = deadline.remainingMs();
-  if (!(remaining > 0)) throw new InputError(`no time left to drain (remaining ${remaining} ms)`);
+  if (!(remaining > 0)) throw new TimeLimitError(`no time left to drain (remaining ${remaining} ms); give the function a longer timeout`);
   const secretId = config.databases[database]?.secretId as string;
   // one cached connection per worker (reserved concurrency 1 keeps it at that per database)
   const clients: Client[] = [];

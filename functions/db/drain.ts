@@ -6,7 +6,7 @@
 
 import { BatchSizer } from '../core/batch-sizer.js';
 import { batchBudgetMs, type DrainSummary, defaultMarginMs, type StopReason, type TimeBox } from '../core/drain.js';
-import { InputError } from '../core/errors.js';
+import { TimeLimitError } from '../core/errors.js';
 import type { TableRef } from '../core/identifiers.js';
 import { TIME } from '../core/time-limits.js';
 import type { Client } from './connect.js';
@@ -44,7 +44,11 @@ export async function drain(client: Client, opts: DrainOptions): Promise<DrainSu
   const now = opts.now ?? Date.now;
   const start = now();
   const boxMs = opts.deadline.remainingMs(start);
-  if (!(boxMs > 0)) throw new InputError(`the drain time box must be positive, got ${boxMs} ms`);
+  if (!(boxMs > 0)) {
+    throw new TimeLimitError(
+      `the drain time box must be positive, got ${boxMs} ms: its deadline passed before it started (connecting took the time?); nothing was drained; give it a longer time limit`,
+    );
+  }
   const box: TimeBox = { deadlineMs: opts.deadline.atMs, marginMs: opts.marginMs ?? defaultMarginMs(boxMs) };
   // Every query gets a client-side deadline at the end of the box (plus a grace for the final
   // status), so a frozen backend or a partitioned network cannot hold the drain past its box.

@@ -97,6 +97,8 @@ export class PgNode implements Node {
     }
   }
 
+  // within and withQueryTimeout save and restore the node's bound around fn: calls on one node
+  // must nest, never overlap (each drain worker, and each side of a pair, has its own node).
   async within<T>(deadline: Deadline, fn: () => Promise<T>): Promise<T> {
     const saved = this.deadline;
     this.deadline = deadline.earlierOf(saved);

@@ -5,6 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { OWNER } from '../../dev/pair.js';
+import { connect } from '../../functions/db/connect.js';
 import { controlDefinitions } from '../../functions/db/generated/migrations.js';
 import { installControl } from '../../functions/db/install.js';
 import { cli } from '../support/cli.js';
@@ -97,5 +98,40 @@ describe('the control plane functions are granted per job (review finding 1)', (
       expect(await holds(c, approver(), 'syncguard_control.decide_plan(bigint, text, text, boolean, text, text)')).toBe(true);
       expect((await installControl(c)).definitions).toBe(true); // back to this release's checksum
     });
+  });
+
+  it('a recorder writes the run tables only; install takes back the writes on plans and approvals an earlier grant_role gave', async () => {
+    const db = `${ctx.pair.name}_rec`;
+    const recorder = `${ctx.pair.name}_oldrec`;
+    await ctx.pair.pub.query(`CREATE DATABASE ${db} OWNER ${OWNER}`);
+    await ctx.pair.pub.query(`CREATE ROLE ${recorder} LOGIN`);
+    const c = await connect(ctx.pair.publisherDsn.replace(/\/([^/?]+)$/, `/${db}`), 'control-plane database');
+    const may = async (table: string, what: string) =>
+      (await c.query<{ ok: boolean }>('SELECT has_table_privilege($1, $2, $3) AS ok', [recorder, `syncguard_control.${table}`, what]))
+        .rows[0]?.ok;
+    try {
+      // the release before: its grant_role gave a recorder INSERT and UPDATE on every table
+      await installControl(c, { upTo: 6 });
+      await c.query("SELECT syncguard_control.grant_role($1, 'recorder')", [recorder]);
+      expect([await may('repair_plan', 'INSERT'), await may('plan_approval', 'UPDATE')]).toEqual([true, true]);
+      // this release: taken back on install, the run tables kept, and record_run still callable
+      await installControl(c);
+      for (const t of ['repair_plan', 'plan_approval', 'approval_policy', 'plan_claim_event', 'deployment'])
+        for (const w of ['INSERT', 'UPDATE', 'DELETE']) expect(await may(t, w), `${w} on ${t}`).toBe(false);
+      for (const t of ['verification_run', 'divergence', 'divergence_event', 'table_verified'])
+        expect([await may(t, 'INSERT'), await may(t, 'UPDATE')], t).toEqual([true, true]);
+      const { rows } = await c.query<{ ok: boolean }>(
+        "SELECT has_function_privilege($1, 'syncguard_control.record_run(jsonb, jsonb)', 'EXECUTE') AS ok",
+        [recorder],
+      );
+      expect(rows[0]?.ok).toBe(true);
+      // and a recorder granted now gets no more
+      await c.query("SELECT syncguard_control.grant_role($1, 'recorder')", [recorder]);
+      expect(await may('repair_plan', 'INSERT')).toBe(false);
+    } finally {
+      await c.close();
+      await ctx.pair.pub.query(`DROP DATABASE ${db} WITH (FORCE)`);
+      await ctx.pair.pub.query(`DROP ROLE ${recorder}`);
+    }
   });
 });

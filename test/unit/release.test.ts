@@ -13,6 +13,10 @@ describe('the order of releases', () => {
     expect(isNewerRelease('0.1.0', '0.1.0')).toBe(false);
     expect(isNewerRelease('0.1.0', '0.1.1')).toBe(false);
     expect(isNewerRelease('0.2.0-rc.1', '0.1.9')).toBe(true);
+    // a release comes after its prereleases: an rc build may not take a node back from the release
+    expect(isNewerRelease('1.2.0', '1.2.0-rc.1')).toBe(true);
+    expect(isNewerRelease('1.2.0-rc.1', '1.2.0')).toBe(false);
+    expect(isNewerRelease('1.2.0+build.7', '1.2.0')).toBe(false);
   });
 
   it('is a strict order: never both ways, never a release newer than itself', () => {

@@ -46,8 +46,11 @@ BEGIN
   EXECUTE format('GRANT USAGE ON SCHEMA syncguard_control TO %s', v_role);
   EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA syncguard_control TO %s', v_role);
   IF p_kind = 'recorder' THEN
-    -- record_run runs as its caller: it writes the run, divergence and table tables itself
-    EXECUTE format('GRANT INSERT, UPDATE ON ALL TABLES IN SCHEMA syncguard_control TO %s', v_role);
+    -- record_run runs as its caller: it writes the run, divergence and table tables itself, and
+    -- nothing else: plans, approvals, the policy and the claims are written only through the
+    -- SECURITY DEFINER functions, which record who acted
+    EXECUTE format('GRANT INSERT, UPDATE ON syncguard_control.verification_run, syncguard_control.divergence, '
+                   'syncguard_control.divergence_event, syncguard_control.table_verified TO %s', v_role);
     EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA syncguard_control TO %s', v_role);
   END IF;
   FOREACH f IN ARRAY v_fns LOOP
