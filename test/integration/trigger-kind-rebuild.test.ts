@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { nodeDefinitions } from '../../functions/db/generated/migrations.js';
 import { installSchema } from '../../functions/db/install.js';
+import { registerPublisherOnly } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
 
 const T = 'public.kindflip';
@@ -31,12 +32,7 @@ const markSource = async () =>
 describe('install and a registration whose trigger kind no longer fits', () => {
   it('leaves its trigger functions as they are; writes, replication and health go on', async () => {
     // on the subscriber database, a table it publishes onward, not (yet) replicated to it
-    const { rows } = await ctx.sub.query<{ c: Record<string, unknown> }>(
-      `SELECT jsonb_build_object('schema', 'public', 'table', 'kindflip', 'keyColumns', '["id"]'::jsonb, 'keyTypes', '["integer"]'::jsonb,
-         'scheme', 'int', 'bucketWidth', 100, 'columns', '["id","v"]'::jsonb, 'columnTypes', '["integer","text"]'::jsonb,
-         'hashVersion', 1, 'fingerprint', 'sg1-kindflip') AS c`,
-    );
-    await ctx.sub.query("SELECT syncguard.register_table($1, 'publisher')", [JSON.stringify(rows[0]?.c)]);
+    await registerPublisherOnly(ctx.sub, 'kindflip');
     const kinds = async () =>
       (
         await ctx.pair.sub.query<{ row: boolean }>(

@@ -9,7 +9,7 @@ import { TableRef } from '../../functions/core/identifiers.js';
 import { Deadline } from '../../functions/db/deadline.js';
 import { drain } from '../../functions/db/drain.js';
 import { verifyPair } from '../../functions/flows/verify.js';
-import { dirtyBuckets, register, settle } from '../support/syncguard.js';
+import { dirtyBuckets, register, registerPublisherOnly, settle } from '../support/syncguard.js';
 import { usePair } from '../support/use-pair.js';
 
 const TABLES = ['ranged', 'renamed', 'narrowed', 'healthy', 'cascaded'].map((t) => `public.${t}`);
@@ -127,12 +127,7 @@ describe('replication and application writes never fail because of syncguard', (
 
   it('uses row triggers on a publisher whose table receives replicated changes (a cascade)', async () => {
     // the subscriber database publishes public.cascaded onward: its changes arrive by replication
-    const { rows } = await ctx.sub.query<{ c: Record<string, unknown> }>(
-      `SELECT jsonb_build_object('schema', 'public', 'table', 'cascaded', 'keyColumns', '["id"]'::jsonb, 'keyTypes', '["integer"]'::jsonb,
-         'scheme', 'int', 'bucketWidth', 100, 'columns', '["id","v"]'::jsonb, 'columnTypes', '["integer","text"]'::jsonb,
-         'hashVersion', 1, 'fingerprint', 'sg1-cascade') AS c`,
-    );
-    await ctx.sub.query("SELECT syncguard.register_table($1, 'publisher')", [JSON.stringify(rows[0]?.c)]);
+    await registerPublisherOnly(ctx.sub, 'cascaded');
     const { rows: kinds } = await ctx.pair.sub.query<{ row: boolean }>(
       "SELECT DISTINCT (tgtype::int & 1) = 1 AS row FROM pg_trigger WHERE tgrelid = 'public.cascaded'::regclass AND tgname <> 'syncguard_truncate'",
     );

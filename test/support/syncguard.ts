@@ -51,6 +51,26 @@ export async function register(
   return registerOnPair(pub, sub, { table: parseTableName(table), ...opts });
 }
 
+/**
+ * Registers public.<table> (id int PRIMARY KEY, v text) on one node only, as a publisher table
+ * (integer buckets of 100): a node that publishes a table onward, outside any pair's registration.
+ */
+export async function registerPublisherOnly(c: Client, table: string): Promise<void> {
+  const config = {
+    schema: 'public',
+    table,
+    keyColumns: ['id'],
+    keyTypes: ['integer'],
+    scheme: 'int',
+    bucketWidth: 100,
+    columns: ['id', 'v'],
+    columnTypes: ['integer', 'text'],
+    hashVersion: 1,
+    fingerprint: `sg1-${table}`,
+  };
+  await c.query("SELECT syncguard.register_table($1, 'publisher')", [JSON.stringify(config)]);
+}
+
 export async function regId(c: Client, table: string): Promise<number> {
   const t = parseTableName(table);
   const { rows } = await c.query<{ reg_id: number }>(
