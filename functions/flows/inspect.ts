@@ -6,7 +6,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { DetailCatalogue } from '../core/compare.js';
 import { IncompatibleError, InputError, SyncGuardError } from '../core/errors.js';
 import type { TableRef } from '../core/identifiers.js';
-import { lockRetryDelayMs } from '../core/probe-plan.js';
 import { type Diff, describeDiffs, diffKeys, type KeyDiff, type RowValues } from '../core/repair-plan.js';
 import { TIME } from '../core/time-limits.js';
 import { insertLsn } from '../db/barrier.js';
@@ -14,13 +13,12 @@ import { readDetail } from '../db/catalogue.js';
 import type { Client } from '../db/connect.js';
 import { Deadline } from '../db/deadline.js';
 import { readRowValues, sendRowsProbe } from '../db/repair.js';
-import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { nodeStatus } from '../db/status.js';
 import { registrationProblems } from '../db/verify-context.js';
-import { withHoldRetries } from './hold-retries.js';
 import { CheckedPair } from './pair.js';
 import { probeReach } from './probe-route.js';
 import { awaitAnswers } from './probes.js';
+import { withHoldRetries, withLockRetries } from './retries.js';
 
 export interface Inspection {
   readonly table: TableRef;
@@ -76,23 +74,6 @@ export async function probeTargetOf({ pub, sub }: CheckedPair, table: TableRef):
     );
   }
   return { origin: p.nodeId, target: s.nodeId, subscription: reach.subscription, fingerprint: pf, scheme: pt?.scheme ?? 'hash' };
-}
-
-/** Runs a locked publisher call, retrying a busy lock a few times (never queueing behind a long transaction). */
-export async function withLockRetries<T>(what: string, lockTimeoutMs: number, fn: () => Promise<T>, attempts = 6): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (sqlstateOf(err) !== SQLSTATE.lockNotAvailable) throw err;
-      if (attempt + 1 >= attempts) {
-        throw new SyncGuardError(
-          `${what}: the table's SHARE lock could not be had within ${lockTimeoutMs} ms in ${attempts} attempts (a long transaction holds the table; see pg_locks); try again later`,
-        );
-      }
-      await sleep(lockRetryDelayMs(attempt));
-    }
-  }
 }
 
 /** How often an inspection is taken again when the rows read after it no longer hash as it listed them. */

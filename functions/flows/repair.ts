@@ -21,10 +21,10 @@ import type { Client } from '../db/connect.js';
 import { Deadline } from '../db/deadline.js';
 import { HoldLimitError, missingRepairPrivileges, repairRequestsOf, repairUserCode, type SentRepair, sendRepair } from '../db/repair.js';
 import { nodeStatus } from '../db/status.js';
-import { beforeHoldRetry } from './hold-retries.js';
-import { type Inspection, inspectBucket, probeTargetOf, withLockRetries } from './inspect.js';
+import { type Inspection, inspectBucket, probeTargetOf } from './inspect.js';
 import { CheckedPair } from './pair.js';
 import { awaitAnswers, emptyStats, resolveByProbes } from './probes.js';
+import { beforeHoldRetry, withLockRetries } from './retries.js';
 
 export interface Plan extends PlanContent {
   /** A new plan always names its inspection (a stored one made before node 0029 may not). */
@@ -195,7 +195,7 @@ export async function applyPlan(
     } catch (err) {
       if (!(err instanceof HoldLimitError) || deadline.remainingMs() < 0) throw err;
       if (size > 1) size = Math.ceil(size / 2);
-      // one change cancelled at the hold limit: tried again a few times (hold-retries.ts)
+      // one change cancelled at the hold limit: tried again a few times (retries.ts)
       else await beforeHoldRetry(err, ++singleRetries);
     }
   }
