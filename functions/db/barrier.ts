@@ -153,9 +153,10 @@ export async function waitForBarrier(
     if (rows.length === slots.length && behind.length === 0) break;
     if (Date.now() - start > timeoutMs) {
       const b = behind[0];
+      const where = b === undefined ? '' : await walsenderPosition(pub, b.slot);
       return {
         ok: false,
-        failure: `barrier timeout after ${timeoutMs} ms: slot ${b?.slot ?? slots.join(', ')} confirmed ${b?.at ?? 'nothing'}, needed ${target}${errorsBefore === null ? NO_ERROR_COUNTS : ''}`,
+        failure: `barrier timeout after ${timeoutMs} ms: slot ${b?.slot ?? slots.join(', ')} confirmed ${b?.at ?? 'nothing'}, needed ${target}${where}${errorsBefore === null ? NO_ERROR_COUNTS : ''}`,
       };
     }
     const errorsNow = await applyErrors(sub, names);
@@ -185,6 +186,23 @@ export async function replicationStopped(sub: Client, names: readonly string[]):
 }
 
 /** The publisher's WAL insert position now: what a barrier waits for (see the top of this file). */
+/**
+ * Where the WAL a slot waits for stands, for a barrier timeout's message: how far the publisher
+ * has flushed it (the walsender sends only flushed WAL) and, where this role may see it
+ * (pg_read_all_stats), how far the slot's walsender has sent it.
+ */
+async function walsenderPosition(pub: Client, slot: string): Promise<string> {
+  const { rows } = await pub.query<{ flushed: string; sent: string | null }>(
+    `SELECT pg_catalog.pg_current_wal_flush_lsn()::text AS flushed,
+            (SELECT r.sent_lsn::text FROM pg_catalog.pg_stat_replication r JOIN pg_catalog.pg_replication_slots s ON s.active_pid = r.pid
+              WHERE s.slot_name = $1) AS sent`,
+    [slot],
+  );
+  const r = rows[0];
+  if (r === undefined) return '';
+  return ` (the publisher has flushed its WAL to ${r.flushed}${r.sent === null ? '' : `, its walsender has sent ${r.sent}`})`;
+}
+
 export async function insertLsn(pub: Client): Promise<string> {
   const { rows } = await pub.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l');
   return rows[0]?.l ?? '';

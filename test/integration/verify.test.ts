@@ -185,6 +185,12 @@ describe('verify', () => {
       const r = await verifyPair(ctx.pub, ctx.sub, { deadline: Deadline.after(4000) });
       expect(r.status).toBe('incomplete');
       expect(r.reasons[0]).toMatch(/^no replication barrier: the subscriber did not apply the probe within \d+ ms/);
+      // the fallback's slot barrier says where the WAL it waited for stands
+      const rounds = await verifyPair(ctx.pub, ctx.sub, { deadline: Deadline.after(4000), noProbes: true });
+      expect(rounds.status).toBe('incomplete');
+      expect(rounds.reasons[0]).toMatch(
+        /^no replication barrier: barrier timeout after \d+ ms: slot \S+ confirmed [0-9A-F]+\/[0-9A-F]+, needed [0-9A-F]+\/[0-9A-F]+ \(the publisher has flushed its WAL to [0-9A-F]+\/[0-9A-F]+(, its walsender has sent [0-9A-F]+\/[0-9A-F]+)?\)/,
+      );
     } finally {
       await blocker.query('ROLLBACK');
       await blocker.close();
