@@ -1,6 +1,6 @@
 // Output sinks and connection handling shared by the CLI commands.
 
-import { type Client, closeClient, connect } from '../functions/db/connect.js';
+import { type Client, connect } from '../functions/db/connect.js';
 import type { Deadline } from '../functions/db/deadline.js';
 
 export type Out = (line: string) => void;
@@ -20,6 +20,6 @@ export async function withClients<T>(
     for (const [dsn, label] of dsns) clients.push(await connect(dsn, label, deadline === undefined ? {} : { deadline }));
     return await fn(clients);
   } finally {
-    await Promise.all(clients.map(closeClient));
+    await Promise.all(clients.map((c) => c.close()));
   }
 }

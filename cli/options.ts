@@ -4,8 +4,8 @@ import { InvalidArgumentError } from 'commander';
 import { MAX_DRAIN_WORKERS } from '../functions/core/drain.js';
 import { InputError } from '../functions/core/errors.js';
 import { HASH_VERSIONS, type HashVersion, parseHashVersion } from '../functions/core/hashing.js';
-import { checkDsn } from '../functions/db/connect.js';
 import { endpointOf } from '../functions/db/control.js';
+import { checkDsn } from '../functions/db/dsn.js';
 
 export function positiveInt(flag: string): (value: string) => number {
   return (value) => {

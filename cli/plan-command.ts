@@ -4,8 +4,9 @@
 import type { Command } from 'commander';
 import { parseTableName } from '../functions/core/identifiers.js';
 import { DEFAULT_PLAN_CAP } from '../functions/core/repair-plan.js';
-import { type Client, checkDsn } from '../functions/db/connect.js';
+import type { Client } from '../functions/db/connect.js';
 import { endpointOf, refuseNodeAsControl } from '../functions/db/control.js';
+import { checkDsn } from '../functions/db/dsn.js';
 import { storePlan } from '../functions/flows/plans.js';
 import { type Plan, planBucket } from '../functions/flows/repair.js';
 import { type Out, withClients } from './clients.js';

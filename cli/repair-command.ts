@@ -6,8 +6,9 @@
 import type { Command } from 'commander';
 import { InputError } from '../functions/core/errors.js';
 import { parseTableName } from '../functions/core/identifiers.js';
-import { type Client, checkDsn } from '../functions/db/connect.js';
+import type { Client } from '../functions/db/connect.js';
 import { endpointOf, refuseNodeAsControl } from '../functions/db/control.js';
+import { checkDsn } from '../functions/db/dsn.js';
 import { applyStoredPlan } from '../functions/flows/plans.js';
 import { applyPlan, planBucket, type RepairOutcome } from '../functions/flows/repair.js';
 import { type Out, withClients } from './clients.js';

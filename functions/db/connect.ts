@@ -9,9 +9,6 @@ import type { Deadline } from './deadline.js';
 import { checkDsn, forDriver, redactDsn, redactSecrets, secretsOf } from './dsn.js';
 import { type Node, PgNode } from './node.js';
 
-export { checkDsn, redactDsn, redactSecrets, secretsOf } from './dsn.js';
-export { type Node, nodeOfError } from './node.js';
-
 /** A connection to one node, as flows/ and db/ take it (db/node.ts). */
 export type Client = Node;
 
@@ -33,11 +30,6 @@ export interface ConnectOptions {
 export async function withinDeadline<T>(nodes: readonly Node[], deadline: Deadline, fn: () => Promise<T>): Promise<T> {
   const run = nodes.reduceRight<() => Promise<T>>((inner, node) => () => node.within(deadline, inner), fn);
   return run();
-}
-
-/** Closes a node's connection (Node.close: never waits long for a frozen server). */
-export async function closeClient(node: Node): Promise<void> {
-  await node.close();
 }
 
 /**

@@ -11,7 +11,7 @@ import type { TableRef } from '../core/identifiers.js';
 import { TIME } from '../core/time-limits.js';
 import type { Client } from './connect.js';
 import type { Deadline } from './deadline.js';
-import { requireInstalled } from './install.js';
+import { requireInstalled } from './installed.js';
 import { SQLSTATE, sqlstateOf } from './sqlstate.js';
 import { nodeStatus } from './status.js';
 

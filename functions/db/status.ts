@@ -2,7 +2,7 @@
 
 import { byText, TableRef } from '../core/identifiers.js';
 import type { Client } from './connect.js';
-import { requireInstalled } from './install.js';
+import { requireInstalled } from './installed.js';
 
 export interface TableStatus {
   readonly table: string;

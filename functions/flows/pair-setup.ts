@@ -7,7 +7,8 @@ import type { HashVersion } from '../core/hashing.js';
 import type { TableRef } from '../core/identifiers.js';
 import type { Client } from '../db/connect.js';
 import { nodeMigrations } from '../db/generated/migrations.js';
-import { installedVersions, installPair } from '../db/install.js';
+import { installPair } from '../db/install.js';
+import { installedVersions } from '../db/installed.js';
 import {
   heldRegistration,
   publishedTables,

@@ -5,7 +5,7 @@
 // takes a CheckedPair, so no flow can reach it unchecked.
 
 import type { Client } from '../db/connect.js';
-import { requireDistinct, requireInstalled } from '../db/install.js';
+import { requireDistinct, requireInstalled } from '../db/installed.js';
 
 export class CheckedPair {
   /** A private member makes the type nominal: only open() makes a CheckedPair, so the type says the checks ran. */

@@ -8,7 +8,8 @@ import { schemaDump } from '../../dev/schema-dump.js';
 import { type Client, connect } from '../../functions/db/connect.js';
 import { NewerDefinitionsError, readInstalledDefinitions } from '../../functions/db/definitions.js';
 import { type Definitions, nodeDefinitions, nodeMigrations } from '../../functions/db/generated/migrations.js';
-import { installedVersions, installPair, installSchema, nodeId, requireInstalled } from '../../functions/db/install.js';
+import { installPair, installSchema, nodeId } from '../../functions/db/install.js';
+import { installedVersions, requireInstalled } from '../../functions/db/installed.js';
 
 let pair: Pair;
 

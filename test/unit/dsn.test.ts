@@ -1,8 +1,8 @@
 // Issue 17 item 24: DSNs in every form pg/libpq accepts (URL, socket URL, key=value), named and redacted.
 
 import { describe, expect, it } from 'vitest';
-import { checkDsn, redactDsn, redactSecrets, secretsOf } from '../../functions/db/connect.js';
 import { endpointOf } from '../../functions/db/control.js';
+import { checkDsn, redactDsn, redactSecrets, secretsOf } from '../../functions/db/dsn.js';
 
 describe('DSN forms (item 24)', () => {
   it('accepts a socket URL with an empty host and names it by its socket directory', () => {
