@@ -58,7 +58,7 @@ export function drainCommand(program: Command, out: Out, warn: Out): void {
         workers,
         async (clients) => {
           const mode = o.json ? 'none' : process.stdout.isTTY ? 'tty' : 'lines';
-          const reporter = drainReporter(mode, Math.round(o.maxSeconds * 1000), out);
+          const reporter = drainReporter(mode, deadline.remainingMs(), out);
           let summary: DrainSummary;
           try {
             summary = await drainWithWorkers(clients, {

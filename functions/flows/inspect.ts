@@ -109,7 +109,7 @@ export async function inspectBucket(
     const ins = await inspectOnce(pub, sub, table, bucketText, { ...opts, deadline: deadline.orAtLeast(TIME.minLimitMs) });
     const moved = movedKeys(ins);
     if (moved.length === 0) return { ...ins, durationMs: Date.now() - started };
-    if (attempt >= INSPECT_ATTEMPTS || deadline.remainingMs() < 0) {
+    if (attempt >= INSPECT_ATTEMPTS || deadline.expired()) {
       // rows that keep changing (a busy row, the one a repair is most needed for): the plan's
       // preconditions are the probe's hashes and the repair writes the publisher's row at its own
       // position (item 15), so their values are shown as a preview, marked as read after they moved

@@ -204,7 +204,7 @@ export async function awaitAnswers(
         return { answers, waitedMs: Date.now() - start, failure };
       }
     }
-    if (deadline.remainingMs() < 0) {
+    if (deadline.expired()) {
       return {
         answers,
         waitedMs: Date.now() - start,

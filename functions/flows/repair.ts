@@ -193,7 +193,7 @@ export async function applyPlan(
       );
       i += part.length;
     } catch (err) {
-      if (!(err instanceof HoldLimitError) || deadline.remainingMs() < 0) throw err;
+      if (!(err instanceof HoldLimitError) || deadline.expired()) throw err;
       if (size > 1) size = Math.ceil(size / 2);
       // one change cancelled at the hold limit: tried again a few times (retries.ts)
       else await beforeHoldRetry(err, ++singleRetries);

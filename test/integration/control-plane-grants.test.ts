@@ -134,4 +134,19 @@ describe('the control plane functions are granted per job (review finding 1)', (
       await ctx.pair.pub.query(`DROP ROLE ${recorder}`);
     }
   });
+
+  it('leaves no syncguard function, old or added by this release, executable by PUBLIC, on the node or the control plane', async () => {
+    const publicFunctions = async (c: { query: typeof ctx.pub.query }, schema: string) =>
+      (
+        await c.query<{ fn: string }>(
+          `SELECT p.oid::regprocedure::text AS fn FROM pg_proc p
+             CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+            WHERE p.pronamespace = $1::regnamespace AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'`,
+          [schema],
+        )
+      ).rows.map((r) => r.fn);
+    expect(await publicFunctions(ctx.pub, 'syncguard')).toEqual([]);
+    expect(await publicFunctions(ctx.sub, 'syncguard')).toEqual([]);
+    await asRole(OWNER, async (c) => expect(await publicFunctions(c, 'syncguard_control')).toEqual([]));
+  });
 });
